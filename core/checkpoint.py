@@ -1,0 +1,173 @@
+"""Checkpoints: a folder with `model.safetensors` (weights) and `config.json` (architecture, fps,
+normalization statistics, provenance). Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from a2bs.core.constants import N_MELS, SUPPORTED_FPS
+from a2bs.core.emotion import EmotionStats
+from a2bs.core.errors import CheckpointError
+from a2bs.core.model import A2BSModel, ModelConfig
+
+FORMAT = "a2bs-checkpoint"
+VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+# Fixed DFT / mel matrices are rebuilt from constants, and the mel statistics live in config.json.
+_DERIVED_PREFIX = "front_end."
+
+
+@dataclass
+class Checkpoint:
+    """A model ready for inference with everything needed to feed it."""
+
+    model: A2BSModel
+    emotion_stats: EmotionStats
+    trained: bool
+    source: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> int:
+        return self.model.config.fps
+
+
+def default_checkpoint_dir(fps: int) -> Path:
+    """Where the bundled default checkpoint for `fps` lives inside the installed package."""
+    return Path(str(resources.files("a2bs.core") / "assets" / "checkpoints" / f"default-{fps}fps"))
+
+
+def bundled_audio_dir() -> Path:
+    return Path(str(resources.files("a2bs.core") / "assets" / "audio"))
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path, *, force: bool = False) -> Path:
+    """Write atomically: build in a temp folder beside `path`, then rename."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise CheckpointError(f"{target} exists: pass --force to overwrite")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mean, std = ckpt.model.front_end.stats()
+    config = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": ckpt.model.config.to_json(),
+        "mel_stats": {"mean": mean.tolist(), "std": std.tolist()},
+        "emotion_stats": ckpt.emotion_stats.to_json(),
+        "trained": ckpt.trained,
+        "info": ckpt.info,
+    }
+    weights = {
+        k: v.detach().contiguous().clone()
+        for k, v in ckpt.model.state_dict().items()
+        if not k.startswith(_DERIVED_PREFIX)
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "version": str(VERSION)})
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _resolve(path: Path) -> Path:
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path} (pass a checkpoint folder with {CONFIG_FILE})")
+    if path.is_file() and path.name in (CONFIG_FILE, WEIGHTS_FILE):
+        path = path.parent
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a checkpoint: expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (path / name).is_file():
+            raise CheckpointError(f"checkpoint {path} has no {name}")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint folder (or its config.json / model.safetensors); CheckpointError if unusable."""
+    folder = _resolve(Path(path))
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not an a2bs checkpoint config (format != {FORMAT!r})")
+    if config.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint version {config.get('version')!r} is not supported (expected {VERSION})")
+    try:
+        model_config = ModelConfig.from_json(config["model"])
+        mel = config["mel_stats"]
+        mel_mean = np.asarray(mel["mean"], np.float32)
+        mel_std = np.asarray(mel["std"], np.float32)
+        emotion_stats = EmotionStats.from_json(config["emotion_stats"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is incomplete or malformed: {exc!r}") from None
+    if mel_mean.shape != (N_MELS,) or mel_std.shape != (N_MELS,) or not np.all(np.isfinite(mel_mean)):
+        raise CheckpointError(f"{folder / CONFIG_FILE}: mel_stats must hold {N_MELS} finite means and stds")
+    if np.any(~np.isfinite(mel_std)) or np.any(mel_std <= 0):
+        raise CheckpointError(f"{folder / CONFIG_FILE}: mel_stats std must be positive and finite")
+    try:
+        weights = load_file(str(folder / WEIGHTS_FILE))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} is corrupt or not a safetensors file: {exc}") from None
+
+    model = A2BSModel(model_config)
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith(_DERIVED_PREFIX)}
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(weights) if weights[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        parts = [f"{label} {names[:3]}{'...' if len(names) > 3 else ''}"
+                 for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+                 if names]  # fmt: skip
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not match its config: " + "; ".join(parts))
+    if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} contains NaN or infinite weights")
+    model.load_state_dict(weights, strict=False)
+    model.front_end.set_stats(mel_mean, mel_std)
+    model.eval()
+    return Checkpoint(model, emotion_stats, bool(config.get("trained", False)), str(folder), config.get("info", {}))
+
+
+def fresh_checkpoint(fps: int, seed: int = 0) -> Checkpoint:
+    """A deterministic, untrained model with statistics fitted on the bundled speech clips."""
+    from a2bs.core.audio import load_audio
+    from a2bs.core.emotion import emotion_features_at_times
+    from a2bs.core.features import log_mel_frames
+
+    torch.manual_seed(seed)
+    model = A2BSModel(ModelConfig.for_fps(fps)).eval()
+    clips = [load_audio(p) for p in sorted(bundled_audio_dir().glob("*.wav"))]
+    mel = np.concatenate([log_mel_frames(clip, fps) for clip in clips])
+    model.front_end.set_stats(mel.mean(0), mel.std(0) + 1e-3)
+    raws = np.concatenate([emotion_features_at_times(c, np.linspace(2.0, len(c) / 16000, 6)) for c in clips])
+    return Checkpoint(model, EmotionStats.fit(raws), trained=False, source=f"untrained (seed {seed})")
+
+
+def load_default(fps: int) -> Checkpoint:
+    """The bundled default checkpoint for `fps`; an untrained deterministic model if none is bundled yet."""
+    if fps not in SUPPORTED_FPS:
+        raise CheckpointError(f"unsupported fps {fps}: use one of {', '.join(map(str, SUPPORTED_FPS))}")
+    folder = default_checkpoint_dir(fps)
+    if (folder / CONFIG_FILE).is_file():
+        return load_checkpoint(folder)
+    return fresh_checkpoint(fps)

@@ -1,0 +1,168 @@
+"""`a2bs`: the command line (infer, info). Expected mistakes print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from a2bs.core.errors import A2BSError
+
+app = typer.Typer(
+    name="a2bs",
+    help="Speech to the 52 ARKit blendshapes: offline inference, model info.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_CLIP = "speech_en_us.wav"
+
+
+class Backend(StrEnum):
+    torch = "torch"
+
+
+def _load(checkpoint: Path | None, fps: int | None):
+    from a2bs.core.checkpoint import load_checkpoint, load_default
+    from a2bs.core.constants import SUPPORTED_FPS
+
+    if fps is not None and fps not in SUPPORTED_FPS:
+        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    if checkpoint is None:
+        ckpt = load_default(fps or 30)
+    else:
+        ckpt = load_checkpoint(checkpoint)
+        if fps is not None and fps != ckpt.fps:
+            raise A2BSError(f"{checkpoint} is a {ckpt.fps} fps checkpoint: drop --fps or pass --fps {ckpt.fps}")
+    if not ckpt.trained:
+        typer.secho(
+            f"warning: no trained checkpoint for {ckpt.fps} fps is bundled yet; using a deterministic UNTRAINED "
+            "model. The output has the right format and timing but does not follow the speech.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    return ckpt
+
+
+@app.command()
+def infer(
+    audio: Annotated[
+        Path | None,
+        typer.Argument(help="WAV, FLAC or OGG file, any rate/bit depth/channels. Default: bundled clip."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Output .csv (Live Link Face layout), .json or .npy."),
+    ] = None,
+    fps: Annotated[int | None, typer.Option(help="30 or 60 (default: the checkpoint's fps, else 30).")] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoint folder (config.json + model.safetensors). Default: bundled."),
+    ] = None,
+    backend: Annotated[Backend, typer.Option(help="Inference backend.")] = Backend.torch,
+    stride: Annotated[
+        int, typer.Option(help="Run the model every N frames and interpolate between (1 = every frame).")
+    ] = 1,
+    emotion_refresh: Annotated[
+        float | None,
+        typer.Option(help="Re-extract emotion features every N seconds (default: once per file, at its end)."),
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Also save a PNG of the mouth-critical curves.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
+    progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
+) -> None:
+    """Animate an audio file: write one row of 52 blendshapes per frame at k / fps."""
+    from a2bs.core.checkpoint import bundled_audio_dir
+    from a2bs.core.export import open_writer
+    from a2bs.core.inference import iter_blendshapes, plan
+
+    audio = audio or bundled_audio_dir() / DEFAULT_CLIP
+    output = output or Path("out") / f"{audio.stem}.csv"
+    if output == Path("out") / f"{audio.stem}.csv":
+        output.parent.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    if plot is not None:
+        _check_plot_path(plot, force)
+    ckpt = _load(checkpoint, fps)
+    the_plan = plan(audio, ckpt.fps, stride, emotion_refresh)
+    metadata = {"audio": str(audio), "checkpoint": ckpt.source, "trained": ckpt.trained, "stride": stride}
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    keep_for_plot = [] if plot is not None else None
+    with (
+        open_writer(output, ckpt.fps, the_plan.n_frames, force=force, metadata=metadata) as writer,
+        tqdm(total=the_plan.n_frames, unit="frame", disable=not show, desc="a2bs infer", file=sys.stderr) as bar,
+    ):
+        for chunk in iter_blendshapes(audio, ckpt, the_plan, progress=bar.update):
+            writer.write(chunk)
+            if keep_for_plot is not None and sum(len(c) for c in keep_for_plot) < 60 * ckpt.fps:
+                keep_for_plot.append(chunk)
+    elapsed = time.perf_counter() - started
+    duration = the_plan.info.duration_s
+    typer.echo(
+        f"wrote {output}: {the_plan.n_frames} frames at {ckpt.fps} fps for {duration:.2f} s of audio "
+        f"in {elapsed:.2f} s (RTF {elapsed / max(duration, 1e-9):.3f})"
+    )
+    if plot is not None and keep_for_plot:
+        import numpy as np
+
+        from a2bs.core.plots import plot_curves
+
+        frames = np.concatenate(keep_for_plot)[: 60 * ckpt.fps]
+        plot_curves(frames, ckpt.fps, plot, title=f"{audio.name} ({'trained' if ckpt.trained else 'UNTRAINED'})")
+        typer.echo(f"wrote {plot}")
+
+
+def _check_plot_path(plot: Path, force: bool) -> None:
+    if plot.suffix.lower() != ".png":
+        raise A2BSError(f"--plot must end in .png, got {plot.name}")
+    if plot.exists() and not force:
+        raise A2BSError(f"{plot} exists: pass --force to overwrite")
+    if not plot.parent.is_dir():
+        raise A2BSError(f"folder {plot.parent} does not exist: create it first (mkdir -p {plot.parent})")
+
+
+@app.command()
+def info(
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint folder. Default: bundled.")] = None,
+    fps: Annotated[int | None, typer.Option(help="30 or 60.")] = None,
+) -> None:
+    """Print the model's size, parameter count and MACs per output frame."""
+    from a2bs.core.model import describe
+
+    ckpt = _load(checkpoint, fps)
+    typer.echo(f"checkpoint: {ckpt.source} ({'trained' if ckpt.trained else 'untrained'})")
+    typer.echo(describe(ckpt.model))
+
+
+def main() -> None:
+    """Console entry point: user errors -> `error: ...` on stderr, exit 2; no traceback."""
+    try:
+        app(standalone_mode=False)
+    except A2BSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, EOFError):
+        sys.exit(1)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

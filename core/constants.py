@@ -1,0 +1,57 @@
+"""Every number of the model and its front end, in one place.
+
+Values follow `technical-spec.md` with the corrections recorded in `docs/DECISIONS.md`.
+"""
+
+from __future__ import annotations
+
+# --- audio front end -------------------------------------------------------------
+SAMPLE_RATE = 16_000
+N_FFT = 1024  # analysis window (Hann), centred on each frame's time
+N_FREQ = N_FFT // 2 + 1
+N_MELS = 80
+FMIN = 80.0
+FMAX = 8000.0
+LOG_EPS = 1e-6  # log(mel_power + LOG_EPS): finite for digital silence
+SUPPORTED_FPS = (30, 60)
+
+# Context frames per fps: the spec's powers of two (8.53 s at both rates).
+CONTEXT_FRAMES = {30: 256, 60: 512}
+# Short-term detail: the newest 3 mel frames, concatenated (spec: "3 frames temporal concatenation").
+DETAIL_FRAMES = 3
+# Output frame k may look this many frames past its own time (lip shapes anticipate sound).
+# Algorithmic latency on device = LOOKAHEAD_FRAMES / fps + half an analysis window (32 ms).
+LOOKAHEAD_FRAMES = {30: 2, 60: 4}
+
+# --- emotion stream -------------------------------------------------------------
+EGEMAPS_DIM = 88
+EMOTION_WINDOW_S = 20.0
+EMOTION_OFFSETS_S = (0.0, 0.3, 0.6)  # windows end at t, t - 0.3 s, t - 0.6 s
+EMOTION_DIM = EGEMAPS_DIM * len(EMOTION_OFFSETS_S)  # 264
+EMOTION_MIN_WINDOW_S = 0.5  # shorter windows are zero-padded at the start
+EMOTION_TOKENS = 4  # key/value tokens the compressed emotion vector is split into
+
+# --- model ----------------------------------------------------------------------
+D_MODEL = 256
+N_HEADS = 8
+N_BLENDSHAPES = 52
+DECODER_HIDDEN = 64
+TAU_MIN = 0.05
+TAU_MAX = 0.5
+CONTEXT_DURATION_S = 8.5
+
+# --- training -------------------------------------------------------------------
+BATCH_SIZE = 4
+LEARNING_RATE = 3e-4
+MAX_EPOCHS = 100
+W_MSE = 1.0
+W_L1 = 0.1
+W_PERCEPTUAL = 0.5
+W_TEMPORAL = 0.2
+W_SMOOTHING = 0.1
+ALPHA_TARGET = 0.15
+
+# --- targets --------------------------------------------------------------------
+RTF_TARGET = 0.1
+MEMORY_TARGET_MB = 500
+MODEL_SIZE_TARGET_MB = 10

@@ -1,0 +1,337 @@
+"""Emotion stream features: eGeMAPSv02 functionals over three 20 s windows (design decision 4).
+
+For a time t, openSMILE's 88 eGeMAPSv02 functionals are computed over the 20 s of audio ending at
+t, at t - 0.3 s and at t - 0.6 s, and concatenated in that order to 264 values. The windows give
+the model a slow, utterance-level view of prosody (pitch, loudness, voice quality) and, through
+their offsets, of how it is trending.
+
+Extraction is slow (~0.25 s per 20 s window), so it is never done per output frame. Offline,
+either extract once per file with windows ending at the file's end (`emotion_features_for_file`,
+the spec's "efficient" approach), or, for long files, on a coarse grid (`refresh_times`,
+`frame_to_refresh_index`). Both are non-causal by at most one refresh interval (or the file).
+
+Edge rules, so every input gives 264 finite numbers:
+- windows are clipped at the start of the audio and at its end (`t` past the end sees only the
+  audio that exists);
+- a window shorter than `EMOTION_MIN_WINDOW_S` (including an empty one, when t - 0.6 s < 0) is
+  zero-padded at its START to that length: openSMILE returns all-NaN for segments shorter than
+  ~1000 samples (62.5 ms) and finite values for padded or silent ones;
+- any non-finite value openSMILE still produces is replaced by 0 in the raw vector (none was
+  observed for silence, noise, tones, DC or clipped speech once padded).
+
+Raw features span very different scales (semitones, dB, Hz, ratios), so the model sees them
+z-normalized with statistics stored in the checkpoint (`EmotionStats`). The normalized neutral
+vector is zeros: a caller without emotion features passes `neutral_emotion()`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from a2bs.core.constants import (
+    EGEMAPS_DIM,
+    EMOTION_DIM,
+    EMOTION_MIN_WINDOW_S,
+    EMOTION_OFFSETS_S,
+    EMOTION_WINDOW_S,
+    SAMPLE_RATE,
+)
+from a2bs.core.errors import CheckpointError
+
+FEATURE_SET = "eGeMAPSv02"
+# Audio needed before t for all three windows: 20 s + 0.6 s. Callers read this much of a file's
+# tail (e.g. `read_tail(path, EMOTION_SPAN_S)`) for `emotion_features_for_file`.
+EMOTION_SPAN_S = EMOTION_WINDOW_S + max(EMOTION_OFFSETS_S)
+# Normalized features are clipped to +-this: z-scores beyond it are out of distribution, and a
+# bounded input keeps the emotion Linear layer (and its int8 quantization) well behaved.
+DEFAULT_CLIP = 10.0
+
+_WINDOW_SAMPLES = round(EMOTION_WINDOW_S * SAMPLE_RATE)
+_MIN_WINDOW_SAMPLES = round(EMOTION_MIN_WINDOW_S * SAMPLE_RATE)
+_OFFSET_SAMPLES = tuple(round(o * SAMPLE_RATE) for o in EMOTION_OFFSETS_S)
+_SPAN_SAMPLES = _WINDOW_SAMPLES + max(_OFFSET_SAMPLES)
+_TIME_EPS = 1e-9  # seconds; absorbs float error when comparing frame times with grid times
+
+_smile_lock = threading.Lock()
+
+
+@functools.cache
+def _smile() -> Any:
+    """The openSMILE extractor, built once: construction parses the config and takes ~0.2 s."""
+    import opensmile  # imported lazily: only emotion extraction needs it
+
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.Functionals,
+    )
+
+
+@functools.cache
+def _egemaps_names() -> tuple[str, ...]:
+    names = tuple(_smile().feature_names)
+    if len(names) != EGEMAPS_DIM:
+        raise RuntimeError(f"openSMILE {FEATURE_SET} returned {len(names)} features, expected {EGEMAPS_DIM}")
+    return names
+
+
+def egemaps_feature_names() -> list[str]:
+    """The 88 eGeMAPSv02 functional names, in openSMILE's output order."""
+    return list(_egemaps_names())
+
+
+def emotion_feature_names() -> list[str]:
+    """The 264 raw emotion feature names: each eGeMAPS name per window, e.g. `loudness_sma3_amean@t-0.3s`."""
+    return [f"{name}@t-{offset:.1f}s" for offset in EMOTION_OFFSETS_S for name in _egemaps_names()]
+
+
+def __getattr__(name: str) -> list[str]:
+    # PEP 562: `EGEMAPS_NAMES` / `EMOTION_FEATURE_NAMES` without building openSMILE at import time.
+    if name == "EGEMAPS_NAMES":
+        return egemaps_feature_names()
+    if name == "EMOTION_FEATURE_NAMES":
+        return emotion_feature_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def neutral_emotion() -> np.ndarray:
+    """The normalized emotion vector to pass when no features are available: zeros, shape (264,)."""
+    return np.zeros(EMOTION_DIM, dtype=np.float32)
+
+
+def _as_mono_float32(audio: np.ndarray, what: str) -> np.ndarray:
+    """Checks and converts 16 kHz mono audio; integer PCM is refused (openSMILE expects [-1, 1])."""
+    arr = np.asarray(audio)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be 1-D mono audio, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{what} must be float audio in [-1, 1], got dtype {arr.dtype}; scale integer PCM")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def egemaps_functionals(window: np.ndarray) -> np.ndarray:
+    """The 88 eGeMAPSv02 functionals of one 16 kHz window, float32, always finite.
+
+    Windows shorter than `EMOTION_MIN_WINDOW_S` are zero-padded at the start (openSMILE gives NaN
+    for very short input); remaining non-finite outputs are set to 0.
+    """
+    x = _as_mono_float32(window, "window")
+    if x.shape[0] < _MIN_WINDOW_SAMPLES:
+        x = np.concatenate([np.zeros(_MIN_WINDOW_SAMPLES - x.shape[0], dtype=np.float32), x])
+    smile = _smile()
+    with _smile_lock:  # one shared native extractor; do not run it from two threads at once
+        values = smile.process_signal(x, SAMPLE_RATE).to_numpy()
+    if values.shape != (1, EGEMAPS_DIM):
+        raise RuntimeError(f"openSMILE returned shape {values.shape}, expected (1, {EGEMAPS_DIM})")
+    return np.nan_to_num(values[0].astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _features_ending_at(audio: np.ndarray, origin: int, end: int) -> np.ndarray:
+    """264 raw features for windows ending at absolute sample `end` (minus each offset).
+
+    `audio[0]` is absolute sample `origin`; window starts are clipped at absolute sample 0.
+    """
+    n = audio.shape[0]
+    parts = []
+    for offset in _OFFSET_SAMPLES:
+        stop = end - offset
+        start = max(stop - _WINDOW_SAMPLES, 0)
+        lo = min(max(start - origin, 0), n)
+        hi = min(max(stop - origin, 0), n)
+        parts.append(egemaps_functionals(audio[lo:hi]))
+    return np.concatenate(parts)
+
+
+def emotion_features_at(audio: np.ndarray, t_s: float) -> np.ndarray:
+    """Raw (264,) features for time `t_s`, measured from `audio[0]` (16 kHz mono float).
+
+    Windows end at t, t - 0.3 s and t - 0.6 s; see the module notes for clipping and padding.
+    """
+    x = _as_mono_float32(audio, "audio")
+    if not math.isfinite(t_s):
+        raise ValueError(f"t_s must be finite, got {t_s}")
+    return _features_ending_at(x, origin=0, end=round(t_s * SAMPLE_RATE))
+
+
+def emotion_features_at_times(audio: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+    """Raw (len(times_s), 264) features, one row per time (e.g. a `refresh_times` grid)."""
+    x = _as_mono_float32(audio, "audio")
+    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(times)):
+        raise ValueError("times_s must be finite")
+    out = np.empty((times.shape[0], EMOTION_DIM), dtype=np.float32)
+    for i, t in enumerate(times):
+        out[i] = _features_ending_at(x, origin=0, end=round(float(t) * SAMPLE_RATE))
+    return out
+
+
+def emotion_features_for_file(audio_tail: np.ndarray, duration_s: float) -> np.ndarray:
+    """The spec's efficient approach: one raw (264,) vector for the whole file, windows ending at its end.
+
+    `audio_tail` holds the last min(duration, `EMOTION_SPAN_S` = 20.6 s) of the file (more is
+    fine), so callers can seek instead of loading a 1-hour file. The result equals
+    `emotion_features_at(full_audio, duration_s)`.
+    """
+    x = _as_mono_float32(audio_tail, "audio_tail")
+    if not (math.isfinite(duration_s) and duration_s >= 0):
+        raise ValueError(f"duration_s must be finite and >= 0, got {duration_s}")
+    total = round(duration_s * SAMPLE_RATE)
+    if x.shape[0] > total:
+        if x.shape[0] - total > 1:  # one sample of slack for a rounded duration
+            raise ValueError(
+                f"audio_tail has {x.shape[0]} samples, more than the file's duration "
+                f"{duration_s:.6f} s ({total} samples)"
+            )
+        x = x[x.shape[0] - total :]
+    needed = min(total, _SPAN_SAMPLES)
+    if x.shape[0] < needed - 1:
+        raise ValueError(
+            f"audio_tail has {x.shape[0] / SAMPLE_RATE:.3f} s, need the last "
+            f"{needed / SAMPLE_RATE:.3f} s of the file (min(duration, {EMOTION_SPAN_S} s))"
+        )
+    return _features_ending_at(x, origin=total - x.shape[0], end=total)
+
+
+def refresh_times(duration_s: float, refresh_s: float) -> np.ndarray:
+    """Extraction times for long files: refresh_s, 2*refresh_s, ... and the file end.
+
+    The end is always included so the last segment is covered. An output frame at time u uses
+    the first grid time >= u (`frame_to_refresh_index`): like the per-file approach this looks
+    ahead, but by at most one refresh interval.
+    """
+    if not (math.isfinite(duration_s) and duration_s >= 0):
+        raise ValueError(f"duration_s must be finite and >= 0, got {duration_s}")
+    if not (math.isfinite(refresh_s) and refresh_s > 0):
+        raise ValueError(f"refresh_s must be finite and > 0, got {refresh_s}")
+    k = np.arange(1, math.floor(duration_s / refresh_s) + 1, dtype=np.float64)
+    grid = k * refresh_s
+    grid = grid[grid < duration_s - 1e-6]  # the end is appended exactly; no near-duplicate
+    return np.append(grid, float(duration_s))
+
+
+def frame_to_refresh_index(n_frames: int, fps: int, times: np.ndarray) -> np.ndarray:
+    """For each output frame k (time k / fps), the index of the first grid time >= k / fps.
+
+    Frames past the last grid time map to the last index, so every index is valid.
+    """
+    if n_frames < 0:
+        raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    grid = np.asarray(times, dtype=np.float64).reshape(-1)
+    if grid.size == 0:
+        raise ValueError("times must not be empty")
+    if np.any(np.diff(grid) <= 0):
+        raise ValueError("times must be strictly increasing")
+    frame_times = np.arange(n_frames, dtype=np.float64) / fps
+    idx = np.searchsorted(grid, frame_times - _TIME_EPS, side="left")
+    return np.minimum(idx, grid.size - 1).astype(np.int64)
+
+
+def _vector(value: Any, name: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != (EMOTION_DIM,):
+        raise ValueError(f"{name} must have shape ({EMOTION_DIM},), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite")
+    return arr
+
+
+@dataclass
+class EmotionStats:
+    """Per-feature mean and std of the raw 264-d vector, stored with the checkpoint.
+
+    `normalize` z-scores with std floored at 1e-3 * (|mean| + 1), so a feature that was constant
+    in training cannot blow up, and clips to +-`clip` (None: no clipping, as in `identity`).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    clip: float | None = field(default=DEFAULT_CLIP)
+
+    def __post_init__(self) -> None:
+        self.mean = _vector(self.mean, "mean")
+        self.std = _vector(self.std, "std")
+        if np.any(self.std < 0):
+            raise ValueError("std must be >= 0")
+        if self.clip is not None:
+            self.clip = float(self.clip)
+            if not (math.isfinite(self.clip) and self.clip > 0):
+                raise ValueError(f"clip must be a positive number or None, got {self.clip}")
+
+    @property
+    def scale(self) -> np.ndarray:
+        """The divisor `normalize` uses: std, floored so near-constant features stay bounded."""
+        return np.maximum(self.std, 1e-3 * (np.abs(self.mean) + 1.0))
+
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        """z-score raw features of shape (..., 264); float32, finite (non-finite inputs -> 0, neutral)."""
+        x = np.asarray(raw, dtype=np.float64)
+        if x.shape[-1:] != (EMOTION_DIM,):
+            raise ValueError(f"raw emotion features must end in dimension {EMOTION_DIM}, got shape {x.shape}")
+        z = (x - self.mean) / self.scale
+        z = np.where(np.isfinite(z), z, 0.0)
+        if self.clip is not None:
+            z = np.clip(z, -self.clip, self.clip)
+        return z.astype(np.float32)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (plain lists of floats) for checkpoints and mobile manifests."""
+        return {
+            "feature_set": FEATURE_SET,
+            "dim": EMOTION_DIM,
+            "offsets_s": list(EMOTION_OFFSETS_S),
+            "window_s": EMOTION_WINDOW_S,
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+            "clip": self.clip,
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> EmotionStats:
+        """Inverse of `to_json`; raises CheckpointError if the stored statistics do not fit this model."""
+        if not isinstance(d, dict):
+            raise CheckpointError(f"emotion statistics must be a JSON object, got {type(d).__name__}")
+        for key in ("mean", "std"):
+            if key not in d:
+                raise CheckpointError(f"emotion statistics lack '{key}'")
+            value = d[key]
+            if not isinstance(value, list) or len(value) != EMOTION_DIM:
+                got = f"{len(value)} values" if isinstance(value, list) else type(value).__name__
+                raise CheckpointError(
+                    f"emotion statistics '{key}' must be a list of {EMOTION_DIM} numbers "
+                    f"({EGEMAPS_DIM} eGeMAPS x {len(EMOTION_OFFSETS_S)} windows), got {got}"
+                )
+        feature_set = d.get("feature_set", FEATURE_SET)
+        if feature_set != FEATURE_SET:
+            raise CheckpointError(
+                f"emotion statistics are for feature set {feature_set!r}, this model uses {FEATURE_SET!r}"
+            )
+        try:
+            return cls(mean=d["mean"], std=d["std"], clip=d.get("clip", DEFAULT_CLIP))
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"invalid emotion statistics: {e}") from e
+
+    @classmethod
+    def identity(cls) -> EmotionStats:
+        """Mean 0, std 1, no clipping: `normalize` returns the raw features unchanged (as float32)."""
+        return cls(mean=np.zeros(EMOTION_DIM), std=np.ones(EMOTION_DIM), clip=None)
+
+    @classmethod
+    def fit(cls, raws: np.ndarray, clip: float | None = DEFAULT_CLIP) -> EmotionStats:
+        """Statistics of raw feature vectors, shape (n, 264) with n >= 1 (e.g. one per training file)."""
+        x = np.asarray(raws, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != EMOTION_DIM or x.shape[0] < 1:
+            raise ValueError(f"raws must have shape (n >= 1, {EMOTION_DIM}), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("raws must be finite")
+        return cls(mean=x.mean(axis=0), std=x.std(axis=0), clip=clip)
+
+
+NEUTRAL_EMOTION: np.ndarray = neutral_emotion()
+NEUTRAL_EMOTION.setflags(write=False)  # shared constant; use neutral_emotion() for a writable copy

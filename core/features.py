@@ -1,0 +1,137 @@
+"""The mel front end: PCM windows -> normalized log-mel frames, on a drift-free timeline.
+
+Frame k stands for time k / fps exactly: its 1024-sample Hann window is centred on sample
+round(k * 16000 / fps) (DESIGN.md decision 1). An integer hop (533 at 30 fps) would drift
+~37 ms per minute against video; rounding each centre separately never drifts.
+
+The front end is a torch module built from fixed DFT and mel matrices (plain matmuls), so the
+same module exports to CoreML and TFLite and an app turns raw PCM into exactly these features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from a2bs.core.constants import FMAX, FMIN, LOG_EPS, N_FFT, N_FREQ, N_MELS, SAMPLE_RATE
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above (the librosa/Auditory Toolbox default)."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-9) / min_log_hz) / logstep, hz / f_sp)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+def mel_filterbank(
+    sample_rate: int = SAMPLE_RATE,
+    n_fft: int = N_FFT,
+    n_mels: int = N_MELS,
+    fmin: float = FMIN,
+    fmax: float = FMAX,
+) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular filters on the Slaney mel scale, area-normalized ("slaney")."""
+    fft_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(edges_hz)
+    ramps = edges_hz[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def windowed_dft_matrix(n_fft: int = N_FFT) -> np.ndarray:
+    """(n_fft, 2 * n_freq): periodic-Hann-windowed cos and -sin bases, so x @ M = [Re X, Im X]."""
+    n = np.arange(n_fft)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / n_fft)  # periodic Hann, as librosa/torch use
+    k = np.arange(n_fft // 2 + 1)
+    phase = 2 * np.pi * np.outer(n, k) / n_fft
+    return np.concatenate([window[:, None] * np.cos(phase), -window[:, None] * np.sin(phase)], axis=1).astype(
+        np.float32
+    )
+
+
+def frame_centers(first: int, count: int, fps: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Sample index of frame k's centre, round(k * sr / fps) (halves round up), for k in [first, first+count)."""
+    k = np.arange(first, first + count, dtype=np.int64)
+    return (2 * k * sample_rate + fps) // (2 * fps)
+
+
+def gather_windows(audio: np.ndarray, audio_start: int, centers: np.ndarray, n_fft: int = N_FFT) -> np.ndarray:
+    """(len(centers), n_fft) windows [c - n_fft/2, c + n_fft/2) from `audio`, whose first sample has the
+    absolute index `audio_start`; samples outside `audio` are zeros (silence before and after the file)."""
+    half = n_fft // 2
+    idx = centers[:, None] - half - audio_start + np.arange(n_fft)[None, :]
+    valid = (idx >= 0) & (idx < len(audio))
+    out = np.zeros(idx.shape, dtype=np.float32)
+    out[valid] = audio[idx[valid]]
+    return out
+
+
+class MelFrontEnd(nn.Module):
+    """PCM windows (..., 1024) -> normalized log-mel (..., 80).
+
+    log-mel = log(mel_power + 1e-6), then (x - mean) / std with per-bin statistics stored in the
+    checkpoint. Only matmuls, square, add, log: converts to CoreML and TFLite as is.
+    """
+
+    def __init__(self, mel_mean: np.ndarray | None = None, mel_std: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.register_buffer("dft", torch.from_numpy(windowed_dft_matrix()))
+        self.register_buffer("mel_basis", torch.from_numpy(mel_filterbank().T.copy()))
+        mean = np.zeros(N_MELS, np.float32) if mel_mean is None else np.asarray(mel_mean, np.float32)
+        std = np.ones(N_MELS, np.float32) if mel_std is None else np.asarray(mel_std, np.float32)
+        self.register_buffer("mel_mean", torch.from_numpy(mean.copy()))
+        self.register_buffer("mel_inv_std", torch.from_numpy((1.0 / np.maximum(std, 1e-5)).astype(np.float32)))
+
+    def log_mel(self, windows: torch.Tensor) -> torch.Tensor:
+        spec = windows @ self.dft
+        power = spec[..., :N_FREQ].square() + spec[..., N_FREQ:].square()
+        return torch.log(power @ self.mel_basis + LOG_EPS)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return (self.log_mel(windows) - self.mel_mean) * self.mel_inv_std
+
+    def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mel_mean.copy_(torch.as_tensor(np.asarray(mean, np.float32)))
+        self.mel_inv_std.copy_(torch.as_tensor(1.0 / np.maximum(np.asarray(std, np.float32), 1e-5)))
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.mel_mean.numpy().copy(), (1.0 / self.mel_inv_std).numpy().copy()
+
+
+@torch.no_grad()
+def log_mel_frames(audio: np.ndarray, fps: int, first: int = 0, count: int | None = None) -> np.ndarray:
+    """Un-normalized log-mel frames of a whole 16 kHz signal (for statistics and tests).
+
+    Default `count` is ceil(len(audio) * fps / sr), i.e. one frame per output frame."""
+    if count is None:
+        count = -(-len(audio) * fps // SAMPLE_RATE)
+    front = _shared_front_end()
+    windows = gather_windows(audio, 0, frame_centers(first, count, fps))
+    return front.log_mel(torch.from_numpy(windows)).numpy()
+
+
+_FRONT_END: MelFrontEnd | None = None
+
+
+def _shared_front_end() -> MelFrontEnd:
+    global _FRONT_END
+    if _FRONT_END is None:
+        _FRONT_END = MelFrontEnd()
+    return _FRONT_END

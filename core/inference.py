@@ -1,0 +1,203 @@
+"""Offline inference: an audio file -> smoothed blendshape frames, streamed in bounded memory.
+
+Output frame k stands for time k / fps; its window covers mel frames k + L - N - 1 .. k + L
+(N context frames, L lookahead, 2 frames of history for the 3-frame encoder). Audio is read and
+resampled block by block, mel frames are computed once and carried between chunks, every mel
+frame is encoded once (model.forward_sequence), and frames are yielded chunk by chunk: a 1-hour
+file never has its audio, mel or window tensors in memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from a2bs.core.audio import AudioInfo, n_output_frames, probe, read_segment, read_tail, stream_audio
+from a2bs.core.checkpoint import Checkpoint
+from a2bs.core.constants import N_FFT, SAMPLE_RATE
+from a2bs.core.emotion import (
+    EMOTION_SPAN_S,
+    emotion_features_at,
+    frame_to_refresh_index,
+    refresh_times,
+)
+from a2bs.core.errors import A2BSError
+from a2bs.core.features import frame_centers, gather_windows
+from a2bs.core.model import smooth
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """What a run will produce, known before any heavy work (so outputs can be opened and checked)."""
+
+    info: AudioInfo
+    fps: int
+    n_frames: int
+    stride: int
+    emotion_refresh_s: float | None
+
+
+def plan(path: str | Path, fps: int, stride: int = 1, emotion_refresh_s: float | None = None) -> InferencePlan:
+    info = probe(path)
+    if stride < 1 or stride > fps:
+        raise A2BSError(f"--stride must be between 1 and {fps} frames, got {stride}")
+    if emotion_refresh_s is not None and emotion_refresh_s < 1.0:
+        raise A2BSError(f"--emotion-refresh must be at least 1 second, got {emotion_refresh_s}")
+    return InferencePlan(info, fps, n_output_frames(info, fps), stride, emotion_refresh_s)
+
+
+class _SampleWindow:
+    """Absolute-indexed view of a 16 kHz stream that keeps only the samples still needed."""
+
+    def __init__(self, blocks: Iterator[np.ndarray]) -> None:
+        self._blocks = blocks
+        self._buffer = np.zeros(0, np.float32)
+        self._start = 0  # absolute index of _buffer[0]
+        self._exhausted = False
+
+    def ensure(self, stop: int) -> None:
+        """Read until sample `stop` is buffered or the stream ends (beyond the end counts as silence)."""
+        pieces = [self._buffer]
+        have = self._start + len(self._buffer)
+        while have < stop and not self._exhausted:
+            block = next(self._blocks, None)
+            if block is None:
+                self._exhausted = True
+                break
+            pieces.append(block)
+            have += len(block)
+        if len(pieces) > 1:
+            self._buffer = np.concatenate(pieces)
+
+    def discard_before(self, start: int) -> None:
+        if start > self._start:
+            cut = min(start - self._start, len(self._buffer))
+            self._buffer = self._buffer[cut:].copy()
+            self._start += cut
+
+    def windows(self, centers: np.ndarray) -> np.ndarray:
+        self.ensure(int(centers[-1]) + N_FFT // 2)
+        return gather_windows(self._buffer, self._start, centers)
+
+
+def _emotion_contexts(
+    path: Path, ckpt: Checkpoint, the_plan: InferencePlan, n_computed: int
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Emotion attention outputs: (1, 52, d) once per file, or (G, 52, d) + a grid index per computed frame."""
+    duration = the_plan.info.duration_s
+    if the_plan.emotion_refresh_s is None:
+        tail = read_tail(path, EMOTION_SPAN_S)
+        raws = emotion_features_at(tail, len(tail) / SAMPLE_RATE)[None]
+        index = None
+    else:
+        times = refresh_times(duration, the_plan.emotion_refresh_s)
+        raws = []
+        for t in times:
+            segment = read_segment(path, max(0.0, t - EMOTION_SPAN_S), t)
+            raws.append(emotion_features_at(segment, len(segment) / SAMPLE_RATE))
+        raws = np.stack(raws)
+        computed_frames = np.minimum(np.arange(n_computed) * the_plan.stride, the_plan.n_frames - 1)
+        index = frame_to_refresh_index(the_plan.n_frames, the_plan.fps, times)[computed_frames]
+    normalized = torch.from_numpy(ckpt.emotion_stats.normalize(raws))
+    with torch.no_grad():
+        return ckpt.model.emotion_context(normalized), index
+
+
+def iter_blendshapes(
+    path: str | Path,
+    ckpt: Checkpoint,
+    the_plan: InferencePlan,
+    *,
+    chunk_outputs: int = 1024,
+    progress: ProgressFn | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield smoothed (n, 52) float32 chunks covering output frames 0 .. n_frames-1 in order.
+
+    With stride s > 1 the model runs on every s-th frame (and one past the end) and the frames in
+    between are linearly interpolated before smoothing, which is reset at the start of the file.
+    """
+    path = Path(path)
+    model, cfg = ckpt.model, ckpt.model.config
+    if the_plan.fps != cfg.fps:
+        raise A2BSError(f"the checkpoint is for {cfg.fps} fps, not {the_plan.fps}: pass --fps {cfg.fps}")
+    n, s, fps = the_plan.n_frames, the_plan.stride, the_plan.fps
+    n_computed = -(-(n - 1) // s) + 1  # computed frames 0, s, 2s, ... reaching at least n - 1
+    emo_ctx, emo_index = _emotion_contexts(path, ckpt, the_plan, n_computed)
+
+    samples = _SampleWindow(stream_audio(path))
+    lookahead, context = cfg.lookahead_frames, cfg.window_mel_frames
+    mel_cache = torch.zeros(0, cfg.n_mels)
+    mel_first = 0  # absolute mel frame index of mel_cache[0]
+    alpha = model.alpha.detach()
+    state: torch.Tensor | None = None
+    last_raw: torch.Tensor | None = None  # most recent computed raw frame, for interpolation
+    emitted = 0
+    with torch.no_grad():
+        for m0 in range(0, n_computed, chunk_outputs):
+            m1 = min(m0 + chunk_outputs, n_computed)
+            j_lo = m0 * s + lookahead - context + 1  # first mel frame of the first window
+            j_hi = (m1 - 1) * s + lookahead  # newest mel frame of the last window
+            # Compute only the mel frames not already cached from the previous chunk.
+            keep_from = max(j_lo - mel_first, 0)
+            mel_cache, mel_first = mel_cache[keep_from:], mel_first + keep_from
+            if len(mel_cache) == 0:
+                mel_first = j_lo
+            new_first = mel_first + len(mel_cache)
+            if new_first <= j_hi:
+                centers = frame_centers(new_first, j_hi - new_first + 1, fps)
+                windows = torch.from_numpy(samples.windows(centers))
+                mel_cache = torch.cat([mel_cache, model.front_end(windows)])
+                samples.discard_before(int(frame_centers(j_hi - context, 1, fps)[0]) - N_FFT // 2)
+            emo = emo_ctx if emo_index is None else emo_ctx[emo_index[m0:m1]][None]
+            raw = model.forward_sequence(mel_cache[None], emo, stride=s)[0]  # (m1 - m0, 52)
+            frames = _expand(raw, m0, s, last_raw, emitted, n)
+            last_raw = raw[-1]
+            if len(frames) == 0:
+                continue
+            smoothed = smooth(frames, alpha, state)  # state None at the file start: reset to raw_0
+            state = smoothed[-1]
+            emitted += len(frames)
+            if progress:
+                progress(len(frames))
+            yield smoothed.numpy().astype(np.float32, copy=False)
+    if emitted != n:  # pragma: no cover - an internal invariant, not a user error
+        raise RuntimeError(f"internal error: produced {emitted} of {n} frames")
+
+
+def _expand(raw: torch.Tensor, m0: int, stride: int, last_raw: torch.Tensor | None, emitted: int, n: int):
+    """Frames emitted..min(last computed frame, n-1), interpolating between computed frames for stride > 1."""
+    if stride == 1:
+        return raw[: n - emitted]
+    points = raw if last_raw is None else torch.cat([last_raw[None], raw])
+    first_k = m0 * stride if last_raw is None else (m0 - 1) * stride
+    last_k = min((m0 + len(raw) - 1) * stride, n - 1)
+    ks = torch.arange(emitted, last_k + 1, dtype=torch.float32)
+    position = (ks - first_k) / stride
+    lower = position.floor().long().clamp(max=len(points) - 1)
+    upper = (lower + 1).clamp(max=len(points) - 1)
+    frac = (position - lower.float())[:, None]
+    return points[lower] * (1 - frac) + points[upper] * frac
+
+
+def infer_array(ckpt: Checkpoint, audio: np.ndarray, emotion: np.ndarray | None = None) -> np.ndarray:
+    """Whole-array reference inference (tests, training metrics): 16 kHz audio -> (ceil(dur*fps), 52).
+
+    `emotion` is the raw 264-vector; None extracts it from the audio's end like `iter_blendshapes`."""
+    model, cfg = ckpt.model, ckpt.model.config
+    n = -(-len(audio) * cfg.fps // SAMPLE_RATE)
+    if emotion is None:
+        tail = audio[-round(EMOTION_SPAN_S * SAMPLE_RATE) :]
+        emotion = emotion_features_at(tail, len(tail) / SAMPLE_RATE)
+    first = cfg.lookahead_frames - cfg.window_mel_frames + 1
+    count = n - 1 + cfg.lookahead_frames - first + 1
+    with torch.no_grad():
+        windows = torch.from_numpy(gather_windows(audio, 0, frame_centers(first, count, cfg.fps)))
+        mel = model.front_end(windows)[None]
+        emo = model.emotion_context(torch.from_numpy(ckpt.emotion_stats.normalize(emotion[None])))
+        return smooth(model.forward_sequence(mel, emo), model.alpha)[0].numpy()

@@ -1,0 +1,38 @@
+"""Plots people look at instead of numbers: blendshape curves over time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
+
+PLOTTED = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mouthSmileLeft",
+           "browInnerUp", "eyeBlinkLeft")  # fmt: skip
+
+
+def plot_curves(frames: np.ndarray, fps: int, path: str | Path, title: str = "") -> Path:
+    """PNG of the mouth-critical and a few expression curves; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    t = np.arange(len(frames)) / fps
+    fig, axes = plt.subplots(len(PLOTTED), 1, figsize=(11, 1.3 * len(PLOTTED)), sharex=True)
+    for ax, name in zip(axes, PLOTTED, strict=True):
+        ax.plot(t, frames[:, INDEX[name]], lw=1.0)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle(title or f"{len(ARKIT_BLENDSHAPES)} ARKit blendshapes at {fps} fps")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.part")
+    fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
