@@ -77,6 +77,7 @@ def infer(
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
     """Animate an audio file: write one row of 52 blendshapes per frame at k / fps."""
+    from a2bs.core.audio import probe
     from a2bs.core.checkpoint import bundled_audio_dir
     from a2bs.core.export import open_writer
     from a2bs.core.inference import iter_blendshapes, plan
@@ -88,6 +89,7 @@ def infer(
     started = time.perf_counter()
     if plot is not None:
         _check_plot_path(plot, force)
+    probe(audio)  # a broken file fails fast, before the model loads
     ckpt = _load(checkpoint, fps)
     the_plan = plan(audio, ckpt.fps, stride, emotion_refresh)
     metadata = {"audio": str(audio), "checkpoint": ckpt.source, "trained": ckpt.trained, "stride": stride}

@@ -114,7 +114,7 @@ def iter_blendshapes(
     ckpt: Checkpoint,
     the_plan: InferencePlan,
     *,
-    chunk_outputs: int = 1024,
+    chunk_outputs: int = 512,
     progress: ProgressFn | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield smoothed (n, 52) float32 chunks covering output frames 0 .. n_frames-1 in order.
