@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--hour", action="store_true", help="also run a 1-hour file for peak memory")
     args = parser.parse_args()
     results = {
-        "machine": f"{platform.machine()} {platform.processor() or ''} {len(__import__('os').sched_getaffinity(0))} cores",
+        "machine": f"{platform.machine()} {platform.processor() or ''} {len(os.sched_getaffinity(0))} cores",
         "python": platform.python_version(),
         "runs": [],
     }
