@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -52,12 +51,14 @@ def make_speech_file(path: Path, seconds: float, seed: int = 0) -> Path:
 def run_infer(audio: Path, fps: int, out_dir: Path) -> dict:
     a2bs = Path(sys.executable).with_name("a2bs")
     output = out_dir / f"{audio.stem}_{fps}.csv"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     cmd = [str(a2bs), "infer", str(audio), "-o", str(output), "--fps", str(fps), "--force", "--no-progress"]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS (ru_maxrss, KiB on Linux)
+    child.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if child.returncode != 0:
+        raise SystemExit(f"a2bs infer failed with exit code {child.returncode}")
     duration = sf.info(str(audio)).duration
     rows = sum(1 for _ in output.open()) - 1
     return {
@@ -66,8 +67,7 @@ def run_infer(audio: Path, fps: int, out_dir: Path) -> dict:
         "frames": rows,
         "wall_s": round(elapsed, 2),
         "rtf": round(elapsed / duration, 4),
-        # ru_maxrss of children is the largest child so far; runs go from small to large files
-        "peak_rss_mb": round(peak_kb / 1024, 1) if peak_kb > before else None,
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
     }
 
 

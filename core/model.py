@@ -236,20 +236,47 @@ class A2BSModel(nn.Module):
         chunk = chunk or max(4, 4096 // n)  # measured fastest here: 16 at N = 256, 8 at N = 512
         kv = self.encode_frames(mel)  # (B, T_in-2, 2d): encoded index t is mel frame t + 2
         keys, values = self._heads(kv[..., :d]), self._heads(kv[..., d:])  # (B, T', h, dh)
+        # A ones channel on the values makes the attention einsum also return the softmax denominator.
+        values = torch.cat([values, values.new_ones(values.shape[:-1] + (1,))], dim=-1)
         queries = self.mel_queries()
         scores = torch.einsum("bthd,hqd->bhqt", keys, queries)  # (B, h, 52, T'): each frame scored once
         detail_mel = mel.unfold(1, cfg.detail_frames, 1).flip(-1).movedim(-1, 2)  # (B, T', 3, 80): j, j-1, j-2
+        # exp(score_j + bias_p - peak) = exp(score_j - peak + bias_peak) * exp(bias_p - bias_peak): the
+        # exponentials are taken once per frame and once per position, not once per (frame, window).
+        bias_long, bias_detail = self.mel_position_bias[..., :n], self.mel_position_bias[..., n:]
+        bias_peak = bias_long.detach().amax(-1, keepdim=True)  # (h, 52, 1)
+        exp_bias = torch.exp(bias_long - bias_peak)  # (h, 52, N)
         outputs = []
         for start in range(0, t_out, chunk):
             stop = min(start + chunk, t_out)
             first, last = start * stride, (stop - 1) * stride + n  # encoded frames used by this chunk
-            logits_long = scores[..., first:last].unfold(-1, n, stride).contiguous().movedim(3, 1)  # (B, c, h, 52, N)
-            values_long = values[:, first:last].unfold(1, n, stride).movedim(-1, 2)  # (B, c, N, h, dh)
             current = slice(first + n - 1, last, stride)  # encoded index of each output's newest frame
             detail_kv = self.encode_detail(detail_mel[:, current])  # (B, c, 3, 2d)
             detail_k, detail_v = self._heads(detail_kv[..., :d]), self._heads(detail_kv[..., d:])
-            logits_detail = torch.einsum("bcnhd,hqd->bchqn", detail_k, queries)
-            mel_context = self._attend_mel(logits_long, logits_detail, values_long, detail_v)
+            logits_detail = torch.einsum("bcnhd,hqd->bchqn", detail_k, queries) + bias_detail
+            span_scores = scores[..., first:last]  # (B, h, 52, span)
+            peak = torch.maximum(  # per (head, query) over the chunk: every exponent below is <= 0
+                span_scores.detach().amax(-1, keepdim=True) + bias_peak,
+                logits_detail.detach().amax(dim=(1, -1)).unsqueeze(-1),
+            )  # (B, h, 52, 1)
+            exp_span = torch.exp(span_scores - (peak - bias_peak))
+            windows = exp_span.unfold(-1, n, stride).movedim(3, 1)  # (B, c, h, 52, N) view
+            if torch.is_grad_enabled():  # out= does not support autograd
+                weights = (windows * exp_bias).contiguous()
+            else:
+                weights = torch.empty(windows.shape, dtype=windows.dtype)
+                torch.mul(windows, exp_bias, out=weights)  # materialized once, contiguous
+            exp_detail = torch.exp(logits_detail - peak[:, None])  # (B, c, h, 52, 3)
+            ones = detail_v.new_ones(detail_v.shape[:-1] + (1,))
+            attended = torch.einsum("bchqn,bchdn->bcqhd", weights, values[:, first:last].unfold(1, n, stride))
+            attended = attended + torch.einsum("bchqn,bcnhd->bcqhd", exp_detail, torch.cat([detail_v, ones], -1))
+            norm = attended[..., -1:]
+            if bool((norm < 1e-30).any()):  # underflow (never seen): redo this chunk the direct way
+                logits_long = span_scores.unfold(-1, n, stride).contiguous().movedim(3, 1)
+                values_long = values[:, first:last, :, :-1].unfold(1, n, stride).movedim(-1, 2)
+                mel_context = self._attend_mel(logits_long, logits_detail - bias_detail, values_long, detail_v)
+            else:
+                mel_context = self.mel_out((attended[..., :-1] / norm).flatten(-2))
             # (B, 52, d) broadcasts over the chunk; (B, T_out, 52, d) is sliced to it.
             emo = emotion_context[:, None] if emotion_context.dim() == 3 else emotion_context[:, start:stop]
             outputs.append(self.fuse_and_decode(mel_context, emo))

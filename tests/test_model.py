@@ -109,12 +109,12 @@ def test_stream_weights_and_temperature(model: A2BSModel) -> None:
     w_mel, w_emotion = model.stream_weights()
     assert w_mel.shape == (52,)
     torch.testing.assert_close(w_mel + w_emotion, torch.ones(52))  # per blendshape, not across blendshapes
-    assert TAU_MIN <= float(model.tau) <= TAU_MAX
+    assert TAU_MIN <= float(model.tau.detach()) <= TAU_MAX
     with torch.no_grad():
         model.tau_raw.fill_(100.0)
-        assert float(model.tau) == pytest.approx(TAU_MAX)
+        assert float(model.tau.detach()) == pytest.approx(TAU_MAX)
         model.tau_raw.fill_(-100.0)
-        assert float(model.tau) == pytest.approx(TAU_MIN)
+        assert float(model.tau.detach()) == pytest.approx(TAU_MIN)
         model.tau_raw.fill_(0.0)
 
 
@@ -143,7 +143,7 @@ def test_alpha_initialization() -> None:
     alphas = []
     for seed in range(20):
         torch.manual_seed(seed)
-        alphas.append(float(A2BSModel(ModelConfig()).alpha))
+        alphas.append(float(A2BSModel(ModelConfig()).alpha.detach()))
     assert all(0.4 < a < 0.6 for a in alphas)  # sigmoid(N(0, 0.1))
     assert len(set(alphas)) > 1
 
