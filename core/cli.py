@@ -83,15 +83,18 @@ def infer(
     from a2bs.core.inference import iter_blendshapes, plan
 
     audio = audio or bundled_audio_dir() / DEFAULT_CLIP
+    default_output = output is None
     output = output or Path("out") / f"{audio.stem}.csv"
-    if output == Path("out") / f"{audio.stem}.csv":
-        output.parent.mkdir(exist_ok=True)
     started = time.perf_counter()
     if plot is not None:
         _check_plot_path(plot, force)
     probe(audio)  # a broken file fails fast, before the model loads
     ckpt = _load(checkpoint, fps)
     the_plan = plan(audio, ckpt.fps, stride, emotion_refresh)
+    if default_output:  # the default output folder is created only once everything else checked out
+        if output.parent.exists() and not output.parent.is_dir():
+            raise A2BSError(f"{output.parent} is a file, not a folder: pass -o to choose where to write")
+        output.parent.mkdir(exist_ok=True)
     metadata = {"audio": str(audio), "checkpoint": ckpt.source, "trained": ckpt.trained, "stride": stride}
     from tqdm import tqdm
 
@@ -122,6 +125,8 @@ def infer(
 
 
 def _check_plot_path(plot: Path, force: bool) -> None:
+    if plot.is_dir():
+        raise A2BSError(f"--plot {plot} is a folder: give a .png file path")
     if plot.suffix.lower() != ".png":
         raise A2BSError(f"--plot must end in .png, got {plot.name}")
     if plot.exists() and not force:
@@ -144,26 +149,17 @@ def info(
 
 
 def main() -> None:
-    """Console entry point: user errors -> `error: ...` on stderr, exit 2; no traceback."""
+    """Console entry point: user errors -> `error: ...` on stderr, exit 2; no traceback.
+
+    Typer's standalone mode handles usage errors itself (usage line + message, exit 2)."""
     try:
-        app(standalone_mode=False)
+        app()
     except A2BSError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, EOFError):
-        sys.exit(1)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ file never has its audio, mel or window tensors in memory at once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,8 @@ def plan(path: str | Path, fps: int, stride: int = 1, emotion_refresh_s: float |
     info = probe(path)
     if stride < 1 or stride > fps:
         raise A2BSError(f"--stride must be between 1 and {fps} frames, got {stride}")
-    if emotion_refresh_s is not None and emotion_refresh_s < 1.0:
-        raise A2BSError(f"--emotion-refresh must be at least 1 second, got {emotion_refresh_s}")
+    if emotion_refresh_s is not None and not (math.isfinite(emotion_refresh_s) and emotion_refresh_s >= 1.0):
+        raise A2BSError(f"--emotion-refresh must be a finite number of seconds, at least 1 (got {emotion_refresh_s})")
     return InferencePlan(info, fps, n_output_frames(info, fps), stride, emotion_refresh_s)
 
 

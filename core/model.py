@@ -237,7 +237,7 @@ class A2BSModel(nn.Module):
         kv = self.encode_frames(mel)  # (B, T_in-2, 2d): encoded index t is mel frame t + 2
         keys, values = self._heads(kv[..., :d]), self._heads(kv[..., d:])  # (B, T', h, dh)
         # A ones channel on the values makes the attention einsum also return the softmax denominator.
-        values = torch.cat([values, values.new_ones(values.shape[:-1] + (1,))], dim=-1)
+        values = torch.cat([values, values.new_ones((*values.shape[:-1], 1))], dim=-1)
         queries = self.mel_queries()
         scores = torch.einsum("bthd,hqd->bhqt", keys, queries)  # (B, h, 52, T'): each frame scored once
         detail_mel = mel.unfold(1, cfg.detail_frames, 1).flip(-1).movedim(-1, 2)  # (B, T', 3, 80): j, j-1, j-2
@@ -267,7 +267,7 @@ class A2BSModel(nn.Module):
                 weights = torch.empty(windows.shape, dtype=windows.dtype)
                 torch.mul(windows, exp_bias, out=weights)  # materialized once, contiguous
             exp_detail = torch.exp(logits_detail - peak[:, None])  # (B, c, h, 52, 3)
-            ones = detail_v.new_ones(detail_v.shape[:-1] + (1,))
+            ones = detail_v.new_ones((*detail_v.shape[:-1], 1))
             attended = torch.einsum("bchqn,bchdn->bcqhd", weights, values[:, first:last].unfold(1, n, stride))
             attended = attended + torch.einsum("bchqn,bcnhd->bcqhd", exp_detail, torch.cat([detail_v, ones], -1))
             norm = attended[..., -1:]
