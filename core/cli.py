@@ -77,23 +77,28 @@ def infer(
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
     """Animate an audio file: write one row of 52 blendshapes per frame at k / fps."""
-    from a2bs.core.audio import probe
     from a2bs.core.checkpoint import bundled_audio_dir
-    from a2bs.core.export import open_writer
+    from a2bs.core.export import check_output_path, open_writer
     from a2bs.core.inference import iter_blendshapes, plan
 
     audio = audio or bundled_audio_dir() / DEFAULT_CLIP
     default_output = output is None
     output = output or Path("out") / f"{audio.stem}.csv"
     started = time.perf_counter()
+    # Every cheap check first (audio, options, output paths), so mistakes fail before the model loads.
+    plan(audio, fps or 30, stride, emotion_refresh)
+    if default_output:
+        if output.parent.exists() and not output.parent.is_dir():
+            raise A2BSError(f"{output.parent} is a file, not a folder: pass -o to choose where to write")
+        if output.parent.is_dir():
+            check_output_path(output, force=force)
+    else:
+        check_output_path(output, force=force)
     if plot is not None:
         _check_plot_path(plot, force)
-    probe(audio)  # a broken file fails fast, before the model loads
     ckpt = _load(checkpoint, fps)
     the_plan = plan(audio, ckpt.fps, stride, emotion_refresh)
     if default_output:  # the default output folder is created only once everything else checked out
-        if output.parent.exists() and not output.parent.is_dir():
-            raise A2BSError(f"{output.parent} is a file, not a folder: pass -o to choose where to write")
         output.parent.mkdir(exist_ok=True)
     metadata = {"audio": str(audio), "checkpoint": ckpt.source, "trained": ckpt.trained, "stride": stride}
     from tqdm import tqdm

@@ -352,6 +352,27 @@ class NpyWriter(BlendshapeWriter):
 FORMATS: dict[str, type[BlendshapeWriter]] = {".csv": CsvWriter, ".json": JsonWriter, ".npy": NpyWriter}
 
 
+def check_output_path(path: str | Path, *, force: bool = False) -> Path:
+    """The output checks `open_writer` makes, for callers that want them before expensive work:
+    a supported suffix, not a directory, an existing writable parent, no existing file unless `force`."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise A2BSError(f"unsupported output format '{path.suffix}': use .csv, .json or .npy")
+    if path.is_dir():
+        raise A2BSError(f"{path} is a directory: give a file path such as {path / ('animation' + suffix)}")
+    parent = path.parent
+    if not parent.exists():
+        raise A2BSError(f"output directory {parent} does not exist: create it first (mkdir -p {parent})")
+    if not parent.is_dir():
+        raise A2BSError(f"{parent} is not a directory, cannot write {path}")
+    if os.path.lexists(path) and not force:
+        raise A2BSError(f"{path} exists: pass --force to overwrite")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise A2BSError(f"cannot write to directory {parent}: permission denied")
+    return path
+
+
 def open_writer(
     path: str | Path,
     fps: int,
@@ -366,26 +387,13 @@ def open_writer(
     not a directory, the parent directory exists and is writable, and the file does not exist
     unless `force`. Raises `A2BSError`.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise A2BSError(f"unsupported output format '{path.suffix}': use .csv, .json or .npy")
+    path = check_output_path(path, force=force)
+    suffix, parent = path.suffix.lower(), path.parent
     if isinstance(fps, bool) or not isinstance(fps, int | np.integer) or fps <= 0:
         raise A2BSError(f"fps must be a positive integer, got {fps!r}")
     if isinstance(n_frames, bool) or not isinstance(n_frames, int | np.integer) or n_frames < 0:
         raise A2BSError(f"n_frames must be a non-negative integer, got {n_frames!r}")
     fps, n_frames = int(fps), int(n_frames)
-    if path.is_dir():
-        raise A2BSError(f"{path} is a directory: give a file path such as {path / ('animation' + suffix)}")
-    parent = path.parent
-    if not parent.exists():
-        raise A2BSError(f"output directory {parent} does not exist: create it first (mkdir -p {parent})")
-    if not parent.is_dir():
-        raise A2BSError(f"{parent} is not a directory, cannot write {path}")
-    if os.path.lexists(path) and not force:
-        raise A2BSError(f"{path} exists: pass --force to overwrite")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise A2BSError(f"cannot write to directory {parent}: permission denied")
     metadata_json = "{}"
     if suffix == ".json":
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,13 @@ def plot_curves(frames: np.ndarray, fps: int, path: str | Path, title: str = "")
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(title or f"{len(ARKIT_BLENDSHAPES)} ARKit blendshapes at {fps} fps")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.part")
-    fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=90)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path

@@ -11,9 +11,8 @@ Every run passes a fixture checkpoint (`checkpoint_dirs` in conftest.py: determi
 and ``--no-progress``. An untrained checkpoint makes the CLI print a one-line warning on stderr
 when it loads, so the error tests use a copy flagged ``trained`` (`quiet30`): there stderr must be
 exactly the one error line. `test_untrained_warning_precedes_error` pins the untrained case.
-
-Tests marked xfail(strict=True) document bugs found in the code under test; when a bug is fixed
-the test starts passing, pytest reports XPASS as a failure, and the marker should be removed.
+Click usage errors (an option value of the wrong type, an unknown option) are Typer's own: a
+usage line and a boxed message, exit 2, no traceback.
 """
 
 from __future__ import annotations
@@ -273,7 +272,7 @@ BAD_INPUT = [
     ),
     pytest.param(
         lambda inp, out, ck: _infer_args(_tone(inp), out / "anim.csv", ck[30], "--emotion-refresh", "0.5"),
-        ("--emotion-refresh", "at least 1 second"),
+        ("--emotion-refresh", "at least 1", "0.5"),
         id="emotion-refresh-too-short",
     ),
     pytest.param(
@@ -353,20 +352,21 @@ def test_output_exists_with_force_is_replaced(run: Run, tmp_path: Path, checkpoi
     assert listing(out) == ["anim.csv"]
 
 
-def test_untrained_warning_precedes_error(run: Run, tmp_path: Path, checkpoint_dirs: dict[int, Path]) -> None:
-    """With an untrained checkpoint an error found after loading comes after the (one-line) warning.
-
-    Pins current behaviour: the contract's "exactly one stderr line" holds only for trained
-    checkpoints, because --stride, the output path etc. are checked after the model is loaded.
-    """
+def test_option_errors_come_before_the_untrained_warning(
+    run: Run, tmp_path: Path, checkpoint_dirs: dict[int, Path]
+) -> None:
+    """Options and paths are checked before the model loads: even with an untrained checkpoint,
+    a bad option gives exactly one stderr line (no warning first)."""
     audio = write_tone(tmp_path, "tone.wav", seconds=0.5)
-    result = infer(run, audio, tmp_path / "anim.csv", checkpoint_dirs[30], "--stride", "0")
-    assert result.code == 2
-    assert "Traceback" not in result.err
-    lines = result.err.splitlines()
-    assert len(lines) == 2, lines
-    assert lines[0].startswith(UNTRAINED_WARNING)
-    assert lines[1].startswith("error: ") and "--stride" in lines[1]
+    for extra, key in ((["--stride", "0"], "--stride"), (["--plot", "x.jpg"], "--plot")):
+        result = infer(run, audio, tmp_path / "anim.csv", checkpoint_dirs[30], *extra)
+        assert result.code == 2
+        assert "Traceback" not in result.err
+        lines = result.err.splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("error: ") and key in lines[0]
+    result = infer(run, audio, tmp_path / "anim.txt", checkpoint_dirs[30])
+    assert result.err.splitlines() == ["error: unsupported output format '.txt': use .csv, .json or .npy"]
     assert listing(tmp_path) == ["tone.wav"]
 
 
@@ -561,76 +561,80 @@ def test_script_bundled_speech(tmp_path: Path, speech_cache: dict, run: Run, che
     assert (tmp_path / "anim.csv").read_bytes() == in_process.read_bytes()
 
 
-# --- known bugs (xfail strict: remove the marker once fixed) ---------------------------------
+# --- regressions: bugs found while writing these tests --------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ModuleNotFoundError,
-    reason="cli.main() does `import click` for usage errors, but typer>=0.2x vendors click as typer._click "
-    "and click is not installed: every usage error ends in a ModuleNotFoundError traceback, exit 1",
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [(["--stride", "abc"], "--stride"), (["--no-such-option"], "--no-such-option")],
+    ids=["bad-int", "unknown-option"],
 )
-@pytest.mark.parametrize("args", [["--stride", "abc"], ["--no-such-option"]], ids=["bad-int", "unknown-option"])
-def test_usage_error_no_traceback(run: Run, tmp_path: Path, quiet30: Path, args: list[str]) -> None:
+def test_usage_error_no_traceback(run: Run, tmp_path: Path, quiet30: Path, args: list[str], mentions: str) -> None:
+    """Was: main() did `import click` (typer 0.29 vendors it as typer._click): ModuleNotFoundError, exit 1."""
     audio = write_tone(tmp_path, "tone.wav", seconds=0.5)
     result = run("infer", audio, "-o", tmp_path / "anim.csv", "--checkpoint", quiet30, "--no-progress", *args)
     assert result.code == 2
     assert "Traceback" not in result.err
+    assert "Usage:" in result.err and mentions in result.err
     assert listing(tmp_path) == ["tone.wav"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ValueError, ModuleNotFoundError),
-    reason="plan() checks `emotion_refresh_s < 1.0`, which is False for nan and inf; "
-    "emotion.refresh_times then raises ValueError (a traceback)",
-)
+def test_no_arguments_shows_usage(run: Run) -> None:
+    result = run()
+    assert result.code == 2
+    assert "Traceback" not in result.err
+    assert "Usage:" in result.out + result.err
+
+
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_emotion_refresh_not_finite(run: Run, tmp_path: Path, quiet30: Path, value: str) -> None:
+    """Was: plan() only checked `< 1.0` (False for nan/inf); refresh_times raised ValueError."""
     audio = write_tone(tmp_path, "tone.wav", seconds=0.5)
     result = infer(run, audio, tmp_path / "anim.csv", quiet30, "--emotion-refresh", value)
-    assert_one_error_line(result, "--emotion-refresh")
+    assert_one_error_line(result, "--emotion-refresh", "finite", value)
     assert listing(tmp_path) == ["tone.wav"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(FileExistsError, ModuleNotFoundError),
-    reason="without -o, infer() runs Path('out').mkdir(exist_ok=True) before any check: "
-    "FileExistsError traceback when ./out is a file",
-)
 def test_default_output_folder_is_a_file(
     run: Run, tmp_path: Path, quiet30: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Was: without -o, Path("out").mkdir(exist_ok=True) ran first: FileExistsError traceback."""
     audio = write_tone(tmp_path, "tone.wav", seconds=0.5)
     (tmp_path / "out").write_text("not a folder")
     monkeypatch.chdir(tmp_path)
     result = run("infer", audio, "--checkpoint", quiet30, "--no-progress")
-    assert_one_error_line(result, "out")
+    assert_one_error_line(result, "out", "not a folder", "-o")
     assert (tmp_path / "out").read_text() == "not a folder"
+    assert listing(tmp_path) == ["out", "tone.wav"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="without -o, infer() creates ./out before validating the audio: a failed run leaves it"
-)
 def test_default_output_no_folder_left_on_error(
     run: Run, tmp_path: Path, quiet30: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Was: without -o, ./out was created before the audio was checked, and left by a failed run."""
     monkeypatch.chdir(tmp_path)
     result = run("infer", "missing.wav", "--checkpoint", quiet30, "--no-progress")
     assert_one_error_line(result, "not found", "missing.wav")
     assert listing(tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(IsADirectoryError, ModuleNotFoundError),
-    reason="--plot onto an existing directory with --force passes _check_plot_path; plot_curves' "
-    "os.replace then raises IsADirectoryError (traceback) and leaves .<name>.part behind",
-)
+def test_default_output_goes_to_out_folder(
+    run: Run, tmp_path: Path, checkpoint_dirs: dict[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without -o the animation goes to ./out/<audio stem>.csv; the folder is created when needed."""
+    audio = write_tone(tmp_path, "tone.wav", seconds=0.5)
+    monkeypatch.chdir(tmp_path)
+    result = run("infer", audio, "--checkpoint", checkpoint_dirs[30], "--no-progress")
+    assert_success(result, expected_rows(audio, 30), 30)
+    assert_full_csv(tmp_path / "out" / "tone.csv", audio, 30)
+    assert listing(tmp_path / "out") == ["tone.csv"]
+
+
 def test_plot_onto_directory(run: Run, tmp_path: Path, quiet30: Path) -> None:
+    """Was: passed the --plot checks with --force, then plot_curves raised IsADirectoryError after
+    the CSV was written, leaving .curves.png.part behind."""
     audio = write_tone(tmp_path, "tone.wav", seconds=0.2)
     (tmp_path / "curves.png").mkdir()
     result = infer(run, audio, tmp_path / "anim.csv", quiet30, "--plot", tmp_path / "curves.png", "--force")
-    assert_one_error_line(result, "curves.png", "directory")
+    assert_one_error_line(result, "--plot", "curves.png", "folder")
     assert listing(tmp_path) == ["curves.png", "tone.wav"]  # no .part, and no anim.csv either
