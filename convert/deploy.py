@@ -1,0 +1,140 @@
+"""Deploy-time modules: what the converters export.
+
+`DeployStep` is `A2BSModel.step` with every input-independent subgraph precomputed into constants
+(the 52 queries' projections for both streams, the stream-mixing softmax, the smoothing alpha), and
+written with plain matmul / reshape / softmax ops that CoreML and TFLite convert. Same outputs as
+the model; integer quantizers no longer meet constant subgraphs (DESIGN.md pitfalls).
+
+`DeployFrontEnd` is the mel front end (1024 PCM samples -> 80 normalized log-mel values).
+
+The on-device call sequence (the manifest repeats it for app developers):
+  for each mel frame j (window centred on sample round(j * 16000 / fps)):
+      mel_j = front_end(pcm[c_j - 512 : c_j + 512])
+      keep the last 3 mel frames -> mel_frames (1, 3, 80), oldest first
+      blendshapes, blendshapes_raw, context_frame = step(mel_frames, context, emotion, previous)
+      context = context[:, 1:] ++ context_frame          (ring buffer, oldest first)
+      output frame k = j - lookahead gets `blendshapes` (frame 0: `blendshapes_raw`); previous = it
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from a2bs.core.constants import N_FFT
+from a2bs.core.model import A2BSModel
+
+STEP_INPUTS = ("mel_frames", "context", "emotion", "previous")
+STEP_OUTPUTS = ("blendshapes", "blendshapes_raw", "context_frame")
+FRONT_END_INPUTS = ("pcm",)
+FRONT_END_OUTPUTS = ("mel",)
+
+
+class DeployStep(nn.Module):
+    """One output frame, stateless, batch 1 (the on-device model)."""
+
+    def __init__(self, model: A2BSModel) -> None:
+        super().__init__()
+        cfg = model.config
+        self.n_context = cfg.context_frames
+        self.d, self.h = cfg.d_model, cfg.n_heads
+        self.dh = self.d // self.h
+        self.n_emotion_tokens = cfg.emotion_tokens
+        # learned layers, shared with the model
+        self.frame_encoder = model.frame_encoder
+        self.detail_encoder = model.detail_encoder
+        self.mel_kv = model.mel_kv
+        self.mel_out = model.mel_out
+        self.emotion_compress = model.emotion_compress
+        self.emotion_tokens = model.emotion_tokens
+        self.emotion_norm = model.emotion_norm
+        self.emotion_kv = model.emotion_kv
+        self.emotion_out = model.emotion_out
+        self.decoder_norm = model.decoder_norm
+        self.decoder_hidden = model.decoder_hidden
+        # constants: input-independent subgraphs evaluated once
+        with torch.no_grad():
+            w_mel, w_emotion = model.stream_weights()
+            emotion_q = model.emotion_query(model.queries).unflatten(-1, (self.h, self.dh)).transpose(0, 1)
+            self.register_buffer("mel_q", model.mel_queries().detach().clone())  # (h, 52, dh), pre-scaled
+            self.register_buffer("emotion_q", (emotion_q / math.sqrt(self.dh)).detach().clone())
+            self.register_buffer("position_bias", model.mel_position_bias.detach().clone())  # (h, 52, N+3)
+            self.register_buffer("token_embedding", model.emotion_token_embedding.detach().clone())
+            self.register_buffer("w_mel", w_mel.detach()[:, None].clone())
+            self.register_buffer("w_emotion", w_emotion.detach()[:, None].clone())
+            self.register_buffer("decoder_weight", model.decoder_weight.detach().clone())
+            self.register_buffer("decoder_bias", model.decoder_bias.detach().clone())
+            self.register_buffer("alpha", model.alpha.detach().reshape(1).clone())
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(T, d) -> (h, T, dh)."""
+        return x.reshape(x.shape[0], self.h, self.dh).permute(1, 0, 2)
+
+    def _merge_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(h, 52, dh) -> (52, d)."""
+        return x.permute(1, 0, 2).reshape(x.shape[1], self.d)
+
+    def forward(
+        self, mel_frames: torch.Tensor, context: torch.Tensor, emotion: torch.Tensor, previous: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        d = self.d
+        # mel stream: encode the newest frame (from frames j-2, j-1, j), attend over the ring + detail tokens
+        context_frame = self.mel_kv(self.frame_encoder(mel_frames.reshape(1, -1)))  # (1, 2d)
+        tokens = torch.cat([context.reshape(self.n_context - 1, 2 * d), context_frame], dim=0)  # (N, 2d)
+        newest_first = torch.cat([mel_frames[0, 2:3], mel_frames[0, 1:2], mel_frames[0, 0:1]], dim=0)  # (3, 80)
+        detail = self.mel_kv(self.detail_encoder(newest_first))  # (3, 2d)
+        keys = torch.cat([self._split_heads(tokens[:, :d]), self._split_heads(detail[:, :d])], dim=1)
+        values = torch.cat([self._split_heads(tokens[:, d:]), self._split_heads(detail[:, d:])], dim=1)
+        logits = torch.matmul(self.mel_q, keys.transpose(1, 2)) + self.position_bias  # (h, 52, N+3)
+        mel_context = self.mel_out(self._merge_heads(torch.matmul(torch.softmax(logits, dim=-1), values)))
+        # emotion stream: 264 -> 256 -> tokens -> attention with constant queries
+        compressed = self.emotion_compress(emotion)  # (1, d)
+        emo_tokens = self.emotion_tokens(F.gelu(compressed)).reshape(self.n_emotion_tokens, d)
+        emo_kv = self.emotion_kv(self.emotion_norm(emo_tokens + self.token_embedding))  # (T_e, 2d)
+        emo_logits = torch.matmul(self.emotion_q, self._split_heads(emo_kv[:, :d]).transpose(1, 2))
+        emo_att = torch.matmul(torch.softmax(emo_logits, dim=-1), self._split_heads(emo_kv[:, d:]))
+        emotion_context = self.emotion_out(self._merge_heads(emo_att))
+        # fusion, decoder, smoothing
+        fused = self.w_mel * mel_context + self.w_emotion * emotion_context  # (52, d)
+        hidden = F.gelu(self.decoder_hidden(self.decoder_norm(fused)))  # (52, 64)
+        raw = torch.sigmoid((hidden * self.decoder_weight).sum(-1) + self.decoder_bias).reshape(1, -1)
+        smoothed = self.alpha * raw + (1 - self.alpha) * previous
+        return smoothed, raw, context_frame
+
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        g = torch.Generator().manual_seed(0)
+        return (
+            torch.randn(1, 3, self.detail_encoder[0].in_features, generator=g),
+            torch.randn(1, self.n_context - 1, 2 * self.d, generator=g) * 0.5,
+            torch.randn(1, self.emotion_compress.in_features, generator=g),
+            torch.rand(1, self.decoder_bias.shape[0], generator=g),
+        )
+
+
+class DeployFrontEnd(nn.Module):
+    """1024 PCM samples (16 kHz, float in [-1, 1]) -> 80 normalized log-mel values. Keep in fp32."""
+
+    def __init__(self, model: A2BSModel) -> None:
+        super().__init__()
+        self.front_end = model.front_end
+
+    def forward(self, pcm: torch.Tensor) -> torch.Tensor:
+        return self.front_end(pcm)
+
+    @staticmethod
+    def example_inputs() -> tuple[torch.Tensor]:
+        return (torch.randn(1, N_FFT, generator=torch.Generator().manual_seed(0)) * 0.1,)
+
+
+@torch.no_grad()
+def initial_state(model: A2BSModel) -> dict[str, torch.Tensor]:
+    """What an app starts with: the context ring and mel history of digital silence."""
+    silence_mel = model.front_end(torch.zeros(1, N_FFT))  # (1, 80)
+    frame = model.silence_context_frame()
+    return {
+        "mel_frames": silence_mel.expand(3, -1)[None].clone(),
+        "context": frame.expand(model.config.context_frames - 1, -1)[None].clone(),
+    }
