@@ -49,7 +49,13 @@ W_L1 = 0.1
 W_PERCEPTUAL = 0.5
 W_TEMPORAL = 0.2
 W_SMOOTHING = 0.1
-ALPHA_TARGET = 0.15
+# The spec leaves the mouth/expression split of the perceptual loss open: lip sync matters most.
+W_MOUTH = 1.0
+W_EXPRESSION = 0.5
+# Smoothing target per fps. The spec's "typically 0.1-0.2" would give a time constant of ~6 frames
+# (190 ms at 30 fps) and make bilabial closures within one frame impossible; these targets keep
+# the lag under ~1.5 frames (docs/DECISIONS.md).
+ALPHA_TARGET = {30: 0.7, 60: 0.5}
 
 # --- targets --------------------------------------------------------------------
 RTF_TARGET = 0.1

@@ -1,0 +1,363 @@
+"""`a2bs train`: the spec's multi-component loss, AdamW + cosine annealing, sequence batches,
+validation metrics, safetensors checkpoints, resume, and data-parallel training (torchrun, gloo).
+
+A training example is a sequence of `seq_frames` consecutive output frames of one take with its
+full mel context, so smoothing and the temporal loss act on real sequences.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+
+from a2bs.core import constants as C
+from a2bs.core.blendshapes import EXPRESSION_INDICES, INDEX, MOUTH_INDICES
+from a2bs.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from a2bs.core.dataset import Take, load_takes, split_takes
+from a2bs.core.emotion import EmotionStats, emotion_features_at
+from a2bs.core.errors import A2BSError
+from a2bs.core.features import frame_centers, gather_windows, log_mel_frames
+from a2bs.core.model import A2BSModel, ModelConfig, smooth
+
+STATE_WEIGHTS = "training_state.safetensors"
+STATE_JSON = "training_state.json"
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    fps: int = 30
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    batch_size: int = C.BATCH_SIZE
+    seq_frames: int = 64
+    lr: float = C.LEARNING_RATE
+    weight_decay: float = 0.01
+    seed: int = 0
+    init: str | None = None  # start from this checkpoint's weights (e.g. 30 -> 60 fps fine-tuning)
+    max_minutes: float | None = None  # stop cleanly (with a checkpoint) after this much wall time
+
+
+# ---- loss ----------------------------------------------------------------------------------------
+def training_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, alpha: torch.Tensor, fps: int
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The spec's L_total = w_mse MSE + w_l1 L1 + w_perc (w_mouth L_mouth + w_expr L_expr)
+    + w_temporal L_temporal + w_smoothing (alpha - alpha_target)^2, over valid (unpadded) frames."""
+    m = mask[..., None]
+    err = (pred - target) * m
+    frames = mask.sum().clamp(min=1)
+    mse = err.square().sum() / (frames * pred.shape[-1])
+    l1 = err.abs().sum() / (frames * pred.shape[-1])
+    mouth = err[..., list(MOUTH_INDICES)].square().sum() / (frames * len(MOUTH_INDICES))
+    expression = err[..., list(EXPRESSION_INDICES)].square().sum() / (frames * len(EXPRESSION_INDICES))
+    perceptual = C.W_MOUTH * mouth + C.W_EXPRESSION * expression
+    pair = (mask[:, 1:] * mask[:, :-1])[..., None]
+    grad_err = ((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) * pair
+    temporal = grad_err.square().sum() / (pair.sum().clamp(min=1) * pred.shape[-1])
+    smoothing = (alpha - C.ALPHA_TARGET[fps]).square()
+    total = (C.W_MSE * mse + C.W_L1 * l1 + C.W_PERCEPTUAL * perceptual + C.W_TEMPORAL * temporal
+             + C.W_SMOOTHING * smoothing)  # fmt: skip
+    parts = {"mse": mse, "l1": l1, "mouth": mouth, "expression": expression, "temporal": temporal}
+    return total, {k: float(v.detach()) for k, v in parts.items()} | {"loss": float(total.detach())}
+
+
+# ---- prepared data --------------------------------------------------------------------------------
+@dataclass
+class PreparedTake:
+    name: str
+    mel: torch.Tensor  # (n + N + 1, 80) normalized; row i is mel frame L - N - 1 + i
+    emotion: torch.Tensor  # (264,) normalized
+    targets: torch.Tensor  # (n, 52)
+    phones: list[tuple[str, float, float]] | None
+
+
+def _raw_log_mel(take: Take, cfg: ModelConfig) -> np.ndarray:
+    first = cfg.lookahead_frames - cfg.window_mel_frames + 1
+    return log_mel_frames(take.audio, cfg.fps, first, len(take.curves) + cfg.window_mel_frames - 1)
+
+
+def _raw_emotion(take: Take) -> np.ndarray:
+    return emotion_features_at(take.audio, len(take.audio) / C.SAMPLE_RATE)
+
+
+def fit_statistics(takes: list[Take], cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, EmotionStats]:
+    """Per-bin mel mean/std and emotion z-score statistics from the training takes (speech frames only:
+    the silence padding before each take would otherwise dominate the mel statistics)."""
+    mels = np.concatenate([_raw_log_mel(t, cfg)[cfg.window_mel_frames - 1 :] for t in takes])
+    emotion = EmotionStats.fit(np.stack([_raw_emotion(t) for t in takes]))
+    return mels.mean(0), mels.std(0) + 1e-3, emotion
+
+
+@torch.no_grad()
+def prepare(takes: list[Take], model: A2BSModel, emotion_stats: EmotionStats) -> list[PreparedTake]:
+    cfg = model.config
+    out = []
+    for take in takes:
+        first = cfg.lookahead_frames - cfg.window_mel_frames + 1
+        count = len(take.curves) + cfg.window_mel_frames - 1
+        windows = torch.from_numpy(gather_windows(take.audio, 0, frame_centers(first, count, cfg.fps)))
+        mel = model.front_end(windows)
+        emotion = torch.from_numpy(emotion_stats.normalize(_raw_emotion(take)[None])[0])
+        out.append(PreparedTake(take.name, mel, emotion, torch.from_numpy(take.curves), take.phones))
+    return out
+
+
+def sample_batch(
+    takes: list[PreparedTake], batch_size: int, seq_frames: int, rng: np.random.Generator, silence: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mel (B, T + N + 1, 80), emotion (B, 264), targets (B, T, 52), mask (B, T)); short takes are padded."""
+    lengths = np.array([len(t.targets) for t in takes], dtype=np.float64)
+    picks = rng.choice(len(takes), size=batch_size, p=lengths / lengths.sum())
+    context = takes[0].mel.shape[0] - len(takes[0].targets)  # N + 1
+    mels, emotions, targets, masks = [], [], [], []
+    for i in picks:
+        take = takes[i]
+        n = len(take.targets)
+        start = int(rng.integers(0, n - seq_frames + 1)) if n > seq_frames else 0
+        length = min(seq_frames, n)
+        mel = take.mel[start : start + length + context]
+        target = take.targets[start : start + length]
+        pad = seq_frames - length
+        if pad:
+            mel = torch.cat([mel, silence.expand(pad, -1)])
+            target = torch.cat([target, torch.zeros(pad, target.shape[1])])
+        mels.append(mel)
+        emotions.append(take.emotion)
+        targets.append(target)
+        masks.append(torch.cat([torch.ones(length), torch.zeros(pad)]))
+    return torch.stack(mels), torch.stack(emotions), torch.stack(targets), torch.stack(masks)
+
+
+# ---- metrics --------------------------------------------------------------------------------------
+# Phone classes for the lip-closure metrics (espeak-ng English mnemonics; docs/VISEMES.md).
+BILABIALS = frozenset({"p", "b", "m"})
+OPEN_VOWELS = frozenset({"a", "A:", "aI", "aU", "A@", "a#", "aa", "V", "0", "O:", "E", "e@", "a:"})
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    if len(positive) == 0 or len(negative) == 0:
+        return float("nan")
+    diff = positive[:, None] - negative[None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+def specialization(model: A2BSModel) -> float:
+    """The spec's S_overall over the mouth and expression categories."""
+    w_mel, w_emotion = (w.detach().numpy() for w in model.stream_weights())
+    values = []
+    for indices in (MOUTH_INDICES, EXPRESSION_INDICES):
+        m, e = w_mel[list(indices)].mean(), w_emotion[list(indices)].mean()
+        values.append(abs(m - e) / (m + e))
+    return float(np.mean(values))
+
+
+@torch.no_grad()
+def evaluate(model: A2BSModel, takes: list[PreparedTake]) -> dict[str, float]:
+    """Whole-take inference on the validation takes: MAE (all, mouth, expression), jawOpen contrast and AUC
+    between open vowels and bilabials, bilabial closure timing, stillness in silence, S_overall."""
+    model.eval()
+    errors, open_seg, bilabial_seg, close_lag, still = [], [], [], [], []
+    jaw, close = INDEX["jawOpen"], INDEX["mouthClose"]
+    for take in takes:
+        pred = smooth(model.forward_sequence(take.mel[None], model.emotion_context(take.emotion[None])), model.alpha)
+        pred = pred[0].numpy()
+        errors.append(np.abs(pred - take.targets.numpy()))
+        fps = model.config.fps
+        for phone, start, end in take.phones or []:
+            a = round(start * fps)
+            b = max(a + 1, round(end * fps))
+            if b > len(pred):
+                continue
+            if phone in OPEN_VOWELS:
+                open_seg.append(pred[a:b, jaw].mean())
+            elif phone in BILABIALS:
+                bilabial_seg.append(pred[a:b, jaw].mean())
+                # frames between the phone's centre and the predicted mouthClose peak nearby
+                centre = (a + b) // 2
+                lo, hi = max(0, centre - 4), min(len(pred), centre + 5)
+                close_lag.append(abs(lo + int(np.argmax(pred[lo:hi, close])) - centre))
+            elif phone in ("_", "sil", "") and b - a >= 3:
+                still.append(np.abs(np.diff(pred[a:b], axis=0)).mean())
+    err = np.concatenate(errors)
+    open_arr, bil_arr = np.array(open_seg), np.array(bilabial_seg)
+    return {
+        "mae": float(err.mean()),
+        "mae_mouth": float(err[:, list(MOUTH_INDICES)].mean()),
+        "mae_expression": float(err[:, list(EXPRESSION_INDICES)].mean()),
+        "jaw_open_contrast": float(open_arr.mean() - bil_arr.mean()) if len(open_arr) and len(bil_arr) else math.nan,
+        "jaw_open_auc": auc(open_arr, bil_arr),
+        "bilabial_close_lag_frames": float(np.mean(close_lag)) if close_lag else math.nan,
+        "silence_frame_change": float(np.mean(still)) if still else math.nan,
+        "s_overall": specialization(model),
+        "alpha": float(model.alpha.detach()),
+    }
+
+
+# ---- state ----------------------------------------------------------------------------------------
+def _save_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler: Any, info: dict[str, Any]) -> None:
+    state = optimizer.state_dict()
+    tensors = {
+        f"state.{index}.{name}": value.contiguous()
+        for index, per_param in state["state"].items()
+        for name, value in per_param.items()
+    }
+    tensors["torch_rng"] = torch.get_rng_state()
+    save_file(tensors, str(folder / STATE_WEIGHTS))
+    scalars = {"param_groups": state["param_groups"], "scheduler": scheduler.state_dict(), **info}
+    (folder / STATE_JSON).write_text(json.dumps(scalars, indent=1))
+
+
+def _load_state(folder: Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
+    if not (folder / STATE_JSON).is_file() or not (folder / STATE_WEIGHTS).is_file():
+        raise A2BSError(f"cannot resume: {folder} has no training state (start without --resume)")
+    scalars = json.loads((folder / STATE_JSON).read_text())
+    tensors = load_file(str(folder / STATE_WEIGHTS))
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("state."):
+            _, index, name = key.split(".", 2)
+            per_param.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": per_param, "param_groups": scalars["param_groups"]})
+    scheduler.load_state_dict(scalars["scheduler"])
+    torch.set_rng_state(tensors["torch_rng"])
+    return scalars
+
+
+# ---- the loop -------------------------------------------------------------------------------------
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def train(
+    config: TrainConfig, *, resume: bool = False, force: bool = False, log: Callable[[str], None] = print,
+    progress: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Train; writes OUT/last and OUT/best checkpoints and OUT/metrics.jsonl. Returns the final metrics."""
+    rank, world = _distributed()
+    out = Path(config.out)
+    if rank == 0 and out.exists() and any(out.iterdir()) and not (resume or force):
+        raise A2BSError(f"{out} is not empty: pass --resume to continue it or --force to start over")
+    torch.manual_seed(config.seed)
+    takes, report = load_takes(config.data, config.fps)
+    train_takes, val_takes = split_takes(config.data, takes)
+    if rank == 0:
+        log(report.summary() if report.skipped else f"{len(takes)} takes loaded")
+        log(f"{len(train_takes)} training takes, {len(val_takes)} validation takes, {world} process(es)")
+
+    if config.init:
+        base = load_checkpoint(config.init)
+        model = A2BSModel(ModelConfig.for_fps(config.fps))
+        _transfer(base.model, model)
+    else:
+        model = A2BSModel(ModelConfig.for_fps(config.fps))
+    mel_mean, mel_std, emotion_stats = fit_statistics(train_takes, model.config)
+    model.front_end.set_stats(mel_mean, mel_std)
+    train_data = prepare(train_takes, model, emotion_stats)
+    val_data = prepare(val_takes or train_takes[:1], model, emotion_stats)
+    with torch.no_grad():
+        silence = model.front_end(torch.zeros(1, C.N_FFT))
+
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total_steps = config.epochs * config.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    start_epoch, best = 0, math.inf
+    if resume:
+        last = load_checkpoint(out / "last")
+        model.load_state_dict(last.model.state_dict())
+        scalars = _load_state(out / "last", optimizer, scheduler)
+        start_epoch, best = scalars["epoch"], scalars.get("best_mae", math.inf)
+        if rank == 0:
+            log(f"resumed from {out / 'last'} after epoch {start_epoch}")
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        rng = np.random.default_rng([config.seed, epoch, rank])
+        sums: dict[str, float] = {}
+        bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not progress or rank != 0, leave=False)  # fmt: skip
+        for _ in bar:
+            mel, emotion, target, mask = sample_batch(train_data, config.batch_size, config.seq_frames, rng, silence)
+            pred = ddp_model(mel, emotion)
+            loss, parts = training_loss(pred, target, mask, model.alpha, config.fps)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{parts['loss']:.4f}")
+        out_of_time = config.max_minutes is not None and time.perf_counter() - started > 60 * config.max_minutes
+        if rank == 0:
+            train_parts = {f"train_{k}": v / config.steps_per_epoch for k, v in sums.items()}
+            metrics = {"epoch": epoch + 1, **train_parts, **evaluate(model, val_data),
+                       "lr": scheduler.get_last_lr()[0], "minutes": (time.perf_counter() - started) / 60}  # fmt: skip
+            log(_format_metrics(metrics))
+            with (out / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            ckpt = Checkpoint(model, emotion_stats, trained=True, source=str(out / "last"),
+                              info={"training": asdict(config), "metrics": metrics})  # fmt: skip
+            save_checkpoint(ckpt, out / "last", force=True)
+            _save_state(out / "last", optimizer, scheduler, {"epoch": epoch + 1, "best_mae": min(best, metrics["mae"])})
+            if metrics["mae"] < best:
+                best = metrics["mae"]
+                save_checkpoint(ckpt, out / "best", force=True)
+        if world > 1:
+            flag = torch.tensor([float(out_of_time)])
+            dist.all_reduce(flag)
+            out_of_time = bool(flag.item())
+            dist.barrier()
+        if out_of_time:
+            if rank == 0:
+                log(f"stopping after epoch {epoch + 1}: --max-minutes {config.max_minutes} reached")
+            break
+    if world > 1:
+        dist.destroy_process_group()
+    return metrics
+
+
+def _transfer(source: A2BSModel, target: A2BSModel) -> None:
+    """Copy weights between fps variants; the position bias is resampled to the new window length."""
+    src, dst = source.state_dict(), target.state_dict()
+    for key, value in dst.items():
+        if key.startswith("front_end.") or key not in src:
+            continue
+        if key == "mel_position_bias" and src[key].shape != value.shape:
+            n_src, n_dst = source.config.context_frames, target.config.context_frames
+            long = torch.nn.functional.interpolate(src[key][..., :n_src], size=n_dst, mode="linear", align_corners=True)
+            dst[key] = torch.cat([long, src[key][..., n_src:]], dim=-1)
+        elif src[key].shape == value.shape:
+            dst[key] = src[key]
+    target.load_state_dict(dst)
+
+
+def _format_metrics(m: dict[str, Any]) -> str:
+    return (
+        f"epoch {m['epoch']}: loss {m.get('train_loss', math.nan):.4f} | val MAE {m['mae']:.4f} "
+        f"(mouth {m['mae_mouth']:.4f}, expr {m['mae_expression']:.4f}) | jawOpen AUC {m['jaw_open_auc']:.3f} "
+        f"contrast {m['jaw_open_contrast']:.3f} | S {m['s_overall']:.3f} | alpha {m['alpha']:.3f}"
+    )
