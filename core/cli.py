@@ -153,6 +153,39 @@ def info(
     typer.echo(describe(ckpt.model))
 
 
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset folder: takes/<name>.wav + <name>.csv (Live Link Face).")],
+    out: Annotated[Path, typer.Option(help="Output folder: last/ and best/ checkpoints, metrics.jsonl.")],
+    fps: Annotated[int, typer.Option(help="30 or 60.")] = 30,
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    steps_per_epoch: Annotated[int, typer.Option(min=1)] = 100,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per step per process.")] = 4,
+    seq_frames: Annotated[int, typer.Option(min=2, help="Output frames per training sequence.")] = 64,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine annealed).")] = 3e-4,
+    seed: int = 0,
+    init: Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after the epoch that passes this.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over in a non-empty OUT.")] = False,
+    progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
+) -> None:
+    """Train the model on takes. Scale out with `torchrun --nproc_per_node N --no-python a2bs train ...`."""
+    from a2bs.core.constants import SUPPORTED_FPS
+    from a2bs.core.train import TrainConfig
+    from a2bs.core.train import train as run_training
+
+    if fps not in SUPPORTED_FPS:
+        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    config = TrainConfig(
+        data=str(data), out=str(out), fps=fps, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size, seq_frames=seq_frames, lr=lr, seed=seed, init=str(init) if init else None,
+        max_minutes=max_minutes,
+    )  # fmt: skip
+    show = sys.stderr.isatty() if progress is None else progress
+    run_training(config, resume=resume, force=force, log=typer.echo, progress=show)
+
+
 def main() -> None:
     """Console entry point: user errors -> `error: ...` on stderr, exit 2; no traceback.
 

@@ -1,0 +1,176 @@
+"""Trainer: loss, take loading (with its bad-input rules), a short training run whose loss falls,
+resume, and two-process data-parallel training on gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from audio_fixtures import write_audio
+
+from a2bs.core.audio import load_audio
+from a2bs.core.blendshapes import INDEX, LIVE_LINK_FACE_COLUMNS
+from a2bs.core.checkpoint import bundled_audio_dir, load_checkpoint
+from a2bs.core.dataset import load_takes, resample_curves, split_takes
+from a2bs.core.errors import A2BSError
+from a2bs.core.export import open_writer
+from a2bs.core.train import TrainConfig, auc, train, training_loss
+
+
+def _energy_curves(audio: np.ndarray, fps: int) -> np.ndarray:
+    """A learnable target: jawOpen follows the speech envelope, mouthClose its complement."""
+    n = -(-len(audio) * fps // 16000)
+    hop = 16000 / fps
+    env = np.array([np.sqrt(np.mean(audio[int(k * hop) : int(k * hop) + 512] ** 2) + 1e-12) for k in range(n)])
+    env = np.clip(env / (env.max() + 1e-9), 0, 1)
+    curves = np.full((n, 52), 0.05, np.float32)
+    curves[:, INDEX["jawOpen"]] = env
+    curves[:, INDEX["mouthClose"]] = 1 - env
+    return curves
+
+
+def _write_take(folder: Path, name: str, audio: np.ndarray, fps: int = 60) -> None:
+    write_audio(folder, f"{name}.wav", audio, 16000)
+    curves = _energy_curves(audio, fps)
+    with open_writer(folder / f"{name}.csv", fps, len(curves)) as writer:
+        writer.write(curves)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    takes = root / "takes"
+    takes.mkdir()
+    for clip in sorted(bundled_audio_dir().glob("*.wav")):
+        audio = load_audio(clip)
+        for i, part in enumerate(np.array_split(audio, 3)):
+            _write_take(takes, f"{clip.stem}_{i}", part)
+    (root / "corpus.json").write_text(json.dumps({"split": {"validation": ["speech_en_gb_f_2"]}}))
+    return root
+
+
+def test_loss_components() -> None:
+    target = torch.zeros(1, 4, 52)
+    pred = torch.full((1, 4, 52), 0.5)
+    mask = torch.ones(1, 4)
+    total, parts = training_loss(pred, target, mask, torch.tensor(0.7), 30)
+    assert parts["mse"] == pytest.approx(0.25) and parts["l1"] == pytest.approx(0.5)
+    assert parts["temporal"] == pytest.approx(0.0)  # constant offset: no temporal error
+    assert total.item() == pytest.approx(0.25 + 0.1 * 0.5 + 0.5 * (0.25 + 0.5 * 0.25))
+    # padded frames do not count
+    pred[:, 2:] = 7.0
+    mask[:, 2:] = 0
+    assert training_loss(pred, target, mask, torch.tensor(0.7), 30)[1]["mse"] == pytest.approx(0.25)
+
+
+def test_resample_curves() -> None:
+    t60 = np.arange(120) / 60
+    curves = np.stack([0.5 + 0.4 * np.sin(2 * np.pi * t60)] * 52, axis=1)
+    down = resample_curves(curves, 60, 30, 60)
+    assert down.shape == (60, 52)
+    expected = 0.5 + 0.4 * np.sin(2 * np.pi * np.arange(60) / 30)
+    np.testing.assert_allclose(down[1:-1, 0], expected[1:-1], atol=0.01)  # edges: one-sided smoothing
+    up = resample_curves(down, 30, 60, 120)
+    np.testing.assert_allclose(up[2:-2, 0], curves[2:-2, 0], atol=0.01)
+
+
+def test_auc() -> None:
+    assert auc(np.array([0.9, 0.8]), np.array([0.1, 0.2])) == 1.0
+    assert auc(np.array([0.5]), np.array([0.5])) == 0.5
+
+
+def test_bad_takes_are_skipped_with_reasons(tmp_path: Path) -> None:
+    audio = load_audio(bundled_audio_dir() / "speech_en_us.wav")[:32000]
+    _write_take(tmp_path, "good", audio)
+    write_audio(tmp_path, "no_csv.wav", audio, 16000)
+    (tmp_path / "no_audio.csv").write_text((tmp_path / "good.csv").read_text())
+    # missing column
+    lines = (tmp_path / "good.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    drop = header.index("JawOpen")
+    (tmp_path / "missing_col.csv").write_text(
+        "\n".join(",".join(c for j, c in enumerate(line.split(",")) if j != drop) for line in lines) + "\n"
+    )
+    write_audio(tmp_path, "missing_col.wav", audio, 16000)
+    # NaN
+    bad = [*lines[:5], lines[5].replace(lines[5].split(",")[5], "nan", 1), *lines[6:]]
+    (tmp_path / "nan.csv").write_text("\n".join(bad) + "\n")
+    write_audio(tmp_path, "nan.wav", audio, 16000)
+    # length mismatch: the CSV of a 2 s take next to 4 s of audio
+    (tmp_path / "long_audio.csv").write_text((tmp_path / "good.csv").read_text())
+    write_audio(tmp_path, "long_audio.wav", np.concatenate([audio, audio]), 16000)
+    # 24 fps capture
+    with open_writer(tmp_path / "fps24.csv", 24, 48) as w:
+        w.write(np.zeros((48, 52), np.float32))
+    write_audio(tmp_path, "fps24.wav", audio, 16000)
+
+    takes, report = load_takes(tmp_path, 30)
+    assert [t.name for t in takes] == ["good"]
+    reasons = dict(report.skipped)
+    assert "no audio" in reasons["no_audio"]
+    assert "no Live Link Face CSV" in reasons["no_csv"]
+    assert "JawOpen" in reasons["missing_col"]
+    assert "nan" in reasons["nan"].lower() or "NaN" in reasons["nan"]
+    assert "apart" in reasons["long_audio"]
+    assert "24 fps" in reasons["fps24"] or "fps" in reasons["fps24"]
+    assert takes[0].curves.shape == (60, 52)  # 2 s at 30 fps, resampled from the 60 fps CSV
+    assert LIVE_LINK_FACE_COLUMNS[0] == "Timecode"
+
+
+def test_no_takes_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(A2BSError, match="no usable takes"):
+        load_takes(tmp_path, 30)
+    with pytest.raises(A2BSError, match="not found"):
+        load_takes(tmp_path / "missing", 30)
+
+
+def test_split_uses_corpus_json(corpus: Path) -> None:
+    takes, _ = load_takes(corpus, 30)
+    train_takes, val_takes = split_takes(corpus, takes)
+    assert [t.name for t in val_takes] == ["speech_en_gb_f_2"]
+    assert len(train_takes) == 5
+
+
+def _config(corpus: Path, out: Path, **kw) -> TrainConfig:
+    return TrainConfig(data=str(corpus), out=str(out), **({"epochs": 3, "steps_per_epoch": 6, "batch_size": 2,
+                                                           "seq_frames": 12, "lr": 1e-3} | kw))  # fmt: skip
+
+
+def test_short_training_run_learns_and_resumes(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(_config(corpus, out), progress=False, log=lambda _: None)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]  # the loss falls
+    assert rows[-1]["mae"] < rows[0]["mae"] + 1e-6
+    for key in ("mae_mouth", "mae_expression", "s_overall", "jaw_open_auc"):
+        assert key in rows[-1]
+    ckpt = load_checkpoint(out / "best")
+    assert ckpt.trained and ckpt.fps == 30
+    # refuses to clobber a run, resumes one
+    with pytest.raises(A2BSError, match="--resume"):
+        train(_config(corpus, out), progress=False, log=lambda _: None)
+    train(_config(corpus, out, epochs=4), resume=True, progress=False, log=lambda _: None)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+
+
+def test_data_parallel_two_processes(corpus: Path, tmp_path: Path) -> None:
+    """torchrun with two CPU processes on gloo: both take part, rank 0 writes the checkpoint."""
+    out = tmp_path / "ddp"
+    a2bs = Path(sys.executable).with_name("a2bs")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "--no-python", str(a2bs), "train", "--data", str(corpus), "--out", str(out), "--epochs", "1",
+           "--steps-per-epoch", "3", "--batch-size", "1", "--seq-frames", "8", "--no-progress"]  # fmt: skip
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 process(es)" in result.stdout
+    assert load_checkpoint(out / "last").trained
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
