@@ -5,8 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.a2bs-installed
-# Debian packages the project needs (none yet for inference; the training corpus will add espeak-ng).
-APT_PACKAGES :=
+# Debian packages the project needs: espeak-ng speaks the synthetic training corpus.
+APT_PACKAGES := espeak-ng
 
 .PHONY: demo test setup bench clean
 

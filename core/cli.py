@@ -186,6 +186,44 @@ def train(
     run_training(config, resume=resume, force=force, log=typer.echo, progress=show)
 
 
+data_app = typer.Typer(help="Training data: the synthetic espeak-ng corpus.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option(help="Corpus folder to create (must not exist).")],
+    minutes: Annotated[float, typer.Option(help="Minutes of speech to synthesize.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same corpus, byte for byte.")] = 0,
+    fps: Annotated[int, typer.Option(help="Frame rate of the curves (Live Link Face records 60).")] = 60,
+    progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
+) -> None:
+    """Speech from espeak-ng with ARKit curves from its phoneme timing (docs/VISEMES.md)."""
+    from tqdm import tqdm
+
+    from a2bs.core.constants import SUPPORTED_FPS
+    from a2bs.core.synth import build_corpus, espeak_available
+
+    if fps not in SUPPORTED_FPS:
+        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    if not 0 < minutes <= 600:
+        raise A2BSError(f"--minutes must be between 0 and 600, got {minutes}")
+    if out.exists():
+        raise A2BSError(f"{out} exists: choose a new folder (corpora are never overwritten)")
+    if not espeak_available():
+        raise A2BSError("espeak-ng is not installed: run `make setup` (or apt-get install espeak-ng)")
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(total=100, unit="%", desc="a2bs data synth", disable=not show) as bar:
+
+        def advance(fraction_done: float) -> None:
+            bar.update(max(0, round(100 * fraction_done) - bar.n))
+
+        corpus = build_corpus(out, minutes, seed, fps=fps, progress=advance)
+    split = corpus.get("split", {})
+    n_train, n_val = len(split.get("train", [])), len(split.get("val", []))
+    typer.echo(f"wrote {out}: {n_train} training and {n_val} validation takes ({corpus['duration_s'] / 60:.1f} min)")
+
+
 def main() -> None:
     """Console entry point: user errors -> `error: ...` on stderr, exit 2; no traceback.
 

@@ -4,8 +4,8 @@ Dataset format (what `a2bs data synth` writes and what a user fills with their o
 
     DIR/takes/<name>.wav|.flac|.ogg     the take's audio (any rate/bit depth/channels)
     DIR/takes/<name>.csv                the Live Link Face CSV of the same take (30 or 60 fps)
-    DIR/takes/<name>.phones.json        optional phone segments [[phone, start_s, end_s], ...]
-    DIR/corpus.json                     optional; {"split": {"train": [...], "validation": [...]}}
+    DIR/takes/<name>.phones.json        optional: {"phones": [[phone, start_s, end_s], ...], ...}
+    DIR/corpus.json                     optional; {"split": {"train": [...], "val": [...]}}
 
 Audio and CSV are matched by file name; row 0 of the CSV is the face at the first audio sample.
 Takes that cannot be used are skipped with a reported reason, never silently altered.
@@ -112,9 +112,11 @@ def load_take(name: str, audio_path: Path, csv_path: Path, fps: int) -> Take:
     phones_path = csv_path.with_suffix(".phones.json")
     if phones_path.is_file():
         try:
-            phones = [(str(p), float(s), float(e)) for p, s, e in json.loads(phones_path.read_text())]
-        except (ValueError, TypeError) as exc:
-            raise A2BSError(f"{phones_path.name} is not a list of [phone, start, end]: {exc}") from None
+            data = json.loads(phones_path.read_text())
+            segments = data["phones"] if isinstance(data, dict) else data
+            phones = [(str(p), float(s), float(e)) for p, s, e in segments]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise A2BSError(f"{phones_path.name} has no list of [phone, start, end]: {exc!r}") from None
     return Take(name, load_audio(audio_path), curves, fps, phones)
 
 
@@ -137,7 +139,7 @@ def split_takes(data_dir: str | Path, takes: list[Take], validation_fraction: fl
     corpus = Path(data_dir) / "corpus.json"
     if corpus.is_file():
         split = json.loads(corpus.read_text()).get("split", {})
-        val_names = set(split.get("validation", []))
+        val_names = set(split.get("validation", split.get("val", [])))
         if val_names:
             return [t for t in takes if t.name not in val_names], [t for t in takes if t.name in val_names]
     bucket = [zlib.crc32(t.name.encode()) % 1000 / 1000 for t in takes]

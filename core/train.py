@@ -142,9 +142,13 @@ def sample_batch(
 
 
 # ---- metrics --------------------------------------------------------------------------------------
-# Phone classes for the lip-closure metrics (espeak-ng English mnemonics; docs/VISEMES.md).
-BILABIALS = frozenset({"p", "b", "m"})
-OPEN_VOWELS = frozenset({"a", "A:", "aI", "aU", "A@", "a#", "aa", "V", "0", "O:", "E", "e@", "a:"})
+def _phone_classes() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(open vowels, bilabials, pauses) among espeak-ng's English phones, from the viseme table."""
+    from a2bs.core.synth import PAUSES, PHONEMES
+
+    open_vowels = frozenset(p for p, s in PHONEMES.items() if s.visemes == "aa" and s.strength >= 0.75)
+    bilabials = frozenset(p for p, s in PHONEMES.items() if s.visemes == "PP")
+    return open_vowels, bilabials, PAUSES
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -170,6 +174,7 @@ def evaluate(model: A2BSModel, takes: list[PreparedTake]) -> dict[str, float]:
     """Whole-take inference on the validation takes: MAE (all, mouth, expression), jawOpen contrast and AUC
     between open vowels and bilabials, bilabial closure timing, stillness in silence, S_overall."""
     model.eval()
+    open_vowels, bilabials, pauses = _phone_classes()
     errors, open_seg, bilabial_seg, close_lag, still = [], [], [], [], []
     jaw, close = INDEX["jawOpen"], INDEX["mouthClose"]
     for take in takes:
@@ -182,15 +187,15 @@ def evaluate(model: A2BSModel, takes: list[PreparedTake]) -> dict[str, float]:
             b = max(a + 1, round(end * fps))
             if b > len(pred):
                 continue
-            if phone in OPEN_VOWELS:
+            if phone in open_vowels:
                 open_seg.append(pred[a:b, jaw].mean())
-            elif phone in BILABIALS:
+            elif phone in bilabials:
                 bilabial_seg.append(pred[a:b, jaw].mean())
                 # frames between the phone's centre and the predicted mouthClose peak nearby
                 centre = (a + b) // 2
                 lo, hi = max(0, centre - 4), min(len(pred), centre + 5)
                 close_lag.append(abs(lo + int(np.argmax(pred[lo:hi, close])) - centre))
-            elif phone in ("_", "sil", "") and b - a >= 3:
+            elif phone in pauses and b - a >= 3:
                 still.append(np.abs(np.diff(pred[a:b], axis=0)).mean())
     err = np.concatenate(errors)
     open_arr, bil_arr = np.array(open_seg), np.array(bilabial_seg)
