@@ -42,3 +42,38 @@ def plot_curves(frames: np.ndarray, fps: int, path: str | Path, title: str = "")
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def plot_training(rows: list[dict], path: str | Path) -> Path:
+    """PNG of the training curves from metrics.jsonl rows: losses, validation MAE, jawOpen AUC."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    epochs = [r["epoch"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    axes[0].plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train loss")
+    axes[0].set_yscale("log")
+    axes[1].plot(epochs, [r["mae"] for r in rows], marker="o", label="val MAE")
+    axes[1].plot(epochs, [r["mae_mouth"] for r in rows], marker=".", label="val MAE mouth")
+    axes[1].plot(epochs, [r["mae_expression"] for r in rows], marker=".", label="val MAE expression")
+    axes[2].plot(epochs, [r["jaw_open_auc"] for r in rows], marker="o", label="jawOpen AUC (open vs bilabial)")
+    axes[2].axhline(0.9, color="gray", ls="--", lw=0.8)
+    axes[2].set_ylim(0.4, 1.01)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=90)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

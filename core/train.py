@@ -324,6 +324,10 @@ def train(
             log(_format_metrics(metrics))
             with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(metrics) + "\n")
+            from a2bs.core.plots import plot_training
+
+            rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+            plot_training(rows, out / "training.png")
             ckpt = Checkpoint(model, emotion_stats, trained=True, source=str(out / "last"),
                               info={"training": asdict(config), "metrics": metrics})  # fmt: skip
             save_checkpoint(ckpt, out / "last", force=True)
