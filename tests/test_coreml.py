@@ -1,0 +1,355 @@
+"""CoreML converter: packages, names, shapes, metadata, compression ops, stored weights, failure modes.
+
+Core ML cannot run on Linux, so the artifacts' numerics are checked through their stored weights
+(decompressed by coremltools' reference implementation of the constexpr ops) against the torch weights;
+end-to-end parity is the validation harness's job.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from a2bs.convert import coreml
+from a2bs.convert.common import ArtifactFile, CalibrationSet, ConversionError, calibration_set
+from a2bs.convert.coreml import (
+    COREML_VARIANTS,
+    DEFAULT_COREML_VARIANT,
+    FRONT_END_PACKAGE,
+    MINIMUM_DEPLOYMENT_TARGET,
+    compressed_weights,
+    convert_coreml,
+    load_spec_summary,
+    step_package_name,
+)
+from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, DeployStep
+from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
+from a2bs.core.checkpoint import Checkpoint, bundled_audio_dir
+
+ct = coreml.ct
+MB = 1_000_000
+COMPRESSED = ("int8", "palettize6", "palettize4", "w8a8")
+# Max |stored - torch| / max |torch| per weight: int8 rounding is half a step of max/127 (+ fp16 storage);
+# k-means LUTs of 64 / 16 entries over a weight matrix (measured ~0.018 / ~0.07).
+WEIGHT_TOLERANCE = {"int8": 0.006, "w8a8": 0.006, "palettize6": 0.03, "palettize4": 0.1}
+LINEAR_WEIGHTS = {
+    "frame_encoder.0.weight", "frame_encoder.2.weight", "frame_encoder.4.weight", "detail_encoder.0.weight",
+    "detail_encoder.2.weight", "mel_kv.weight", "mel_out.weight", "emotion_compress.weight",
+    "emotion_tokens.weight", "emotion_kv.weight", "emotion_out.weight", "decoder_hidden.weight",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def calibration30(ckpt30: Checkpoint) -> CalibrationSet:
+    """Real-speech step inputs from one bundled clip (enough for the tests, half the cost)."""
+    first_clip = sorted(bundled_audio_dir().glob("*.wav"))[:1]
+    return calibration_set(ckpt30, n_frames=32, audio_files=first_clip)
+
+
+@pytest.fixture(scope="module")
+def bundle30(ckpt30: Checkpoint, calibration30: CalibrationSet, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every variant of the 30 fps checkpoint converted once into one bundle folder."""
+    out = tmp_path_factory.mktemp("coreml30") / "bundle"
+    records: dict[str, list[ArtifactFile]] = {}
+    messages: list[str] = []
+    seconds: dict[str, float] = {}
+    for variant in COREML_VARIANTS:
+        start = time.perf_counter()
+        records[variant] = convert_coreml(
+            ckpt30, variant, out, calibration=calibration30, metadata={"source_note": "pytest"},
+            progress=messages.append,
+        )  # fmt: skip
+        seconds[variant] = time.perf_counter() - start
+    return {"dir": out, "records": records, "messages": messages, "seconds": seconds}
+
+
+def _step(bundle: dict, variant: str) -> Path:
+    return bundle["dir"] / step_package_name(variant)
+
+
+# --- layout, records, progress --------------------------------------------------------------------
+
+
+def test_variants_and_target() -> None:
+    assert set(COREML_VARIANTS) == {"fp16", "int8", "palettize6", "palettize4", "w8a8"}
+    assert DEFAULT_COREML_VARIANT == "fp16"
+    assert MINIMUM_DEPLOYMENT_TARGET.name == "iOS16"
+    assert all(isinstance(v, str) and v for v in COREML_VARIANTS.values())
+
+
+def test_bundle_layout_and_records(bundle30: dict) -> None:
+    out: Path = bundle30["dir"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([FRONT_END_PACKAGE, *(step_package_name(v) for v in COREML_VARIANTS)])  # no temp dirs
+    records = bundle30["records"]
+    # the front end is written once, by the first call; later calls reuse it and report only their step
+    assert [(r.role, r.variant, r.path) for r in records["fp16"]] == [
+        ("front_end", "fp32", Path(FRONT_END_PACKAGE)),
+        ("step", "fp16", Path(step_package_name("fp16"))),
+    ]
+    for variant in COMPRESSED:
+        (record,) = records[variant]
+        assert (record.role, record.variant, record.path) == ("step", variant, Path(step_package_name(variant)))
+        assert not record.path.is_absolute() and (out / record.path).is_dir()
+        assert record.precision and record.notes
+    print("conversion seconds:", {k: round(v, 1) for k, v in bundle30["seconds"].items()})
+    assert sum(bundle30["seconds"].values()) < 120
+
+
+def test_progress_names_each_stage(bundle30: dict) -> None:
+    messages = bundle30["messages"]
+    for variant in COREML_VARIANTS:
+        assert f"coreml {variant}: export" in messages
+        assert f"coreml {variant}: convert" in messages
+        assert f"coreml {variant}: save" in messages
+    for variant in ("int8", "palettize6", "palettize4"):
+        assert f"coreml {variant}: quantize" in messages
+    assert "coreml w8a8: calibrate activations" in messages
+    assert messages.count("coreml front_end: convert") == 1
+
+
+# --- what each package declares -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", list(COREML_VARIANTS))
+def test_step_package_interface(bundle30: dict, ckpt30: Checkpoint, variant: str) -> None:
+    path = _step(bundle30, variant)
+    spec = ct.utils.load_spec(str(path))
+    assert spec.WhichOneof("Type") == "mlProgram"
+    ct.models.MLModel(str(path), skip_model_load=True)  # loads as a model object (no Core ML runtime needed)
+    summary = load_spec_summary(path)
+    n = ckpt30.model.config.context_frames
+    assert [(f["name"], f["shape"], f["dtype"]) for f in summary["inputs"]] == [
+        ("mel_frames", (1, 3, 80), "float32"),
+        ("context", (1, n - 1, 512), "float32"),
+        ("emotion", (1, 264), "float32"),
+        ("previous", (1, 52), "float32"),
+    ]
+    assert [(f["name"], f["shape"], f["dtype"]) for f in summary["outputs"]] == [
+        ("blendshapes", (1, 52), "float32"),
+        ("blendshapes_raw", (1, 52), "float32"),
+        ("context_frame", (1, 512), "float32"),
+    ]
+    assert tuple(f["name"] for f in summary["inputs"]) == STEP_INPUTS
+    assert tuple(f["name"] for f in summary["outputs"]) == STEP_OUTPUTS
+    assert all(f["description"] for f in summary["inputs"] + summary["outputs"])
+    assert summary["deployment_target"] == ("iOS17" if variant == "w8a8" else "iOS16")
+    assert "float16" in summary["compute_dtypes"]  # fp16 compute in every step variant
+
+
+@pytest.mark.parametrize("variant", list(COREML_VARIANTS))
+def test_step_package_metadata(bundle30: dict, ckpt30: Checkpoint, variant: str) -> None:
+    summary = load_spec_summary(_step(bundle30, variant))
+    assert summary["author"] == "a2bs"
+    assert summary["license"] == "Apache-2.0"
+    assert summary["version"] == importlib.metadata.version("a2bs")
+    assert summary["short_description"]
+    meta = summary["user_defined_metadata"]
+    assert json.loads(meta["blendshapes"]) == list(ARKIT_BLENDSHAPES)
+    cfg = ckpt30.model.config
+    assert meta["fps"] == "30" and meta["context_frames"] == str(cfg.context_frames)
+    assert meta["lookahead_frames"] == str(cfg.lookahead_frames)
+    assert (meta["sample_rate"], meta["n_fft"], meta["n_mels"]) == ("16000", "1024", "80")
+    assert meta["variant"] == variant and meta["role"] == "step"
+    assert meta["minimum_deployment_target"] == summary["deployment_target"]
+    assert meta["source_note"] == "pytest"  # the caller's metadata
+
+
+def test_compression_ops_per_variant(bundle30: dict) -> None:
+    ops = {v: load_spec_summary(_step(bundle30, v))["op_counts"] for v in COREML_VARIANTS}
+    compression = {"constexpr_affine_dequantize", "constexpr_lut_to_dense", "constexpr_blockwise_shift_scale"}
+    assert not compression & set(ops["fp16"]) and "quantize" not in ops["fp16"]
+    assert ops["int8"].get("constexpr_affine_dequantize") == 12  # the 12 Linear weight matrices
+    assert "constexpr_lut_to_dense" not in ops["int8"]
+    for variant in ("palettize6", "palettize4"):
+        assert ops[variant].get("constexpr_lut_to_dense") == 12
+        assert "constexpr_affine_dequantize" not in ops[variant]
+    for variant in ("int8", "palettize6", "palettize4"):
+        assert "quantize" not in ops[variant] and "dequantize" not in ops[variant]  # weight-only
+    assert ops["w8a8"].get("quantize", 0) >= 12 and ops["w8a8"].get("dequantize", 0) >= 12
+    assert ops["w8a8"].get("constexpr_affine_dequantize", 0) >= 12
+
+
+def test_sizes(bundle30: dict) -> None:
+    sizes = {v: load_spec_summary(_step(bundle30, v))["size_bytes"] for v in COREML_VARIANTS}
+    assert 2 * MB < sizes["fp16"] < 4 * MB  # ~1.3 M parameters in fp16
+    for variant in COMPRESSED:
+        assert sizes[variant] < sizes["fp16"] * 0.7, (variant, sizes)
+    assert sizes["palettize4"] < sizes["palettize6"] < sizes["int8"]
+    front = load_spec_summary(bundle30["dir"] / FRONT_END_PACKAGE)["size_bytes"]
+    for variant in COREML_VARIANTS:  # what an app ships: one step variant + the front end
+        assert sizes[variant] + front < 10 * MB
+
+
+def test_front_end_is_fp32(bundle30: dict) -> None:
+    path = bundle30["dir"] / FRONT_END_PACKAGE
+    ct.models.MLModel(str(path), skip_model_load=True)
+    summary = load_spec_summary(path)
+    assert [(f["name"], f["shape"], f["dtype"]) for f in summary["inputs"]] == [("pcm", (1, 1024), "float32")]
+    assert [(f["name"], f["shape"], f["dtype"]) for f in summary["outputs"]] == [("mel", (1, 80), "float32")]
+    assert tuple(f["name"] for f in summary["inputs"]) == FRONT_END_INPUTS
+    assert tuple(f["name"] for f in summary["outputs"]) == FRONT_END_OUTPUTS
+    assert "log" in summary["ops"]
+    assert summary["compute_dtypes"] == {"float32"}  # every computed tensor, the log included
+    assert "cast" not in summary["ops"]  # no fp16 round trip anywhere
+    assert not any(op.startswith("constexpr_") for op in summary["ops"])
+    meta = summary["user_defined_metadata"]
+    assert meta["role"] == "front_end" and meta["compute_precision"] == "float32"
+    assert json.loads(meta["blendshapes"]) == list(ARKIT_BLENDSHAPES) and meta["fps"] == "30"
+    assert summary["author"] == "a2bs" and summary["license"] == "Apache-2.0"
+
+
+# --- stored weights vs torch ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", COMPRESSED)
+def test_stored_weights_match_torch(bundle30: dict, ckpt30: Checkpoint, variant: str) -> None:
+    """Decompress every compressed constant and find its torch tensor: a broken codebook, scale or
+    index packing would leave no torch tensor within tolerance."""
+    reference = {k: v.detach().numpy() for k, v in DeployStep(ckpt30.model).state_dict().items()}
+    stored = compressed_weights(_step(bundle30, variant))
+    matched = set()
+    for name, weight in stored.items():
+        errors = {
+            key: float(np.abs(weight - ref.reshape(weight.shape)).max() / np.abs(ref).max())
+            for key, ref in reference.items()
+            if ref.size == weight.size and np.abs(ref).max() > 0
+        }
+        assert errors, f"{name} {weight.shape} has no torch counterpart"
+        key = min(errors, key=errors.get)
+        assert errors[key] < WEIGHT_TOLERANCE[variant], (name, key, errors[key])
+        matched.add(key)
+        if variant.startswith("palettize"):  # one LUT per matrix: at most 2**nbits distinct values
+            assert len(np.unique(weight)) <= 2 ** int(variant[-1])
+    assert matched >= LINEAR_WEIGHTS
+    if variant != "w8a8":
+        assert matched == LINEAR_WEIGHTS  # attention constants, biases and LayerNorm stay fp16
+
+
+def test_w8a8_calibrated_module_tracks_the_float_step(ckpt30: Checkpoint, calibration30: CalibrationSet) -> None:
+    """The fake-quantized torch module that is exported for w8a8, on frames it was not calibrated on."""
+    frames = calibration30.step_inputs
+    step = DeployStep(ckpt30.model).eval()
+    quantized = coreml._quantize_w8a8(step, step.example_inputs(), CalibrationSet(frames[:24], []))
+    with torch.no_grad(), coreml._single_thread():  # batch-1 passes: threads only add contention
+        for inputs in frames[24:]:
+            smoothed, raw, frame = step(*inputs)
+            q_smoothed, q_raw, q_frame = quantized(*inputs)
+            assert float((q_raw - raw).abs().max()) < 0.03
+            assert float((q_smoothed - smoothed).abs().max()) < 0.03
+            assert float((q_frame - frame).norm() / frame.norm()) < 0.1
+
+
+# --- 60 fps ---------------------------------------------------------------------------------------
+
+
+def test_fp16_at_60fps(ckpt60: Checkpoint, tmp_path: Path) -> None:
+    records = convert_coreml(ckpt60, "fp16", tmp_path)
+    assert [r.role for r in records] == ["front_end", "step"]
+    summary = load_spec_summary(tmp_path / step_package_name("fp16"))
+    shapes = {f["name"]: f["shape"] for f in summary["inputs"]}
+    assert shapes["context"] == (1, 511, 512)
+    meta = summary["user_defined_metadata"]
+    assert (meta["fps"], meta["context_frames"], meta["lookahead_frames"]) == ("60", "512", "4")
+    front = load_spec_summary(tmp_path / FRONT_END_PACKAGE)["size_bytes"]
+    assert summary["size_bytes"] + front < 10 * MB
+
+
+# --- bad input and failures -----------------------------------------------------------------------
+
+
+def test_unknown_variant_names_the_valid_ones(ckpt30: Checkpoint, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"fp16.*int8.*palettize6.*palettize4.*w8a8"):
+        convert_coreml(ckpt30, "int4", tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_metadata(ckpt30: Checkpoint, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fps"):
+        convert_coreml(ckpt30, "fp16", tmp_path, metadata={"fps": "25"})  # would contradict the model
+    with pytest.raises(ValueError, match="strings"):
+        convert_coreml(ckpt30, "fp16", tmp_path, metadata={"epochs": 3})  # type: ignore[dict-item]
+    assert not any(tmp_path.iterdir())
+
+
+def test_existing_step_is_not_overwritten(bundle30: dict, ckpt30: Checkpoint) -> None:
+    path = _step(bundle30, "int8")
+    before = {p: p.stat().st_mtime_ns for p in path.rglob("*")}
+    with pytest.raises(ConversionError, match="exists") as info:
+        convert_coreml(ckpt30, "int8", bundle30["dir"])
+    assert info.value.stage == "save"
+    assert {p: p.stat().st_mtime_ns for p in path.rglob("*")} == before
+
+
+def test_front_end_of_another_checkpoint_is_a_conflict(bundle30: dict, ckpt60: Checkpoint, tmp_path: Path) -> None:
+    """The 60 fps checkpoint has other mel statistics: its step must not join the 30 fps front end."""
+    shutil.copytree(bundle30["dir"] / FRONT_END_PACKAGE, tmp_path / FRONT_END_PACKAGE)
+    with pytest.raises(ConversionError, match="another checkpoint") as info:
+        convert_coreml(ckpt60, "fp16", tmp_path)
+    assert info.value.stage == "save"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FRONT_END_PACKAGE]
+
+
+def test_export_failure_names_the_stage(ckpt30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(torch.export, "export", fail)
+    with pytest.raises(ConversionError, match="boom") as info:
+        convert_coreml(ckpt30, "fp16", tmp_path)
+    assert info.value.stage == "export"
+    assert not any(tmp_path.iterdir())
+
+
+def test_convert_failure_names_the_operator(
+    ckpt30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise NotImplementedError("Unsupported fx node stft, kind aten::stft")
+
+    monkeypatch.setattr(ct, "convert", fail)
+    with pytest.raises(ConversionError) as info:
+        convert_coreml(ckpt30, "int8", tmp_path)
+    assert info.value.stage == "convert"
+    assert "operator aten::stft" in str(info.value)
+
+
+def test_w8a8_failure_is_an_error_not_an_fp16_model(ckpt30: Checkpoint, tmp_path: Path) -> None:
+    empty = CalibrationSet(step_inputs=[], front_end_inputs=[])
+    with pytest.raises(ConversionError, match="no step inputs") as info:
+        convert_coreml(ckpt30, "w8a8", tmp_path, calibration=empty)
+    assert info.value.stage == "quantize:w8a8"
+    assert not any(tmp_path.iterdir())
+
+
+def test_uncompressed_result_is_refused(ckpt30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If a compression pass silently did nothing, no fp16 model may ship under the variant's name."""
+    monkeypatch.setattr(coreml, "_compress_weights", lambda mlmodel, _variant: mlmodel)
+    with pytest.raises(ConversionError, match="constexpr_lut_to_dense") as info:
+        convert_coreml(ckpt30, "palettize4", tmp_path)
+    assert info.value.stage == "quantize:palettize4"
+    assert not any(tmp_path.iterdir())
+
+
+def test_failed_save_leaves_nothing_behind(ckpt30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "rename", fail)
+    with pytest.raises(ConversionError, match="disk full") as info:
+        convert_coreml(ckpt30, "fp16", tmp_path)
+    assert info.value.stage == "save"
+    assert list(tmp_path.iterdir()) == []  # no half-written package, no temp folder
+
+
+def test_summary_of_a_missing_package(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_spec_summary(tmp_path / "nothing.mlpackage")
