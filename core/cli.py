@@ -25,6 +25,8 @@ DEFAULT_CLIP = "speech_en_us.wav"
 
 class Backend(StrEnum):
     torch = "torch"
+    tflite = "tflite"
+    coreml = "coreml"
 
 
 def _load(checkpoint: Path | None, fps: int | None):
@@ -64,7 +66,11 @@ def infer(
         Path | None,
         typer.Option(help="Checkpoint folder (config.json + model.safetensors). Default: bundled."),
     ] = None,
-    backend: Annotated[Backend, typer.Option(help="Inference backend.")] = Backend.torch,
+    backend: Annotated[
+        Backend, typer.Option(help="torch (reference), or a bundle's artifacts: tflite (LiteRT), coreml (macOS).")
+    ] = Backend.torch,
+    bundle: Annotated[Path | None, typer.Option(help="Bundle folder for --backend tflite/coreml.")] = None,
+    variant: Annotated[str | None, typer.Option(help="Bundle variant (default: the bundle's default).")] = None,
     stride: Annotated[
         int, typer.Option(help="Run the model every N frames and interpolate between (1 = every frame).")
     ] = 1,
@@ -96,27 +102,54 @@ def infer(
         check_output_path(output, force=force)
     if plot is not None:
         _check_plot_path(plot, force)
-    ckpt = _load(checkpoint, fps)
-    the_plan = plan(audio, ckpt.fps, stride, emotion_refresh)
+    if backend == Backend.torch:
+        if bundle is not None or variant is not None:
+            raise A2BSError("--bundle and --variant go with --backend tflite or coreml")
+        ckpt = _load(checkpoint, fps)
+        the_plan = plan(audio, ckpt.fps, stride, emotion_refresh)
+        out_fps, n_frames, label = ckpt.fps, the_plan.n_frames, "trained" if ckpt.trained else "UNTRAINED"
+        metadata = {"audio": str(audio), "checkpoint": ckpt.source, "trained": ckpt.trained, "stride": stride}
+
+        def chunks(update):
+            return iter_blendshapes(audio, ckpt, the_plan, progress=update)
+    else:
+        from a2bs.convert.backends import iter_bundle_blendshapes
+
+        if bundle is None:
+            raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")
+        if checkpoint is not None or stride != 1 or emotion_refresh is not None:
+            raise A2BSError(f"--checkpoint, --stride and --emotion-refresh go with --backend torch, not {backend}")
+        out_fps, n_frames, frames = iter_bundle_blendshapes(audio, bundle, backend.value, variant)
+        if fps is not None and fps != out_fps:
+            raise A2BSError(f"{bundle} is a {out_fps} fps bundle: drop --fps or pass --fps {out_fps}")
+        label = f"{backend} {variant or 'default'}"
+        metadata = {"audio": str(audio), "bundle": str(bundle), "backend": str(backend), "variant": variant}
+
+        def chunks(update):
+            for chunk in frames:
+                update(len(chunk))
+                yield chunk
+
     if default_output:  # the default output folder is created only once everything else checked out
         output.parent.mkdir(exist_ok=True)
-    metadata = {"audio": str(audio), "checkpoint": ckpt.source, "trained": ckpt.trained, "stride": stride}
     from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
     keep_for_plot = [] if plot is not None else None
     with (
-        open_writer(output, ckpt.fps, the_plan.n_frames, force=force, metadata=metadata) as writer,
-        tqdm(total=the_plan.n_frames, unit="frame", disable=not show, desc="a2bs infer", file=sys.stderr) as bar,
+        open_writer(output, out_fps, n_frames, force=force, metadata=metadata) as writer,
+        tqdm(total=n_frames, unit="frame", disable=not show, desc="a2bs infer", file=sys.stderr) as bar,
     ):
-        for chunk in iter_blendshapes(audio, ckpt, the_plan, progress=bar.update):
+        for chunk in chunks(bar.update):
             writer.write(chunk)
-            if keep_for_plot is not None and sum(len(c) for c in keep_for_plot) < 60 * ckpt.fps:
+            if keep_for_plot is not None and sum(len(c) for c in keep_for_plot) < 60 * out_fps:
                 keep_for_plot.append(chunk)
     elapsed = time.perf_counter() - started
-    duration = the_plan.info.duration_s
+    from a2bs.core.audio import probe
+
+    duration = probe(audio).duration_s
     typer.echo(
-        f"wrote {output}: {the_plan.n_frames} frames at {ckpt.fps} fps for {duration:.2f} s of audio "
+        f"wrote {output}: {n_frames} frames at {out_fps} fps for {duration:.2f} s of audio "
         f"in {elapsed:.2f} s (RTF {elapsed / max(duration, 1e-9):.3f})"
     )
     if plot is not None and keep_for_plot:
@@ -124,8 +157,8 @@ def infer(
 
         from a2bs.core.plots import plot_curves
 
-        frames = np.concatenate(keep_for_plot)[: 60 * ckpt.fps]
-        plot_curves(frames, ckpt.fps, plot, title=f"{audio.name} ({'trained' if ckpt.trained else 'UNTRAINED'})")
+        frames_for_plot = np.concatenate(keep_for_plot)[: 60 * out_fps]
+        plot_curves(frames_for_plot, out_fps, plot, title=f"{audio.name} ({label})")
         typer.echo(f"wrote {plot}")
 
 
