@@ -1,0 +1,356 @@
+"""TFLite converter: every variant runs in the real LiteRT interpreter and matches the PyTorch reference.
+
+The fixture checkpoints are UNTRAINED: their blendshapes sit near 0.12 and move only ~0.006 between frames,
+so an absolute MAE bound alone would pass a model that outputs a constant. Each parity test therefore
+also bounds the error *relative to how much the reference moves* (frame-to-frame deviation) and checks
+`context_frame` (spread ~0.5), whose errors feed the attention context of later frames.
+Parity is measured on 32 held-out real-speech frames; full_int8 is calibrated on 64 other frames of the
+same calibration_set call (one call: its cost is a forward pass over the bundled clips, whatever n_frames).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from audio_fixtures import bundled_speech
+
+from a2bs.convert.common import CalibrationSet, ConversionError, calibration_set
+from a2bs.convert.deploy import (
+    FRONT_END_INPUTS,
+    FRONT_END_OUTPUTS,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
+    DeployFrontEnd,
+    DeployStep,
+    initial_state,
+)
+from a2bs.convert.tflite import (
+    DEFAULT_TFLITE_VARIANT,
+    FRONT_END_FILE,
+    TFLITE_VARIANTS,
+    TFLiteRunner,
+    _convert_module,
+    convert_tflite,
+    step_file_name,
+)
+from a2bs.core.audio import load_audio
+from a2bs.core.checkpoint import Checkpoint
+from a2bs.core.constants import N_FFT, SAMPLE_RATE
+from a2bs.core.emotion import emotion_features_at
+from a2bs.core.features import frame_centers, gather_windows
+from a2bs.core.inference import infer_array
+
+VARIANTS = list(TFLITE_VARIANTS)
+# (blendshapes MAE, blendshapes MAE / reference frame-to-frame deviation, context_frame MAE / mean |context|)
+LIMITS = {
+    "fp32": (1e-5, 1e-3, 1e-5),
+    "fp16": (1e-3, 0.01, 1e-3),
+    "dynamic_int8": (0.02, 0.1, 0.03),
+    "full_int8": (0.02, 0.4, 0.1),
+}
+MAX_BYTES = 10 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def _frames30(ckpt30: Checkpoint) -> CalibrationSet:
+    return calibration_set(ckpt30, n_frames=96)
+
+
+@pytest.fixture(scope="module")
+def calibration30(_frames30: CalibrationSet) -> CalibrationSet:
+    """64 real-speech frames (2 of every 3) to calibrate full_int8, as the bundle builder's default."""
+    keep = [i for i in range(len(_frames30.step_inputs)) if i % 3 != 1]
+    return CalibrationSet([_frames30.step_inputs[i] for i in keep], [_frames30.front_end_inputs[i] for i in keep])
+
+
+@pytest.fixture(scope="module")
+def held_out30(_frames30: CalibrationSet) -> CalibrationSet:
+    """The other 32 frames (1 of every 3): parity is measured on frames the calibration never saw."""
+    return CalibrationSet(_frames30.step_inputs[1::3], _frames30.front_end_inputs[1::3])
+
+
+@pytest.fixture(scope="module")
+def bundle30(ckpt30: Checkpoint, calibration30: CalibrationSet, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """All four variants converted once into one folder, as the bundle builder does."""
+    out = tmp_path_factory.mktemp("tflite30")
+    records, messages, seconds = {}, [], {}
+    for variant in VARIANTS:
+        started = time.perf_counter()
+        records[variant] = convert_tflite(ckpt30, variant, out, calibration=calibration30, progress=messages.append)
+        seconds[variant] = time.perf_counter() - started
+    return {"out": out, "records": records, "messages": messages, "seconds": seconds}
+
+
+@pytest.fixture(scope="module")
+def reference30(ckpt30: Checkpoint, held_out30: CalibrationSet) -> list[list[np.ndarray]]:
+    step = DeployStep(ckpt30.model).eval()
+    with torch.no_grad():
+        return [[t.numpy() for t in step(*inputs)] for inputs in held_out30.step_inputs]
+
+
+def _feeds(names, tensors) -> dict[str, np.ndarray]:
+    return {n: t.numpy() for n, t in zip(names, tensors, strict=True)}
+
+
+def test_variants_and_default() -> None:
+    assert set(TFLITE_VARIANTS) == {"fp32", "fp16", "dynamic_int8", "full_int8"}
+    assert DEFAULT_TFLITE_VARIANT in TFLITE_VARIANTS
+    assert all(isinstance(d, str) and d for d in TFLITE_VARIANTS.values())
+
+
+def test_records_files_and_progress(bundle30: dict) -> None:
+    out = bundle30["out"]
+    for variant, records in bundle30["records"].items():
+        step, front = records
+        assert (step.path, step.role, step.variant) == (Path(step_file_name(variant)), "step", variant)
+        assert (front.path, front.role, front.variant) == (Path(FRONT_END_FILE), "front_end", "fp32")
+        assert not step.path.is_absolute() and (out / step.path).is_file()
+        assert any("MAE" in note for note in step.notes)
+    assert sorted(p.name for p in out.iterdir()) == sorted([FRONT_END_FILE, *map(step_file_name, VARIANTS)])
+    for stage in ("convert", "quantize", "verify", "save"):
+        assert any(m.startswith("tflite ") and m.endswith(stage) for m in bundle30["messages"]), stage
+    assert "tflite fp32: convert" in bundle30["messages"]
+    # the fp32 step graph is exported once per process and checkpoint, then reused by the other variants
+    assert sum(m.endswith(": convert (cached)") for m in bundle30["messages"]) >= len(VARIANTS) - 1
+    # the shared front end is converted once, then reused (not rewritten) by the later variants
+    assert sum(m == "tflite front end: convert" for m in bundle30["messages"]) == 1
+    assert sum(m.startswith("tflite front end: reuse") for m in bundle30["messages"]) == len(VARIANTS) - 1
+    assert sum(bundle30["seconds"].values()) < 120, bundle30["seconds"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_step_signature(bundle30: dict, variant: str, ckpt30: Checkpoint) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = bundle30["out"] / step_file_name(variant)
+    signatures = Interpreter(model_path=str(path)).get_signature_list()
+    assert set(signatures) == {"serving_default"}
+    assert sorted(signatures["serving_default"]["inputs"]) == sorted(STEP_INPUTS)
+    assert sorted(signatures["serving_default"]["outputs"]) == sorted(STEP_OUTPUTS)
+    io = TFLiteRunner(path).signature_io()
+    n = ckpt30.model.config.context_frames
+    assert list(io["inputs"]) == list(STEP_INPUTS)  # argument order
+    expected_in = {"mel_frames": (1, 3, 80), "context": (1, n - 1, 512), "emotion": (1, 264), "previous": (1, 52)}
+    expected_out = {"blendshapes": (1, 52), "blendshapes_raw": (1, 52), "context_frame": (1, 512)}
+    assert {k: v["shape"] for k, v in io["inputs"].items()} == expected_in
+    assert {k: v["shape"] for k, v in io["outputs"].items()} == expected_out
+    # float32 I/O in every variant (full_int8 keeps quantize/dequantize inside the graph)
+    assert {v["dtype"] for v in [*io["inputs"].values(), *io["outputs"].values()]} == {"float32"}
+
+
+def test_front_end_signature(bundle30: dict) -> None:
+    io = TFLiteRunner(bundle30["out"] / FRONT_END_FILE).signature_io()
+    assert io["inputs"] == {"pcm": {"shape": (1, N_FFT), "dtype": "float32", "quantization": None}}
+    assert io["outputs"] == {"mel": {"shape": (1, 80), "dtype": "float32", "quantization": None}}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_step_parity_on_real_speech(
+    bundle30: dict, variant: str, held_out30: CalibrationSet, reference30: list[list[np.ndarray]]
+) -> None:
+    runner = TFLiteRunner(bundle30["out"] / step_file_name(variant))
+    got = [runner(**_feeds(STEP_INPUTS, inputs)) for inputs in held_out30.step_inputs]
+    stats = {}
+    for i, name in enumerate(STEP_OUTPUTS):
+        ref = np.stack([r[i] for r in reference30])
+        out = np.stack([g[name] for g in got])
+        err = np.abs(out - ref)
+        stats[name] = (float(err.mean()), float(err.max()))
+        if name != "context_frame":
+            assert np.all((out >= 0) & (out <= 1)), name
+    mae_limit, rel_limit, ctx_limit = LIMITS[variant]
+    ref_raw = np.stack([r[1] for r in reference30])
+    movement = float(np.abs(ref_raw - ref_raw.mean(0)).mean())  # how much the reference moves between frames
+    ref_ctx = np.stack([r[2] for r in reference30])
+    report = f"{variant}: " + ", ".join(f"{k} MAE {m:.2e} max {x:.2e}" for k, (m, x) in stats.items())
+    print(report)
+    assert stats["blendshapes"][0] < mae_limit, report
+    assert stats["blendshapes_raw"][0] < mae_limit, report
+    assert stats["blendshapes_raw"][0] / movement < rel_limit, f"{report}; frame-to-frame movement {movement:.2e}"
+    assert stats["context_frame"][0] / float(np.abs(ref_ctx).mean()) < ctx_limit, report
+
+
+def test_full_int8_is_integer_inside(bundle30: dict) -> None:
+    """Every compute op is int8; float appears only in the QUANTIZE inputs and the DEQUANTIZE outputs."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    data = (bundle30["out"] / step_file_name("full_int8")).read_bytes()
+    graph = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    subgraph = graph.subgraphs[0]
+    outputs = set(subgraph.outputs)
+    dequantized = []
+    for op in subgraph.operators:
+        code = graph.operatorCodes[op.opcodeIndex]
+        name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        out_type = subgraph.tensors[op.outputs[0]].type
+        if name == "DEQUANTIZE":
+            dequantized.append(op.outputs[0])
+        else:
+            assert out_type == schema.TensorType.INT8, f"{name} computes in {out_type}"
+    assert outputs <= set(dequantized)
+    assert len(outputs) == len(STEP_OUTPUTS)
+    # The int8 BATCH_MATMUL kernel reads one scale per operand: per-channel scales on the constant
+    # queries gave garbage attention logits (blendshape errors up to 0.6 on a trained checkpoint).
+    for op in subgraph.operators:
+        code = graph.operatorCodes[op.opcodeIndex]
+        if names[max(code.builtinCode, code.deprecatedBuiltinCode)] == "BATCH_MATMUL":
+            for i in op.inputs:
+                scales = subgraph.tensors[i].quantization.scale
+                assert scales is not None and len(scales) == 1, "BATCH_MATMUL operand with per-channel scales"
+
+
+def test_front_end_parity(bundle30: dict, ckpt30: Checkpoint, held_out30: CalibrationSet) -> None:
+    runner = TFLiteRunner(bundle30["out"] / FRONT_END_FILE)
+    front = DeployFrontEnd(ckpt30.model).eval()
+    audio = load_audio(bundled_speech())
+    windows = gather_windows(audio, 0, frame_centers(0, len(audio) * 30 // SAMPLE_RATE, 30))[::7]
+    pcms = [torch.from_numpy(w[None]) for w in windows] + held_out30.front_end_inputs + [torch.zeros(1, N_FFT)]
+    errors = []
+    with torch.no_grad():
+        for pcm in pcms:
+            got = runner(**{FRONT_END_INPUTS[0]: pcm.numpy()})[FRONT_END_OUTPUTS[0]]
+            errors.append(np.abs(got - front(pcm).numpy()).max())
+    assert max(errors) < 1e-3, f"front end max abs error {max(errors):.2e} on {len(pcms)} windows"
+
+
+def _stream(step: TFLiteRunner, front: TFLiteRunner, ckpt: Checkpoint, audio: np.ndarray, emotion: np.ndarray):
+    """Frame by frame, exactly as an app: front end -> last 3 mel frames -> step -> ring buffer."""
+    cfg = ckpt.model.config
+    state = initial_state(ckpt.model)
+    mel_frames, context = state["mel_frames"].numpy(), state["context"].numpy()
+    previous = np.zeros((1, 52), np.float32)
+    n_out = -(-len(audio) * cfg.fps // SAMPLE_RATE)
+    frames = []
+    for j in range(n_out + cfg.lookahead_frames):
+        pcm = gather_windows(audio, 0, frame_centers(j, 1, cfg.fps))  # zeros beyond the ends
+        mel = front(pcm=pcm)["mel"]
+        mel_frames = np.concatenate([mel_frames[:, 1:], mel[:, None]], axis=1)
+        out = step(mel_frames=mel_frames, context=context, emotion=emotion, previous=previous)
+        context = np.concatenate([context[:, 1:], out["context_frame"][:, None]], axis=1)
+        k = j - cfg.lookahead_frames
+        if k >= 0:
+            previous = out["blendshapes_raw"] if k == 0 else out["blendshapes"]
+            frames.append(previous[0])
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def speech_40_frames(ckpt30: Checkpoint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    audio = load_audio(bundled_speech())
+    start = 2 * SAMPLE_RATE  # inside the speech
+    clip = audio[start : start + 40 * SAMPLE_RATE // 30]
+    raw = emotion_features_at(clip, len(clip) / SAMPLE_RATE)
+    emotion = ckpt30.emotion_stats.normalize(raw[None]).astype(np.float32)
+    return clip, raw, emotion
+
+
+@pytest.mark.parametrize("variant, limit", [("fp32", 1e-4), (DEFAULT_TFLITE_VARIANT, 5e-3)])
+def test_streaming_matches_offline_inference(
+    bundle30: dict, ckpt30: Checkpoint, speech_40_frames: tuple, variant: str, limit: float
+) -> None:
+    clip, raw, emotion = speech_40_frames
+    expected = infer_array(ckpt30, clip, emotion=raw)
+    assert expected.shape == (40, 52)
+    step = TFLiteRunner(bundle30["out"] / step_file_name(variant))
+    front = TFLiteRunner(bundle30["out"] / FRONT_END_FILE)
+    got = _stream(step, front, ckpt30, clip, emotion)
+    assert got.shape == expected.shape
+    err = np.abs(got - expected)
+    assert err.max() < limit, f"{variant} streaming vs offline: max {err.max():.2e}, mean {err.mean():.2e}"
+
+
+def test_file_sizes(bundle30: dict) -> None:
+    for path in bundle30["out"].iterdir():
+        assert path.stat().st_size < MAX_BYTES, f"{path.name}: {path.stat().st_size / 1e6:.2f} MB"
+    sizes = {v: (bundle30["out"] / step_file_name(v)).stat().st_size for v in VARIANTS}
+    assert sizes["fp16"] < 0.7 * sizes["fp32"] and sizes["dynamic_int8"] < 0.45 * sizes["fp32"]
+    assert sizes["full_int8"] < 0.45 * sizes["fp32"]
+
+
+def test_unknown_variant_is_rejected(ckpt30: Checkpoint, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown TFLite variant 'int4'"):
+        convert_tflite(ckpt30, "int4", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_is_not_overwritten(bundle30: dict, ckpt30: Checkpoint, tmp_path: Path) -> None:
+    existing = bundle30["out"] / step_file_name("fp32")
+    before = existing.read_bytes()
+    with pytest.raises(ConversionError, match="exists") as info:
+        convert_tflite(ckpt30, "fp32", bundle30["out"])
+    assert info.value.stage == "save"
+    assert existing.read_bytes() == before
+    # a front end that does not match this checkpoint is refused, not replaced
+    shutil.copy(existing, tmp_path / FRONT_END_FILE)
+    with pytest.raises(ConversionError, match="front end") as info:
+        convert_tflite(ckpt30, "fp32", tmp_path)
+    assert info.value.stage == "save"
+    assert not (tmp_path / step_file_name("fp32")).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FRONT_END_FILE]  # no temp files left
+
+
+def test_runner_checks_inputs(bundle30: dict) -> None:
+    runner = TFLiteRunner(bundle30["out"] / FRONT_END_FILE)
+    with pytest.raises(ValueError, match="missing"):
+        runner()
+    with pytest.raises(ValueError, match="unknown"):
+        runner(pcm=np.zeros((1, N_FFT), np.float32), extra=np.zeros(1))
+    with pytest.raises(ValueError, match="shape"):
+        runner(pcm=np.zeros((1, 512), np.float32))
+    out = runner(pcm=np.zeros((1, N_FFT), np.float64))  # cast to the model's float32
+    assert out["mel"].dtype == np.float32 and out["mel"].shape == (1, 80)
+    with pytest.raises(FileNotFoundError):
+        TFLiteRunner(bundle30["out"] / "missing.tflite")
+
+
+def test_unconvertible_operator_is_named() -> None:
+    """DESIGN.md pitfall: torch.stft (complex tensors) does not convert; the error says where."""
+
+    class Stft(torch.nn.Module):
+        def forward(self, pcm: torch.Tensor) -> torch.Tensor:
+            return torch.stft(pcm, 256, window=torch.hann_window(256), return_complex=True).abs()
+
+    with pytest.raises(ConversionError, match="operator aten") as info:
+        _convert_module(Stft(), ["pcm"], ["spec"], (torch.randn(1, N_FFT),), "stft")
+    assert info.value.stage in ("export", "convert")
+
+
+@torch.no_grad()
+def _real_step_inputs(ckpt: Checkpoint, n: int = 4) -> list[tuple[torch.Tensor, ...]]:
+    """Step inputs from real speech without a forward pass over whole clips (cheap at 60 fps)."""
+    model, cfg = ckpt.model, ckpt.model.config
+    audio = load_audio(bundled_speech())
+    count = cfg.context_frames + 2 + n
+    mel = model.front_end(torch.from_numpy(gather_windows(audio, 0, frame_centers(cfg.fps, count, cfg.fps))))
+    kv = model.encode_frames(mel[None])[0]  # kv[t] encodes mel frames t .. t+2
+    emotion = torch.zeros(1, 264)  # neutral
+    inputs = []
+    for i in range(n):  # newest mel frame i + N + 1; the step encodes it itself, the ring holds the N-1 before
+        mel_frames = mel[i + cfg.context_frames - 1 : i + cfg.context_frames + 2][None]
+        context = kv[i : i + cfg.context_frames - 1][None]
+        inputs.append((mel_frames, context, emotion, torch.full((1, 52), 0.2)))
+    return inputs
+
+
+def test_60fps_default_variant(ckpt60: Checkpoint, tmp_path: Path) -> None:
+    records = convert_tflite(ckpt60, DEFAULT_TFLITE_VARIANT, tmp_path)
+    assert [r.path.name for r in records] == [step_file_name(DEFAULT_TFLITE_VARIANT), FRONT_END_FILE]
+    runner = TFLiteRunner(tmp_path / records[0].path)
+    io = runner.signature_io()
+    assert io["inputs"]["context"]["shape"] == (1, 511, 512)
+    step = DeployStep(ckpt60.model).eval()
+    errors = []
+    with torch.no_grad():
+        for inputs in _real_step_inputs(ckpt60):
+            expected = step(*inputs)[0].numpy()
+            errors.append(np.abs(runner(**_feeds(STEP_INPUTS, inputs))["blendshapes"] - expected).mean())
+    assert float(np.mean(errors)) < LIMITS[DEFAULT_TFLITE_VARIANT][0]
+    for record in records:
+        assert (tmp_path / record.path).stat().st_size < MAX_BYTES
