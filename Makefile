@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/a2bs-convert ios --force
+	$(BIN)/a2bs-convert android --force
 	mkdir -p out
 	$(BIN)/a2bs infer --force --plot out/speech_en_us.png
 

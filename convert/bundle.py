@@ -221,7 +221,7 @@ def build_bundle(
     try:
         progress("calibration: real speech features from the bundled clips")
         calibration = calibration_set(ckpt)
-        metadata = {"checkpoint": ckpt.source, "trained": str(ckpt.trained)}
+        metadata = {"checkpoint": ckpt.source}
         files: list[ArtifactFile] = []
         for variant in variants:
             for artifact in _convert(platform, ckpt, variant, tmp, calibration, metadata, progress):
@@ -267,6 +267,8 @@ def _row(platform: str, ckpt: Checkpoint, folder: Path, artifact: ArtifactFile, 
                 got = runner(**{FRONT_END_INPUTS[0]: pcm.numpy()})[FRONT_END_OUTPUTS[0]]
                 errors.append(np.abs(got - reference(pcm).numpy()).mean())
         parity, runtime = float(np.mean(errors)), "LiteRT interpreter"
+    else:
+        runtime = "not measured: Core ML runs only on macOS (a Linux MIL executor is planned)"
     return {
         "variant": artifact.variant, "role": artifact.role, "file": artifact.path.as_posix(),
         "bytes": size_bytes(folder / artifact.path), "parity_mae": parity, "runtime": runtime,
@@ -286,7 +288,7 @@ def bundle_readme(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        parity = f"{r['parity_mae']:.2e} ({r['runtime']})" if r["parity_mae"] is not None else "not measured here"
+        parity = f"{r['parity_mae']:.2e} ({r['runtime']})" if r["parity_mae"] is not None else r["runtime"]
         lines.append(f"| {r['variant']} | {r['role']} | `{r['file']}` | {r['bytes'] / 1e6:.2f} MB | {parity} |")
     lines += [
         "",

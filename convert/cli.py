@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,7 @@ def convert(
 
 def main() -> None:
     """Console entry point: user errors and converter failures -> one line on stderr, exit 2."""
+    os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars would bury our stage lines
     from a2bs.convert.common import ConversionError
 
     try:

@@ -1,0 +1,155 @@
+"""Bundles from `a2bs-convert`: manifest contents, atomic writes, CLI errors, and the artifact
+backend (`a2bs infer --backend tflite`) against the PyTorch reference on real speech."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_fixtures import bundled_speech
+
+from a2bs.convert import cli as convert_cli
+from a2bs.convert.bundle import build_bundle, resolve_variants, sha256, size_bytes
+from a2bs.convert.deploy import STEP_INPUTS, STEP_OUTPUTS
+from a2bs.core import cli as core_cli
+from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
+from a2bs.core.checkpoint import Checkpoint
+from a2bs.core.errors import A2BSError
+from a2bs.core.export import read_live_link_face_csv
+
+
+@pytest.fixture(scope="module")
+def android_bundle(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "android"
+    build_bundle("android", ckpt30, ["dynamic_int8", "fp32"], out, progress=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ios_bundle(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "ios"
+    build_bundle("ios", ckpt30, ["fp16"], out, progress=lambda _: None)
+    return out
+
+
+@pytest.mark.parametrize("name", ["android_bundle", "ios_bundle"])
+def test_manifest_contents(name: str, request: pytest.FixtureRequest, ckpt30: Checkpoint) -> None:
+    bundle: Path = request.getfixturevalue(name)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["blendshapes"] == list(ARKIT_BLENDSHAPES)
+    assert manifest["fps"] == 30 and manifest["sample_rate"] == 16000 and manifest["context_frames"] == 256
+    assert manifest["timeline"]["lookahead_frames"] == ckpt30.model.config.lookahead_frames
+    assert [i["name"] for i in manifest["models"]["step"]["inputs"]] == list(STEP_INPUTS)
+    assert [o["name"] for o in manifest["models"]["step"]["outputs"]] == list(STEP_OUTPUTS)
+    assert manifest["models"]["step"]["inputs"][1]["shape"] == [1, 255, 512]
+    assert len(manifest["emotion"]["neutral"]) == 264 and not any(manifest["emotion"]["neutral"])
+    assert len(manifest["mel"]["normalization"]["mean"]) == 80
+    assert len(manifest["initial_state"]["context_frame"]) == 512
+    assert manifest["smoothing_alpha"] == pytest.approx(float(ckpt30.model.alpha.detach()))
+    roles = {(f["role"], f["variant"]) for f in manifest["files"]}
+    assert ("step", manifest["default_variant"]) in roles and any(r == "front_end" for r, _ in roles)
+    for entry in manifest["files"]:
+        assert set(entry) >= {"path", "sha256", "bytes", "role", "variant"}
+        path = bundle / entry["path"]
+        assert entry["sha256"] == sha256(path) and entry["bytes"] == size_bytes(path)
+        assert entry["bytes"] < 10_000_000
+    assert (bundle / "README.md").read_text().count("step(") >= 1
+    assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+
+def test_variant_resolution() -> None:
+    assert resolve_variants("android", None) == ["dynamic_int8"]
+    assert resolve_variants("android", "fp32") == ["dynamic_int8", "fp32"]
+    assert resolve_variants("ios", "all")[0] == "fp16" and len(resolve_variants("ios", "all")) == 5
+    with pytest.raises(A2BSError, match="unknown ios variant"):
+        resolve_variants("ios", "int3")
+    with pytest.raises(A2BSError, match="unknown platform"):
+        resolve_variants("windows", None)
+
+
+def test_existing_bundle_needs_force(android_bundle: Path, ckpt30: Checkpoint) -> None:
+    before = (android_bundle / "manifest.json").read_bytes()
+    with pytest.raises(A2BSError, match="--force"):
+        build_bundle("android", ckpt30, ["dynamic_int8"], android_bundle, progress=lambda _: None)
+    assert (android_bundle / "manifest.json").read_bytes() == before
+
+
+def _convert(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["a2bs-convert", *args])
+    capsys.readouterr()
+    try:
+        convert_cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["windows"], "unknown platform"),
+        (["ios", "--quantize", "int3"], "unknown ios variant"),
+        (["android", "--fps", "25"], "unsupported --fps"),
+        (["android", "--checkpoint", "/nonexistent/ckpt"], "checkpoint not found"),
+    ],
+)
+def test_convert_cli_errors(monkeypatch, capsys, tmp_path: Path, args: list[str], message: str) -> None:
+    code, err = _convert(monkeypatch, capsys, *args, "--out", str(tmp_path / "b"))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+    assert not (tmp_path / "b").exists()
+
+
+def test_convert_cli_out_is_a_file(monkeypatch, capsys, tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("keep")
+    code, err = _convert(monkeypatch, capsys, "android", "--out", str(target))
+    assert code == 2 and "is a file" in err and target.read_text() == "keep"
+
+
+def _infer(monkeypatch, capsys, *args: str | Path) -> int:
+    monkeypatch.setattr(sys, "argv", ["a2bs", "infer", *map(str, args), "--no-progress"])
+    try:
+        core_cli.main()
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+@pytest.mark.parametrize(("variant", "mae"), [("fp32", 1e-5), ("dynamic_int8", 5e-3)])
+def test_tflite_backend_matches_torch_on_real_speech(
+    monkeypatch, capsys, tmp_path: Path, android_bundle: Path, checkpoint_dirs: dict[int, Path], variant: str,
+    mae: float,
+) -> None:  # fmt: skip
+    """The bundle, run frame by frame in the real LiteRT interpreter, equals offline torch inference."""
+    audio = bundled_speech()
+    assert _infer(monkeypatch, capsys, audio, "-o", tmp_path / "torch.csv", "--checkpoint", checkpoint_dirs[30]) == 0
+    code = _infer(monkeypatch, capsys, audio, "-o", tmp_path / "tfl.csv", "--backend", "tflite",
+                  "--bundle", android_bundle, "--variant", variant)  # fmt: skip
+    assert code == 0
+    reference = read_live_link_face_csv(tmp_path / "torch.csv")[0]
+    got = read_live_link_face_csv(tmp_path / "tfl.csv")[0]
+    assert got.shape == reference.shape
+    assert np.abs(got - reference).mean() < mae
+
+
+def test_backend_errors(monkeypatch, capsys, tmp_path: Path, android_bundle: Path, ios_bundle: Path) -> None:
+    audio = bundled_speech()
+    cases = [
+        (["--backend", "tflite"], "needs --bundle"),
+        (["--backend", "tflite", "--bundle", tmp_path], "no manifest.json"),
+        (["--backend", "tflite", "--bundle", ios_bundle], "android bundle"),
+        (["--backend", "tflite", "--bundle", android_bundle, "--variant", "fp16"], "no step model for variant"),
+        (["--backend", "coreml", "--bundle", ios_bundle], "macOS"),
+        (["--bundle", android_bundle], "--backend tflite or coreml"),
+    ]
+    for extra, message in cases:
+        code = _infer(monkeypatch, capsys, audio, "-o", tmp_path / "x.csv", *extra)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and err and message in err[-1], (extra, err)
+        assert not (tmp_path / "x.csv").exists()
