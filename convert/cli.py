@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -56,21 +55,12 @@ def convert(
 
 
 def main() -> None:
-    """Console entry point: user errors and converter failures -> one line on stderr, exit 2."""
+    """Console entry point of `a2bs-convert`; a converter failure names its stage and operator."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars would bury our stage lines
     from a2bs.convert.common import ConversionError
+    from a2bs.core.cli import run_app
 
-    try:
-        app()
-    except A2BSError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except ConversionError as exc:
-        typer.echo(f"error: conversion failed at {exc}", err=True)
-        sys.exit(3)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    run_app(app, fatal=(ConversionError,))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ class ConversionError(RuntimeError):
     """A converter failed; the message names the stage and, where known, the operator."""
 
     def __init__(self, stage: str, message: str) -> None:
-        super().__init__(f"{stage}: {message}")
+        super().__init__(f"conversion failed at stage {stage}: {message}")
         self.stage = stage
 
 

@@ -257,18 +257,22 @@ def data_synth(
     typer.echo(f"wrote {out}: {n_train} training and {n_val} validation takes ({corpus['duration_s'] / 60:.1f} min)")
 
 
-def main() -> None:
-    """Console entry point: user errors -> `error: ...` on stderr, exit 2; no traceback.
-
-    Typer's standalone mode handles usage errors itself (usage line + message, exit 2)."""
+def run_app(typer_app: typer.Typer, fatal: tuple[type[Exception], ...] = ()) -> None:
+    """Run a Typer app as a console script: expected errors -> `error: ...` on stderr, exit 2, no
+    traceback. Typer's standalone mode handles usage errors itself (usage line + message, exit 2)."""
     try:
-        app()
-    except A2BSError as exc:
+        typer_app()
+    except (A2BSError, *fatal) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def main() -> None:
+    """Console entry point of `a2bs`."""
+    run_app(app)
 
 
 if __name__ == "__main__":

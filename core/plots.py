@@ -10,6 +10,23 @@ import numpy as np
 
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
 
+
+def _save_png(fig, path: Path) -> Path:
+    """Write atomically (temp file beside the target, then rename) and close the figure."""
+    import matplotlib.pyplot as plt
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=90)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 PLOTTED = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mouthSmileLeft",
            "browInnerUp", "eyeBlinkLeft")  # fmt: skip
 
@@ -32,16 +49,7 @@ def plot_curves(frames: np.ndarray, fps: int, path: str | Path, title: str = "")
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(title or f"{len(ARKIT_BLENDSHAPES)} ARKit blendshapes at {fps} fps")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=90)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return _save_png(fig, path)
 
 
 def plot_training(rows: list[dict], path: str | Path) -> Path:
@@ -67,13 +75,4 @@ def plot_training(rows: list[dict], path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=90)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return _save_png(fig, path)
