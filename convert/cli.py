@@ -50,7 +50,7 @@ def convert(
     typer.echo(f"\n{platform} bundle: {result.out} ({result.seconds:.1f} s)")
     typer.echo(f"{'variant':<14} {'role':<10} {'file':<36} {'size':>9}  parity (MAE vs PyTorch)")
     for row in result.rows:
-        parity = f"{row['parity_mae']:.2e} ({row['runtime']})" if row["parity_mae"] is not None else "not measured"
+        parity = f"{row['parity_mae']:.2e} ({row['runtime']})" if row["parity_mae"] is not None else row["runtime"]
         typer.echo(f"{row['variant']:<14} {row['role']:<10} {row['file']:<36} {row['bytes'] / 1e6:>7.2f}MB  {parity}")
 
 

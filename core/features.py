@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from a2bs.core.constants import FMAX, FMIN, LOG_EPS, N_FFT, N_FREQ, N_MELS, SAMPLE_RATE
+from a2bs.core.constants import FMAX, FMIN, LOG_EPS, N_FFT, N_MELS, SAMPLE_RATE
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
@@ -55,15 +55,26 @@ def mel_filterbank(
     return weights.astype(np.float32)
 
 
-def windowed_dft_matrix(n_fft: int = N_FFT) -> np.ndarray:
-    """(n_fft, 2 * n_freq): periodic-Hann-windowed cos and -sin bases, so x @ M = [Re X, Im X]."""
-    n = np.arange(n_fft)
+def folded_dft_bases(n_fft: int = N_FFT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Half-size bases of the periodic-Hann-windowed real DFT, folded by symmetry.
+
+    For n = 1 .. n_fft/2 - 1, x[n] and x[n_fft - n] share cos(2 pi k n / N) and have opposite
+    sin terms, and the periodic Hann window is symmetric with w[0] = 0. So with
+    u = x[n] + x[N - n] and v = x[n] - x[N - n]:
+        Re X[k] = u @ C + x[N/2] * (-1)^k,   Im X[k] = v @ S,
+    C = w[n] cos(2 pi k n / N), S = -w[n] sin(2 pi k n / N): half the parameters of the full
+    (1024 x 1026) matrix, which keeps the shipped front-end model near 2 MB.
+    Returns (C, S, nyquist_row), shapes (N/2 - 1, N/2 + 1) twice and (N/2 + 1,).
+    """
+    half = n_fft // 2
+    n = np.arange(1, half)
+    k = np.arange(half + 1)
     window = 0.5 - 0.5 * np.cos(2 * np.pi * n / n_fft)  # periodic Hann, as librosa/torch use
-    k = np.arange(n_fft // 2 + 1)
     phase = 2 * np.pi * np.outer(n, k) / n_fft
-    return np.concatenate([window[:, None] * np.cos(phase), -window[:, None] * np.sin(phase)], axis=1).astype(
-        np.float32
-    )
+    cos_basis = (window[:, None] * np.cos(phase)).astype(np.float32)
+    sin_basis = (-window[:, None] * np.sin(phase)).astype(np.float32)
+    nyquist_row = np.cos(np.pi * k).astype(np.float32)  # w[N/2] = 1
+    return cos_basis, sin_basis, nyquist_row
 
 
 def frame_centers(first: int, count: int, fps: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -86,13 +97,17 @@ def gather_windows(audio: np.ndarray, audio_start: int, centers: np.ndarray, n_f
 class MelFrontEnd(nn.Module):
     """PCM windows (..., 1024) -> normalized log-mel (..., 80).
 
-    log-mel = log(mel_power + 1e-6), then (x - mean) / std with per-bin statistics stored in the
-    checkpoint. Only matmuls, square, add, log: converts to CoreML and TFLite as is.
+    The windowed DFT uses the folded half-size bases of `folded_dft_bases`. log-mel =
+    log(mel_power + 1e-6), then (x - mean) / std with per-bin statistics stored in the checkpoint.
+    Only slices, a reverse, matmuls, square, add, log: converts to CoreML and TFLite as is.
     """
 
     def __init__(self, mel_mean: np.ndarray | None = None, mel_std: np.ndarray | None = None) -> None:
         super().__init__()
-        self.register_buffer("dft", torch.from_numpy(windowed_dft_matrix()))
+        cos_basis, sin_basis, nyquist_row = folded_dft_bases()
+        self.register_buffer("dft_cos", torch.from_numpy(cos_basis))
+        self.register_buffer("dft_sin", torch.from_numpy(sin_basis))
+        self.register_buffer("dft_nyquist", torch.from_numpy(nyquist_row))
         self.register_buffer("mel_basis", torch.from_numpy(mel_filterbank().T.copy()))
         mean = np.zeros(N_MELS, np.float32) if mel_mean is None else np.asarray(mel_mean, np.float32)
         std = np.ones(N_MELS, np.float32) if mel_std is None else np.asarray(mel_std, np.float32)
@@ -100,8 +115,12 @@ class MelFrontEnd(nn.Module):
         self.register_buffer("mel_inv_std", torch.from_numpy((1.0 / np.maximum(std, 1e-5)).astype(np.float32)))
 
     def log_mel(self, windows: torch.Tensor) -> torch.Tensor:
-        spec = windows @ self.dft
-        power = spec[..., :N_FREQ].square() + spec[..., N_FREQ:].square()
+        half = N_FFT // 2
+        head = windows[..., 1:half]  # x[1 .. N/2 - 1]
+        tail = windows[..., half + 1 :].flip(-1)  # x[N - 1 .. N/2 + 1] reversed: x[N - n] for the same n
+        real = (head + tail) @ self.dft_cos + windows[..., half : half + 1] * self.dft_nyquist
+        imag = (head - tail) @ self.dft_sin
+        power = real.square() + imag.square()
         return torch.log(power @ self.mel_basis + LOG_EPS)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
