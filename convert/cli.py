@@ -57,6 +57,7 @@ def convert(
 def main() -> None:
     """Console entry point of `a2bs-convert`; a converter failure names its stage and operator."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars would bury our stage lines
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # LiteRT's INFO lines
     from a2bs.convert.common import ConversionError
     from a2bs.core.cli import run_app
 
