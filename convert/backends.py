@@ -3,7 +3,8 @@
 `a2bs infer AUDIO --backend tflite --bundle DIR [--variant V]` uses this: the front-end model turns
 each PCM window into a mel frame, the step model runs once per frame with the ring buffer of
 encoded frames and the previous smoothed frame. Emotion features are extracted once per file like
-the torch backend (apps without openSMILE pass zeros, the neutral vector).
+the torch backend (apps without openSMILE pass zeros, the neutral vector). CoreML bundles run in
+Core ML on macOS and in the NumPy MIL executor (`a2bs.mobile_validation.mil_executor`) elsewhere.
 """
 
 from __future__ import annotations
@@ -57,16 +58,17 @@ def open_runners(bundle: Path, backend: str, variant: str | None) -> tuple[dict[
         return manifest, TFLiteRunner(bundle / front["path"]), TFLiteRunner(bundle / step["path"])
     import platform as host
 
-    if host.system() != "Darwin":
-        raise A2BSError(
-            "--backend coreml runs Core ML, which exists only on macOS; on Linux use --backend tflite or torch "
-            "(a NumPy executor for .mlpackage files is planned with the validation harness)"
-        )
-    import coremltools as ct
+    if host.system() == "Darwin":  # Core ML itself
+        import coremltools as ct
 
-    def coreml_runner(path: Path) -> Runner:
-        model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
-        return lambda **inputs: model.predict(inputs)
+        def coreml_runner(path: Path) -> Runner:
+            model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
+            return lambda **inputs: model.predict(inputs)
+    else:  # elsewhere the NumPy MIL executor (fp16 compute emulated where the program uses it)
+        from a2bs.mobile_validation.mil_executor import MILExecutor
+
+        def coreml_runner(path: Path) -> Runner:
+            return MILExecutor(path)
 
     return manifest, coreml_runner(bundle / front["path"]), coreml_runner(bundle / step["path"])
 

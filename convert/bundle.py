@@ -248,27 +248,30 @@ def build_bundle(
 @torch.no_grad()
 def _row(platform: str, ckpt: Checkpoint, folder: Path, artifact: ArtifactFile, calibration: CalibrationSet) -> dict:
     """Table row: variant, file, size and a quick parity figure against the torch reference."""
-    parity, runtime = None, None
+    from a2bs.convert.deploy import DeployFrontEnd, DeployStep
+
     if platform == "android":
-        from a2bs.convert.deploy import DeployFrontEnd, DeployStep
         from a2bs.convert.tflite import TFLiteRunner
 
-        runner = TFLiteRunner(folder / artifact.path)
-        errors = []
-        if artifact.role == "step":
-            reference = DeployStep(ckpt.model).eval()
-            for inputs in calibration.step_inputs[:16]:
-                expected = reference(*inputs)[0].numpy()
-                got = runner(**{k: v.numpy() for k, v in zip(STEP_INPUTS, inputs, strict=True)})[STEP_OUTPUTS[0]]
-                errors.append(np.abs(got - expected).mean())
-        else:
-            reference = DeployFrontEnd(ckpt.model).eval()
-            for pcm in calibration.front_end_inputs[:16]:
-                got = runner(**{FRONT_END_INPUTS[0]: pcm.numpy()})[FRONT_END_OUTPUTS[0]]
-                errors.append(np.abs(got - reference(pcm).numpy()).mean())
-        parity, runtime = float(np.mean(errors)), "LiteRT interpreter"
+        runner, runtime = TFLiteRunner(folder / artifact.path), "LiteRT interpreter"
     else:
-        runtime = "not measured: Core ML runs only on macOS (a Linux MIL executor is planned)"
+        from a2bs.mobile_validation.mil_executor import MILExecutor
+
+        runner = MILExecutor(folder / artifact.path)
+        runtime = f"NumPy MIL executor, {'fp16' if runner.fp16_compute else 'fp32'} compute"
+    errors = []
+    if artifact.role == "step":
+        reference = DeployStep(ckpt.model).eval()
+        for inputs in calibration.step_inputs[:16]:
+            expected = reference(*inputs)[0].numpy()
+            got = runner(**{k: v.numpy() for k, v in zip(STEP_INPUTS, inputs, strict=True)})[STEP_OUTPUTS[0]]
+            errors.append(np.abs(got - expected).mean())
+    else:
+        reference = DeployFrontEnd(ckpt.model).eval()
+        for pcm in calibration.front_end_inputs[:16]:
+            got = runner(**{FRONT_END_INPUTS[0]: pcm.numpy()})[FRONT_END_OUTPUTS[0]]
+            errors.append(np.abs(got - reference(pcm).numpy()).mean())
+    parity = float(np.mean(errors))
     return {
         "variant": artifact.variant, "role": artifact.role, "file": artifact.path.as_posix(),
         "bytes": size_bytes(folder / artifact.path), "parity_mae": parity, "runtime": runtime,
