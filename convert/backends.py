@@ -21,7 +21,8 @@ from a2bs.core.audio import n_output_frames, probe, read_tail, stream_audio
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
 from a2bs.core.emotion import EMOTION_SPAN_S, EmotionStats, emotion_features_at
 from a2bs.core.errors import A2BSError
-from a2bs.core.features import frame_centers, gather_windows
+from a2bs.core.features import frame_centers
+from a2bs.core.inference import SampleWindow
 
 Runner = Callable[..., dict[str, np.ndarray]]
 
@@ -92,19 +93,13 @@ def iter_bundle_blendshapes(
         mel_history = np.asarray(state["mel_frames"], np.float32)[None]  # (1, 3, 80)
         context = np.repeat(np.asarray(state["context_frame"], np.float32)[None, None], n_context - 1, axis=1)
         previous = np.zeros((1, len(manifest["blendshapes"])), np.float32)
-        buffer, buffer_start = np.zeros(0, np.float32), 0
-        blocks = stream_audio(audio_path)
+        samples = SampleWindow(stream_audio(audio_path))
         out: list[np.ndarray] = []
         emitted = 0
         j = 0
         while emitted < n_frames:
             center = int(frame_centers(j, 1, fps)[0])
-            while buffer_start + len(buffer) < center + N_FFT // 2:
-                block = next(blocks, None)
-                if block is None:
-                    break  # past the end: zeros (gather_windows pads)
-                buffer = np.concatenate([buffer, block])
-            window = gather_windows(buffer, buffer_start, np.array([center]))
+            window = samples.windows(np.array([center]))  # zeros past the end of the stream
             mel = front_end(**{FRONT_END_INPUTS[0]: window})[FRONT_END_OUTPUTS[0]].reshape(1, 1, -1)
             mel_history = np.concatenate([mel_history[:, 1:], mel.astype(np.float32)], axis=1)
             result = step(**dict(zip(STEP_INPUTS, (mel_history, context, emotion, previous), strict=True)))
@@ -121,9 +116,6 @@ def iter_bundle_blendshapes(
                     yield np.concatenate(out)
                     out = []
             j += 1
-            keep_from = center - N_FFT  # older samples are never needed again
-            if keep_from > buffer_start:
-                buffer = buffer[keep_from - buffer_start :]
-                buffer_start = keep_from
+            samples.discard_before(center - N_FFT)  # older samples are never needed again
 
     return fps, n_frames, frames()

@@ -11,7 +11,6 @@ import torch
 
 from a2bs.core.checkpoint import Checkpoint, bundled_audio_dir
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
-from a2bs.core.features import frame_centers, gather_windows
 
 Progress = Callable[[str], None]
 
@@ -53,6 +52,7 @@ def calibration_set(
     frames (computed with the reference model), so activation ranges are the real ones."""
     from a2bs.core.audio import load_audio
     from a2bs.core.emotion import emotion_features_at
+    from a2bs.core.inference import mel_windows
     from a2bs.core.model import smooth
 
     model, cfg = ckpt.model, ckpt.model.config
@@ -63,10 +63,8 @@ def calibration_set(
     for path in files:
         audio = load_audio(path)
         n_out = -(-len(audio) * cfg.fps // SAMPLE_RATE)
-        first = cfg.lookahead_frames - cfg.window_mel_frames + 1
-        count = n_out - 1 + cfg.lookahead_frames - first + 1
-        windows = torch.from_numpy(gather_windows(audio, 0, frame_centers(first, count, cfg.fps)))
-        mel = model.front_end(windows)  # (count, 80); mel index i is frame first + i
+        windows = torch.from_numpy(mel_windows(cfg, audio, n_out))
+        mel = model.front_end(windows)  # (count, 80), oldest first
         emotion = torch.from_numpy(
             ckpt.emotion_stats.normalize(emotion_features_at(audio, len(audio) / SAMPLE_RATE)[None])
         )

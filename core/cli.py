@@ -92,7 +92,7 @@ def infer(
     output = output or Path("out") / f"{audio.stem}.csv"
     started = time.perf_counter()
     # Every cheap check first (audio, options, output paths), so mistakes fail before the model loads.
-    plan(audio, fps or 30, stride, emotion_refresh)
+    early_plan = plan(audio, fps or 30, stride, emotion_refresh)
     if default_output:
         if output.parent.exists() and not output.parent.is_dir():
             raise A2BSError(f"{output.parent} is a file, not a folder: pass -o to choose where to write")
@@ -145,9 +145,7 @@ def infer(
             if keep_for_plot is not None and sum(len(c) for c in keep_for_plot) < 60 * out_fps:
                 keep_for_plot.append(chunk)
     elapsed = time.perf_counter() - started
-    from a2bs.core.audio import probe
-
-    duration = probe(audio).duration_s
+    duration = early_plan.info.duration_s
     typer.echo(
         f"wrote {output}: {n_frames} frames at {out_fps} fps for {duration:.2f} s of audio "
         f"in {elapsed:.2f} s (RTF {elapsed / max(duration, 1e-9):.3f})"

@@ -123,8 +123,11 @@ class MelFrontEnd(nn.Module):
         power = real.square() + imag.square()
         return torch.log(power @ self.mel_basis + LOG_EPS)
 
+    def normalize(self, log_mel: torch.Tensor) -> torch.Tensor:
+        return (log_mel - self.mel_mean) * self.mel_inv_std
+
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return (self.log_mel(windows) - self.mel_mean) * self.mel_inv_std
+        return self.normalize(self.log_mel(windows))
 
     def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
         self.mel_mean.copy_(torch.as_tensor(np.asarray(mean, np.float32)))

@@ -28,7 +28,7 @@ from a2bs.core.emotion import (
 )
 from a2bs.core.errors import A2BSError
 from a2bs.core.features import frame_centers, gather_windows
-from a2bs.core.model import smooth
+from a2bs.core.model import ModelConfig, smooth
 
 ProgressFn = Callable[[int], None]
 
@@ -53,7 +53,7 @@ def plan(path: str | Path, fps: int, stride: int = 1, emotion_refresh_s: float |
     return InferencePlan(info, fps, n_output_frames(info, fps), stride, emotion_refresh_s)
 
 
-class _SampleWindow:
+class SampleWindow:
     """Absolute-indexed view of a 16 kHz stream that keeps only the samples still needed."""
 
     def __init__(self, blocks: Iterator[np.ndarray]) -> None:
@@ -131,7 +131,7 @@ def iter_blendshapes(
     n_computed = -(-(n - 1) // s) + 1  # computed frames 0, s, 2s, ... reaching at least n - 1
     emo_ctx, emo_index = _emotion_contexts(path, ckpt, the_plan, n_computed)
 
-    samples = _SampleWindow(stream_audio(path))
+    samples = SampleWindow(stream_audio(path))
     lookahead, context = cfg.lookahead_frames, cfg.window_mel_frames
     mel_cache = torch.zeros(0, cfg.n_mels)
     mel_first = 0  # absolute mel frame index of mel_cache[0]
@@ -186,6 +186,13 @@ def _expand(raw: torch.Tensor, m0: int, stride: int, last_raw: torch.Tensor | No
     return points[lower] * (1 - frac) + points[upper] * frac
 
 
+def mel_windows(cfg: ModelConfig, audio: np.ndarray, n_out: int) -> np.ndarray:
+    """PCM windows (count, 1024) of every mel frame that output frames 0 .. n_out-1 of a whole
+    16 kHz signal depend on, oldest first (silence before and after the signal)."""
+    first, count = cfg.mel_frames_for(n_out)
+    return gather_windows(audio, 0, frame_centers(first, count, cfg.fps))
+
+
 def infer_array(ckpt: Checkpoint, audio: np.ndarray, emotion: np.ndarray | None = None) -> np.ndarray:
     """Whole-array reference inference (tests, training metrics): 16 kHz audio -> (ceil(dur*fps), 52).
 
@@ -195,10 +202,7 @@ def infer_array(ckpt: Checkpoint, audio: np.ndarray, emotion: np.ndarray | None 
     if emotion is None:
         tail = audio[-round(EMOTION_SPAN_S * SAMPLE_RATE) :]
         emotion = emotion_features_at(tail, len(tail) / SAMPLE_RATE)
-    first = cfg.lookahead_frames - cfg.window_mel_frames + 1
-    count = n - 1 + cfg.lookahead_frames - first + 1
     with torch.no_grad():
-        windows = torch.from_numpy(gather_windows(audio, 0, frame_centers(first, count, cfg.fps)))
-        mel = model.front_end(windows)[None]
+        mel = model.front_end(torch.from_numpy(mel_windows(cfg, audio, n)))[None]
         emo = model.emotion_context(torch.from_numpy(ckpt.emotion_stats.normalize(emotion[None])))
         return smooth(model.forward_sequence(mel, emo), model.alpha)[0].numpy()

@@ -62,6 +62,10 @@ class ModelConfig:
         """Mel frames one output frame depends on: N encoded frames, each needing 2 frames of history."""
         return self.context_frames + self.detail_frames - 1
 
+    def mel_frames_for(self, n_out: int) -> tuple[int, int]:
+        """(first mel frame, count): every mel frame that output frames 0 .. n_out-1 depend on."""
+        return self.lookahead_frames - self.window_mel_frames + 1, n_out + self.window_mel_frames - 1
+
     @property
     def n_tokens(self) -> int:
         return self.context_frames + self.detail_frames

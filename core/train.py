@@ -27,7 +27,7 @@ from a2bs.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from a2bs.core.dataset import Take, load_takes, split_takes
 from a2bs.core.emotion import EmotionStats, emotion_features_at
 from a2bs.core.errors import A2BSError
-from a2bs.core.features import frame_centers, gather_windows, log_mel_frames
+from a2bs.core.inference import mel_windows
 from a2bs.core.model import A2BSModel, ModelConfig, smooth
 
 STATE_WEIGHTS = "training_state.safetensors"
@@ -84,32 +84,35 @@ class PreparedTake:
     phones: list[tuple[str, float, float]] | None
 
 
-def _raw_log_mel(take: Take, cfg: ModelConfig) -> np.ndarray:
-    first = cfg.lookahead_frames - cfg.window_mel_frames + 1
-    return log_mel_frames(take.audio, cfg.fps, first, len(take.curves) + cfg.window_mel_frames - 1)
+@torch.no_grad()
+def raw_log_mels(takes: list[Take], model: A2BSModel) -> list[torch.Tensor]:
+    """Un-normalized log-mel of every mel frame each take's output frames depend on (computed once,
+    used for the statistics and, normalized, as the training features)."""
+    return [model.front_end.log_mel(torch.from_numpy(mel_windows(model.config, t.audio, len(t.curves))))
+            for t in takes]  # fmt: skip
 
 
 def _raw_emotion(take: Take) -> np.ndarray:
     return emotion_features_at(take.audio, len(take.audio) / C.SAMPLE_RATE)
 
 
-def fit_statistics(takes: list[Take], cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, EmotionStats]:
+def fit_statistics(
+    takes: list[Take], log_mels: list[torch.Tensor], cfg: ModelConfig
+) -> tuple[np.ndarray, np.ndarray, EmotionStats]:
     """Per-bin mel mean/std and emotion z-score statistics from the training takes (speech frames only:
     the silence padding before each take would otherwise dominate the mel statistics)."""
-    mels = np.concatenate([_raw_log_mel(t, cfg)[cfg.window_mel_frames - 1 :] for t in takes])
+    mels = np.concatenate([m[cfg.window_mel_frames - 1 :].numpy() for m in log_mels])
     emotion = EmotionStats.fit(np.stack([_raw_emotion(t) for t in takes]))
     return mels.mean(0), mels.std(0) + 1e-3, emotion
 
 
 @torch.no_grad()
-def prepare(takes: list[Take], model: A2BSModel, emotion_stats: EmotionStats) -> list[PreparedTake]:
-    cfg = model.config
+def prepare(
+    takes: list[Take], log_mels: list[torch.Tensor], model: A2BSModel, emotion_stats: EmotionStats
+) -> list[PreparedTake]:
     out = []
-    for take in takes:
-        first = cfg.lookahead_frames - cfg.window_mel_frames + 1
-        count = len(take.curves) + cfg.window_mel_frames - 1
-        windows = torch.from_numpy(gather_windows(take.audio, 0, frame_centers(first, count, cfg.fps)))
-        mel = model.front_end(windows)
+    for take, log_mel in zip(takes, log_mels, strict=True):
+        mel = model.front_end.normalize(log_mel)
         emotion = torch.from_numpy(emotion_stats.normalize(_raw_emotion(take)[None])[0])
         out.append(PreparedTake(take.name, mel, emotion, torch.from_numpy(take.curves), take.phones))
     return out
@@ -272,10 +275,12 @@ def train(
         _transfer(base.model, model)
     else:
         model = A2BSModel(ModelConfig.for_fps(config.fps))
-    mel_mean, mel_std, emotion_stats = fit_statistics(train_takes, model.config)
+    val_takes = val_takes or train_takes[:1]
+    train_mels, val_mels = raw_log_mels(train_takes, model), raw_log_mels(val_takes, model)
+    mel_mean, mel_std, emotion_stats = fit_statistics(train_takes, train_mels, model.config)
     model.front_end.set_stats(mel_mean, mel_std)
-    train_data = prepare(train_takes, model, emotion_stats)
-    val_data = prepare(val_takes or train_takes[:1], model, emotion_stats)
+    train_data = prepare(train_takes, train_mels, model, emotion_stats)
+    val_data = prepare(val_takes, val_mels, model, emotion_stats)
     with torch.no_grad():
         silence = model.front_end(torch.zeros(1, C.N_FFT))
 
