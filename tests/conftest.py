@@ -24,3 +24,23 @@ def ckpt30(checkpoint_dirs: dict[int, Path]) -> Checkpoint:
 @pytest.fixture(scope="session")
 def ckpt60(checkpoint_dirs: dict[int, Path]) -> Checkpoint:
     return load_checkpoint(checkpoint_dirs[60])
+
+
+@pytest.fixture(scope="session")
+def android_bundle(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Android bundle (dynamic_int8 default + fp32) of the seed-0 30 fps checkpoint; treat as read-only."""
+    from a2bs.convert.bundle import build_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "android"
+    build_bundle("android", ckpt30, ["dynamic_int8", "fp32"], out, progress=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ios_bundle(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An iOS bundle (fp16) of the seed-0 30 fps checkpoint; treat as read-only."""
+    from a2bs.convert.bundle import build_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "ios"
+    build_bundle("ios", ckpt30, ["fp16"], out, progress=lambda _: None)
+    return out

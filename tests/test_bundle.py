@@ -21,20 +21,6 @@ from a2bs.core.errors import A2BSError
 from a2bs.core.export import read_live_link_face_csv
 
 
-@pytest.fixture(scope="module")
-def android_bundle(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bundles") / "android"
-    build_bundle("android", ckpt30, ["dynamic_int8", "fp32"], out, progress=lambda _: None)
-    return out
-
-
-@pytest.fixture(scope="module")
-def ios_bundle(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bundles") / "ios"
-    build_bundle("ios", ckpt30, ["fp16"], out, progress=lambda _: None)
-    return out
-
-
 @pytest.mark.parametrize("name", ["android_bundle", "ios_bundle"])
 def test_manifest_contents(name: str, request: pytest.FixtureRequest, ckpt30: Checkpoint) -> None:
     bundle: Path = request.getfixturevalue(name)
