@@ -23,7 +23,7 @@ import torch
 from a2bs.convert.common import ArtifactFile, CalibrationSet, Progress, calibration_set
 from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, initial_state
 from a2bs.core import constants as C
-from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
+from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, GROUPS
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.errors import A2BSError
 
@@ -136,6 +136,7 @@ def build_manifest(platform: str, ckpt: Checkpoint, files: list[ArtifactFile], f
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "checkpoint": {"source": ckpt.source, "trained": ckpt.trained},
         "blendshapes": list(ARKIT_BLENDSHAPES),
+        "blendshape_groups": {group: list(names) for group, names in GROUPS.items()},
         "fps": cfg.fps,
         "sample_rate": C.SAMPLE_RATE,
         "timeline": {

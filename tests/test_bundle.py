@@ -26,6 +26,8 @@ def test_manifest_contents(name: str, request: pytest.FixtureRequest, ckpt30: Ch
     bundle: Path = request.getfixturevalue(name)
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["blendshapes"] == list(ARKIT_BLENDSHAPES)
+    groups = manifest["blendshape_groups"]
+    assert sorted(n for names in groups.values() for n in names) == sorted(ARKIT_BLENDSHAPES)
     assert manifest["fps"] == 30 and manifest["sample_rate"] == 16000 and manifest["context_frames"] == 256
     assert manifest["timeline"]["lookahead_frames"] == ckpt30.model.config.lookahead_frames
     assert [i["name"] for i in manifest["models"]["step"]["inputs"]] == list(STEP_INPUTS)
