@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.a2bs-installed
-# Debian packages the project needs: espeak-ng speaks the synthetic training corpus.
-APT_PACKAGES := espeak-ng
+# Debian packages the project needs: espeak-ng speaks the synthetic training corpus; kotlin compiles
+# the Android sample's JVM-only engine logic for its tests.
+APT_PACKAGES := espeak-ng kotlin
 
 .PHONY: demo test setup bench clean
 
