@@ -9,6 +9,7 @@ Core ML on macOS and in the NumPy MIL executor (`a2bs.mobile_validation.mil_exec
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,13 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS
 from a2bs.core.audio import n_output_frames, probe, read_tail, stream_audio
-from a2bs.core.constants import N_FFT, SAMPLE_RATE
+from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.emotion import EMOTION_SPAN_S, EmotionStats, emotion_features_at
 from a2bs.core.errors import A2BSError
-from a2bs.core.features import frame_centers
-from a2bs.core.inference import SampleWindow
+from a2bs.mobile_validation.streaming import BundleEngine
 
 Runner = Callable[..., dict[str, np.ndarray]]
 
@@ -54,7 +53,7 @@ def open_runners(bundle: Path, backend: str, variant: str | None) -> tuple[dict[
         raise A2BSError(f"--backend {backend} needs an {platform} bundle; {bundle} is for {manifest.get('platform')}")
     front, step = _file(manifest, "front_end", None), _file(manifest, "step", variant)
     if backend == "tflite":
-        from a2bs.convert.tflite import TFLiteRunner
+        from a2bs.mobile_validation.tflite_runner import TFLiteRunner
 
         return manifest, TFLiteRunner(bundle / front["path"]), TFLiteRunner(bundle / step["path"])
     import platform as host
@@ -80,8 +79,7 @@ def iter_bundle_blendshapes(
 ) -> tuple[int, int, Iterator[np.ndarray]]:  # fmt: skip
     """(fps, n_frames, iterator of (n, 52) chunks) running the bundle frame by frame."""
     manifest, front_end, step = open_runners(bundle, backend, variant)
-    fps, lookahead = int(manifest["fps"]), int(manifest["timeline"]["lookahead_frames"])
-    n_context = int(manifest["context_frames"])
+    fps = int(manifest["fps"])
     info = probe(audio_path)
     n_frames = n_output_frames(info, fps)
     stats = EmotionStats.from_json(manifest["emotion"]["normalization"])
@@ -89,33 +87,18 @@ def iter_bundle_blendshapes(
     emotion = stats.normalize(emotion_features_at(tail, len(tail) / SAMPLE_RATE)[None]).astype(np.float32)
 
     def frames() -> Iterator[np.ndarray]:
-        state = manifest["initial_state"]
-        mel_history = np.asarray(state["mel_frames"], np.float32)[None]  # (1, 3, 80)
-        context = np.repeat(np.asarray(state["context_frame"], np.float32)[None, None], n_context - 1, axis=1)
-        previous = np.zeros((1, len(manifest["blendshapes"])), np.float32)
-        samples = SampleWindow(stream_audio(audio_path))
-        out: list[np.ndarray] = []
-        emitted = 0
-        j = 0
-        while emitted < n_frames:
-            center = int(frame_centers(j, 1, fps)[0])
-            window = samples.windows(np.array([center]))  # zeros past the end of the stream
-            mel = front_end(**{FRONT_END_INPUTS[0]: window})[FRONT_END_OUTPUTS[0]].reshape(1, 1, -1)
-            mel_history = np.concatenate([mel_history[:, 1:], mel.astype(np.float32)], axis=1)
-            result = step(**dict(zip(STEP_INPUTS, (mel_history, context, emotion, previous), strict=True)))
-            context = np.concatenate([context[:, 1:], result[STEP_OUTPUTS[2]].reshape(1, 1, -1)], axis=1)
-            k = j - lookahead
-            if k >= 0:
-                frame = result[STEP_OUTPUTS[1] if k == 0 else STEP_OUTPUTS[0]].reshape(1, -1).astype(np.float32)
-                previous = frame
-                out.append(frame)
-                emitted += 1
-                if len(out) == chunk_frames or emitted == n_frames:
-                    if progress:
-                        progress(len(out))
-                    yield np.concatenate(out)
-                    out = []
-            j += 1
-            samples.discard_before(center - N_FFT)  # older samples are never needed again
+        engine = BundleEngine(manifest, front_end, step, emotion)
+        pending: list[np.ndarray] = []
+        for block in itertools.chain(stream_audio(audio_path), [None]):  # None: end of stream
+            new = engine.push(block) if block is not None else engine.finish()
+            if len(new):
+                pending.append(new)
+            while sum(len(p) for p in pending) >= chunk_frames or (block is None and pending):
+                ready = np.concatenate(pending)
+                chunk, rest = ready[:chunk_frames], ready[chunk_frames:]
+                pending = [rest] if len(rest) else []
+                if progress:
+                    progress(len(chunk))
+                yield chunk
 
     return fps, n_frames, frames()

@@ -252,7 +252,7 @@ def _row(platform: str, ckpt: Checkpoint, folder: Path, artifact: ArtifactFile, 
     from a2bs.convert.deploy import DeployFrontEnd, DeployStep
 
     if platform == "android":
-        from a2bs.convert.tflite import TFLiteRunner
+        from a2bs.mobile_validation.tflite_runner import TFLiteRunner
 
         runner, runtime = TFLiteRunner(folder / artifact.path), "LiteRT interpreter"
     else:
