@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import platform as host
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,25 +53,24 @@ def open_runners(bundle: Path, backend: str, variant: str | None) -> tuple[dict[
     if manifest.get("platform") != platform:
         raise A2BSError(f"--backend {backend} needs an {platform} bundle; {bundle} is for {manifest.get('platform')}")
     front, step = _file(manifest, "front_end", None), _file(manifest, "step", variant)
-    if backend == "tflite":
+    return manifest, model_runner(bundle / front["path"], platform), model_runner(bundle / step["path"], platform)
+
+
+def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY") -> Runner:
+    """Named-input runner of one model file: the LiteRT interpreter for android; Core ML itself on macOS
+    (`compute_units` as in coremltools' ComputeUnit) and the NumPy MIL executor elsewhere for ios."""
+    if platform == "android":
         from a2bs.mobile_validation.tflite_runner import TFLiteRunner
 
-        return manifest, TFLiteRunner(bundle / front["path"]), TFLiteRunner(bundle / step["path"])
-    import platform as host
-
-    if host.system() == "Darwin":  # Core ML itself
+        return TFLiteRunner(path)
+    if host.system() == "Darwin":
         import coremltools as ct
 
-        def coreml_runner(path: Path) -> Runner:
-            model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
-            return lambda **inputs: model.predict(inputs)
-    else:  # elsewhere the NumPy MIL executor (fp16 compute emulated where the program uses it)
-        from a2bs.mobile_validation.mil_executor import MILExecutor
+        model = ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, compute_units))
+        return lambda **inputs: model.predict(inputs)
+    from a2bs.mobile_validation.mil_executor import MILExecutor  # fp16 compute emulated where the program uses it
 
-        def coreml_runner(path: Path) -> Runner:
-            return MILExecutor(path)
-
-    return manifest, coreml_runner(bundle / front["path"]), coreml_runner(bundle / step["path"])
+    return MILExecutor(path)
 
 
 def iter_bundle_blendshapes(

@@ -24,7 +24,7 @@ from a2bs.convert.common import ArtifactFile, CalibrationSet, Progress, calibrat
 from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, initial_state
 from a2bs.core import constants as C
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, GROUPS
-from a2bs.core.checkpoint import Checkpoint
+from a2bs.core.checkpoint import Checkpoint, fingerprint
 from a2bs.core.errors import A2BSError
 
 PLATFORMS = ("ios", "android")
@@ -134,7 +134,7 @@ def build_manifest(platform: str, ckpt: Checkpoint, files: list[ArtifactFile], f
         "platform": platform,
         "a2bs_version": version("a2bs"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "checkpoint": {"source": ckpt.source, "trained": ckpt.trained},
+        "checkpoint": {"source": ckpt.source, "trained": ckpt.trained, "fingerprint": fingerprint(ckpt)},
         "blendshapes": list(ARKIT_BLENDSHAPES),
         "blendshape_groups": {group: list(names) for group, names in GROUPS.items()},
         "fps": cfg.fps,

@@ -28,9 +28,15 @@ def convert(
         str | None, typer.Option(help="Variant to add to the default one, or `all`. Default: the default variant.")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Bundle folder. Default: artifacts/<platform>.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle (and an installed one).")] = False,
+    validate: Annotated[
+        bool, typer.Option(help="Run `a2bs validate` on the new bundle (--no-validate leaves it unvalidated).")
+    ] = True,
+    install_into: Annotated[
+        Path | None, typer.Option(help="Sample app folder (ios_sample, android_sample): copy the bundle into it.")
+    ] = None,
 ) -> None:
-    """Build a bundle: model files, manifest.json, README.md; then print a summary table."""
+    """Build a bundle: model files, manifest.json, README.md; validate it; print a summary table."""
     from a2bs.convert.bundle import PLATFORMS, build_bundle, check_out_dir, resolve_variants
     from a2bs.core.cli import _load
 
@@ -39,6 +45,7 @@ def convert(
         raise A2BSError(f"unknown platform {platform!r}: use ios or android")
     out = out or Path("artifacts") / platform
     check_out_dir(out, force)  # before any slow work
+    target = install_target(install_into, platform, force) if install_into else None
     variants = resolve_variants(platform, quantize)
     ckpt = _load(checkpoint, fps)
     started = time.perf_counter()
@@ -52,6 +59,68 @@ def convert(
     for row in result.rows:
         parity = f"{row['parity_mae']:.2e} ({row['runtime']})" if row["parity_mae"] is not None else row["runtime"]
         typer.echo(f"{row['variant']:<14} {row['role']:<10} {row['file']:<36} {row['bytes'] / 1e6:>7.2f}MB  {parity}")
+    passed = True
+    if validate:
+        from a2bs.mobile_validation.report import summary_lines
+        from a2bs.mobile_validation.validate import REPORT_HTML, validate_bundle
+
+        typer.echo("")
+        report = validate_bundle(result.out, checkpoint=None, progress=progress, reference=ckpt)
+        for line in summary_lines(report.data):
+            typer.echo(line)
+        typer.echo(f"report: {result.out / REPORT_HTML}")
+        passed = report.passed
+    else:
+        typer.echo("not validated (--no-validate): run `a2bs validate` before shipping this bundle")
+    if not passed:
+        if target is not None:
+            typer.echo(f"not installed into {target}: the bundle failed validation")
+        raise typer.Exit(1)
+    if target is not None:
+        install_bundle(result.out, target, force)
+        typer.echo(f"installed into {target}")
+
+
+def install_target(sample: Path, platform: str, force: bool) -> Path:
+    """Where a sample app expects its bundle, from the sample's a2bs-sample.json; checked before converting."""
+    import json
+
+    spec_path = sample / "a2bs-sample.json"
+    if not spec_path.is_file():
+        raise A2BSError(f"{sample} is not an a2bs sample app (no a2bs-sample.json): use ios_sample or android_sample")
+    spec = json.loads(spec_path.read_text())
+    if spec.get("platform") != platform:
+        raise A2BSError(f"{sample} is the {spec.get('platform')} sample; a {platform} bundle goes in {platform}_sample")
+    target = sample / spec["bundle_dir"]
+    if target.exists() and any(target.iterdir()) and not force:
+        raise A2BSError(f"{target} already holds a bundle: add --force to replace it")
+    return target
+
+
+def install_bundle(bundle: Path, target: Path, force: bool) -> None:
+    """Copy the bundle and the bundled speech clip (for the app's file-playback mode) into the sample,
+    replacing an installed bundle atomically."""
+    import shutil
+    import tempfile
+
+    from a2bs.core.checkpoint import bundled_audio_dir
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        shutil.copytree(bundle, staging, dirs_exist_ok=True)
+        shutil.copyfile(bundled_audio_dir() / "speech_en_us.wav", staging / "sample_clip.wav")
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def main() -> None:

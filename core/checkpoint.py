@@ -4,6 +4,7 @@ normalization statistics, provenance). Loading never unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -171,3 +172,17 @@ def load_default(fps: int) -> Checkpoint:
     if (folder / CONFIG_FILE).is_file():
         return load_checkpoint(folder)
     return fresh_checkpoint(fps)
+
+
+def fingerprint(ckpt: Checkpoint) -> str:
+    """sha256 of everything that decides the model's outputs (weights, config, emotion statistics).
+
+    Bundles record it so the validation harness can prove it compares against the checkpoint the
+    bundle was built from."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(ckpt.model.config.to_json(), sort_keys=True).encode())
+    digest.update(json.dumps(ckpt.emotion_stats.to_json(), sort_keys=True).encode())
+    for name, tensor in sorted(ckpt.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

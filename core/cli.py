@@ -255,6 +255,36 @@ def data_synth(
     typer.echo(f"wrote {out}: {n_train} training and {n_val} validation takes ({corpus['duration_s'] / 60:.1f} min)")
 
 
+@app.command()
+def validate(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder from a2bs-convert (e.g. artifacts/ios).")],
+    audio: Annotated[
+        list[Path] | None, typer.Option("--audio", help="More speech to test (repeatable); bundled clips always run.")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Reference checkpoint. Default: the one the bundle was built from.")
+    ] = None,
+    latency: Annotated[bool, typer.Option(help="Measure latency (--no-latency skips those checks).")] = True,
+) -> None:
+    """Check every model of a bundle: integrity, parity with PyTorch, size, streaming, latency.
+
+    Writes report.json, report.html and plots into the bundle; exits 0 only if every check passes."""
+    from a2bs.mobile_validation.report import summary_lines
+    from a2bs.mobile_validation.validate import REPORT_HTML, validate_bundle
+
+    started = time.perf_counter()
+
+    def progress(stage: str) -> None:
+        typer.echo(f"[{time.perf_counter() - started:6.1f}s] {stage}", err=True)
+
+    report = validate_bundle(bundle, audio, checkpoint, latency=latency, progress=progress)
+    for line in summary_lines(report.data):
+        typer.echo(line)
+    typer.echo(f"report: {bundle / REPORT_HTML}")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
 def run_app(typer_app: typer.Typer, fatal: tuple[type[Exception], ...] = ()) -> None:
     """Run a Typer app as a console script: expected errors -> `error: ...` on stderr, exit 2, no
     traceback. Typer's standalone mode handles usage errors itself (usage line + message, exit 2)."""

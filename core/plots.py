@@ -31,8 +31,12 @@ PLOTTED = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthPressLef
            "browInnerUp", "eyeBlinkLeft")  # fmt: skip
 
 
-def plot_curves(frames: np.ndarray, fps: int, path: str | Path, title: str = "") -> Path:
-    """PNG of the mouth-critical and a few expression curves; written atomically."""
+def plot_curves(
+    frames: np.ndarray, fps: int, path: str | Path, title: str = "", reference: np.ndarray | None = None,
+    label: str = "", reference_label: str = "PyTorch reference",
+) -> Path:  # fmt: skip
+    """PNG of the mouth-critical and a few expression curves, optionally over a reference (dashed);
+    written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,12 +46,40 @@ def plot_curves(frames: np.ndarray, fps: int, path: str | Path, title: str = "")
     t = np.arange(len(frames)) / fps
     fig, axes = plt.subplots(len(PLOTTED), 1, figsize=(11, 1.3 * len(PLOTTED)), sharex=True)
     for ax, name in zip(axes, PLOTTED, strict=True):
-        ax.plot(t, frames[:, INDEX[name]], lw=1.0)
+        if reference is not None:
+            ax.plot(t, reference[:, INDEX[name]], lw=1.6, color="0.6", ls="--", label=reference_label)
+        ax.plot(t, frames[:, INDEX[name]], lw=1.0, label=label or None)
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("time (s)")
+    if reference is not None:
+        axes[0].legend(loc="upper right", fontsize=7)
     fig.suptitle(title or f"{len(ARKIT_BLENDSHAPES)} ARKit blendshapes at {fps} fps")
+    fig.tight_layout()
+    return _save_png(fig, path)
+
+
+def plot_error_map(errors: np.ndarray, fps: int, path: str | Path, title: str = "") -> Path:
+    """PNG heat map of |artifact - reference| per blendshape (rows) over time, beside each shape's MAE."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    abs_err = np.abs(errors)
+    fig, (ax, bar) = plt.subplots(1, 2, figsize=(13, 8.5), gridspec_kw={"width_ratios": [5, 1]}, sharey=True)
+    duration = len(abs_err) / fps
+    image = ax.imshow(abs_err.T, aspect="auto", interpolation="nearest", cmap="magma",
+                      extent=(0, duration, len(ARKIT_BLENDSHAPES) - 0.5, -0.5))  # fmt: skip
+    ax.set_yticks(range(len(ARKIT_BLENDSHAPES)), ARKIT_BLENDSHAPES, fontsize=6)
+    ax.set_xlabel("time (s)")
+    fig.colorbar(image, ax=ax, label="absolute error", pad=0.01)
+    bar.barh(range(len(ARKIT_BLENDSHAPES)), abs_err.mean(axis=0), color="tab:red")
+    bar.set_xlabel("MAE per shape")
+    bar.grid(alpha=0.3, axis="x")
+    fig.suptitle(title or "per-shape error")
     fig.tight_layout()
     return _save_png(fig, path)
 
