@@ -1,0 +1,260 @@
+"""The validation harness (`a2bs validate`) and the CI gate: both platforms' bundles pass every check on
+real speech through the real runtimes; damaged bundles give failing checks that name the file, never a
+crash and never a pass."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from a2bs.convert import cli as convert_cli
+from a2bs.convert.bundle import build_bundle
+from a2bs.core import cli as core_cli
+from a2bs.core.audio import n_output_frames, probe
+from a2bs.core.checkpoint import Checkpoint
+from a2bs.mobile_validation import validate as V
+from a2bs.mobile_validation.streaming import BundleEngine, run_stream
+
+KINDS = {"integrity", "manifest", "size", "parity", "streaming", "latency"}
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    out = tmp_path / bundle.name
+    shutil.copytree(bundle, out)
+    return out
+
+
+def _checks(report: V.Report, kind: str, artifact: str | None = None) -> list[V.Check]:
+    return [c for c in report.checks if c.kind == kind and (artifact is None or c.artifact == artifact)]
+
+
+@pytest.fixture(scope="module")
+def android_report(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> V.Report:
+    bundle = _copy(android_bundle, tmp_path_factory.mktemp("validated"))
+    return V.validate_bundle(bundle)
+
+
+@pytest.fixture(scope="module")
+def ios_report(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> V.Report:
+    """fp16 default + palettize4, so the decompressed-weight check and the LUT op run too."""
+    bundle = tmp_path_factory.mktemp("validated") / "ios"
+    build_bundle("ios", ckpt30, ["fp16", "palettize4"], bundle, progress=lambda _: None)
+    return V.validate_bundle(bundle)
+
+
+# --- the CI gate: both platforms pass -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["android_report", "ios_report"])
+def test_gate_every_check_passes(name: str, request: pytest.FixtureRequest) -> None:
+    report: V.Report = request.getfixturevalue(name)
+    failures = [f"{c.artifact}: {c.kind} {c.name}: {c.reason}" for c in report.failures()]
+    assert report.passed, failures
+    assert {c.kind for c in report.checks} == KINDS
+    steps = [f for f in report.manifest["files"] if f["role"] == "step"]
+    for entry in report.manifest["files"]:  # every model has a size check and a parity check that ran
+        assert _checks(report, "size", entry["path"])
+        parity = _checks(report, "parity", entry["path"])
+        assert parity and all(c.runtime != "not run" for c in parity)
+    for entry in steps:
+        (end_to_end,) = [c for c in _checks(report, "parity", entry["path"]) if c.name == "end-to-end blendshapes"]
+        d = end_to_end.details
+        assert d["psnr_db"] >= 35 and d["mae"] <= d["limits"]["mae"] and len(d["worst_frames"]) == V.WORST_FRAMES
+        assert set(d["correlation"]) == set(report.manifest["blendshapes"])
+        assert d["frames"] == sum(n_output_frames(probe(a["path"]), 30) for a in report.audio)
+
+
+def test_gate_android_runtimes_and_latency(android_report: V.Report) -> None:
+    parity = _checks(android_report, "parity")
+    assert all(c.runtime.startswith("LiteRT interpreter") for c in parity if c.name != "decompressed weights")
+    (weights,) = [c for c in parity if c.name == "decompressed weights"]  # dynamic_int8
+    assert weights.passed and len(weights.details["weights"]) >= 10
+    for check in _checks(android_report, "latency"):
+        threads = check.details["threads"]
+        assert set(threads) == {"1", "2"}
+        for figures in threads.values():
+            assert 0 < figures["median_ms"] <= figures["p95_ms"] and figures["frames_timed"] > 100
+            assert figures["torch_median_ms"] > 0 and figures["ratio_vs_torch"] > 0
+            assert 0 < figures["rtf"] < 1 and 10 < figures["peak_rss_mb"] < 500
+        assert check.value == threads["1"]["p95_ms"] and check.unit == "ms"
+
+
+def test_gate_ios_runtimes_and_latency(ios_report: V.Report) -> None:
+    import platform
+
+    parity = [c for c in _checks(ios_report, "parity") if c.name != "decompressed weights"]
+    expected = "Core ML" if platform.system() == "Darwin" else "NumPy MIL executor"
+    assert all(c.runtime.startswith(expected) for c in parity)
+    (weights,) = [c for c in _checks(ios_report, "parity") if c.name == "decompressed weights"]
+    assert weights.artifact == "a2bs_step_palettize4.mlpackage" and weights.passed
+    assert 0.01 < weights.value <= V.WEIGHT_LIMITS["palettize4"][0]  # 4-bit LUTs are visibly coarse
+    for check in _checks(ios_report, "latency"):
+        if platform.system() != "Darwin":
+            assert check.details["measured"] is False and "not measured" in check.runtime
+            assert check.value is not None and check.value > 1  # MMAC per frame
+
+
+def test_report_files(android_report: V.Report) -> None:
+    bundle = android_report.bundle
+    data = json.loads((bundle / V.REPORT_JSON).read_text())
+    assert data["passed"] is True and data["platform"] == "android"
+    for check in data["checks"]:
+        assert {"artifact", "kind", "passed", "value", "threshold", "runtime"} <= set(check)
+    page = (bundle / V.REPORT_HTML).read_text()
+    assert "PASSED" in page and page.count("data:image/png;base64,") == len(data["plots"]) >= 2
+    for plot in data["plots"]:
+        assert (bundle / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["validation"]["passed"] is True and manifest["validation"]["report"] == V.REPORT_JSON
+    readme = (bundle / "README.md").read_text()
+    assert readme.count("## Validation") == 1 and "benchmark_model" in readme
+
+
+# --- damaged bundles: failing checks, never a crash or a pass -------------------------------------
+
+
+def test_tampered_file(android_bundle: Path, tmp_path: Path) -> None:
+    bundle = _copy(android_bundle, tmp_path)
+    step = bundle / "a2bs_step_dynamic_int8.tflite"
+    data = bytearray(step.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    step.write_bytes(bytes(data))
+    report = V.validate_bundle(bundle, latency=False)
+    assert not report.passed
+    (integrity,) = _checks(report, "integrity", step.name)
+    assert not integrity.passed and step.name in integrity.reason and "sha256" in integrity.reason
+    assert all(not c.passed and "integrity" in c.reason for c in _checks(report, "parity", step.name))
+    assert json.loads((bundle / "manifest.json").read_text())["validation"]["passed"] is False
+
+
+def test_missing_file_and_unlisted_model(android_bundle: Path, tmp_path: Path) -> None:
+    bundle = _copy(android_bundle, tmp_path)
+    (bundle / "a2bs_front_end.tflite").rename(bundle / "extra.tflite")
+    report = V.validate_bundle(bundle, latency=False)
+    assert not report.passed
+    reasons = " | ".join(c.reason for c in report.failures())
+    assert "a2bs_front_end.tflite is missing" in reasons
+    assert "extra.tflite is in the bundle but not in manifest" in reasons
+    assert all(not c.passed for c in _checks(report, "parity"))  # nothing can run without the front end
+
+
+def test_manifest_that_does_not_match_the_model(android_bundle: Path, tmp_path: Path) -> None:
+    bundle = _copy(android_bundle, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["models"]["step"]["inputs"][1]["shape"] = [1, 127, 512]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    report = V.validate_bundle(bundle, latency=False)
+    bad = [c for c in report.failures() if c.kind == "manifest"]
+    assert {c.artifact for c in bad} == {f["path"] for f in manifest["files"] if f["role"] == "step"}
+    assert all("127" in c.reason for c in bad)
+
+
+def test_wrong_reference_checkpoint(android_bundle: Path, tmp_path: Path, checkpoint_dirs: dict[int, Path]) -> None:
+    bundle = _copy(android_bundle, tmp_path)
+    report = V.validate_bundle(bundle, checkpoint=checkpoint_dirs[60], latency=False)
+    (reference,) = [c for c in report.checks if c.name == "reference checkpoint"]
+    assert not reference.passed and "--checkpoint" in reference.reason
+    assert all(not c.passed for c in _checks(report, "parity")) and not report.passed
+
+
+def test_unsupported_op_in_the_linux_executor(ios_bundle: Path, tmp_path: Path, monkeypatch) -> None:
+    import platform
+
+    if platform.system() == "Darwin":
+        pytest.skip("on macOS the harness runs Core ML itself, not the NumPy executor")
+    from a2bs.mobile_validation import mil_executor
+
+    monkeypatch.setattr(mil_executor, "SUPPORTED_OPS", mil_executor.SUPPORTED_OPS - {"softmax"})
+    report = V.validate_bundle(_copy(ios_bundle, tmp_path), latency=False)
+    (step,) = [c for c in _checks(report, "parity", "a2bs_step_fp16.mlpackage")]
+    assert not step.passed and "unsupported MIL op(s) softmax" in step.reason and not report.passed
+
+
+def test_bad_codebook_fails_the_weight_check(ckpt30: Checkpoint, monkeypatch, ios_report: V.Report) -> None:
+    """A LUT that decompresses to the wrong values is caught by the weight check on its own."""
+    path = ios_report.bundle / "a2bs_step_palettize4.mlpackage"
+    entry = {"path": path.name, "variant": "palettize4"}
+    real = V._coreml_weights(path)
+    rng = np.random.default_rng(0)
+    shuffled = {k: rng.permutation(w.reshape(-1)).reshape(w.shape) for k, w in real.items()}
+    monkeypatch.setattr(V, "_coreml_weights", lambda _: shuffled)
+    check = V._weights_check(path, entry, "ios", ckpt30)
+    assert not check.passed and check.value > 0.5 and "relative error" in check.reason
+
+
+def test_parity_gate_catches_drift() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.uniform(0, 1, (300, 52)).astype(np.float32)
+    good = V.parity_metrics(reference, reference + 1e-4)
+    assert not V._gate(good, V.PARITY_LIMITS["fp16"]) and good["psnr_db"] == pytest.approx(80, abs=0.1)
+    drift = V.parity_metrics(reference, np.clip(reference + 0.05, 0, 1))
+    problems = V._gate(drift, V.PARITY_LIMITS["int8"])
+    assert any("MAE" in p for p in problems) and any("PSNR" in p for p in problems)
+
+
+# --- the streaming replay itself ----------------------------------------------------------------
+
+
+def test_engine_chunking_and_frame_count(android_bundle: Path) -> None:
+    from a2bs.convert.backends import open_runners
+
+    manifest, front, step = open_runners(android_bundle, "tflite", None)
+    audio = np.random.default_rng(1).normal(0, 0.1, 16000 + 123).astype(np.float32)
+    whole = run_stream(BundleEngine(manifest, front, step), audio, [len(audio)])
+    assert whole.shape == (-(-len(audio) * 30 // 16000), 52)
+    for sizes in ([1, 999, 5], [533, 534], [4096]):
+        np.testing.assert_array_equal(run_stream(BundleEngine(manifest, front, step), audio, sizes), whole)
+    engine = BundleEngine(manifest, front, step)
+    assert len(engine.push(audio[:1000])) == 0  # the first frame waits for look-ahead audio
+    engine.reset()
+    assert engine.received == 0 and engine.emitted == 0
+
+
+# --- command lines -----------------------------------------------------------------------------
+
+
+def _run(monkeypatch, capsys, main, *argv: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", list(argv))
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_validate_cli(monkeypatch, capsys, android_bundle: Path, tmp_path: Path) -> None:
+    good = _copy(android_bundle, tmp_path / "good")
+    code, out, _ = _run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(good), "--no-latency")
+    assert code == 0 and "validation PASSED" in out
+    (good / "a2bs_front_end.tflite").unlink()
+    code, out, _ = _run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(good), "--no-latency")
+    assert code == 1 and "FAIL" in out and "a2bs_front_end.tflite is missing" in out
+    code, _, err = _run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(tmp_path / "nothing"))
+    assert code == 2 and err.strip().startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_convert_validates_and_installs(monkeypatch, capsys, tmp_path: Path, checkpoint_dirs: dict[int, Path]) -> None:
+    sample = tmp_path / "android_sample"
+    sample.mkdir()
+    (sample / "a2bs-sample.json").write_text(json.dumps({"platform": "android", "bundle_dir": "app/assets/a2bs"}))
+    args = ["a2bs-convert", "android", "--checkpoint", str(checkpoint_dirs[30]), "--out", str(tmp_path / "b")]
+    code, out, err = _run(monkeypatch, capsys, convert_cli.main, *args, "--install-into", str(sample))
+    assert code == 0, err
+    assert "validation PASSED" in out and json.loads((tmp_path / "b/manifest.json").read_text())["validation"]["passed"]
+    installed = sample / "app/assets/a2bs"
+    assert (installed / "manifest.json").is_file() and (installed / "report.html").is_file()
+    assert (installed / "sample_clip.wav").stat().st_size > 100_000
+    args[-1] = str(tmp_path / "b2")
+    code, _, err = _run(monkeypatch, capsys, convert_cli.main, *args, "--install-into", str(sample))
+    assert code == 2 and "already holds a bundle" in err and "--force" in err and not (tmp_path / "b2").exists()
+    code, _, err = _run(monkeypatch, capsys, convert_cli.main, "a2bs-convert", "ios", "--out", str(tmp_path / "i"),
+                        "--install-into", str(sample))  # fmt: skip
+    assert code == 2 and "android sample" in err and not (tmp_path / "i").exists()
