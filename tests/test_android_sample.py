@@ -1,0 +1,309 @@
+"""Android sample app (android_sample/): its JVM engine follows the bundle contract, proven on Linux CI.
+
+The Android app module itself cannot be built here (no Android SDK). What is checked:
+
+* contract: every manifest key the Kotlin code reads (one place: ``ManifestKeys.kt``), the tensor names
+  and the model files it picks exist in a freshly built bundle; ``a2bs-sample.json`` matches the app;
+* the pure-JVM ``engine`` module, compiled with the Debian ``kotlinc`` (1.3) once per session, passes its
+  unit tests (JSON reader, ring buffer, sample buffer, scheduler == ``frame_centers``, WAV reader, engine
+  chunking/flush/reset with fake models) and parses the manifest to the same numbers and names as Python;
+* replay: the bundle's real TFLite models run in Python over 3 s of real speech, recording every model
+  call; the Kotlin engine, fed the same 16-bit WAV in several chunkings, calls replay models that check
+  each input it builds against the recording and return the recorded outputs; the frames it publishes
+  must equal the Python reference (``iter_bundle_blendshapes`` with neutral emotion, as on the phone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from audio_fixtures import bundled_speech, tone_signal
+
+from a2bs.convert import backends
+from a2bs.convert.backends import iter_bundle_blendshapes, load_manifest, open_runners
+from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS
+from a2bs.core.features import frame_centers, gather_windows
+
+SAMPLE = Path(__file__).resolve().parents[1] / "android_sample"
+ENGINE_MAIN = SAMPLE / "engine/src/main/kotlin"
+ENGINE_TEST = SAMPLE / "engine/src/test/kotlin"
+MANIFEST_KEYS = ENGINE_MAIN / "com/a2bs/engine/ManifestKeys.kt"
+APP_SOURCES = SAMPLE / "app/src/main/java"
+REPLAY_SECONDS = 3.0
+REPLAY_SPECS = ("160", "1024", "irregular", "all", "1")
+TENSOR_ENTRY_KEYS = ("TENSOR_NAME", "TENSOR_SHAPE", "TENSOR_DTYPE")
+FILE_ENTRY_KEYS = ("FILE_PATH", "FILE_ROLE", "FILE_VARIANT", "FILE_BYTES", "FILE_SHA256")
+ROLE_KEYS = ("ROLE_FRONT_END", "ROLE_STEP")
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"`{name}` not found: install Debian's kotlin + a JDK (`apt-get install kotlin` or `make setup`)")
+    return path
+
+
+def _kotlin_consts(path: Path) -> dict[str, str]:
+    """{NAME: "value"} of every `const val NAME = "value"` in a Kotlin file."""
+    return dict(re.findall(r'(?m)^\s*const val (\w+)\s*=\s*"([^"]*)"', path.read_text()))
+
+
+def _dig(root: dict[str, Any], dotted: str) -> Any:
+    cur: Any = root
+    for part in dotted.split("."):
+        assert isinstance(cur, dict) and part in cur, f"manifest has no '{dotted}' (missing '{part}')"
+        cur = cur[part]
+    return cur
+
+
+@pytest.fixture(scope="session")
+def engine_jar() -> Path:
+    """The engine + its Kotlin test runner compiled with kotlinc, cached in the temp dir by source hash."""
+    kotlinc = _tool("kotlinc")
+    _tool("java")
+    sources = sorted([*ENGINE_MAIN.rglob("*.kt"), *ENGINE_TEST.rglob("*.kt")])
+    assert sources, f"no Kotlin sources under {ENGINE_MAIN}"
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    jar = Path(tempfile.gettempdir()) / f"a2bs-android-engine-{digest}.jar"
+    if not jar.is_file():
+        partial = jar.with_suffix(f".{os.getpid()}.part.jar")
+        proc = subprocess.run(
+            [kotlinc, *map(str, sources), "-include-runtime", "-d", str(partial)],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if proc.returncode != 0 or not partial.is_file():
+            pytest.fail(f"kotlinc failed on the engine module:\n{proc.stdout}\n{proc.stderr}")
+        partial.replace(jar)
+    return jar
+
+
+def _run_engine(jar: Path, *args: str) -> list[str]:
+    proc = subprocess.run(
+        [_tool("java"), "-cp", str(jar), "com.a2bs.engine.EngineTestsKt", *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"Kotlin engine tests failed ({' '.join(args[:1])}):\n{proc.stderr[-4000:]}"
+    return [line for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+# --- contract -------------------------------------------------------------------------------------------
+
+
+def test_manifest_keys_exist_in_a_fresh_bundle(android_bundle: Path) -> None:
+    manifest = load_manifest(android_bundle)
+    keys = _kotlin_consts(MANIFEST_KEYS)
+    assert len(keys) > 20, f"ManifestKeys.kt lists only {sorted(keys)}"
+    tensors = [t for model in manifest["models"].values() for io in ("inputs", "outputs") for t in model[io]]
+    for name in TENSOR_ENTRY_KEYS:
+        assert all(keys[name] in t for t in tensors), f"a tensor entry lacks '{keys[name]}'"
+    for name in FILE_ENTRY_KEYS:
+        assert all(keys[name] in f for f in manifest["files"]), f"a files entry lacks '{keys[name]}'"
+    assert {f["role"] for f in manifest["files"]} == {keys[n] for n in ROLE_KEYS}
+    assert {t["dtype"] for t in tensors} == {keys["DTYPE_FLOAT32"]}
+    entry_keys = {*TENSOR_ENTRY_KEYS, *FILE_ENTRY_KEYS, *ROLE_KEYS, "DTYPE_FLOAT32"}
+    for name, dotted in keys.items():
+        if name not in entry_keys:
+            _dig(manifest, dotted)
+    # The engine reads tensor names by position; the positions must keep meaning what it assumes.
+    models = manifest["models"]
+    assert [t["name"] for t in models["front_end"]["inputs"]] == list(FRONT_END_INPUTS)
+    assert [t["name"] for t in models["front_end"]["outputs"]] == list(FRONT_END_OUTPUTS)
+    assert [t["name"] for t in models["step"]["inputs"]] == list(STEP_INPUTS)
+    assert [t["name"] for t in models["step"]["outputs"]] == list(STEP_OUTPUTS)
+    for entry in manifest["files"]:
+        assert (android_bundle / entry["path"]).is_file(), entry
+        assert entry["path"].endswith(".tflite"), "the app maps .tflite assets stored uncompressed"
+
+
+def test_sample_json_matches_the_app() -> None:
+    spec = json.loads((SAMPLE / "a2bs-sample.json").read_text())
+    assert spec["platform"] == "android"
+    assert spec["clip"] == "sample_clip.wav"
+    bundle_dir = spec["bundle_dir"]
+    assert not Path(bundle_dir).is_absolute() and ".." not in Path(bundle_dir).parts
+    assert bundle_dir.startswith("app/src/main/assets/"), "the app loads the bundle from its assets"
+    app_consts: dict[str, str] = {}
+    for source in APP_SOURCES.rglob("*.kt"):
+        app_consts.update(_kotlin_consts(source))
+    assert app_consts.get("BUNDLE_ASSET_DIR") == bundle_dir.removeprefix("app/src/main/assets/")
+    assert app_consts.get("CLIP_FILE") == spec["clip"]
+    assert app_consts.get("MANIFEST_FILE") == "manifest.json"
+    ignored = (SAMPLE / ".gitignore").read_text().splitlines()
+    assert bundle_dir.rstrip("/") + "/" in ignored, "the installed bundle must be git-ignored"
+    gradle = (SAMPLE / "app/build.gradle.kts").read_text()
+    assert re.search(r'noCompress\s*\+=\s*(listOf\()?"tflite"', gradle), "tflite assets must stay uncompressed"
+
+
+# --- Kotlin unit tests ----------------------------------------------------------------------------------
+
+
+def _wav_with_extra_chunks(path: Path, pcm16: np.ndarray, sr: int) -> None:
+    """A mono PCM16 WAV with an odd-sized LIST chunk (padded) between fmt and data."""
+    fmt = struct.pack("<HHIIHH", 1, 1, sr, sr * 2, 2, 16)
+    info = b"INFOISFT" + struct.pack("<I", 3) + b"a2b"  # odd payload: needs a pad byte
+    data = pcm16.astype("<i2").tobytes()
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"LIST" + struct.pack("<I", len(info)) + info + b"\0"
+    body += b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def test_engine_unit_tests(engine_jar: Path, android_bundle: Path, tmp_path: Path) -> None:
+    manifest = load_manifest(android_bundle)
+    shutil.copy(android_bundle / "manifest.json", tmp_path / "manifest.json")
+    cases = [
+        {"fps": fps, "sample_rate": 16000, "first": 0, "centers": frame_centers(0, 700, fps).tolist()}
+        for fps in (24, 25, 30, 50, 60)
+    ]
+    cases.append({"fps": 30, "sample_rate": 16000, "first": 10**7, "centers": frame_centers(10**7, 50, 30).tolist()})
+    cases.append({"fps": 60, "sample_rate": 44100, "first": 3, "centers": frame_centers(3, 200, 60, 44100).tolist()})
+    (tmp_path / "centers.json").write_text(json.dumps(cases))
+
+    speech, sr = sf.read(bundled_speech(), dtype="float32", frames=16000)
+    stereo = tone_signal(22050, 0.5, channels=2)
+    wavs: list[dict[str, Any]] = []
+
+    def add(name: str, data: np.ndarray, rate: int, subtype: str, expected: np.ndarray, tol: float) -> None:
+        sf.write(tmp_path / name, data, rate, subtype=subtype)
+        expected.astype("<f4").tofile(tmp_path / f"{name}.f32")
+        channels = 1 if data.ndim == 1 else data.shape[1]
+        wavs.append({"wav": name, "expected": f"{name}.f32", "sample_rate": rate, "channels": channels, "tol": tol})
+
+    add("pcm16.wav", speech, sr, "PCM_16", speech, 0.0)  # already on the 16-bit grid: exact
+    add("pcm24.wav", speech, sr, "PCM_24", speech, 0.0)  # 16-bit values are exact in 24 bits
+    add("float_stereo.wav", stereo, 22050, "FLOAT", stereo.mean(axis=1), 1e-7)
+    pcm16 = np.round(speech[:4000] * 32768).astype(np.int16)
+    _wav_with_extra_chunks(tmp_path / "list_chunk.wav", pcm16, 16000)
+    (pcm16 / 32768.0).astype("<f4").tofile(tmp_path / "list_chunk.wav.f32")
+    wavs.append({"wav": "list_chunk.wav", "expected": "list_chunk.wav.f32", "sample_rate": 16000, "channels": 1,
+                 "tol": 0.0})  # fmt: skip
+    (tmp_path / "wav.json").write_text(json.dumps(wavs))
+
+    summary = json.loads(_run_engine(engine_jar, "unit", str(tmp_path))[-1])
+    models = manifest["models"]
+    assert summary["fps"] == manifest["fps"] and summary["sample_rate"] == manifest["sample_rate"]
+    assert summary["context_frames"] == manifest["context_frames"]
+    assert summary["window"] == manifest["timeline"]["window"]
+    assert summary["lookahead"] == manifest["timeline"]["lookahead_frames"]
+    assert [summary["mel_history"], summary["n_mels"]] == models["step"]["inputs"][0]["shape"][1:]
+    assert summary["context_dim"] == len(manifest["initial_state"]["context_frame"])
+    assert summary["blendshapes"] == len(manifest["blendshapes"]) == 52
+    assert summary["groups"] == list(manifest["blendshape_groups"])
+    assert summary["default_variant"] == manifest["default_variant"]
+    assert summary["names"] == [*FRONT_END_INPUTS, *FRONT_END_OUTPUTS, *STEP_INPUTS, *STEP_OUTPUTS]
+    step_variants = sorted({f["variant"] for f in manifest["files"] if f["role"] == "step"})
+    assert sorted(summary["files"]) == step_variants == sorted(manifest["variants"])
+    for variant, (front, step) in summary["files"].items():
+        assert front == backends._file(manifest, "front_end", variant)["path"]
+        assert step == backends._file(manifest, "step", variant)["path"]
+    init = manifest["initial_state"]
+    assert summary["initial_mel_sum"] == pytest.approx(float(np.sum(np.float32(init["mel_frames"]))), rel=1e-5)
+    assert summary["initial_context_sum"] == pytest.approx(float(np.sum(np.float32(init["context_frame"]))), rel=1e-5)
+
+
+# --- replay against the real TFLite artifacts -----------------------------------------------------------
+
+
+def _record_trace(bundle: Path, clip: Path, out: Path) -> np.ndarray:
+    """Run the bundle's TFLite models over `clip` like the app (neutral emotion); write trace.json/.f32.
+
+    Returns the (n_frames, 52) output frames of this loop."""
+    manifest, front_end, step = open_runners(bundle, "tflite", None)
+    models = manifest["models"]
+    pcm_name, mel_name = models["front_end"]["inputs"][0]["name"], models["front_end"]["outputs"][0]["name"]
+    step_in = [t["name"] for t in models["step"]["inputs"]]
+    bs_name, raw_name, ctx_name = (t["name"] for t in models["step"]["outputs"])
+    fps, sr, lookahead = manifest["fps"], manifest["sample_rate"], manifest["timeline"]["lookahead_frames"]
+    audio, clip_sr = sf.read(clip, dtype="float32")
+    assert clip_sr == sr
+    n_frames = -(-len(audio) * fps // sr)
+    state = manifest["initial_state"]
+    mel_history = np.asarray(state["mel_frames"], np.float32)[None]
+    context = np.repeat(np.asarray(state["context_frame"], np.float32)[None, None], manifest["context_frames"] - 1, 1)
+    emotion = np.asarray(manifest["emotion"]["neutral"], np.float32)[None]
+    previous = np.zeros((1, len(manifest["blendshapes"])), np.float32)
+    fields = [f"in:{pcm_name}", f"out:{mel_name}", f"in:{step_in[0]}", f"in:{step_in[2]}", f"in:{step_in[3]}",
+              f"out:{bs_name}", f"out:{raw_name}", f"out:{ctx_name}"]  # fmt: skip
+    calls: list[np.ndarray] = []
+    frames: list[np.ndarray] = []
+    j = 0
+    while len(frames) < n_frames:
+        window = gather_windows(audio, 0, frame_centers(j, 1, fps, sr))
+        mel = front_end(**{pcm_name: window})[mel_name].reshape(1, 1, -1).astype(np.float32)
+        mel_history = np.concatenate([mel_history[:, 1:], mel], axis=1)
+        result = step(**dict(zip(step_in, (mel_history, context, emotion, previous), strict=True)))
+        record = (window, mel, mel_history, emotion, previous, result[bs_name], result[raw_name], result[ctx_name])
+        calls.append(np.concatenate([np.asarray(a, np.float32).ravel() for a in record]))
+        context = np.concatenate([context[:, 1:], result[ctx_name].reshape(1, 1, -1)], axis=1)
+        if j - lookahead >= 0:
+            previous = result[raw_name if j == lookahead else bs_name].reshape(1, -1).astype(np.float32)
+            frames.append(previous[0])
+        j += 1
+    sizes = [int(np.prod(a.shape)) for a in record]
+    (out / "trace.json").write_text(json.dumps({
+        "calls": len(calls), "fields": [[f, s] for f, s in zip(fields, sizes, strict=True)], "tolerance": 1e-6,
+    }))  # fmt: skip
+    np.concatenate(calls).astype("<f4").tofile(out / "trace.f32")
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def replay_dir(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """(folder with manifest, 16-bit clip and trace, reference frames from iter_bundle_blendshapes)."""
+    out = tmp_path_factory.mktemp("android_replay")
+    shutil.copy(android_bundle / "manifest.json", out / "manifest.json")
+    speech, sr = sf.read(bundled_speech(), dtype="float32", frames=int(REPLAY_SECONDS * 16000) + 123)
+    sf.write(out / "clip.wav", speech, sr, subtype="PCM_16")  # what install-into ships: 16 kHz mono PCM16
+    traced = _record_trace(android_bundle, out / "clip.wav", out)
+    with pytest.MonkeyPatch.context() as mp:  # the app passes the neutral emotion vector (no openSMILE)
+        mp.setattr(backends, "emotion_features_at", lambda audio, t_s: np.zeros(264, np.float32))
+        mp.setattr(backends.EmotionStats, "normalize", lambda self, raw: np.zeros_like(raw, dtype=np.float32))
+        _, n_frames, chunks = iter_bundle_blendshapes(out / "clip.wav", android_bundle, "tflite")
+        reference = np.concatenate(list(chunks))
+    assert reference.shape == (n_frames, 52) == traced.shape
+    np.testing.assert_allclose(traced, reference, rtol=0, atol=1e-6, err_msg="trace loop != iter_bundle_blendshapes")
+    assert np.ptp(reference, axis=0).max() > 0, "reference frames do not move: a useless replay"
+    return out, reference
+
+
+def test_kotlin_engine_replays_the_tflite_trace(engine_jar: Path, replay_dir: tuple[Path, np.ndarray]) -> None:
+    folder, reference = replay_dir
+    lines = _run_engine(engine_jar, "replay", str(folder), ",".join(REPLAY_SPECS))
+    reports = {r["spec"]: r for r in map(json.loads, lines)}
+    assert set(reports) == set(REPLAY_SPECS)
+    for spec in REPLAY_SPECS:
+        assert reports[spec]["frames"] == len(reference), spec
+        frames = np.fromfile(folder / f"out_{spec}.f32", dtype="<f4").reshape(-1, 52)
+        np.testing.assert_allclose(frames, reference, rtol=0, atol=1e-6, err_msg=f"chunks of {spec}")
+
+
+def test_replay_catches_a_wrong_input(engine_jar: Path, replay_dir: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """The replay models really compare: a trace whose recorded emotion is off must fail the Kotlin run."""
+    folder, _ = replay_dir
+    for name in ("manifest.json", "clip.wav", "trace.json"):
+        shutil.copy(folder / name, tmp_path / name)
+    index = json.loads((folder / "trace.json").read_text())
+    trace = np.fromfile(folder / "trace.f32", dtype="<f4").reshape(index["calls"], -1)
+    offset = 0
+    for field, size in index["fields"]:
+        if field == f"in:{STEP_INPUTS[2]}":
+            trace[5, offset] = 0.5
+        offset += size
+    trace.astype("<f4").tofile(tmp_path / "trace.f32")
+    proc = subprocess.run(
+        [_tool("java"), "-cp", str(engine_jar), "com.a2bs.engine.EngineTestsKt", "replay", str(tmp_path), "all"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0 and f"step call 5 {STEP_INPUTS[2]}" in proc.stderr, proc.stderr[-2000:]
