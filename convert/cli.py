@@ -45,7 +45,7 @@ def convert(
         raise A2BSError(f"unknown platform {platform!r}: use ios or android")
     out = out or Path("artifacts") / platform
     check_out_dir(out, force)  # before any slow work
-    target = install_target(install_into, platform, force) if install_into else None
+    target, clip = install_target(install_into, platform, force) if install_into else (None, "")
     variants = resolve_variants(platform, quantize)
     ckpt = _load(checkpoint, fps)
     started = time.perf_counter()
@@ -77,11 +77,11 @@ def convert(
             typer.echo(f"not installed into {target}: the bundle failed validation")
         raise typer.Exit(1)
     if target is not None:
-        install_bundle(result.out, target, force)
+        install_bundle(result.out, target, clip)
         typer.echo(f"installed into {target}")
 
 
-def install_target(sample: Path, platform: str, force: bool) -> Path:
+def install_target(sample: Path, platform: str, force: bool) -> tuple[Path, str]:
     """Where a sample app expects its bundle, from the sample's a2bs-sample.json; checked before converting."""
     import json
 
@@ -94,10 +94,10 @@ def install_target(sample: Path, platform: str, force: bool) -> Path:
     target = sample / spec["bundle_dir"]
     if target.exists() and any(target.iterdir()) and not force:
         raise A2BSError(f"{target} already holds a bundle: add --force to replace it")
-    return target
+    return target, spec.get("clip", "sample_clip.wav")
 
 
-def install_bundle(bundle: Path, target: Path, force: bool) -> None:
+def install_bundle(bundle: Path, target: Path, clip: str) -> None:
     """Copy the bundle and the bundled speech clip (for the app's file-playback mode) into the sample,
     replacing an installed bundle atomically."""
     import shutil
@@ -109,7 +109,7 @@ def install_bundle(bundle: Path, target: Path, force: bool) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         shutil.copytree(bundle, staging, dirs_exist_ok=True)
-        shutil.copyfile(bundled_audio_dir() / "speech_en_us.wav", staging / "sample_clip.wav")
+        shutil.copyfile(bundled_audio_dir() / "speech_en_us.wav", staging / clip)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)

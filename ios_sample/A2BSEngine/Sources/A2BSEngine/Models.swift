@@ -1,0 +1,185 @@
+import CoreML
+import Foundation
+
+/// A float32 tensor the engine owns for the whole stream: allocated once, written in place every frame.
+/// Core ML sees it through an `MLMultiArray` that wraps the same memory (no copy on the input side).
+public final class A2BSTensor {
+    public let name: String
+    public let shape: [Int]
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<Float>
+
+    public init(_ spec: A2BSTensorSpec) {
+        name = spec.name
+        shape = spec.shape
+        count = spec.count
+        pointer = .allocate(capacity: count)
+        pointer.initialize(repeating: 0, count: count)
+    }
+
+    deinit { pointer.deallocate() }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+    public var values: [Float] { Array(buffer) }
+
+    public func fill(with values: [Float]) {
+        precondition(values.count == count, "\(name) has \(count) values, got \(values.count)")
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
+    }
+
+    /// Row-major strides of `shape`.
+    var contiguousStrides: [Int] {
+        var strides = Array(repeating: 1, count: shape.count)
+        for axis in stride(from: shape.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * shape[axis + 1] }
+        return strides
+    }
+}
+
+/// One model of the bundle. `A2BSEngine` calls it once per mel frame with its own preallocated tensors
+/// (the same objects every call), in manifest order. Tests substitute fakes.
+public protocol A2BSModelRunner: AnyObject {
+    /// Runs the model on `inputs` and writes every output into the tensor of the same name.
+    func predict(inputs: [A2BSTensor], outputs: [A2BSTensor]) throws
+}
+
+/// Which processors Core ML may use. A small model run once per frame: see the README for advice.
+public enum A2BSComputeUnits: String, CaseIterable, Identifiable {
+    case all
+    case cpuAndNeuralEngine
+    case cpuAndGPU
+    case cpuOnly
+
+    public var id: String { rawValue }
+    public var mlComputeUnits: MLComputeUnits {
+        switch self {
+        case .all: return .all
+        case .cpuAndNeuralEngine: return .cpuAndNeuralEngine
+        case .cpuAndGPU: return .cpuAndGPU
+        case .cpuOnly: return .cpuOnly
+        }
+    }
+    public var label: String {
+        switch self {
+        case .all: return "All"
+        case .cpuAndNeuralEngine: return "CPU + ANE"
+        case .cpuAndGPU: return "CPU + GPU"
+        case .cpuOnly: return "CPU only"
+        }
+    }
+}
+
+/// An `MLModel` behind `A2BSModelRunner`. Input MLMultiArrays wrap the engine's tensors and the feature
+/// provider is built once; outputs are copied (a few hundred floats) honouring their strides, which Core ML
+/// may pad on the GPU / Neural Engine.
+public final class A2BSCoreMLRunner: A2BSModelRunner {
+    public let model: MLModel
+    private let options = MLPredictionOptions()
+    private var provider: MLFeatureProvider?
+    private var boundInputs: [ObjectIdentifier] = []
+    private var boundTensors: [A2BSTensor] = []  // keeps the wrapped memory alive as long as the arrays
+
+    public init(model: MLModel, spec: A2BSModelSpec) throws {
+        self.model = model
+        let description = model.modelDescription
+        for tensor in spec.inputs where description.inputDescriptionsByName[tensor.name] == nil {
+            throw A2BSError.model("the model has no input \(tensor.name)")
+        }
+        for tensor in spec.outputs where description.outputDescriptionsByName[tensor.name] == nil {
+            throw A2BSError.model("the model has no output \(tensor.name)")
+        }
+    }
+
+    public func predict(inputs: [A2BSTensor], outputs: [A2BSTensor]) throws {
+        if provider == nil || boundInputs != inputs.map({ ObjectIdentifier($0) }) { try bind(inputs) }
+        let result = try model.prediction(from: provider!, options: options)
+        for tensor in outputs {
+            guard let array = result.featureValue(for: tensor.name)?.multiArrayValue else {
+                throw A2BSError.model("no output \(tensor.name)")
+            }
+            try Self.copy(array, into: tensor)
+        }
+    }
+
+    private func bind(_ inputs: [A2BSTensor]) throws {
+        var features: [String: Any] = [:]
+        for tensor in inputs {
+            features[tensor.name] = try MLMultiArray(
+                dataPointer: tensor.pointer, shape: tensor.shape.map { NSNumber(value: $0) }, dataType: .float32,
+                strides: tensor.contiguousStrides.map { NSNumber(value: $0) }, deallocator: nil)
+        }
+        provider = try MLDictionaryFeatureProvider(dictionary: features)
+        boundInputs = inputs.map { ObjectIdentifier($0) }
+        boundTensors = inputs
+    }
+
+    /// Copies a (possibly strided) output array into a contiguous tensor of the same element count.
+    static func copy(_ array: MLMultiArray, into tensor: A2BSTensor) throws {
+        let shape = array.shape.map(\.intValue)
+        guard shape.reduce(1, *) == tensor.count else {
+            throw A2BSError.model("\(tensor.name) has shape \(shape), the manifest says \(tensor.shape)")
+        }
+        let strides = array.strides.map(\.intValue)
+        if array.dataType == .float32 && strides == tensor.contiguousStrides {  // the usual case: one memcpy
+            array.withUnsafeBufferPointer(ofType: Float.self) { src in
+                memcpy(tensor.pointer, src.baseAddress!, tensor.count * MemoryLayout<Float>.stride)
+            }
+            return
+        }
+        // Offsets of every element in row-major order (the tensors here are a few hundred values).
+        var offsets = [0]
+        for axis in shape.indices {
+            offsets = offsets.flatMap { base in (0..<shape[axis]).map { base + $0 * strides[axis] } }
+        }
+        switch array.dataType {
+        case .float32:
+            array.withUnsafeBufferPointer(ofType: Float.self) { src in
+                for (i, offset) in offsets.enumerated() { tensor.pointer[i] = src[offset] }
+            }
+        case .double:
+            array.withUnsafeBufferPointer(ofType: Double.self) { src in
+                for (i, offset) in offsets.enumerated() { tensor.pointer[i] = Float(src[offset]) }
+            }
+        default:  // float16 / int32: slow but correct
+            var index = Array(repeating: 0, count: shape.count)
+            for i in 0..<tensor.count {
+                var rest = i
+                for axis in shape.indices.reversed() {
+                    index[axis] = rest % shape[axis]
+                    rest /= shape[axis]
+                }
+                tensor.pointer[i] = array[index.map { NSNumber(value: $0) }].floatValue
+            }
+        }
+    }
+}
+
+/// Loads the `.mlpackage` files of a bundle.
+///
+/// A bundle copied into the app as a plain resource folder holds `.mlpackage` sources, which Core ML cannot
+/// load directly: they are compiled on the device the first time (`MLModel.compileModel(at:)`, a second or
+/// so) and the compiled `.mlmodelc` is cached under Application Support, keyed by the file's sha256 from the
+/// manifest and the OS version. If instead you add the `.mlpackage` to an Xcode app target, Xcode compiles it
+/// at build time; pass the resulting `.mlmodelc` URL and it is loaded as is.
+public enum A2BSModelLoader {
+    public static func load(_ url: URL, sha256: String, computeUnits: MLComputeUnits) async throws -> MLModel {
+        let configuration = MLModelConfiguration()
+        configuration.computeUnits = computeUnits
+        let compiled = url.pathExtension == "mlmodelc" ? url : try await compiledModel(for: url, sha256: sha256)
+        return try await MLModel.load(contentsOf: compiled, configuration: configuration)
+    }
+
+    static func compiledModel(for source: URL, sha256: String) async throws -> URL {
+        let fileManager = FileManager.default
+        let cache = try fileManager.url(for: .applicationSupportDirectory, in: .userDomainMask, appropriateFor: nil,
+                                        create: true).appendingPathComponent("A2BSCompiledModels", isDirectory: true)
+        try fileManager.createDirectory(at: cache, withIntermediateDirectories: true)
+        let os = ProcessInfo.processInfo.operatingSystemVersionString
+            .components(separatedBy: CharacterSet.alphanumerics.inverted).joined()
+        let target = cache.appendingPathComponent("\(sha256)-\(os).mlmodelc", isDirectory: true)
+        if fileManager.fileExists(atPath: target.path) { return target }
+        let temporary = try await MLModel.compileModel(at: source)
+        try? fileManager.removeItem(at: target)
+        try fileManager.moveItem(at: temporary, to: target)
+        return target
+    }
+}

@@ -1,0 +1,10 @@
+import SwiftUI
+
+@main
+struct A2BSSampleApp: App {
+    var body: some Scene {
+        WindowGroup {
+            ContentView()
+        }
+    }
+}

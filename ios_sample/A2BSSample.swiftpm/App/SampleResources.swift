@@ -1,0 +1,25 @@
+import Foundation
+
+/// Where the app looks for the installed bundle. These names must agree with ios_sample/a2bs-sample.json
+/// (`bundle_dir`, `clip`) and with the `.copy("Resources")` rule in Package.swift; tests/test_ios_sample.py
+/// checks that they do.
+enum SampleResources {
+    /// The resource folder of the app target (App/Resources), copied into the app as is.
+    static let resourcesFolder = "Resources"
+    /// The folder inside it that `a2bs-convert ios --install-into ios_sample` fills.
+    static let bundleFolder = "A2BSBundle"
+    /// The speech clip the installer copies next to the models (16 kHz mono 16-bit WAV).
+    static let clipFile = "sample_clip.wav"
+
+    /// The installed bundle folder inside the app, if the resources were built in.
+    static var bundleDirectory: URL? {
+        for bundle in [Bundle.module, Bundle.main] {
+            if let resources = bundle.url(forResource: resourcesFolder, withExtension: nil) {
+                return resources.appendingPathComponent(bundleFolder, isDirectory: true)
+            }
+        }
+        return nil
+    }
+
+    static var clipURL: URL? { bundleDirectory?.appendingPathComponent(clipFile) }
+}
