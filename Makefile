@@ -36,6 +36,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_infer.py
+	$(BIN)/python benchmarks/bench_artifacts.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

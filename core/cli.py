@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from enum import StrEnum
@@ -272,6 +273,8 @@ def validate(
     from a2bs.mobile_validation.report import summary_lines
     from a2bs.mobile_validation.validate import REPORT_HTML, validate_bundle
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars would bury the stage lines
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # LiteRT's INFO lines
     started = time.perf_counter()
 
     def progress(stage: str) -> None:
