@@ -10,21 +10,20 @@ Input names come from passing the sample inputs as keyword arguments, output nam
 forward returns a dict (litert-torch names outputs after the dict keys; a tuple would give output_0...).
 All inputs and outputs are float32 in every variant.
 
-Default variant: `dynamic_int8`. Measured in the LiteRT 2.3 interpreter (XNNPACK, x86 host with 2 cores;
-median time per step call, 30 fps model). Parity is the error vs PyTorch on 32 held-out real-speech
-frames for the bundled *trained* 30 fps checkpoint (the untrained test fixture gives similar or smaller
-errors). "stream" is the max error of 300 frames (10 s) run frame by frame, as an app does, vs offline inference:
+Default variant: `dynamic_int8`. Figures from `benchmarks/bench_artifacts.py` (LiteRT 2.3 interpreter,
+XNNPACK, 2-core x86 host, 30 fps, front end + step per frame, median with 1 / 2 threads; parity is the
+whole frame loop vs offline PyTorch on the bundled speech; full table in docs/VALIDATION.md):
 
-    variant        1 thread  2 threads  size    blendshapes MAE (max)  context_frame MAE  stream max
-    fp32           0.58 ms   0.72 ms    5.8 MB  5e-9 (1e-7)            5e-7               4e-7
-    fp16           0.58 ms   0.73 ms    3.2 MB  2e-6 (8e-5)            1e-4               1e-4
-    dynamic_int8   0.41 ms   0.29 ms    2.0 MB  6e-5 (3e-3)            5e-3               5e-3
-    full_int8      1.83 ms   2.9 ms     1.6 MB  2e-3 (4e-2)            3e-2               8e-2
-    (60 fps, 1 thread: fp32 0.85 ms, dynamic_int8 0.67 ms, full_int8 3.2 ms; front end 0.08 ms, 4.4 MB)
+    variant        1 thread  2 threads  size    MAE     PSNR
+    fp32           0.65 ms   0.46 ms    5.8 MB  8e-9    154 dB
+    fp16           0.68 ms   0.59 ms    3.2 MB  3e-6    103 dB
+    dynamic_int8   0.49 ms   0.76 ms    2.0 MB  1e-4    72 dB
+    full_int8      1.53 ms   1.51 ms    1.6 MB  2e-3    47 dB
 
-dynamic_int8 is the fastest variant on XNNPACK, the CPU path every Android phone has. It is about 1.4x
-faster than fp32 on 1 thread and about 2.5x on 2 threads (fp32 gets slower with a second thread on a
-quiet machine). It is also about 3x smaller. DESIGN.md measured ~3x on an earlier graph; here the
+dynamic_int8 is the fastest variant on one XNNPACK thread, the CPU path every Android phone has, and
+about 3x smaller than fp32. On this 2-core host a second thread helps the float variants more than the
+small int8 matrix products (thread hand-off dominates); measure on the phone (the sample app shows the
+per-frame time). DESIGN.md measured ~3x on an earlier graph; here the
 attention BATCH_MATMULs (about 7 of the 16.7 M MACs) stay float. Its blendshape error is ~1e-4, far
 below what a face can show. Errors cannot build up from frame to frame: context rows are computed from
 mel alone, and the only recurrence, the smoothing, shrinks errors.
