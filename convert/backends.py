@@ -37,7 +37,7 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
         raise A2BSError(f"{path} is not valid JSON: {exc}") from None
 
 
-def _file(manifest: dict[str, Any], role: str, variant: str | None) -> dict[str, Any]:
+def bundle_file(manifest: dict[str, Any], role: str, variant: str | None) -> dict[str, Any]:
     wanted = variant or manifest["default_variant"]
     for entry in manifest["files"]:
         if entry["role"] == role and (role == "front_end" or entry["variant"] == wanted):
@@ -52,7 +52,7 @@ def open_runners(bundle: Path, backend: str, variant: str | None) -> tuple[dict[
     platform = {"tflite": "android", "coreml": "ios"}[backend]
     if manifest.get("platform") != platform:
         raise A2BSError(f"--backend {backend} needs an {platform} bundle; {bundle} is for {manifest.get('platform')}")
-    front, step = _file(manifest, "front_end", None), _file(manifest, "step", variant)
+    front, step = bundle_file(manifest, "front_end", None), bundle_file(manifest, "step", variant)
     return manifest, model_runner(bundle / front["path"], platform), model_runner(bundle / step["path"], platform)
 
 
@@ -75,16 +75,22 @@ def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY") -> 
 
 def iter_bundle_blendshapes(
     audio_path: Path, bundle: Path, backend: str, variant: str | None = None,
-    progress: Callable[[int], None] | None = None, chunk_frames: int = 256,
+    progress: Callable[[int], None] | None = None, chunk_frames: int = 256, neutral_emotion: bool = False,
 ) -> tuple[int, int, Iterator[np.ndarray]]:  # fmt: skip
-    """(fps, n_frames, iterator of (n, 52) chunks) running the bundle frame by frame."""
+    """(fps, n_frames, iterator of (n, 52) chunks) running the bundle frame by frame.
+
+    `neutral_emotion` passes the manifest's neutral vector, as the sample apps do (no openSMILE on the
+    phone), instead of the file's eGeMAPS features."""
     manifest, front_end, step = open_runners(bundle, backend, variant)
     fps = int(manifest["fps"])
     info = probe(audio_path)
     n_frames = n_output_frames(info, fps)
-    stats = EmotionStats.from_json(manifest["emotion"]["normalization"])
-    tail = read_tail(audio_path, EMOTION_SPAN_S)
-    emotion = stats.normalize(emotion_features_at(tail, len(tail) / SAMPLE_RATE)[None]).astype(np.float32)
+    if neutral_emotion:
+        emotion = np.asarray(manifest["emotion"]["neutral"], np.float32)[None]
+    else:
+        stats = EmotionStats.from_json(manifest["emotion"]["normalization"])
+        tail = read_tail(audio_path, EMOTION_SPAN_S)
+        emotion = stats.normalize(emotion_features_at(tail, len(tail) / SAMPLE_RATE)[None]).astype(np.float32)
 
     def frames() -> Iterator[np.ndarray]:
         engine = BundleEngine(manifest, front_end, step, emotion)

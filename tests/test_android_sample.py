@@ -206,8 +206,8 @@ def test_engine_unit_tests(engine_jar: Path, android_bundle: Path, tmp_path: Pat
     step_variants = sorted({f["variant"] for f in manifest["files"] if f["role"] == "step"})
     assert sorted(summary["files"]) == step_variants == sorted(manifest["variants"])
     for variant, (front, step) in summary["files"].items():
-        assert front == backends._file(manifest, "front_end", variant)["path"]
-        assert step == backends._file(manifest, "step", variant)["path"]
+        assert front == backends.bundle_file(manifest, "front_end", variant)["path"]
+        assert step == backends.bundle_file(manifest, "step", variant)["path"]
     init = manifest["initial_state"]
     assert summary["initial_mel_sum"] == pytest.approx(float(np.sum(np.float32(init["mel_frames"]))), rel=1e-5)
     assert summary["initial_context_sum"] == pytest.approx(float(np.sum(np.float32(init["context_frame"]))), rel=1e-5)
@@ -267,11 +267,9 @@ def replay_dir(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -
     speech, sr = sf.read(bundled_speech(), dtype="float32", frames=int(REPLAY_SECONDS * 16000) + 123)
     sf.write(out / "clip.wav", speech, sr, subtype="PCM_16")  # what install-into ships: 16 kHz mono PCM16
     traced = _record_trace(android_bundle, out / "clip.wav", out)
-    with pytest.MonkeyPatch.context() as mp:  # the app passes the neutral emotion vector (no openSMILE)
-        mp.setattr(backends, "emotion_features_at", lambda audio, t_s: np.zeros(264, np.float32))
-        mp.setattr(backends.EmotionStats, "normalize", lambda self, raw: np.zeros_like(raw, dtype=np.float32))
-        _, n_frames, chunks = iter_bundle_blendshapes(out / "clip.wav", android_bundle, "tflite")
-        reference = np.concatenate(list(chunks))
+    # the app passes the neutral emotion vector (no openSMILE on the phone)
+    _, n_frames, chunks = iter_bundle_blendshapes(out / "clip.wav", android_bundle, "tflite", neutral_emotion=True)
+    reference = np.concatenate(list(chunks))
     assert reference.shape == (n_frames, 52) == traced.shape
     np.testing.assert_allclose(traced, reference, rtol=0, atol=1e-6, err_msg="trace loop != iter_bundle_blendshapes")
     assert np.ptp(reference, axis=0).max() > 0, "reference frames do not move: a useless replay"
