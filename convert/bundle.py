@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -26,6 +25,7 @@ from a2bs.core import constants as C
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, GROUPS
 from a2bs.core.checkpoint import Checkpoint, fingerprint
 from a2bs.core.errors import A2BSError
+from a2bs.core.export import replace_dir, staging_dir
 
 PLATFORMS = ("ios", "android")
 MANIFEST = "manifest.json"
@@ -216,9 +216,8 @@ def build_bundle(
     """Convert every variant, write manifest.json and README.md, then move the bundle into place."""
     started = time.perf_counter()
     check_out_dir(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
     _, default_variant = platform_variants(platform)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = staging_dir(out)
     try:
         progress("calibration: real speech features from the bundled clips")
         calibration = calibration_set(ckpt)
@@ -233,13 +232,7 @@ def build_bundle(
         rows = [_row(platform, ckpt, tmp, f, calibration) for f in files]
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         (tmp / "README.md").write_text(bundle_readme(manifest, rows))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

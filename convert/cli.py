@@ -101,23 +101,15 @@ def install_bundle(bundle: Path, target: Path, clip: str) -> None:
     """Copy the bundle and the bundled speech clip (for the app's file-playback mode) into the sample,
     replacing an installed bundle atomically."""
     import shutil
-    import tempfile
 
     from a2bs.core.checkpoint import bundled_audio_dir
+    from a2bs.core.export import replace_dir, staging_dir
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = staging_dir(target)
     try:
         shutil.copytree(bundle, staging, dirs_exist_ok=True)
         shutil.copyfile(bundled_audio_dir() / "speech_en_us.wav", staging / clip)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, target)
+        replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -509,6 +509,7 @@ def _write_atomic(path: Path, data: bytes, overwrite: bool) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a model file is for others to read
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

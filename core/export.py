@@ -42,6 +42,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -420,6 +421,42 @@ def open_writer(
         if isinstance(e, OSError):
             raise A2BSError(f"cannot write {path}: {e}") from e
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` all at once (temp file beside it, then rename), normal permissions."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def staging_dir(target: Path) -> Path:
+    """An empty folder beside `target` (same file system, so it can be renamed into place), with the
+    permissions a plain mkdir would give (mkdtemp makes 0700)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staged.chmod(0o777 & ~_umask())
+    return staged
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Move the finished folder `staged` to `target`, replacing a folder already there: readers see the
+    old or the new one, never a mix. The caller has decided that replacing is allowed."""
+    if not target.exists():
+        os.replace(staged, target)
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    os.replace(staged, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -783,32 +783,23 @@ def report_json(report: Report) -> dict[str, Any]:
 
 def _write(report: Report, plot_dir: Path) -> None:
     """report.json, report.html, the plots and manifest["validation"], each replaced atomically."""
+    from a2bs.core.export import replace_dir, staging_dir, write_text_atomic
     from a2bs.mobile_validation.report import README_HEADING, readme_section, render_html
 
     bundle = report.bundle
     data = report.data = report_json(report)
-    target_plots = bundle / PLOTS_DIR
     pngs = sorted(plot_dir.glob("*.png"))
     if pngs:
-        staged = plot_dir / "staged"
-        staged.mkdir()
+        staged = staging_dir(bundle / PLOTS_DIR)
         for png in pngs:
             os.replace(png, staged / png.name)
-        if target_plots.exists():
-            old = bundle / f".{PLOTS_DIR}.old"
-            os.replace(target_plots, old)
-            os.replace(staged, target_plots)
-            import shutil
-
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staged, target_plots)
-    _atomic_text(bundle / REPORT_JSON, json.dumps(data, indent=1) + "\n")
-    _atomic_text(bundle / REPORT_HTML, render_html(data, bundle))
+        replace_dir(staged, bundle / PLOTS_DIR)
+    write_text_atomic(bundle / REPORT_JSON, json.dumps(data, indent=1) + "\n")
+    write_text_atomic(bundle / REPORT_HTML, render_html(data, bundle))
     readme = bundle / "README.md"
     if readme.is_file():
         text = readme.read_text().split("\n" + README_HEADING + "\n")[0].rstrip("\n")
-        _atomic_text(readme, text + "\n\n" + readme_section(data))
+        write_text_atomic(readme, text + "\n\n" + readme_section(data))
     manifest = json.loads((bundle / "manifest.json").read_text())
     failed = report.failures()
     manifest["validation"] = {
@@ -816,20 +807,7 @@ def _write(report: Report, plot_dir: Path) -> None:
         "checks": len(report.checks), "failed": [f"{c.artifact}: {c.kind} {c.name}: {c.reason}" for c in failed],
         "machine": f"{data['machine']['cpu']}, {data['machine']['cores']} cores, {data['machine']['os']}",
     }  # fmt: skip
-    _atomic_text(bundle / "manifest.json", json.dumps(manifest, indent=1) + "\n")
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(bundle / "manifest.json", json.dumps(manifest, indent=1) + "\n")
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
