@@ -26,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from a2bs.convert.bundle import build_bundle, resolve_variants
 from a2bs.core.checkpoint import load_default
-from a2bs.mobile_validation.validate import machine_summary, validate_bundle
+from a2bs.mobile_validation.checks import machine_summary
+from a2bs.mobile_validation.validate import validate_bundle
 
 RESULTS = Path(__file__).resolve().parent / "results" / "artifacts.json"
 

@@ -17,6 +17,7 @@ from a2bs.convert.bundle import build_bundle
 from a2bs.core import cli as core_cli
 from a2bs.core.audio import n_output_frames, probe
 from a2bs.core.checkpoint import Checkpoint
+from a2bs.mobile_validation import parity as P
 from a2bs.mobile_validation import validate as V
 from a2bs.mobile_validation.streaming import BundleEngine, run_stream
 
@@ -64,7 +65,7 @@ def test_gate_every_check_passes(name: str, request: pytest.FixtureRequest) -> N
     for entry in steps:
         (end_to_end,) = [c for c in _checks(report, "parity", entry["path"]) if c.name == "end-to-end blendshapes"]
         d = end_to_end.details
-        assert d["psnr_db"] >= 35 and d["mae"] <= d["limits"]["mae"] and len(d["worst_frames"]) == V.WORST_FRAMES
+        assert d["psnr_db"] >= 35 and d["mae"] <= d["limits"]["mae"] and len(d["worst_frames"]) == P.WORST_FRAMES
         assert set(d["correlation"]) == set(report.manifest["blendshapes"])
         assert d["frames"] == sum(n_output_frames(probe(a["path"]), 30) for a in report.audio)
 
@@ -92,7 +93,7 @@ def test_gate_ios_runtimes_and_latency(ios_report: V.Report) -> None:
     assert all(c.runtime.startswith(expected) for c in parity)
     (weights,) = [c for c in _checks(ios_report, "parity") if c.name == "decompressed weights"]
     assert weights.artifact == "a2bs_step_palettize4.mlpackage" and weights.passed
-    assert 0.01 < weights.value <= V.WEIGHT_LIMITS["palettize4"][0]  # 4-bit LUTs are visibly coarse
+    assert 0.01 < weights.value <= P.WEIGHT_LIMITS["palettize4"][0]  # 4-bit LUTs are visibly coarse
     for check in _checks(ios_report, "latency"):
         if platform.system() != "Darwin":
             assert check.details["measured"] is False and "not measured" in check.runtime
@@ -179,21 +180,21 @@ def test_bad_codebook_fails_the_weight_check(ckpt30: Checkpoint, monkeypatch, io
     """A LUT that decompresses to the wrong values is caught by the weight check on its own."""
     path = ios_report.bundle / "a2bs_step_palettize4.mlpackage"
     entry = {"path": path.name, "variant": "palettize4"}
-    real = V._coreml_weights(path)
+    real = P.coreml_weights(path)
     rng = np.random.default_rng(0)
     shuffled = {k: rng.permutation(w.reshape(-1)).reshape(w.shape) for k, w in real.items()}
-    monkeypatch.setattr(V, "_coreml_weights", lambda _: shuffled)
-    check = V._weights_check(path, entry, "ios", ckpt30)
+    monkeypatch.setattr(P, "coreml_weights", lambda _: shuffled)
+    check = P.weights_check(path, entry, "ios", ckpt30)
     assert not check.passed and check.value > 0.5 and "relative error" in check.reason
 
 
 def test_parity_gate_catches_drift() -> None:
     rng = np.random.default_rng(0)
     reference = rng.uniform(0, 1, (300, 52)).astype(np.float32)
-    good = V.parity_metrics(reference, reference + 1e-4)
-    assert not V._gate(good, V.PARITY_LIMITS["fp16"]) and good["psnr_db"] == pytest.approx(80, abs=0.1)
-    drift = V.parity_metrics(reference, np.clip(reference + 0.05, 0, 1))
-    problems = V._gate(drift, V.PARITY_LIMITS["int8"])
+    good = P.parity_metrics(reference, reference + 1e-4)
+    assert not P.gate(good, P.PARITY_LIMITS["fp16"]) and good["psnr_db"] == pytest.approx(80, abs=0.1)
+    drift = P.parity_metrics(reference, np.clip(reference + 0.05, 0, 1))
+    problems = P.gate(drift, P.PARITY_LIMITS["int8"])
     assert any("MAE" in p for p in problems) and any("PSNR" in p for p in problems)
 
 

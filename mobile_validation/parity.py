@@ -1,0 +1,355 @@
+"""Parity checks: each artifact against the PyTorch reference on real speech, through the app's frame
+loop, plus the decompressed weights of compressed variants and the streaming (chunking) check.
+
+Thresholds per precision class, with their reasons, are below and in docs/VALIDATION.md.
+"""
+
+from __future__ import annotations
+
+import platform as host
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from a2bs.core import constants as C
+from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, MOUTH_CRITICAL
+from a2bs.mobile_validation.checks import Check, Progress, not_run, short
+
+PLOTS_DIR = "validation_plots"
+STREAM_CHUNKS = [1, 7, 160, 333, 1024, 4000, 17, 2]  # irregular PCM pieces, cycled
+STREAM_CHECK_S = 4.0  # seconds of the first clip replayed for the streaming check
+WORST_FRAMES = 5
+ACTIVE_STD = 0.01  # a shape whose reference moves less than this has no meaningful correlation
+
+
+@dataclass(frozen=True)
+class ParityLimits:
+    """Gates for end-to-end blendshapes (values in [0, 1]) of one precision class, and why."""
+
+    mae: float
+    max_abs: float
+    psnr_db: float
+    min_correlation: float
+    reason: str
+
+
+PARITY_LIMITS: dict[str, ParityLimits] = {
+    "fp32": ParityLimits(1e-5, 1e-3, 80.0, 0.9999, "same arithmetic as PyTorch; only summation order differs"),
+    "fp16": ParityLimits(1e-3, 2e-2, 50.0, 0.999, "fp16 weights/compute: ~3 significant digits per op"),
+    "int8": ParityLimits(
+        3e-3, 5e-2, 45.0, 0.995, "int8 per-channel weights (activations float or dynamically quantized)"
+    ),
+    "palettized": ParityLimits(1e-2, 1e-1, 38.0, 0.98, "4-6 bit weight look-up tables: coarser weights"),
+    "activation_int8": ParityLimits(
+        2e-2, 2e-1, 35.0, 0.95, "int8 weights and int8 activations (static calibration): the coarsest variant"
+    ),
+}
+# Mel frames (normalized log-mel, roughly unit variance) from the fp32 front end.
+FRONT_END_LIMITS = ParityLimits(1e-4, 1e-2, 80.0, 0.9999, "fp32 DFT + mel matrices; log amplifies near-silence")
+# Relative RMS error ||W_decompressed - W|| / ||W|| of each compressed weight matrix.
+WEIGHT_LIMITS: dict[str, tuple[float, str]] = {
+    "int8": (0.01, "8-bit per-channel: step/2 ~ 0.2% of each channel's range"),
+    "activation_int8": (0.02, "8-bit weights with calibrated (w8a8: per-tensor) scales"),
+    "palettize6": (0.04, "64-entry k-means table per tensor"),
+    "palettize4": (0.15, "16-entry k-means table per tensor"),
+}
+PRECISION_CLASS = {
+    "fp32": "fp32", "fp16": "fp16", "int8": "int8", "dynamic_int8": "int8",
+    "palettize6": "palettized", "palettize4": "palettized", "w8a8": "activation_int8", "full_int8": "activation_int8",
+}  # fmt: skip
+COMPRESSED = {"int8": "int8", "dynamic_int8": "int8", "palettize6": "palettize6", "palettize4": "palettize4",
+              "w8a8": "activation_int8", "full_int8": "activation_int8"}  # fmt: skip
+
+
+def runtime_name(platform: str, runner: Any) -> str:
+    if platform == "android":
+        return "LiteRT interpreter (XNNPACK, CPU)"
+    if host.system() == "Darwin":
+        return "Core ML (MLModel.predict, CPU only)"
+    return f"NumPy MIL executor ({'fp16' if getattr(runner, 'fp16_compute', False) else 'fp32'} compute)"
+
+
+def _runner(path: Path, platform: str) -> Any:
+    from a2bs.convert.backends import model_runner
+
+    return model_runner(path, platform)
+
+
+@dataclass
+class _Clip:
+    name: str
+    audio: np.ndarray
+    emotion: np.ndarray  # normalized (1, 264)
+    reference: np.ndarray  # (n, 52) offline PyTorch
+    windows: np.ndarray  # PCM windows of every mel frame the reference used
+    mel_reference: np.ndarray
+
+
+def _prepare_clips(ckpt: Any, clips: list[Path]) -> list[_Clip]:
+    import torch
+
+    from a2bs.core.audio import load_audio
+    from a2bs.core.emotion import EMOTION_SPAN_S, emotion_features_at
+    from a2bs.core.inference import infer_array, mel_windows
+
+    out = []
+    for path in clips:
+        audio = load_audio(path)
+        tail = audio[-round(EMOTION_SPAN_S * C.SAMPLE_RATE) :]
+        raw = emotion_features_at(tail, len(tail) / C.SAMPLE_RATE)
+        reference = infer_array(ckpt, audio, raw)
+        windows = mel_windows(ckpt.model.config, audio, len(reference))
+        with torch.no_grad():
+            mel = ckpt.model.front_end(torch.from_numpy(windows)).numpy()
+        emotion = ckpt.emotion_stats.normalize(raw[None]).astype(np.float32)
+        out.append(_Clip(path.name, audio, emotion, reference, windows, mel))
+    return out
+
+
+def parity_metrics(reference: np.ndarray, got: np.ndarray, names: list[str] | None = None) -> dict[str, Any]:
+    """MAE, max error, PSNR (peak 1: blendshapes live in [0, 1]) and per-column correlation."""
+    err = got.astype(np.float64) - reference.astype(np.float64)
+    mse = float(np.mean(err**2))
+    ref_std, got_std = reference.std(axis=0), got.std(axis=0)
+    correlation: dict[str, float | None] = {}
+    for i in range(reference.shape[1]):
+        name = names[i] if names else str(i)
+        if ref_std[i] < ACTIVE_STD or got_std[i] == 0:
+            correlation[name] = None  # a (nearly) still shape: correlation says nothing
+        else:
+            correlation[name] = float(np.corrcoef(reference[:, i], got[:, i])[0, 1])
+    active = [v for v in correlation.values() if v is not None]
+    return {
+        "mae": float(np.mean(np.abs(err))),
+        "max_abs": float(np.max(np.abs(err))),
+        "psnr_db": min(200.0, 10 * np.log10(1.0 / max(mse, 1e-20))),
+        "min_correlation": min(active) if active else None,
+        "correlation": correlation,
+        "mae_per_column": np.abs(err).mean(axis=0).tolist(),
+    }
+
+
+def gate(metrics: dict[str, Any], limits: ParityLimits) -> list[str]:
+    problems = []
+    if metrics["mae"] > limits.mae:
+        problems.append(f"MAE {metrics['mae']:.2e} > {limits.mae:.0e}")
+    if metrics["max_abs"] > limits.max_abs:
+        problems.append(f"max error {metrics['max_abs']:.2e} > {limits.max_abs:.0e}")
+    if metrics["psnr_db"] < limits.psnr_db:
+        problems.append(f"PSNR {metrics['psnr_db']:.1f} dB < {limits.psnr_db:.0f} dB")
+    if metrics["min_correlation"] is not None and metrics["min_correlation"] < limits.min_correlation:
+        worst = min((v, k) for k, v in metrics["correlation"].items() if v is not None)
+        problems.append(f"correlation of {worst[1]} {worst[0]:.4f} < {limits.min_correlation}")
+    return problems
+
+
+def _worst_frames(clips: list[_Clip], outputs: list[np.ndarray], fps: int) -> list[dict[str, Any]]:
+    rows = []
+    for clip, got in zip(clips, outputs, strict=True):
+        err = np.abs(got - clip.reference)
+        for k in np.argsort(err.max(axis=1))[::-1][:WORST_FRAMES]:
+            s = int(err[k].argmax())
+            rows.append({"clip": clip.name, "frame": int(k), "time_s": round(k / fps, 3),
+                         "shape": ARKIT_BLENDSHAPES[s], "error": float(err[k, s]),
+                         "reference": float(clip.reference[k, s]), "artifact": float(got[k, s])})  # fmt: skip
+    return sorted(rows, key=lambda r: -r["error"])[:WORST_FRAMES]
+
+
+def run_parity(
+    bundle: Path, manifest: dict[str, Any], intact: set[str], ckpt: Any, clip_paths: list[Path],
+    checks: list[Check], plot_dir: Path, progress: Progress,
+) -> list[str]:  # fmt: skip
+    from a2bs.core.plots import plot_curves, plot_error_map
+    from a2bs.mobile_validation.streaming import BundleEngine, run_stream
+
+    platform, fps = manifest["platform"], int(manifest["fps"])
+    progress(f"reference: offline PyTorch inference on {len(clip_paths)} clip(s)")
+    clips = _prepare_clips(ckpt, clip_paths)
+    front_entry = next((e for e in manifest["files"] if e["role"] == "front_end"), None)
+    if front_entry is None or front_entry["path"] not in intact:
+        for entry in manifest["files"]:
+            checks.append(not_run(entry, "parity", "end-to-end", "the front-end model is missing or damaged"))
+        return []
+    front = _front_end_parity(bundle, front_entry, manifest, clips, checks)
+    plots: list[str] = []
+    for entry in manifest["files"]:
+        if entry["role"] != "step":
+            continue
+        variant = entry["variant"]
+        if entry["path"] not in intact or front is None:
+            why = "file failed its integrity check" if front is not None else "the front-end model did not run"
+            checks.append(not_run(entry, "parity", "end-to-end", why))
+            continue
+        if variant in COMPRESSED:
+            checks.append(weights_check(bundle / entry["path"], entry, platform, ckpt))
+        progress(f"parity: {entry['path']} frame by frame on {len(clips)} clip(s)")
+        try:
+            step = _runner(bundle / entry["path"], platform)
+            runtime = runtime_name(platform, step)
+            outputs = []
+            for clip in clips:
+                engine = BundleEngine(manifest, front, step, clip.emotion)
+                outputs.append(run_stream(engine, clip.audio))
+        except Exception as exc:  # unsupported op, runtime failure: a failing check naming the file
+            checks.append(not_run(entry, "parity", "end-to-end", f"{entry['path']} did not run: {short(exc)}"))
+            continue
+        reference, got = np.concatenate([c.reference for c in clips]), np.concatenate(outputs)
+        if reference.shape != got.shape:
+            checks.append(not_run(entry, "parity", "end-to-end", f"frames {got.shape} != reference {reference.shape}"))
+            continue
+        metrics = parity_metrics(reference, got, list(ARKIT_BLENDSHAPES))
+        limits = PARITY_LIMITS[PRECISION_CLASS.get(variant, "activation_int8")]
+        problems = gate(metrics, limits)
+        curves = f"{PLOTS_DIR}/parity_{variant}.png"
+        errors = f"{PLOTS_DIR}/errors_{variant}.png"
+        plot_curves(outputs[0], fps, plot_dir / Path(curves).name, reference=clips[0].reference,
+                    label=f"{variant} ({runtime})",
+                    title=f"{entry['path']} vs PyTorch on {clips[0].name}")  # fmt: skip
+        plot_error_map(outputs[0] - clips[0].reference, fps, plot_dir / Path(errors).name,
+                       title=f"|{variant} - PyTorch| per shape on {clips[0].name}")  # fmt: skip
+        plots += [curves, errors]
+        checks.append(Check(entry["path"], "parity", "end-to-end blendshapes", not problems, metrics["mae"],
+                            limits.mae, runtime, reason="; ".join(problems), details={
+                                "variant": variant, "precision_class": PRECISION_CLASS.get(variant),
+                                "limits": asdict(limits), "mae": metrics["mae"], "max_abs": metrics["max_abs"],
+                                "psnr_db": metrics["psnr_db"], "min_correlation": metrics["min_correlation"],
+                                "mouth_critical_correlation": {n: metrics["correlation"][n] for n in MOUTH_CRITICAL},
+                                "correlation": metrics["correlation"],
+                                "worst_frames": _worst_frames(clips, outputs, fps),
+                                "frames": len(got), "clips": [c.name for c in clips], "plots": [curves, errors],
+                            }))  # fmt: skip
+        if variant == manifest["default_variant"]:
+            checks.append(_streaming_check(manifest, front, step, clips[0], outputs[0], entry, runtime))
+    return plots
+
+
+def _front_end_parity(bundle: Path, entry: dict[str, Any], manifest: dict[str, Any], clips: list[_Clip],
+                      checks: list[Check]) -> Any:  # fmt: skip
+    platform, spec = manifest["platform"], manifest["models"]["front_end"]
+    pcm, mel = spec["inputs"][0]["name"], spec["outputs"][0]["name"]
+    try:
+        front = _runner(bundle / entry["path"], platform)
+        got = np.concatenate([np.stack([front(**{pcm: w[None]})[mel].reshape(-1) for w in c.windows])
+                              for c in clips])  # fmt: skip
+    except Exception as exc:
+        checks.append(not_run(entry, "parity", "mel frames", f"{entry['path']} did not run: {short(exc)}"))
+        return None
+    reference = np.concatenate([c.mel_reference for c in clips])
+    metrics = parity_metrics(reference, got)
+    err = np.abs(got - reference)
+    problems = gate({**metrics, "psnr_db": 200.0, "min_correlation": None}, FRONT_END_LIMITS)  # MAE and max only
+    checks.append(Check(entry["path"], "parity", "mel frames", not problems, metrics["mae"], FRONT_END_LIMITS.mae,
+                        runtime_name(platform, front), reason="; ".join(problems), details={
+                            "limits": asdict(FRONT_END_LIMITS), "mae": metrics["mae"], "max_abs": metrics["max_abs"],
+                            "frames": len(got), "worst_mel_bin": int(err.max(axis=0).argmax()),
+                        }))  # fmt: skip
+    return front
+
+
+def _streaming_check(manifest: dict[str, Any], front: Any, step: Any, clip: _Clip, hop_output: np.ndarray,
+                     entry: dict[str, Any], runtime: str) -> Check:  # fmt: skip
+    """Irregular pieces and one whole piece must give the frames the hop-sized replay gave."""
+    from a2bs.mobile_validation.streaming import BundleEngine, run_stream
+
+    audio = clip.audio[: int(STREAM_CHECK_S * manifest["sample_rate"])]
+    fps = int(manifest["fps"])
+    n = -(-len(audio) * fps // manifest["sample_rate"])
+    runs = {
+        "irregular pieces": run_stream(BundleEngine(manifest, front, step, clip.emotion), audio, STREAM_CHUNKS),
+        "one piece": run_stream(BundleEngine(manifest, front, step, clip.emotion), audio, [len(audio)]),
+        "hop pieces": run_stream(BundleEngine(manifest, front, step, clip.emotion), audio),
+    }
+    problems, diffs = [], {}
+    for name, frames in runs.items():
+        if len(frames) != n:
+            problems.append(f"{name}: {len(frames)} frames, expected ceil(duration * fps) = {n}")
+            continue
+        # every frame but the last few (which see the end of the excerpt) equals the whole-clip replay
+        settled = max(0, n - int(manifest["timeline"]["lookahead_frames"]) - 2)
+        diffs[name] = float(np.max(np.abs(frames[:settled] - hop_output[:settled]))) if settled else 0.0
+    worst = max(diffs.values(), default=0.0)
+    if worst > 1e-6:
+        problems.append(f"chunking changed the output by up to {worst:.2e}")
+    return Check(entry["path"], "streaming", "PCM pieces of any size = offline", not problems, worst, 1e-6, runtime,
+                 reason="; ".join(problems), details={
+                     "max_diff_by_chunking": diffs, "frames": n, "chunk_sizes": STREAM_CHUNKS,
+                     "seconds": STREAM_CHECK_S,
+                 })  # fmt: skip
+
+
+def weights_check(path: Path, entry: dict[str, Any], platform: str, ckpt: Any) -> Check:
+    """Decompress the stored weights (int8 scales, LUTs) and compare them with the torch weights, so a bad
+    codebook or scale shows up apart from runtime error."""
+    from a2bs.convert.deploy import DeployStep
+
+    variant = entry["variant"]
+    limit, why = WEIGHT_LIMITS[COMPRESSED[variant]]
+    runtime = "coremltools decompress_weights" if platform == "ios" else "LiteRT tensor buffers, dequantized"
+    try:
+        stored = coreml_weights(path) if platform == "ios" else tflite_weights(path)
+    except Exception as exc:
+        return not_run(entry, "parity", "decompressed weights", f"cannot read the weights: {short(exc)}")
+    torch_weights = {k: v.detach().numpy() for k, v in DeployStep(ckpt.model).state_dict().items() if v.ndim == 2}
+    rows = []
+    for name, w in stored.items():
+        candidates = {k: t for k, t in torch_weights.items() if t.shape == w.shape}
+        if not candidates:
+            continue
+        normalized = name.removeprefix("p_").split("_to_fp16")[0]
+        same_name = [k for k in candidates if k.replace(".", "_") == normalized]
+        errors = {k: _weight_error(w, candidates[k], limit) for k in same_name or candidates}
+        best = min(errors, key=lambda k: errors[k][0])
+        rows.append({"stored": name, "torch": best, "relative_error": errors[best][0], "folded": errors[best][1]})
+    if not rows:
+        return Check(entry["path"], "parity", "decompressed weights", False, None, limit, runtime,
+                     reason=f"no stored weight matches a torch weight (variant {variant})")  # fmt: skip
+    worst = max(rows, key=lambda r: r["relative_error"])
+    ok = worst["relative_error"] <= limit
+    return Check(entry["path"], "parity", "decompressed weights", ok, worst["relative_error"], limit, runtime,
+                 unit="relative RMS", reason="" if ok else (
+                     f"weight {worst['stored']} ({worst['torch']}): relative error {worst['relative_error']:.3f}"),
+                 details={"weights": rows, "why": why})  # fmt: skip
+
+
+def _weight_error(stored: np.ndarray, reference: np.ndarray, limit: float) -> tuple[float, bool]:
+    """(relative RMS error, folded). Converters fold a LayerNorm's scale into the next layer's weight
+    (stored = reference * g per input column); when the plain error is over the limit, the error left
+    after fitting that per-column scale is reported instead, marked as folded. Random error from a bad
+    codebook or scale cannot be absorbed by one scale per column."""
+    norm = max(float(np.linalg.norm(reference)), 1e-12)
+    plain = float(np.linalg.norm(stored - reference)) / norm
+    if plain <= limit:
+        return plain, False
+    scale = (stored * reference).sum(axis=0) / np.maximum((reference * reference).sum(axis=0), 1e-12)
+    fitted = float(np.linalg.norm(stored - reference * scale[None, :])) / norm
+    return (fitted, True) if fitted < plain else (plain, False)
+
+
+def coreml_weights(path: Path) -> dict[str, np.ndarray]:
+    from a2bs.convert.coreml import compressed_weights
+
+    return compressed_weights(path)
+
+
+def tflite_weights(path: Path) -> dict[str, np.ndarray]:
+    """The int8 weight matrices of the FULLY_CONNECTED ops of a .tflite file, dequantized with their
+    per-channel scales (the layers the int8 variants quantize; activations are skipped)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    weights = {op["inputs"][1] for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"}
+    out = {}
+    for detail in interpreter.get_tensor_details():
+        if detail["index"] not in weights or detail["dtype"] != np.int8 or len(detail["shape"]) != 2:
+            continue
+        q = detail["quantization_parameters"]
+        scales, zeros = np.asarray(q["scales"], np.float32), np.asarray(q["zero_points"], np.float32)
+        shape = [1, 1]
+        shape[int(q["quantized_dimension"])] = -1
+        data = interpreter.get_tensor(detail["index"]).astype(np.float32)
+        name = f"{detail['name'].split('/')[-1]}#{detail['index']}"
+        out[name] = (data - zeros.reshape(shape)) * scales.reshape(shape)
+    return out
