@@ -138,3 +138,18 @@ def initial_state(model: A2BSModel) -> dict[str, torch.Tensor]:
         "mel_frames": silence_mel.expand(3, -1)[None].clone(),
         "context": frame.expand(model.config.context_frames - 1, -1)[None].clone(),
     }
+
+
+@torch.no_grad()
+def deployed_macs(model: A2BSModel) -> dict[str, int]:
+    """Multiply-accumulates per frame of what ships: {"step": DeployStep, "front_end": DeployFrontEnd}
+    (torch's FLOP counter, 1 MAC = 2 FLOPs). The shipped step has its constant subgraphs folded, so it
+    costs less than `A2BSModel.step`."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    out = {}
+    for name, module in (("step", DeployStep(model).eval()), ("front_end", DeployFrontEnd(model).eval())):
+        with FlopCounterMode(display=False) as counter:
+            module(*module.example_inputs())
+        out[name] = int(counter.get_total_flops() // 2)
+    return out

@@ -170,10 +170,10 @@ def _coreml_latency(bundle: Path, manifest: dict[str, Any], entry: dict[str, Any
                     budget_ms: float, torch_ms: dict[int, dict[str, float]], progress: Progress) -> Check:  # fmt: skip
     macs = None
     if ckpt is not None:
-        from a2bs.core.model import macs_per_frame
+        from a2bs.convert.deploy import deployed_macs
 
-        counted = macs_per_frame(ckpt.model)
-        macs = (counted["device_step"] + counted["front_end"]) / 1e6
+        counted = deployed_macs(ckpt.model)
+        macs = (counted["step"] + counted["front_end"]) / 1e6
     if host.system() != "Darwin":
         return Check(entry["path"], "latency", "per-frame latency on device", True, macs, None,
                      "not measured: Core ML runs only on macOS/iOS", unit="MMAC per frame",
