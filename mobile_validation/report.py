@@ -33,6 +33,11 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+def _corr(value: float | None) -> str:
+    """Correlations sit near 1: show enough digits to tell 0.9999 from 0.99."""
+    return "–" if value is None else f"{value:.5f}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -57,7 +62,7 @@ def _parity_section(checks: list[dict[str, Any]]) -> str:
         if c["kind"] != "parity" or c["name"] != "end-to-end blendshapes":
             continue
         d = c["details"]
-        mouth = ", ".join(f"{k} {_fmt(v)}" for k, v in d["mouth_critical_correlation"].items())
+        mouth = ", ".join(f"{k} {_corr(v)}" for k, v in d["mouth_critical_correlation"].items())
         worst = _table(
             ["clip", "frame", "time (s)", "shape", "error", "reference", "artifact"],
             [[w["clip"], str(w["frame"]), _fmt(w["time_s"]), w["shape"], _fmt(w["error"]), _fmt(w["reference"]),
@@ -67,7 +72,7 @@ def _parity_section(checks: list[dict[str, Any]]) -> str:
             f"<h3>{html.escape(c['artifact'])} "
             f"<small>({d['precision_class']}, {html.escape(c['runtime'])})</small></h3>"
             f"<p>MAE {_fmt(d['mae'])} · max {_fmt(d['max_abs'])} · PSNR {d['psnr_db']:.1f} dB · lowest per-shape "
-            f"correlation {_fmt(d['min_correlation'])} over {d['frames']} frames of {', '.join(d['clips'])}.<br>"
+            f"correlation {_corr(d['min_correlation'])} over {d['frames']} frames of {', '.join(d['clips'])}.<br>"
             f"Mouth-critical correlation: {mouth}</p><p>Worst frames:</p>{worst}"
         )
     return "".join(parts)
@@ -100,7 +105,7 @@ def _plots(data: dict[str, Any], bundle: Path) -> str:
 
 def _thresholds(data: dict[str, Any]) -> str:
     t = data["thresholds"]
-    rows = [[name, _fmt(v["mae"]), _fmt(v["max_abs"]), f"{v['psnr_db']:g} dB", _fmt(v["min_correlation"]),
+    rows = [[name, _fmt(v["mae"]), _fmt(v["max_abs"]), f"{v['psnr_db']:g} dB", f"{v['min_correlation']:g}",
              html.escape(v["reason"])] for name, v in t["parity"].items()]  # fmt: skip
     f = t["front_end"]
     rows.append(["front end (mel)", _fmt(f["mae"]), _fmt(f["max_abs"]), "–", "–", html.escape(f["reason"])])
