@@ -61,6 +61,7 @@ final class FilePlaybackSource: AudioSource {
     private let onAllSamplesFed: () -> Void
     private var fed = 0
     private var timer: Timer?
+    private var stopped = false
 
     /// `leadSamples`: the schedule's lookaheadSamples. `onPlaybackEnd` runs on the main queue.
     init(url: URL, sampleRate: Int, leadSamples: Int, tick: TimeInterval,
@@ -76,14 +77,23 @@ final class FilePlaybackSource: AudioSource {
         try AVAudioSession.sharedInstance().setActive(true)
         engine.attach(player)
         engine.connect(player, to: engine.mainMixerNode, format: clip.buffer.format)
-        player.scheduleBuffer(clip.buffer, at: nil, options: [], completionCallbackType: .dataPlayedBack) { _ in
-            DispatchQueue.main.async { onPlaybackEnd() }
+        // The player also calls this when it is stopped (stop(), or a reload): only a clip that played to its end
+        // reports, or a late callback would stop the next run and overwrite the status.
+        player.scheduleBuffer(clip.buffer, at: nil, options: [], completionCallbackType: .dataPlayedBack) {
+            [weak self] _ in
+            DispatchQueue.main.async {
+                guard let self, !self.stopped else { return }
+                onPlaybackEnd()
+            }
         }
         engine.prepare()
         try engine.start()
         player.play()
         feed()
-        timer = Timer.scheduledTimer(withTimeInterval: tick, repeats: true) { [weak self] _ in self?.feed() }
+        // .common modes: keep feeding while the user scrolls the bars (a default-mode timer pauses then).
+        let timer = Timer(timeInterval: tick, repeats: true) { [weak self] _ in self?.feed() }
+        RunLoop.main.add(timer, forMode: .common)
+        self.timer = timer
     }
 
     /// Samples of the clip played so far, from the player's own clock.
@@ -104,6 +114,7 @@ final class FilePlaybackSource: AudioSource {
     }
 
     func stop() {
+        stopped = true
         timer?.invalidate()
         timer = nil
         player.stop()

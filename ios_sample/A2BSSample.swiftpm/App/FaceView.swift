@@ -70,7 +70,7 @@ struct FaceView: View {
                 let wide = side(screenSide, .eyeWideRight, .eyeWideLeft)
                 let squint = side(screenSide, .eyeSquintRight, .eyeSquintLeft)
                 let eyeWidth = s * 0.12
-                let open = s * 0.06 * (1 - blink) * (1 + 0.4 * wide) * (1 - 0.35 * squint)
+                let open: CGFloat = s * 0.06 * (1 - blink) * (1 + 0.4 * wide) * (1 - 0.35 * squint)
                 let eyeRect = CGRect(x: eye.x - eyeWidth / 2, y: eye.y - open / 2, width: eyeWidth, height: max(open, 1))
                 if open > s * 0.006 {
                     context.fill(Path(ellipseIn: eyeRect), with: .color(.white))
@@ -99,16 +99,18 @@ struct FaceView: View {
 
             // Mouth: corners follow smile / frown / stretch, pucker and funnel narrow it, the jaw opens it
             // (mouthClose keeps the lips together while the jaw is open), lower-down / upper-up part the lips.
-            let shift = s * 0.03 * (v(.jawLeft) - v(.jawRight) + v(.mouthLeft) - v(.mouthRight))
+            let shift: CGFloat = s * 0.03 * (v(.jawLeft) - v(.jawRight) + v(.mouthLeft) - v(.mouthRight))
             let mouth = CGPoint(x: cx + shift, y: top + s * 0.66)
             let smile = (v(.mouthSmileLeft) + v(.mouthSmileRight)) / 2
             let stretch = (v(.mouthStretchLeft) + v(.mouthStretchRight)) / 2
-            let halfWidth = s * 0.12 * max(0.35, 1 + 0.3 * smile + 0.3 * stretch - 0.5 * v(.mouthPucker)
-                                           - 0.3 * v(.mouthFunnel))
-            let opening = s * 0.17 * v(.jawOpen) * (1 - 0.85 * v(.mouthClose))
-                + s * 0.02 * (v(.mouthLowerDownLeft) + v(.mouthLowerDownRight))
-                + s * 0.03 * v(.mouthFunnel)
-            let upperLift = s * 0.015 * (v(.mouthUpperUpLeft) + v(.mouthUpperUpRight))
+            // Split into typed parts: long literal-heavy CGFloat expressions can exceed the type checker's budget.
+            let narrowing: CGFloat = 0.5 * v(.mouthPucker) + 0.3 * v(.mouthFunnel)
+            let widening: CGFloat = 1 + 0.3 * smile + 0.3 * stretch
+            let halfWidth: CGFloat = s * 0.12 * max(0.35, widening - narrowing)
+            let jawGap: CGFloat = s * 0.17 * v(.jawOpen) * (1 - 0.85 * v(.mouthClose))
+            let lipGap: CGFloat = s * 0.02 * (v(.mouthLowerDownLeft) + v(.mouthLowerDownRight))
+            let opening: CGFloat = jawGap + lipGap + s * 0.03 * v(.mouthFunnel)
+            let upperLift: CGFloat = s * 0.015 * (v(.mouthUpperUpLeft) + v(.mouthUpperUpRight))
             func corner(_ screenSide: CGFloat) -> CGPoint {
                 let up = side(screenSide, .mouthSmileRight, .mouthSmileLeft)
                 let frown = side(screenSide, .mouthFrownRight, .mouthFrownLeft)

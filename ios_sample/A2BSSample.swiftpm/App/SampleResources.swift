@@ -12,8 +12,13 @@ enum SampleResources {
     static let clipFile = "sample_clip.wav"
 
     /// The installed bundle folder inside the app, if the resources were built in.
+    /// Looks in the app bundle and in any resource bundle inside it (`<Package>_<Target>.bundle`, where a package
+    /// build may put a target's resources). `Bundle.module` is not used: whether Xcode generates it for an app
+    /// playground's own target varies, and its generated accessor traps when the bundle it expects is missing.
     static var bundleDirectory: URL? {
-        for bundle in [Bundle.module, Bundle.main] {
+        let resourceBundles = (Bundle.main.urls(forResourcesWithExtension: "bundle", subdirectory: nil) ?? [])
+            .compactMap { Bundle(url: $0) }
+        for bundle in [Bundle.main] + resourceBundles {
             if let resources = bundle.url(forResource: resourcesFolder, withExtension: nil) {
                 return resources.appendingPathComponent(bundleFolder, isDirectory: true)
             }

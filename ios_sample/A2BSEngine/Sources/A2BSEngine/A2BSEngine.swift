@@ -20,7 +20,7 @@ public struct A2BSFrame {
     }
 
     /// (name, value) pairs in manifest order.
-    public var named: [(name: String, value: Float)] { Array(zip(names.names, values)) }
+    public var named: [(name: String, value: Float)] { zip(names.names, values).map { (name: $0, value: $1) } }
 }
 
 /// One entry of the manifest's blendshape_groups (for grouping bars in a UI).

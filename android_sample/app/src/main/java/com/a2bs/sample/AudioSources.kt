@@ -33,11 +33,17 @@ class MicCapture(private val sampleRate: Int) : AutoCloseable {
         val min = AudioRecord.getMinBufferSize(sampleRate, AudioFormat.CHANNEL_IN_MONO, encoding)
         if (min <= 0) return null
         val bytesPerSample = if (encoding == AudioFormat.ENCODING_PCM_FLOAT) 4 else 2
-        val r = AudioRecord(
-            MediaRecorder.AudioSource.VOICE_RECOGNITION, // tuned for speech, no heavy processing
-            sampleRate, AudioFormat.CHANNEL_IN_MONO, encoding,
-            maxOf(min, sampleRate / 2 * bytesPerSample), // half a second of slack
-        )
+        val r = try {
+            AudioRecord(
+                MediaRecorder.AudioSource.VOICE_RECOGNITION, // tuned for speech, no heavy processing
+                sampleRate, AudioFormat.CHANNEL_IN_MONO, encoding,
+                maxOf(min, sampleRate / 2 * bytesPerSample), // half a second of slack
+            )
+        } catch (e: IllegalArgumentException) { // format rejected: let the caller try 16-bit
+            return null
+        } catch (e: UnsupportedOperationException) {
+            return null
+        }
         if (r.state != AudioRecord.STATE_INITIALIZED) {
             r.release()
             return null
@@ -90,6 +96,9 @@ class ClipPlayer(private val sampleRate: Int) : AutoCloseable {
 
     fun write(samples: FloatArray, offset: Int, length: Int): Int =
         track.write(samples, offset, length, AudioTrack.WRITE_BLOCKING)
+
+    /** The track's buffer in frames (what is written but not yet played when it is full). */
+    val bufferSamples: Int get() = track.bufferSizeInFrames
 
     /** Samples played so far: the time base the face is synchronised to. */
     val playedSamples: Long get() = track.playbackHeadPosition.toLong() and 0xFFFFFFFFL

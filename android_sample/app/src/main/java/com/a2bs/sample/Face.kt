@@ -69,8 +69,8 @@ private fun DrawScope.drawMouth(v: (String) -> Float, ink: Color) {
 
     val path = Path().apply {
         moveTo(cx - halfWidth, cy + corner)
-        quadraticBezierTo(cx, upper - 0.4f * (upper - cy), cx + halfWidth, cy + corner)
-        quadraticBezierTo(cx, lower + 0.4f * (lower - cy), cx - halfWidth, cy + corner)
+        quadraticTo(cx, upper - 0.4f * (upper - cy), cx + halfWidth, cy + corner)
+        quadraticTo(cx, lower + 0.4f * (lower - cy), cx - halfWidth, cy + corner)
         close()
     }
     drawPath(path, if (open > h * 0.01f) Color(0xFF5A1E1E) else ink)

@@ -68,12 +68,18 @@ class LiteRtModel(
         interpreter = built ?: Interpreter(model, Interpreter.Options().setNumThreads(threads).setUseXNNPACK(true))
         active = if (built != null) requested else Accelerator.CPU
         fallbackReason = reason
-        signature = interpreter.signatureKeys.singleOrNull()
-            ?: throw IllegalStateException("expected one signature, the model has ${interpreter.signatureKeys.toList()}")
-        val modelInputs = interpreter.getSignatureInputs(signature).toSet()
-        val modelOutputs = interpreter.getSignatureOutputs(signature).toSet()
-        check(modelInputs == inputBuffers.keys && modelOutputs == outputBuffers.keys) {
-            "model signature $modelInputs -> $modelOutputs does not match the manifest ${inputBuffers.keys} -> ${outputBuffers.keys}"
+        signature = try {
+            val key = interpreter.signatureKeys.singleOrNull()
+                ?: throw IllegalStateException("expected one signature, the model has ${interpreter.signatureKeys.toList()}")
+            val modelInputs = interpreter.getSignatureInputs(key).toSet()
+            val modelOutputs = interpreter.getSignatureOutputs(key).toSet()
+            check(modelInputs == inputBuffers.keys && modelOutputs == outputBuffers.keys) {
+                "model signature $modelInputs -> $modelOutputs does not match the manifest ${inputBuffers.keys} -> ${outputBuffers.keys}"
+            }
+            key
+        } catch (e: Exception) {
+            close() // the caller never gets this object: free the interpreter and delegate here
+            throw e
         }
     }
 

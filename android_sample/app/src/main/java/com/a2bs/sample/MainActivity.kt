@@ -6,8 +6,10 @@ import android.os.Bundle
 import androidx.activity.ComponentActivity
 import androidx.activity.compose.rememberLauncherForActivityResult
 import androidx.activity.compose.setContent
+import androidx.activity.enableEdgeToEdge
 import androidx.activity.result.contract.ActivityResultContracts
 import androidx.activity.viewModels
+import androidx.compose.foundation.isSystemInDarkTheme
 import androidx.compose.foundation.layout.Arrangement
 import androidx.compose.foundation.layout.Box
 import androidx.compose.foundation.layout.Column
@@ -15,6 +17,7 @@ import androidx.compose.foundation.layout.Row
 import androidx.compose.foundation.layout.fillMaxSize
 import androidx.compose.foundation.layout.fillMaxWidth
 import androidx.compose.foundation.layout.padding
+import androidx.compose.foundation.layout.safeDrawingPadding
 import androidx.compose.foundation.rememberScrollState
 import androidx.compose.foundation.verticalScroll
 import androidx.compose.material3.Button
@@ -25,6 +28,8 @@ import androidx.compose.material3.MaterialTheme
 import androidx.compose.material3.OutlinedButton
 import androidx.compose.material3.Surface
 import androidx.compose.material3.Text
+import androidx.compose.material3.darkColorScheme
+import androidx.compose.material3.lightColorScheme
 import androidx.compose.runtime.Composable
 import androidx.compose.runtime.getValue
 import androidx.compose.runtime.mutableStateOf
@@ -42,8 +47,11 @@ class MainActivity : ComponentActivity() {
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
+        // targetSdk 35: Android 15 draws the app edge to edge anyway; do it on every version and keep
+        // the content out of the system bars with safeDrawingPadding (below).
+        enableEdgeToEdge()
         setContent {
-            MaterialTheme {
+            MaterialTheme(colorScheme = if (isSystemInDarkTheme()) darkColorScheme() else lightColorScheme()) {
                 Surface(Modifier.fillMaxSize()) { SampleScreen(model) }
             }
         }
@@ -51,7 +59,8 @@ class MainActivity : ComponentActivity() {
 
     override fun onStop() {
         super.onStop()
-        model.stop() // no recording or playback in the background
+        // No recording or playback in the background; a rotation (fullUser orientation) is not that.
+        if (!isChangingConfigurations) model.stop()
     }
 }
 
@@ -66,11 +75,11 @@ private fun SampleScreen(model: SampleViewModel) {
     }
     val manifest = state.manifest
 
-    Column(Modifier.fillMaxSize().verticalScroll(rememberScrollState()).padding(16.dp)) {
+    Column(Modifier.fillMaxSize().safeDrawingPadding().verticalScroll(rememberScrollState()).padding(16.dp)) {
         Text("a2bs: speech to face", style = MaterialTheme.typography.headlineSmall)
         state.error?.let { Text(it, color = Color(0xFFB00020)) }
         if (manifest == null) return@Column
-        Text("${manifest.fps} fps · ${manifest.blendshapes.size} blendshapes · model latency ${manifest.latencyMs} ms + compute")
+        Text("${manifest.fps} fps · ${manifest.blendshapes.size} blendshapes · model latency ${"%.1f".format(manifest.latencyMs)} ms + compute")
         if (!manifest.trained) Text("Untrained checkpoint: the face will not follow the speech.", color = Color(0xFFB00020))
 
         // Accelerator, threads, variant.

@@ -80,9 +80,12 @@ class SampleViewModel(app: Application) : AndroidViewModel(app) {
         val front = LiteRtModel(
             bundle.mapModel(frontFile.path), manifest.frontEndInputs, manifest.frontEndOutputs, s.accelerator, s.threads
         )
-        val step = LiteRtModel(
-            bundle.mapModel(stepFile.path), manifest.stepInputs, manifest.stepOutputs, s.accelerator, s.threads
-        )
+        val step = try {
+            LiteRtModel(bundle.mapModel(stepFile.path), manifest.stepInputs, manifest.stepOutputs, s.accelerator, s.threads)
+        } catch (e: Throwable) {
+            front.close() // don't leak the front end's interpreter and delegate
+            throw e
+        }
         val loaded = LoadedModels(front, step)
         models = loaded
         engine = A2BSEngine(manifest, front, step) // neutral emotion: no openSMILE on the device
@@ -129,9 +132,17 @@ class SampleViewModel(app: Application) : AndroidViewModel(app) {
             }
             if (active()) {
                 pending.addAll(engine.flush())
-                while (active() && pending.isNotEmpty()) {
+                // Keep feeding silence until the speaker has reached the last frames. A stream track
+                // does not play a last, partly filled period until more data (or stop(), which also
+                // resets the playback head) comes, so waiting alone could hang at the end of the clip.
+                // Bounded: one buffer plus a second of silence.
+                val silence = FloatArray(hop)
+                var padded = 0
+                val maxPadding = player.bufferSamples + clip.sampleRate
+                while (active() && pending.isNotEmpty() && padded < maxPadding) {
+                    player.write(silence, 0, hop)
+                    padded += hop
                     showDue()
-                    Thread.sleep(5)
                 }
             }
         }
