@@ -98,16 +98,19 @@ def install_target(sample: Path, platform: str, force: bool) -> tuple[Path, str]
 
 
 def install_bundle(bundle: Path, target: Path, clip: str) -> None:
-    """Copy the bundle and the bundled speech clip (for the app's file-playback mode) into the sample,
-    replacing an installed bundle atomically."""
+    """Copy the bundle (models, manifest, README, report.json) and the bundled speech clip (for the app's
+    file-playback mode) into the sample, replacing an installed bundle atomically."""
     import shutil
 
     from a2bs.core.checkpoint import bundled_audio_dir
     from a2bs.core.export import replace_dir, staging_dir
+    from a2bs.mobile_validation.parity import PLOTS_DIR
+    from a2bs.mobile_validation.validate import REPORT_HTML
 
     staging = staging_dir(target)
     try:
-        shutil.copytree(bundle, staging, dirs_exist_ok=True)
+        # the app needs the models and the manifest; the HTML report and its plots stay with the bundle
+        shutil.copytree(bundle, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(REPORT_HTML, PLOTS_DIR))
         shutil.copyfile(bundled_audio_dir() / "speech_en_us.wav", staging / clip)
         replace_dir(staging, target)
     except BaseException:

@@ -251,7 +251,8 @@ def test_convert_validates_and_installs(monkeypatch, capsys, tmp_path: Path, che
     assert code == 0, err
     assert "validation PASSED" in out and json.loads((tmp_path / "b/manifest.json").read_text())["validation"]["passed"]
     installed = sample / "app/assets/a2bs"
-    assert (installed / "manifest.json").is_file() and (installed / "report.html").is_file()
+    assert (installed / "manifest.json").is_file() and (installed / "report.json").is_file()
+    assert not (installed / "report.html").exists() and not (installed / "validation_plots").exists()  # not app data
     assert (installed / "sample_clip.wav").stat().st_size > 100_000
     args[-1] = str(tmp_path / "b2")
     code, _, err = _run(monkeypatch, capsys, convert_cli.main, *args, "--install-into", str(sample))
