@@ -63,18 +63,24 @@ COMPRESSED = {"int8": "int8", "dynamic_int8": "int8", "palettize6": "palettize6"
               "w8a8": "activation_int8", "full_int8": "activation_int8"}  # fmt: skip
 
 
-def runtime_name(platform: str, runner: Any) -> str:
+def compute_units(platform: str) -> tuple[str, ...]:
+    """Core ML compute-unit settings parity runs under: on macOS both CPU only and all units (Neural
+    Engine and GPU may compute differently); elsewhere there is one runtime (the name is then moot)."""
+    return ("CPU_ONLY", "ALL") if platform == "ios" and host.system() == "Darwin" else ("CPU_ONLY",)
+
+
+def runtime_name(platform: str, runner: Any, units: str = "CPU_ONLY") -> str:
     if platform == "android":
         return "LiteRT interpreter (XNNPACK, CPU)"
     if host.system() == "Darwin":
-        return "Core ML (MLModel.predict, CPU only)"
+        return f"Core ML (MLModel.predict, {units})"
     return f"NumPy MIL executor ({'fp16' if getattr(runner, 'fp16_compute', False) else 'fp32'} compute)"
 
 
-def _runner(path: Path, platform: str) -> Any:
+def _runner(path: Path, platform: str, units: str = "CPU_ONLY") -> Any:
     from a2bs.convert.backends import model_runner
 
-    return model_runner(path, platform)
+    return model_runner(path, platform, units)
 
 
 @dataclass
@@ -161,7 +167,6 @@ def run_parity(
     bundle: Path, manifest: dict[str, Any], intact: set[str], ckpt: Any, clip_paths: list[Path],
     checks: list[Check], plot_dir: Path, progress: Progress,
 ) -> list[str]:  # fmt: skip
-    from a2bs.core.plots import plot_curves, plot_error_map
     from a2bs.mobile_validation.streaming import BundleEngine, run_stream
 
     platform, fps = manifest["platform"], int(manifest["fps"])
@@ -184,45 +189,54 @@ def run_parity(
             continue
         if variant in COMPRESSED:
             checks.append(weights_check(bundle / entry["path"], entry, platform, ckpt))
-        progress(f"parity: {entry['path']} frame by frame on {len(clips)} clip(s)")
-        try:
-            step = _runner(bundle / entry["path"], platform)
-            runtime = runtime_name(platform, step)
-            outputs = []
-            for clip in clips:
-                engine = BundleEngine(manifest, front, step, clip.emotion)
-                outputs.append(run_stream(engine, clip.audio))
-        except Exception as exc:  # unsupported op, runtime failure: a failing check naming the file
-            checks.append(not_run(entry, "parity", "end-to-end", f"{entry['path']} did not run: {short(exc)}"))
-            continue
-        reference, got = np.concatenate([c.reference for c in clips]), np.concatenate(outputs)
-        if reference.shape != got.shape:
-            checks.append(not_run(entry, "parity", "end-to-end", f"frames {got.shape} != reference {reference.shape}"))
-            continue
-        metrics = parity_metrics(reference, got, list(ARKIT_BLENDSHAPES))
-        limits = PARITY_LIMITS[PRECISION_CLASS.get(variant, "activation_int8")]
-        problems = gate(metrics, limits)
-        curves = f"{PLOTS_DIR}/parity_{variant}.png"
-        errors = f"{PLOTS_DIR}/errors_{variant}.png"
+        for units in compute_units(platform):
+            progress(f"parity: {entry['path']} frame by frame on {len(clips)} clip(s)"
+                     + (f", Core ML compute units {units}" if units != "CPU_ONLY" else ""))  # fmt: skip
+            try:
+                step = _runner(bundle / entry["path"], platform, units)
+                runtime = runtime_name(platform, step, units)
+                outputs = [run_stream(BundleEngine(manifest, front, step, clip.emotion), clip.audio) for clip in clips]
+            except Exception as exc:  # unsupported op, runtime failure: a failing check naming the file
+                checks.append(not_run(entry, "parity", "end-to-end", f"{entry['path']} did not run: {short(exc)}"))
+                continue
+            first = units == "CPU_ONLY"
+            check = _blendshape_check(entry, clips, outputs, fps, runtime, plot_dir if first else None)
+            checks.append(check)
+            plots += check.details.get("plots", [])
+            if first and variant == manifest["default_variant"]:
+                checks.append(_streaming_check(manifest, front, step, clips[0], outputs[0], entry, runtime))
+    return plots
+
+
+def _blendshape_check(entry: dict[str, Any], clips: list[_Clip], outputs: list[np.ndarray], fps: int, runtime: str,
+                      plot_dir: Path | None) -> Check:  # fmt: skip
+    """End-to-end parity of one step variant on one runtime; plots (into `plot_dir`) when given one."""
+    from a2bs.core.plots import plot_curves, plot_error_map
+
+    variant = entry["variant"]
+    reference, got = np.concatenate([c.reference for c in clips]), np.concatenate(outputs)
+    if reference.shape != got.shape:
+        return not_run(entry, "parity", "end-to-end", f"frames {got.shape} != reference {reference.shape}")
+    metrics = parity_metrics(reference, got, list(ARKIT_BLENDSHAPES))
+    limits = PARITY_LIMITS[PRECISION_CLASS.get(variant, "activation_int8")]
+    problems = gate(metrics, limits)
+    plots = []
+    if plot_dir is not None:
+        curves, errors = f"{PLOTS_DIR}/parity_{variant}.png", f"{PLOTS_DIR}/errors_{variant}.png"
         plot_curves(outputs[0], fps, plot_dir / Path(curves).name, reference=clips[0].reference,
-                    label=f"{variant} ({runtime})",
-                    title=f"{entry['path']} vs PyTorch on {clips[0].name}")  # fmt: skip
+                    label=f"{variant} ({runtime})", title=f"{entry['path']} vs PyTorch on {clips[0].name}")  # fmt: skip
         plot_error_map(outputs[0] - clips[0].reference, fps, plot_dir / Path(errors).name,
                        title=f"|{variant} - PyTorch| per shape on {clips[0].name}")  # fmt: skip
-        plots += [curves, errors]
-        checks.append(Check(entry["path"], "parity", "end-to-end blendshapes", not problems, metrics["mae"],
-                            limits.mae, runtime, reason="; ".join(problems), details={
-                                "variant": variant, "precision_class": PRECISION_CLASS.get(variant),
-                                "limits": asdict(limits), "mae": metrics["mae"], "max_abs": metrics["max_abs"],
-                                "psnr_db": metrics["psnr_db"], "min_correlation": metrics["min_correlation"],
-                                "mouth_critical_correlation": {n: metrics["correlation"][n] for n in MOUTH_CRITICAL},
-                                "correlation": metrics["correlation"],
-                                "worst_frames": _worst_frames(clips, outputs, fps),
-                                "frames": len(got), "clips": [c.name for c in clips], "plots": [curves, errors],
-                            }))  # fmt: skip
-        if variant == manifest["default_variant"]:
-            checks.append(_streaming_check(manifest, front, step, clips[0], outputs[0], entry, runtime))
-    return plots
+        plots = [curves, errors]
+    return Check(entry["path"], "parity", "end-to-end blendshapes", not problems, metrics["mae"], limits.mae, runtime,
+                 reason="; ".join(problems), details={
+                     "variant": variant, "precision_class": PRECISION_CLASS.get(variant), "limits": asdict(limits),
+                     "mae": metrics["mae"], "max_abs": metrics["max_abs"], "psnr_db": metrics["psnr_db"],
+                     "min_correlation": metrics["min_correlation"],
+                     "mouth_critical_correlation": {n: metrics["correlation"][n] for n in MOUTH_CRITICAL},
+                     "correlation": metrics["correlation"], "worst_frames": _worst_frames(clips, outputs, fps),
+                     "frames": len(got), "clips": [c.name for c in clips], "plots": plots,
+                 })  # fmt: skip
 
 
 def _front_end_parity(bundle: Path, entry: dict[str, Any], manifest: dict[str, Any], clips: list[_Clip],
