@@ -299,7 +299,7 @@ def bundle_readme(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "Inputs and outputs (names, shapes, dtypes) are under `models` in the manifest; the blendshape",
         "order is `blendshapes`. The emotion input may stay all zeros (neutral).",
         "",
-        f"The sample app in `{app}` does exactly this; `a2bs-convert {platform} --install-into {app}`",
+        f"The sample app in `{app}` does exactly this; `a2bs-convert {platform} --force --install-into {app}`",
         "copies a bundle where it expects one.",
     ]
     if not manifest["checkpoint"]["trained"]:
