@@ -128,6 +128,9 @@ def render_html(data: dict[str, Any], bundle: Path) -> str:
                        f"{html.escape(c['reason'])}</li>" for c in failed)  # fmt: skip
     clips = ", ".join(f"{a['name']} ({a['seconds']:.1f} s)" for a in data["audio"])
     versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items() if v)
+    skipped = ""
+    if data.get("skipped"):
+        skipped = f"<br><b>Not run at the caller's request: {html.escape(', '.join(data['skipped']))}</b>"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>a2bs validation: {data['platform']} bundle</title>
 <style>
@@ -143,7 +146,8 @@ img {{ max-width: 100%; }} figure {{ margin: 1em 0; }}
 <p class="verdict">{verdict}</p>
 <p>Bundle <code>{html.escape(data['bundle'])}</code>, validated {data['created']} in {data['seconds']} s on
 {html.escape(machine['cpu'])} ({machine['cores']} cores, {html.escape(machine['os'])}); {html.escape(versions)}.<br>
-Speech: {html.escape(clips)}. Every figure names the runtime that produced it.</p>
+Speech: {html.escape(clips)}. Every figure names the runtime that produced it.
+{skipped}</p>
 {f'<h2>Failures</h2><ul>{failures}</ul>' if failures else ''}
 <h2>Checks</h2>{_checks_table(data['checks'])}
 <h2>Parity against PyTorch</h2>{_parity_section(data['checks'])}
@@ -171,6 +175,8 @@ def summary_lines(data: dict[str, Any]) -> list[str]:
         lines.append(f"  {status}  {name}: {value}{limit} [{c['runtime']}]{note}")
     failed = sum(not c["passed"] for c in data["checks"])
     verdict = "PASSED" if data["passed"] else f"FAILED: {failed} of {len(data['checks'])} checks"
+    if data.get("skipped"):
+        verdict += f"; not run: {', '.join(data['skipped'])}"
     lines.append(f"validation {verdict} ({data['seconds']} s)")
     return lines
 
@@ -185,7 +191,8 @@ def readme_section(data: dict[str, Any]) -> str:
     lines = [
         README_HEADING, "",
         f"`a2bs validate` {verdict} on {data['created']} ({machine['cpu']}, {machine['cores']} cores); "
-        "details in `report.html` and `report.json`.", "",
+        "details in `report.html` and `report.json`."
+        + (f" Not run: {', '.join(data['skipped'])}." if data.get("skipped") else ""), "",
         "| model | check | result | value | limit | runtime |", "|---|---|---|---|---|---|",
     ]  # fmt: skip
     for c in data["checks"]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,8 +44,6 @@ REPORT_HTML = "report.html"
 MAX_MODEL_BYTES = C.MODEL_SIZE_TARGET_MB * 1_000_000
 
 
-
-
 @dataclass
 class Report:
     bundle: Path
@@ -53,6 +52,7 @@ class Report:
     audio: list[dict[str, Any]]
     plots: list[str]
     seconds: float
+    skipped: list[str] = field(default_factory=list)  # checks the caller chose not to run, said in the report
     data: dict[str, Any] = field(default_factory=dict)  # report.json as written
 
     @property
@@ -61,8 +61,6 @@ class Report:
 
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
-
-
 
 
 def validate_bundle(
@@ -101,12 +99,11 @@ def validate_bundle(
             plots = run_parity(bundle, manifest, intact, ckpt, clips, checks, plot_dir, progress)
         if latency:
             run_latency(bundle, manifest, intact, ckpt, clips[0], checks, progress)
-        report = Report(bundle, manifest, checks, [_clip_info(c) for c in clips], plots, 0.0)
+        skipped = [] if latency else ["latency (--no-latency)"]
+        report = Report(bundle, manifest, checks, [_clip_info(c) for c in clips], plots, 0.0, skipped)
         report.seconds = time.perf_counter() - started
         _write(report, plot_dir)
     finally:
-        import shutil
-
         shutil.rmtree(plot_dir, ignore_errors=True)
     return report
 
@@ -250,13 +247,7 @@ def _sizes(bundle: Path, manifest: dict[str, Any], intact: set[str], checks: lis
                                 reason="" if ok else f"together {total / 1e6:.2f} MB > 10 MB"))  # fmt: skip
 
 
-
-
-
-
 # --- reports -----------------------------------------------------------------------------------
-
-
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -287,6 +278,7 @@ def report_json(report: Report) -> dict[str, Any]:
             "latency_ms_per_frame": C.RTF_TARGET * 1000.0 / report.manifest["fps"],
             "memory_mb": C.MEMORY_TARGET_MB,
         },
+        "skipped": report.skipped,
         "checks": [asdict(c) for c in report.checks],
         "plots": report.plots,
     }
@@ -300,11 +292,10 @@ def _write(report: Report, plot_dir: Path) -> None:
     bundle = report.bundle
     data = report.data = report_json(report)
     pngs = sorted(plot_dir.glob("*.png"))
-    if pngs:
-        staged = staging_dir(bundle / PLOTS_DIR)
-        for png in pngs:
-            os.replace(png, staged / png.name)
-        replace_dir(staged, bundle / PLOTS_DIR)
+    staged = staging_dir(bundle / PLOTS_DIR)  # replaced even when empty: no stale plots from an earlier run
+    for png in pngs:
+        os.replace(png, staged / png.name)
+    replace_dir(staged, bundle / PLOTS_DIR)
     write_text_atomic(bundle / REPORT_JSON, json.dumps(data, indent=1) + "\n")
     write_text_atomic(bundle / REPORT_HTML, render_html(data, bundle))
     readme = bundle / "README.md"
@@ -315,7 +306,8 @@ def _write(report: Report, plot_dir: Path) -> None:
     failed = report.failures()
     manifest["validation"] = {
         "passed": report.passed, "report": REPORT_JSON, "html": REPORT_HTML, "created": data["created"],
-        "checks": len(report.checks), "failed": [f"{c.artifact}: {c.kind} {c.name}: {c.reason}" for c in failed],
+        "checks": len(report.checks), "skipped": report.skipped,
+        "failed": [f"{c.artifact}: {c.kind} {c.name}: {c.reason}" for c in failed],
         "machine": f"{data['machine']['cpu']}, {data['machine']['cores']} cores, {data['machine']['os']}",
     }  # fmt: skip
     write_text_atomic(bundle / "manifest.json", json.dumps(manifest, indent=1) + "\n")

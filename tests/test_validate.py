@@ -130,7 +130,9 @@ def test_tampered_file(android_bundle: Path, tmp_path: Path) -> None:
     (integrity,) = _checks(report, "integrity", step.name)
     assert not integrity.passed and step.name in integrity.reason and "sha256" in integrity.reason
     assert all(not c.passed and "integrity" in c.reason for c in _checks(report, "parity", step.name))
-    assert json.loads((bundle / "manifest.json").read_text())["validation"]["passed"] is False
+    validation = json.loads((bundle / "manifest.json").read_text())["validation"]
+    assert validation["passed"] is False and validation["skipped"] == ["latency (--no-latency)"]
+    assert not _checks(report, "latency") and "Not run at the caller" in (bundle / V.REPORT_HTML).read_text()
 
 
 def test_missing_file_and_unlisted_model(android_bundle: Path, tmp_path: Path) -> None:
@@ -235,7 +237,7 @@ def test_validate_cli(monkeypatch, capsys, android_bundle: Path, tmp_path: Path)
     good = _copy(android_bundle, tmp_path / "good")
     for _ in range(2):  # validating again replaces the report and the README section
         code, out, _ = _run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(good), "--no-latency")
-        assert code == 0 and "validation PASSED" in out
+        assert code == 0 and "validation PASSED; not run: latency (--no-latency)" in out
     assert (good / "README.md").read_text().count("## Validation") == 1
     (good / "a2bs_front_end.tflite").unlink()
     code, out, _ = _run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(good), "--no-latency")
