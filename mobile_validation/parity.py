@@ -128,6 +128,7 @@ def parity_metrics(reference: np.ndarray, got: np.ndarray, names: list[str] | No
             correlation[name] = float(np.corrcoef(reference[:, i], got[:, i])[0, 1])
     active = [v for v in correlation.values() if v is not None]
     return {
+        "non_finite": int(np.size(got) - np.count_nonzero(np.isfinite(got))),
         "mae": float(np.mean(np.abs(err))),
         "max_abs": float(np.max(np.abs(err))),
         "psnr_db": min(200.0, 10 * np.log10(1.0 / max(mse, 1e-20))),
@@ -138,12 +139,15 @@ def parity_metrics(reference: np.ndarray, got: np.ndarray, names: list[str] | No
 
 
 def gate(metrics: dict[str, Any], limits: ParityLimits) -> list[str]:
+    """What is over the limits (empty: passed). Written so that a NaN anywhere fails."""
     problems = []
-    if metrics["mae"] > limits.mae:
+    if metrics.get("non_finite"):
+        problems.append(f"{metrics['non_finite']} outputs are NaN or infinite")
+    if not metrics["mae"] <= limits.mae:
         problems.append(f"MAE {metrics['mae']:.2e} > {limits.mae:.0e}")
-    if metrics["max_abs"] > limits.max_abs:
+    if not metrics["max_abs"] <= limits.max_abs:
         problems.append(f"max error {metrics['max_abs']:.2e} > {limits.max_abs:.0e}")
-    if metrics["psnr_db"] < limits.psnr_db:
+    if not metrics["psnr_db"] >= limits.psnr_db:
         problems.append(f"PSNR {metrics['psnr_db']:.1f} dB < {limits.psnr_db:.0f} dB")
     if metrics["min_correlation"] is not None and metrics["min_correlation"] < limits.min_correlation:
         worst = min((v, k) for k, v in metrics["correlation"].items() if v is not None)
@@ -217,8 +221,10 @@ def _blendshape_check(entry: dict[str, Any], clips: list[_Clip], outputs: list[n
     reference, got = np.concatenate([c.reference for c in clips]), np.concatenate(outputs)
     if reference.shape != got.shape:
         return not_run(entry, "parity", "end-to-end", f"frames {got.shape} != reference {reference.shape}")
+    if variant not in PRECISION_CLASS:  # never judge an unknown precision by some other class's limits
+        return not_run(entry, "parity", "end-to-end", f"unknown variant {variant!r}: no parity limits for it")
     metrics = parity_metrics(reference, got, list(ARKIT_BLENDSHAPES))
-    limits = PARITY_LIMITS[PRECISION_CLASS.get(variant, "activation_int8")]
+    limits = PARITY_LIMITS[PRECISION_CLASS[variant]]
     problems = gate(metrics, limits)
     plots = []
     if plot_dir is not None:
@@ -230,7 +236,7 @@ def _blendshape_check(entry: dict[str, Any], clips: list[_Clip], outputs: list[n
         plots = [curves, errors]
     return Check(entry["path"], "parity", "end-to-end blendshapes", not problems, metrics["mae"], limits.mae, runtime,
                  reason="; ".join(problems), details={
-                     "variant": variant, "precision_class": PRECISION_CLASS.get(variant), "limits": asdict(limits),
+                     "variant": variant, "precision_class": PRECISION_CLASS[variant], "limits": asdict(limits),
                      "mae": metrics["mae"], "max_abs": metrics["max_abs"], "psnr_db": metrics["psnr_db"],
                      "min_correlation": metrics["min_correlation"],
                      "mouth_critical_correlation": {n: metrics["correlation"][n] for n in MOUTH_CRITICAL},
@@ -284,7 +290,7 @@ def _streaming_check(manifest: dict[str, Any], front: Any, step: Any, clip: _Cli
         settled = max(0, n - int(manifest["timeline"]["lookahead_frames"]) - 2)
         diffs[name] = float(np.max(np.abs(frames[:settled] - hop_output[:settled]))) if settled else 0.0
     worst = max(diffs.values(), default=0.0)
-    if worst > 1e-6:
+    if not worst <= 1e-6:  # NaN fails too
         problems.append(f"chunking changed the output by up to {worst:.2e}")
     return Check(entry["path"], "streaming", "PCM pieces of any size = offline", not problems, worst, 1e-6, runtime,
                  reason="; ".join(problems), details={
@@ -319,8 +325,9 @@ def weights_check(path: Path, entry: dict[str, Any], platform: str, ckpt: Any) -
     if not rows:
         return Check(entry["path"], "parity", "decompressed weights", False, None, limit, runtime,
                      reason=f"no stored weight matches a torch weight (variant {variant})")  # fmt: skip
-    worst = max(rows, key=lambda r: r["relative_error"])
-    ok = worst["relative_error"] <= limit
+    bad = [r for r in rows if not r["relative_error"] <= limit]  # NaN counts as bad
+    worst = bad[0] if bad else max(rows, key=lambda r: r["relative_error"])
+    ok = not bad
     return Check(entry["path"], "parity", "decompressed weights", ok, worst["relative_error"], limit, runtime,
                  unit="relative RMS", reason="" if ok else (
                      f"weight {worst['stored']} ({worst['torch']}): relative error {worst['relative_error']:.3f}"),

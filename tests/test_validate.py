@@ -198,6 +198,9 @@ def test_parity_gate_catches_drift() -> None:
     drift = P.parity_metrics(reference, np.clip(reference + 0.05, 0, 1))
     problems = P.gate(drift, P.PARITY_LIMITS["int8"])
     assert any("MAE" in p for p in problems) and any("PSNR" in p for p in problems)
+    broken = reference.copy()
+    broken[10, 3] = np.nan  # a NaN must never pass, although every comparison with it is False
+    assert any("NaN" in p for p in P.gate(P.parity_metrics(reference, broken), P.PARITY_LIMITS["fp32"]))
 
 
 # --- the streaming replay itself ----------------------------------------------------------------
