@@ -87,7 +87,9 @@ def main(argv: list[str]) -> int:
 
 
 def run_latency(bundle: Path, manifest: dict[str, Any], intact: set[str], ckpt: Any, clip: Path,
-             checks: list[Check], progress: Progress) -> None:  # fmt: skip
+                checks: list[Check], progress: Progress) -> None:  # fmt: skip
+    """One latency check per step model: measured (LiteRT; Core ML on macOS) or, for Core ML elsewhere,
+    the MAC count marked as not measured."""
     fps = int(manifest["fps"])
     budget_ms = C.RTF_TARGET * 1000.0 / fps
     torch_ms = _torch_latency(ckpt, manifest, clip) if ckpt is not None else {}
