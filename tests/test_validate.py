@@ -70,6 +70,17 @@ def test_gate_every_check_passes(name: str, request: pytest.FixtureRequest) -> N
         assert d["frames"] == sum(n_output_frames(probe(a["path"]), 30) for a in report.audio)
 
 
+def test_gate_60fps_android(ckpt60: Checkpoint, tmp_path: Path) -> None:
+    """The 60 fps contract (context 512, look-ahead 4) passes parity and streaming too."""
+    bundle = tmp_path / "android60"
+    build_bundle("android", ckpt60, ["dynamic_int8"], bundle, progress=lambda _: None)
+    report = V.validate_bundle(bundle, latency=False)
+    assert report.passed, [f"{c.artifact}: {c.kind} {c.name}: {c.reason}" for c in report.failures()]
+    (end_to_end,) = [c for c in _checks(report, "parity") if c.name == "end-to-end blendshapes"]
+    assert end_to_end.details["frames"] == sum(n_output_frames(probe(a["path"]), 60) for a in report.audio)
+    assert _checks(report, "streaming")[0].passed
+
+
 def test_gate_android_runtimes_and_latency(android_report: V.Report) -> None:
     parity = _checks(android_report, "parity")
     assert all(c.runtime.startswith("LiteRT interpreter") for c in parity if c.name != "decompressed weights")
