@@ -97,14 +97,13 @@ def _prepare_clips(ckpt: Any, clips: list[Path]) -> list[_Clip]:
     import torch
 
     from a2bs.core.audio import load_audio
-    from a2bs.core.emotion import EMOTION_SPAN_S, emotion_features_at
+    from a2bs.core.emotion import emotion_features_for_file
     from a2bs.core.inference import infer_array, mel_windows
 
     out = []
     for path in clips:
         audio = load_audio(path)
-        tail = audio[-round(EMOTION_SPAN_S * C.SAMPLE_RATE) :]
-        raw = emotion_features_at(tail, len(tail) / C.SAMPLE_RATE)
+        raw = emotion_features_for_file(audio, len(audio) / C.SAMPLE_RATE)  # as `a2bs infer` does
         reference = infer_array(ckpt, audio, raw)
         windows = mel_windows(ckpt.model.config, audio, len(reference))
         with torch.no_grad():

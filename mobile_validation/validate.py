@@ -81,6 +81,7 @@ def validate_bundle(
     if manifest.get("format") != "a2bs-bundle" or manifest.get("platform") not in ("ios", "android"):
         raise A2BSError(f"{bundle}/manifest.json is not an a2bs bundle manifest (format/platform missing)")
     clips = _clips(audio)
+    clip_paths = [Path(c["path"]) for c in clips]
     checks: list[Check] = []
     progress("integrity: sha256 of every file")
     intact = _integrity(bundle, manifest, checks)
@@ -96,11 +97,11 @@ def validate_bundle(
                 why = "no reference checkpoint (see the manifest check)"
                 checks.append(not_run(entry, "parity", "end-to-end", why))
         else:
-            plots = run_parity(bundle, manifest, intact, ckpt, clips, checks, plot_dir, progress)
+            plots = run_parity(bundle, manifest, intact, ckpt, clip_paths, checks, plot_dir, progress)
         if latency:
-            run_latency(bundle, manifest, intact, ckpt, clips[0], checks, progress)
+            run_latency(bundle, manifest, intact, ckpt, clip_paths[0], checks, progress)
         skipped = [] if latency else ["latency (--no-latency)"]
-        report = Report(bundle, manifest, checks, [_clip_info(c) for c in clips], plots, 0.0, skipped)
+        report = Report(bundle, manifest, checks, clips, plots, 0.0, skipped)
         report.seconds = time.perf_counter() - started
         _write(report, plot_dir)
     finally:
@@ -111,21 +112,16 @@ def validate_bundle(
 # --- inputs ------------------------------------------------------------------------------------
 
 
-def _clips(audio: list[Path] | None) -> list[Path]:
+def _clips(audio: list[Path] | None) -> list[dict[str, Any]]:
+    """The bundled clips plus `--audio`, each probed once (a clear AudioError before any slow work)."""
     from a2bs.core.audio import probe
     from a2bs.core.checkpoint import bundled_audio_dir
 
-    clips = sorted(bundled_audio_dir().glob("*.wav")) + [Path(a) for a in audio or []]
-    for clip in clips:
-        probe(clip)  # a clear AudioError for a missing / unreadable file before any slow work
+    clips = []
+    for path in sorted(bundled_audio_dir().glob("*.wav")) + [Path(a) for a in audio or []]:
+        info = probe(path)
+        clips.append({"path": str(path), "name": path.name, "seconds": round(info.duration_s, 3)})
     return clips
-
-
-def _clip_info(path: Path) -> dict[str, Any]:
-    from a2bs.core.audio import probe
-
-    info = probe(path)
-    return {"path": str(path), "name": path.name, "seconds": round(info.duration_s, 3)}
 
 
 def _integrity(bundle: Path, manifest: dict[str, Any], checks: list[Check]) -> set[str]:

@@ -258,6 +258,9 @@ def test_validate_cli(monkeypatch, capsys, android_bundle: Path, tmp_path: Path)
     assert code == 1 and "FAIL" in out and "a2bs_front_end.tflite is missing" in out
     code, _, err = _run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(tmp_path / "nothing"))
     assert code == 2 and err.strip().startswith("error:") and len(err.strip().splitlines()) == 1
+    code, _, err = _run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(good), "--audio",
+                        str(tmp_path / "missing.wav"))  # fmt: skip
+    assert code == 2 and "missing.wav" in err and len(err.strip().splitlines()) == 1
 
 
 def test_convert_validates_and_installs(monkeypatch, capsys, tmp_path: Path, checkpoint_dirs: dict[int, Path]) -> None:
