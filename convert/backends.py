@@ -10,7 +10,7 @@ Core ML on macOS and in the NumPy MIL executor (`a2bs.mobile_validation.mil_exec
 from __future__ import annotations
 
 import itertools
-import json
+import os
 import platform as host
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,23 +18,140 @@ from typing import Any
 
 import numpy as np
 
-from a2bs.core.audio import n_output_frames, probe, read_tail, stream_audio
-from a2bs.core.constants import SAMPLE_RATE
-from a2bs.core.emotion import EMOTION_SPAN_S, EmotionStats, emotion_features_at
-from a2bs.core.errors import A2BSError
+from a2bs.core.audio import n_output_frames, probe, stream_audio
+from a2bs.core.constants import EMOTION_DIM, N_BLENDSHAPES, N_FFT, N_MELS, SAMPLE_RATE, SUPPORTED_FPS
+from a2bs.core.emotion import EmotionStats
+from a2bs.core.errors import A2BSError, Fields, read_json
+from a2bs.core.inference import file_emotion
 from a2bs.mobile_validation.streaming import BundleEngine
 
 Runner = Callable[..., dict[str, np.ndarray]]
 
 
+MANIFEST = "manifest.json"
+ROLES = ("front_end", "step")
+MAX_FILES = 64
+_SHA256_CHARS = set("0123456789abcdef")
+
+
 def load_manifest(bundle: Path) -> dict[str, Any]:
-    path = bundle / "manifest.json"
-    if not path.is_file():
-        raise A2BSError(f"{bundle} is not an a2bs bundle: no manifest.json (build one with a2bs-convert)")
+    """The manifest of an untrusted bundle, checked before anything reads a model: every value the
+    runtime uses has the right type and a sane range, and every file it names (and every file inside
+    an `.mlpackage`, through its own Manifest.json) stays inside the bundle: no `..`, no absolute
+    path, no symlink leading out. One-line A2BSError naming the key otherwise. The one loader of
+    bundles: `a2bs infer --backend`, `a2bs validate` and the converter all read bundles through it."""
+    bundle = Path(bundle)
+    path = bundle / MANIFEST
+    if not bundle.is_dir() or not path.is_file():
+        raise A2BSError(f"{bundle} is not an a2bs bundle: no {MANIFEST} (build one with a2bs-convert)")
+    root = bundle.resolve()
+    for name in (MANIFEST, "README.md", "report.json", "report.html"):
+        _inside(root, bundle / name, name)  # a symlinked README would have validate copy an outside file in
+    m = Fields(read_json(path, "a2bs bundle manifest"), str(path))
+    if m.data.get("format") != "a2bs-bundle":
+        raise A2BSError(f"{path} is not an a2bs bundle manifest ('format' is not \"a2bs-bundle\")")
+    m.int("format_version", 1, 1)
+    m.str("platform", choices=("ios", "android"))
+    fps = m.int("fps", min(SUPPORTED_FPS), max(SUPPORTED_FPS))
+    if fps not in SUPPORTED_FPS:
+        raise A2BSError(f"{path}: 'fps' must be one of {', '.join(map(str, SUPPORTED_FPS))}, got {fps}")
+    m.int("sample_rate", SAMPLE_RATE, SAMPLE_RATE)
+    context = m.int("context_frames", 8, 2048)
+    timeline = m.obj("timeline")
+    timeline.int("window", N_FFT, N_FFT)
+    timeline.int("lookahead_frames", 0, min(fps, context - 1))
+    names = m.list("blendshapes", N_BLENDSHAPES, N_BLENDSHAPES)
+    if not all(isinstance(n, str) and n for n in names):
+        raise A2BSError(f"{path}: 'blendshapes' must be {N_BLENDSHAPES} names")
+    m.number("smoothing_alpha", 0.0, 1.0)
+    emotion = m.obj("emotion")
+    emotion.numbers("neutral", EMOTION_DIM, -1e3, 1e3)
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise A2BSError(f"{path} is not valid JSON: {exc}") from None
+        EmotionStats.from_json(emotion.data.get("normalization"))
+    except A2BSError as exc:
+        raise A2BSError(f"{path}: 'emotion.normalization': {exc}") from None
+    models = m.obj("models")
+    step_io = {role: [_tensor(models.obj(role), side, i) for side, n in (("inputs", k), ("outputs", o))
+                      for i in range(n)]
+               for role, k, o in (("front_end", 1, 1), ("step", 4, 3))}  # fmt: skip
+    width = step_io["step"][1][-1]  # ring buffer rows: the context frame's width
+    initial = m.obj("initial_state")
+    mel_frames = initial.list("mel_frames", 3, 3)
+    if not all(isinstance(row, list) for row in mel_frames):
+        raise A2BSError(f"{path}: 'initial_state.mel_frames' must be 3 lists of {N_MELS} numbers")
+    for i, row in enumerate(mel_frames):
+        Fields({str(i): row}, str(path), A2BSError, "initial_state.mel_frames.").numbers(str(i), N_MELS, -1e3, 1e3)
+    initial.numbers("context_frame", width, -1e6, 1e6)
+    files = m.list("files", 2, MAX_FILES)
+    entries = [Fields(e, str(path), A2BSError, f"files[{i}].") for i, e in enumerate(files)]
+    for entry in entries:
+        rel = entry.str("path", max_len=255)
+        check_relative(path, entry.prefix + "path", rel)
+        _inside(root, bundle / rel, rel, walk=True)
+        digest = entry.str("sha256", max_len=64)
+        if len(digest) != 64 or not set(digest) <= _SHA256_CHARS:
+            raise A2BSError(f"{path}: '{entry.prefix}sha256' must be 64 lowercase hex digits")
+        entry.int("bytes", 0, 1 << 40)
+        entry.str("role", choices=ROLES)
+        entry.str("variant", max_len=64)
+    step_variants = [e.data["variant"] for e in entries if e.data["role"] == "step"]
+    if not step_variants or sum(e.data["role"] == "front_end" for e in entries) != 1:
+        raise A2BSError(f"{path}: 'files' must list one front_end model and at least one step model")
+    m.str("default_variant", choices=tuple(step_variants), max_len=64)
+    checkpoint = m.obj("checkpoint")
+    checkpoint.str("source", optional=True)
+    checkpoint.bool("trained")
+    if checkpoint.data.get("fingerprint") is not None:
+        checkpoint.str("fingerprint", max_len=64)
+    if m.data.get("validation") is not None:
+        m.obj("validation")
+    return m.data
+
+
+def _tensor(model: Fields, side: str, index: int) -> tuple[int, ...]:
+    """Shape of input/output `index` of one model's spec (a name and 1 to 4 dimensions of 1 to 100000)."""
+    specs = model.list(side, index + 1, 8)
+    spec = Fields(specs[index], model.where, A2BSError, f"{model.prefix}{side}[{index}].")
+    spec.str("name", max_len=128)
+    shape = spec.list("shape", 1, 4)
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 100_000 for d in shape):
+        raise A2BSError(f"{model.where}: '{spec.prefix}shape' must hold 1 to 4 sizes in [1, 100000], got {shape}")
+    return tuple(shape)
+
+
+def check_relative(where: Path | str, key: str, rel: str, inside: str = "the bundle") -> None:
+    """A plain relative path: no absolute path, no `..`, no backslashes or NUL bytes."""
+    parts = rel.split("/")
+    if rel.startswith("/") or "\\" in rel or "\0" in rel or ".." in parts or rel in (".", ""):
+        raise A2BSError(f"{where}: '{key}' must be a relative path inside {inside} without '..', got {rel!r}")
+
+
+def _inside(root: Path, path: Path, name: str, walk: bool = False) -> None:
+    """`path` (if it exists) and, with `walk`, everything under it, resolve inside `root` (symlinks included)."""
+    if not os.path.lexists(path):
+        return
+    todo = [path]
+    if walk and path.is_dir() and not path.is_symlink():
+        for folder, dirs, files in os.walk(path):
+            todo += [Path(folder) / n for n in dirs + files]
+    for item in todo:
+        if not item.resolve().is_relative_to(root):
+            raise A2BSError(f"{name} in bundle {root} leads outside it (to {item.resolve()}): refusing to read it")
+    if walk and path.suffix == ".mlpackage" and path.is_dir():
+        _check_mlpackage(root, path, name)
+
+
+def _check_mlpackage(root: Path, package: Path, name: str) -> None:
+    """An `.mlpackage`'s own Manifest.json names its items relative to Data/: they must stay inside it."""
+    manifest = package / "Manifest.json"
+    if not manifest.is_file():
+        raise A2BSError(f"{package}: not a Core ML package (no Manifest.json)")
+    items = Fields(read_json(manifest, "Core ML package manifest"), str(manifest)).obj("itemInfoEntries")
+    for key, item in items.data.items():
+        rel = Fields(item, str(manifest), A2BSError, f"itemInfoEntries.{key}.").str("path", max_len=255)
+        check_relative(manifest, f"itemInfoEntries.{key}.path", rel)
+        if not (package / "Data" / rel).resolve().is_relative_to(package.resolve()):
+            raise A2BSError(f"{manifest}: item {rel!r} leads outside {name}: refusing to read it")
 
 
 def bundle_file(manifest: dict[str, Any], role: str, variant: str | None) -> dict[str, Any]:
@@ -76,11 +193,12 @@ def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY") -> 
 def iter_bundle_blendshapes(
     audio_path: Path, bundle: Path, backend: str, variant: str | None = None,
     progress: Callable[[int], None] | None = None, chunk_frames: int = 256, neutral_emotion: bool = False,
+    emotion_from: Path | None = None,
 ) -> tuple[int, int, Iterator[np.ndarray]]:  # fmt: skip
     """(fps, n_frames, iterator of (n, 52) chunks) running the bundle frame by frame.
 
     `neutral_emotion` passes the manifest's neutral vector, as the sample apps do (no openSMILE on the
-    phone), instead of the file's eGeMAPS features."""
+    phone), instead of the file's eGeMAPS features; `emotion_from` takes them from another clip."""
     manifest, front_end, step = open_runners(bundle, backend, variant)
     fps = int(manifest["fps"])
     info = probe(audio_path)
@@ -89,8 +207,7 @@ def iter_bundle_blendshapes(
         emotion = np.asarray(manifest["emotion"]["neutral"], np.float32)[None]
     else:
         stats = EmotionStats.from_json(manifest["emotion"]["normalization"])
-        tail = read_tail(audio_path, EMOTION_SPAN_S)
-        emotion = stats.normalize(emotion_features_at(tail, len(tail) / SAMPLE_RATE)[None]).astype(np.float32)
+        emotion = stats.normalize(file_emotion(emotion_from or audio_path)[None])
 
     def frames() -> Iterator[np.ndarray]:
         engine = BundleEngine(manifest, front_end, step, emotion)

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -24,8 +25,8 @@ from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS
 from a2bs.core import constants as C
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, GROUPS
 from a2bs.core.checkpoint import Checkpoint, fingerprint
-from a2bs.core.errors import A2BSError
-from a2bs.core.export import replace_dir, staging_dir
+from a2bs.core.errors import A2BSError, raise_if_interrupted
+from a2bs.core.export import OutputLock, replace_dir, staging_dir
 
 PLATFORMS = ("ios", "android")
 MANIFEST = "manifest.json"
@@ -89,10 +90,16 @@ def size_bytes(path: Path) -> int:
 
 @dataclass
 class BundleResult:
-    out: Path
+    out: Path  # where the bundle is: the target, or REJECTED beside it when its check failed
     manifest: dict[str, Any]
     rows: list[dict[str, Any]] = field(default_factory=list)  # variant, file, size, parity
     seconds: float = 0.0
+    passed: bool = True  # the check passed (or there was none) and the bundle is at the target
+
+
+def rejected_dir(out: Path) -> Path:
+    """Where a bundle that failed its check is kept for inspection; the target is left as it was."""
+    return out.with_name(out.name + ".rejected")
 
 
 def _convert(platform: str, ckpt: Checkpoint, variant: str, folder: Path, calibration: CalibrationSet,
@@ -164,6 +171,7 @@ def build_manifest(platform: str, ckpt: Checkpoint, files: list[ArtifactFile], f
             "neutral": [0.0] * C.EMOTION_DIM,
             "features": "eGeMAPSv02 functionals over 20 s windows ending at t, t-0.3 s, t-0.6 s",
             "normalization": ckpt.emotion_stats.to_json(),
+            "note": EMOTION_NOTE,
         },
         "smoothing_alpha": float(model.alpha.detach()),
         "initial_state": {
@@ -196,6 +204,16 @@ def build_manifest(platform: str, ckpt: Checkpoint, files: list[ArtifactFile], f
     }
 
 
+EMOTION_NOTE = (
+    "The step model's `emotion` input is the normalized 264-vector: z = (raw - mean) / max(std, 0.001 * "
+    "(|mean| + 1)) with normalization.mean/std, non-finite values -> 0, clipped to +-normalization.clip. "
+    "`neutral` (all zeros) is the neutral expression, what the sample apps pass. To give the face another "
+    "clip's expression (a style take), compute that clip's vector once, offline, and pass it on every step "
+    "call: `a2bs infer X.wav --emotion-from STYLE.wav --backend ... --bundle ...` previews the result, and "
+    "`EmotionStats.from_json(normalization).normalize(a2bs.core.inference.file_emotion('STYLE.wav'))` "
+    "computes the vector."
+)
+
 CALL_SEQUENCE = [
     "Keep a 16 kHz mono float PCM buffer. For mel frame j = 0, 1, 2, ... wait until sample center_j + 512 exists.",
     "mel_j = front_end(pcm[center_j - 512 : center_j + 512]) (zeros before the stream start).",
@@ -211,32 +229,44 @@ CALL_SEQUENCE = [
 
 def build_bundle(
     platform: str, ckpt: Checkpoint, variants: list[str], out: Path, *, force: bool = False,
-    progress: Progress = print,
+    progress: Progress = print, check: Callable[[Path], bool] | None = None,
 ) -> BundleResult:  # fmt: skip
-    """Convert every variant, write manifest.json and README.md, then move the bundle into place."""
+    """Convert every variant, write manifest.json and README.md in a staging folder beside `out`, run
+    `check` on it (validation) and only if that passes move it into place; a bundle that fails goes to
+    `rejected_dir(out)` and `out` is left untouched. A lock keeps concurrent builds of `out` apart; an
+    interruption (SIGINT/SIGTERM) or error removes the staging folder."""
     started = time.perf_counter()
     check_out_dir(out, force)
     _, default_variant = platform_variants(platform)
-    tmp = staging_dir(out)
-    try:
-        progress("calibration: real speech features from the bundled clips")
-        calibration = calibration_set(ckpt)
-        metadata = {"checkpoint": ckpt.source}
-        files: list[ArtifactFile] = []
-        for variant in variants:
-            for artifact in _convert(platform, ckpt, variant, tmp, calibration, metadata, progress):
-                if all(artifact.path != f.path for f in files):
-                    files.append(artifact)
-        progress("manifest")
-        manifest = build_manifest(platform, ckpt, files, tmp, default_variant)
-        rows = [_row(platform, ckpt, tmp, f, calibration) for f in files]
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        (tmp / "README.md").write_text(bundle_readme(manifest, rows))
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return BundleResult(out, manifest, rows, time.perf_counter() - started)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out):
+        tmp = staging_dir(out)
+        try:
+            progress("calibration: real speech features from the bundled clips")
+            calibration = calibration_set(ckpt)
+            metadata = {"checkpoint": ckpt.source}
+            files: list[ArtifactFile] = []
+            for variant in variants:
+                for artifact in _convert(platform, ckpt, variant, tmp, calibration, metadata, progress):
+                    if all(artifact.path != f.path for f in files):
+                        files.append(artifact)
+            progress("manifest")
+            manifest = build_manifest(platform, ckpt, files, tmp, default_variant)
+            rows = [_row(platform, ckpt, tmp, f, calibration) for f in files]
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+            (tmp / "README.md").write_text(bundle_readme(manifest, rows))
+            passed = check(tmp) if check is not None else True
+            raise_if_interrupted()  # a signal whose exception a library swallowed still stops us here
+            final = out if passed else rejected_dir(out)
+            if passed:
+                check_out_dir(out, force)  # again: another process may have created it meanwhile
+            elif os.path.lexists(final) and (final.is_symlink() or not final.is_dir()):
+                raise A2BSError(f"cannot keep the rejected bundle: {final} exists and is not a folder")
+            replace_dir(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return BundleResult(final, manifest, rows, time.perf_counter() - started, passed)
 
 
 @torch.no_grad()
@@ -297,7 +327,11 @@ def bundle_readme(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         *[f"{i + 1}. {step}" for i, step in enumerate(manifest["call_sequence"])],
         "",
         "Inputs and outputs (names, shapes, dtypes) are under `models` in the manifest; the blendshape",
-        "order is `blendshapes`. The emotion input may stay all zeros (neutral).",
+        "order is `blendshapes`.",
+        "",
+        "## Expression (the emotion input)",
+        "",
+        manifest["emotion"]["note"],
         "",
         f"The sample app in `{app}` does exactly this; `a2bs-convert {platform} --force --install-into {app}`",
         "copies a bundle where it expects one.",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from a2bs.core.errors import A2BSError
+from a2bs.core.errors import A2BSError, raise_if_interrupted
 
 app = typer.Typer(
     name="a2bs-convert",
@@ -36,65 +37,102 @@ def convert(
         Path | None, typer.Option(help="Sample app folder (ios_sample, android_sample): copy the bundle into it.")
     ] = None,
 ) -> None:
-    """Build a bundle: model files, manifest.json, README.md; validate it; print a summary table."""
-    from a2bs.convert.bundle import PLATFORMS, build_bundle, check_out_dir, resolve_variants
+    """Build a bundle: model files, manifest.json, README.md; validate it; print a summary table.
+
+    The bundle is built and validated in a staging folder beside --out and replaces --out only if it
+    passed; one that fails is kept in OUT.rejected for inspection."""
+    from contextlib import nullcontext
+
+    from a2bs.convert.bundle import PLATFORMS, build_bundle, check_out_dir, rejected_dir, resolve_variants
     from a2bs.core.cli import _load
+    from a2bs.core.export import OutputLock
 
     platform = platform.lower()
     if platform not in PLATFORMS:
         raise A2BSError(f"unknown platform {platform!r}: use ios or android")
     out = out or Path("artifacts") / platform
     check_out_dir(out, force)  # before any slow work
+    if install_into is not None and not validate:
+        raise A2BSError("--install-into installs only a bundle that passed validation: drop --no-validate")
     target, clip = install_target(install_into, platform, force) if install_into else (None, "")
     variants = resolve_variants(platform, quantize)
     ckpt = _load(checkpoint, fps)
     started = time.perf_counter()
 
     def progress(stage: str) -> None:
+        raise_if_interrupted()  # a safe point: Ctrl-C that a library swallowed stops the conversion here
         typer.echo(f"[{time.perf_counter() - started:6.1f}s] {stage}", err=True)
 
-    result = build_bundle(platform, ckpt, variants, out, force=force, progress=progress)
-    typer.echo(f"\n{platform} bundle: {result.out} ({result.seconds:.1f} s)")
-    typer.echo(f"{'variant':<14} {'role':<10} {'file':<36} {'size':>9}  parity (MAE vs PyTorch)")
-    for row in result.rows:
-        parity = f"{row['parity_mae']:.2e} ({row['runtime']})" if row["parity_mae"] is not None else row["runtime"]
-        typer.echo(f"{row['variant']:<14} {row['role']:<10} {row['file']:<36} {row['bytes'] / 1e6:>7.2f}MB  {parity}")
-    passed = True
-    if validate:
-        from a2bs.mobile_validation.report import summary_lines
-        from a2bs.mobile_validation.validate import REPORT_HTML, validate_bundle
+    reports = []
 
-        typer.echo("")
-        report = validate_bundle(result.out, checkpoint=None, progress=progress, reference=ckpt)
-        for line in summary_lines(report.data):
-            typer.echo(line)
-        typer.echo(f"report: {result.out / REPORT_HTML}")
-        passed = report.passed
-    else:
-        typer.echo("not validated (--no-validate): run `a2bs validate` before shipping this bundle")
-    if not passed:
+    def run_validation(staged: Path) -> bool:
+        from a2bs.mobile_validation.validate import validate_bundle
+
+        progress("validation (a2bs validate) of the new bundle before it replaces anything")
+        reports.append(validate_bundle(staged, checkpoint=None, progress=progress, reference=ckpt))
+        return reports[-1].passed
+
+    with OutputLock(target) if target is not None else nullcontext():
+        result = build_bundle(platform, ckpt, variants, out, force=force, progress=progress,
+                              check=run_validation if validate else None)  # fmt: skip
+        typer.echo(f"\n{platform} bundle: {result.out} ({result.seconds:.1f} s)")
+        typer.echo(f"{'variant':<14} {'role':<10} {'file':<36} {'size':>9}  parity (MAE vs PyTorch)")
+        for row in result.rows:
+            parity = f"{row['parity_mae']:.2e} ({row['runtime']})" if row["parity_mae"] is not None else row["runtime"]
+            typer.echo(f"{row['variant']:<14} {row['role']:<10} {row['file']:<36} {row['bytes'] / 1e6:>7.2f}MB  "
+                       f"{parity}")  # fmt: skip
+        if reports:
+            from a2bs.mobile_validation.report import summary_lines
+            from a2bs.mobile_validation.validate import REPORT_HTML
+
+            typer.echo("")
+            for line in summary_lines(reports[-1].data):
+                typer.echo(line)
+            typer.echo(f"report: {result.out / REPORT_HTML}")
+        else:
+            typer.echo("not validated (--no-validate): run `a2bs validate` before shipping this bundle")
+        if not result.passed:
+            kept = "was left unchanged" if out.exists() else "was not created"
+            typer.echo(f"validation FAILED: {out} {kept}; the rejected bundle is in {rejected_dir(out)}")
+            if target is not None:
+                typer.echo(f"not installed into {target}: the bundle failed validation")
+            raise typer.Exit(1)
         if target is not None:
-            typer.echo(f"not installed into {target}: the bundle failed validation")
-        raise typer.Exit(1)
-    if target is not None:
-        install_bundle(result.out, target, clip)
-        typer.echo(f"installed into {target}")
+            install_bundle(result.out, target, clip)
+            typer.echo(f"installed into {target}")
+
+
+SAMPLE_SPEC = "a2bs-sample.json"
+_CLIP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.wav")
 
 
 def install_target(sample: Path, platform: str, force: bool) -> tuple[Path, str]:
-    """Where a sample app expects its bundle, from the sample's a2bs-sample.json; checked before converting."""
-    import json
+    """Where a sample app expects its bundle, from the sample's a2bs-sample.json (untrusted: `bundle_dir`
+    must stay inside the sample, `clip` must be a plain .wav file name); checked before converting."""
+    from a2bs.convert.backends import check_relative
+    from a2bs.core.errors import Fields, read_json
 
-    spec_path = sample / "a2bs-sample.json"
+    spec_path = sample / SAMPLE_SPEC
     if not spec_path.is_file():
-        raise A2BSError(f"{sample} is not an a2bs sample app (no a2bs-sample.json): use ios_sample or android_sample")
-    spec = json.loads(spec_path.read_text())
-    if spec.get("platform") != platform:
-        raise A2BSError(f"{sample} is the {spec.get('platform')} sample; a {platform} bundle goes in {platform}_sample")
-    target = sample / spec["bundle_dir"]
+        raise A2BSError(f"{sample} is not an a2bs sample app (no {SAMPLE_SPEC}): use ios_sample or android_sample")
+    spec = Fields(read_json(spec_path, "a2bs sample config"), str(spec_path))
+    spec_platform = spec.str("platform", choices=("ios", "android"))
+    if spec_platform != platform:
+        raise A2BSError(f"{sample} is the {spec_platform} sample; a {platform} bundle goes in {platform}_sample")
+    bundle_dir = spec.str("bundle_dir", max_len=255)
+    check_relative(spec_path, "bundle_dir", bundle_dir, inside="the sample")
+    target = sample / bundle_dir
+    root = sample.resolve()
+    if not target.resolve().is_relative_to(root) or target.resolve() == root:
+        raise A2BSError(f"{spec_path}: 'bundle_dir' leads outside the sample (to {target.resolve()}): refusing it")
+    clip = spec.str("clip", optional=True, max_len=104) or "sample_clip.wav"
+    if not _CLIP_NAME.fullmatch(clip):
+        raise A2BSError(f"{spec_path}: 'clip' must be a plain .wav file name (letters, digits, . _ -), got {clip!r}")
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise A2BSError(f"{target} is not a folder: remove it or fix 'bundle_dir' in {spec_path}")
     if target.exists() and any(target.iterdir()) and not force:
         raise A2BSError(f"{target} already holds a bundle: add --force to replace it")
-    return target, spec.get("clip", "sample_clip.wav")
+    return target, clip
 
 
 def install_bundle(bundle: Path, target: Path, clip: str) -> None:
@@ -102,20 +140,29 @@ def install_bundle(bundle: Path, target: Path, clip: str) -> None:
     file-playback mode) into the sample, replacing an installed bundle atomically."""
     import shutil
 
+    from a2bs.convert.backends import load_manifest
     from a2bs.core.checkpoint import bundled_audio_dir
-    from a2bs.core.export import replace_dir, staging_dir
+    from a2bs.core.export import OutputLock, replace_dir, staging_dir
     from a2bs.mobile_validation.parity import PLOTS_DIR
     from a2bs.mobile_validation.validate import REPORT_HTML
 
-    staging = staging_dir(target)
-    try:
-        # the app needs the models and the manifest; the HTML report and its plots stay with the bundle
-        shutil.copytree(bundle, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(REPORT_HTML, PLOTS_DIR))
-        shutil.copyfile(bundled_audio_dir() / "speech_en_us.wav", staging / clip)
-        replace_dir(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    load_manifest(bundle)  # the bundle's files stay inside it: nothing from outside is copied into the app
+    with OutputLock(target):
+        staging = staging_dir(target)
+        try:
+            # the app needs the models and the manifest; the HTML report and its plots stay with the bundle,
+            # and nothing hidden or symlinked is copied
+            def skipped(folder: str, names: list[str]) -> set[str]:
+                return {n for n in names if n in (REPORT_HTML, PLOTS_DIR) or n.startswith(".")
+                        or os.path.islink(os.path.join(folder, n))}  # fmt: skip
+
+            shutil.copytree(bundle, staging, dirs_exist_ok=True, ignore=skipped)
+            shutil.copyfile(bundled_audio_dir() / "speech_en_us.wav", staging / clip)
+            raise_if_interrupted()
+            replace_dir(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
 
 def main() -> None:

@@ -47,6 +47,9 @@ _DECODER_PREROLL_FRAMES = 8192
 _DECODER_PREROLL_S = 0.1
 _EXACT_SEEK_SUBTYPES = ("PCM", "FLOAT", "DOUBLE", "ULAW", "ALAW")
 _MAX_RIFF_CHUNKS = 4096
+# Float files may overshoot [-1, 1] a little; samples this large are garbage (around 1e19 the mel
+# power overflows float32 and the model would output NaN).
+MAX_SAMPLE_MAGNITUDE = 1000.0
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # data sizes written by streaming recorders that never finalised
 # Errors libsndfile/soundfile raise for unreadable or corrupt input (LibsndfileError is a RuntimeError).
 _READ_ERRORS = (sf.LibsndfileError, RuntimeError, EOFError, OSError, ValueError, TypeError, struct.error)
@@ -248,6 +251,13 @@ def _read_mono(f: sf.SoundFile, info: AudioInfo, pos: int, n: int) -> np.ndarray
     if bad.any():
         t = (pos + int(np.argmax(bad))) / info.sample_rate
         raise AudioError(f"{info.path} contains NaN or infinite samples at {t:.2f} s (the file is corrupt)")
+    loud = np.abs(mono) > MAX_SAMPLE_MAGNITUDE
+    if loud.any():
+        i = int(np.argmax(loud))
+        raise AudioError(
+            f"{info.path} has a sample of {mono[i]:.3g} at {(pos + i) / info.sample_rate:.2f} s; audio lies in "
+            f"[-1, 1] (float samples scaled wrong, or a corrupt file: {_REEXPORT})"
+        )
     return np.ascontiguousarray(mono)
 
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from a2bs.core.constants import N_MELS, SUPPORTED_FPS
 from a2bs.core.emotion import EmotionStats
-from a2bs.core.errors import CheckpointError
+from a2bs.core.errors import CheckpointError, Fields, read_json
 from a2bs.core.model import A2BSModel, ModelConfig
 
 FORMAT = "a2bs-checkpoint"
@@ -104,49 +104,78 @@ def _resolve(path: Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load a checkpoint folder (or its config.json / model.safetensors); CheckpointError if unusable."""
-    folder = _resolve(Path(path))
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON: {exc}") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{folder / CONFIG_FILE} is not an a2bs checkpoint config (format != {FORMAT!r})")
-    if config.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint version {config.get('version')!r} is not supported (expected {VERSION})")
-    try:
-        model_config = ModelConfig.from_json(config["model"])
-        mel = config["mel_stats"]
-        mel_mean = np.asarray(mel["mean"], np.float32)
-        mel_std = np.asarray(mel["std"], np.float32)
-        emotion_stats = EmotionStats.from_json(config["emotion_stats"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{folder / CONFIG_FILE} is incomplete or malformed: {exc!r}") from None
-    if mel_mean.shape != (N_MELS,) or mel_std.shape != (N_MELS,) or not np.all(np.isfinite(mel_mean)):
-        raise CheckpointError(f"{folder / CONFIG_FILE}: mel_stats must hold {N_MELS} finite means and stds")
-    if np.any(~np.isfinite(mel_std)) or np.any(mel_std <= 0):
-        raise CheckpointError(f"{folder / CONFIG_FILE}: mel_stats std must be positive and finite")
-    try:
-        weights = load_file(str(folder / WEIGHTS_FILE))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{folder / WEIGHTS_FILE} is corrupt or not a safetensors file: {exc}") from None
+    """Load a checkpoint folder (or its config.json / model.safetensors); CheckpointError if unusable.
 
+    Nothing is trusted before it is checked: config.json's types and ranges first, then the weights'
+    names, shapes and dtypes from the safetensors header against a model built on the meta device (no
+    memory), and only then are the weights read and the model built."""
+    folder = _resolve(Path(path))
+    where = str(folder / CONFIG_FILE)
+    config = Fields(read_json(folder / CONFIG_FILE, "a2bs checkpoint config", CheckpointError), where,
+                    CheckpointError)  # fmt: skip
+    if config.data.get("format") != FORMAT:
+        raise CheckpointError(f"{where} is not an a2bs checkpoint config ('format' is not {FORMAT!r})")
+    if config.data.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint version {_short(config.data.get('version'))} is not supported "
+                              f"(expected {VERSION})")  # fmt: skip
+    model_config = ModelConfig.from_json(config.data.get("model"), where)
+    mel = config.obj("mel_stats")
+    mel_mean = np.asarray(mel.numbers("mean", N_MELS, -1e3, 1e3), np.float32)
+    mel_std = np.asarray(mel.numbers("std", N_MELS, 1e-6, 1e3), np.float32)
+    emotion_stats = EmotionStats.from_json(config.data.get("emotion_stats"))
+    trained = config.bool("trained", optional=True) or False
+    info = config.data.get("info", {})
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{where}: 'info' must be a JSON object")
+    weights_path = folder / WEIGHTS_FILE
+    expected = _expected_shapes(model_config)
+    _check_header(weights_path, expected)
+    try:
+        weights = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{weights_path} is corrupt or not a safetensors file: {_short(exc)}") from None
+    if not all(torch.isfinite(v).all() for v in weights.values()):
+        raise CheckpointError(f"{weights_path} contains NaN or infinite weights")
     model = A2BSModel(model_config)
-    expected = {k: v for k, v in model.state_dict().items() if not k.startswith(_DERIVED_PREFIX)}
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(weights) if weights[k].shape != expected[k].shape)
+    model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    model.front_end.set_stats(mel_mean, mel_std)
+    model.eval()
+    return Checkpoint(model, emotion_stats, trained, str(folder), info)
+
+
+def _expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every stored weight, from a model built on the meta device (allocates nothing)."""
+    with torch.device("meta"):
+        model = A2BSModel(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.startswith(_DERIVED_PREFIX)}
+
+
+def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """The safetensors header (names, shapes, dtypes) must match the config before any weight is read."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is corrupt or not a safetensors file: {_short(exc)}") from None
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(header) if header[k][0] != expected[k])
     if missing or unexpected or wrong:
         parts = [f"{label} {names[:3]}{'...' if len(names) > 3 else ''}"
                  for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
                  if names]  # fmt: skip
-        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not match its config: " + "; ".join(parts))
-    if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
-        raise CheckpointError(f"{folder / WEIGHTS_FILE} contains NaN or infinite weights")
-    model.load_state_dict(weights, strict=False)
-    model.front_end.set_stats(mel_mean, mel_std)
-    model.eval()
-    return Checkpoint(model, emotion_stats, bool(config.get("trained", False)), str(folder), config.get("info", {}))
+        raise CheckpointError(f"{path} does not match its config: " + "; ".join(parts))
+    not_float = sorted(k for k, (_, dtype) in header.items() if dtype not in _FLOAT_DTYPES)
+    if not_float:
+        raise CheckpointError(f"{path}: weights must be floating point; {not_float[0]} is {header[not_float[0]][1]}")
+
+
+_FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
+
+
+def _short(value: object) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def fresh_checkpoint(fps: int, seed: int = 0) -> Checkpoint:

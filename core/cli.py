@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from enum import StrEnum
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from a2bs.core.errors import A2BSError
+from a2bs.core.errors import A2BSError, raise_if_interrupted, signals_raise
 
 app = typer.Typer(
     name="a2bs",
@@ -79,12 +80,18 @@ def infer(
         float | None,
         typer.Option(help="Re-extract emotion features every N seconds (default: once per file, at its end)."),
     ] = None,
+    emotion_from: Annotated[
+        Path | None,
+        typer.Option(help="Take the expression (emotion features) from this clip instead of AUDIO, e.g. a "
+                     "take in the style you want."),
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help="Also save a PNG of the mouth-critical curves.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
     """Animate an audio file: write one row of 52 blendshapes per frame at k / fps."""
     from a2bs.core.checkpoint import bundled_audio_dir
+    from a2bs.core.constants import SUPPORTED_FPS
     from a2bs.core.export import check_output_path, open_writer
     from a2bs.core.inference import iter_blendshapes, plan
 
@@ -93,23 +100,32 @@ def infer(
     output = output or Path("out") / f"{audio.stem}.csv"
     started = time.perf_counter()
     # Every cheap check first (audio, options, output paths), so mistakes fail before the model loads.
-    early_plan = plan(audio, fps or 30, stride, emotion_refresh)
+    if fps is not None and fps not in SUPPORTED_FPS:
+        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    early_plan = plan(audio, fps or 30, stride, emotion_refresh, emotion_from)
     if default_output:
         if output.parent.exists() and not output.parent.is_dir():
             raise A2BSError(f"{output.parent} is a file, not a folder: pass -o to choose where to write")
         if output.parent.is_dir():
             check_output_path(output, force=force)
+        elif not os.access(output.parent.absolute().parent, os.W_OK | os.X_OK):
+            raise A2BSError(f"cannot create the output folder {output.parent.absolute()} (the current folder is "
+                            "not writable): pass -o to choose where to write")  # fmt: skip
     else:
         check_output_path(output, force=force)
     if plot is not None:
         _check_plot_path(plot, force)
+    inputs = {"the input audio": audio, "--emotion-from": emotion_from}
+    for what, written in (("-o", output), ("--plot", plot)):
+        _refuse_overwriting_inputs(what, written, inputs)
     if backend == Backend.torch:
         if bundle is not None or variant is not None:
             raise A2BSError("--bundle and --variant go with --backend tflite or coreml")
         ckpt = _load(checkpoint, fps)
-        the_plan = plan(audio, ckpt.fps, stride, emotion_refresh)
+        the_plan = plan(audio, ckpt.fps, stride, emotion_refresh, emotion_from)
         out_fps, n_frames, label = ckpt.fps, the_plan.n_frames, "trained" if ckpt.trained else "UNTRAINED"
-        metadata = {"audio": str(audio), "checkpoint": ckpt.source, "trained": ckpt.trained, "stride": stride}
+        metadata = {"audio": str(audio), "checkpoint": ckpt.source, "trained": ckpt.trained, "stride": stride,
+                    "emotion_from": str(emotion_from) if emotion_from else None}  # fmt: skip
 
         def chunks(update):
             return iter_blendshapes(audio, ckpt, the_plan, progress=update)
@@ -120,11 +136,13 @@ def infer(
             raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")
         if checkpoint is not None or stride != 1 or emotion_refresh is not None:
             raise A2BSError(f"--checkpoint, --stride and --emotion-refresh go with --backend torch, not {backend}")
-        out_fps, n_frames, frames = iter_bundle_blendshapes(audio, bundle, backend.value, variant)
+        out_fps, n_frames, frames = iter_bundle_blendshapes(audio, bundle, backend.value, variant,
+                                                            emotion_from=emotion_from)  # fmt: skip
         if fps is not None and fps != out_fps:
             raise A2BSError(f"{bundle} is a {out_fps} fps bundle: drop --fps or pass --fps {out_fps}")
         label = f"{backend} {variant or 'default'}"
-        metadata = {"audio": str(audio), "bundle": str(bundle), "backend": str(backend), "variant": variant}
+        metadata = {"audio": str(audio), "bundle": str(bundle), "backend": str(backend), "variant": variant,
+                    "emotion_from": str(emotion_from) if emotion_from else None}  # fmt: skip
 
         def chunks(update):
             for chunk in frames:
@@ -132,7 +150,10 @@ def infer(
                 yield chunk
 
     if default_output:  # the default output folder is created only once everything else checked out
-        output.parent.mkdir(exist_ok=True)
+        try:
+            output.parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise A2BSError(f"cannot create the output folder {output.parent}: {exc.strerror}; pass -o") from None
     from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -142,6 +163,8 @@ def infer(
         tqdm(total=n_frames, unit="frame", disable=not show, desc="a2bs infer", file=sys.stderr) as bar,
     ):
         for chunk in chunks(bar.update):
+            raise_if_interrupted()
+            _check_finite(chunk, writer.frames_written, audio, label)
             writer.write(chunk)
             if keep_for_plot is not None and sum(len(c) for c in keep_for_plot) < 60 * out_fps:
                 keep_for_plot.append(chunk)
@@ -157,8 +180,33 @@ def infer(
         from a2bs.core.plots import plot_curves
 
         frames_for_plot = np.concatenate(keep_for_plot)[: 60 * out_fps]
-        plot_curves(frames_for_plot, out_fps, plot, title=f"{audio.name} ({label})")
+        try:
+            plot_curves(frames_for_plot, out_fps, plot, title=f"{audio.name} ({label})")
+        except OSError as exc:
+            raise A2BSError(f"cannot write --plot {plot}: {exc.strerror or exc} ({output} was written)") from None
         typer.echo(f"wrote {plot}")
+
+
+def _refuse_overwriting_inputs(what: str, written: Path | None, inputs: dict[str, Path | None]) -> None:
+    """An output must not be one of the inputs, also through a symlink or a hard link (audio is read by
+    content, so a WAV named take.csv is a valid input and a valid output path)."""
+    if written is None or not written.exists():
+        return
+    for name, path in inputs.items():
+        if path is not None and path.exists() and os.path.samefile(written, path):
+            raise A2BSError(f"{what} {written} is {name} ({path}): choose another output path")
+
+
+def _check_finite(chunk, first_frame: int, audio: Path, label: str) -> None:
+    """Name the real cause of a NaN or infinite output: the model (its weights or extreme audio), not the
+    output file the writer would otherwise blame."""
+    import numpy as np
+
+    bad = ~np.isfinite(chunk)
+    if bad.any():
+        frame = first_frame + int(np.argwhere(bad)[0][0])
+        raise A2BSError(f"the model ({label}) produced NaN or infinite values at frame {frame} for {audio}: "
+                        "its weights are broken or out of range (nothing was written)")  # fmt: skip
 
 
 def _check_plot_path(plot: Path, force: bool) -> None:
@@ -170,6 +218,8 @@ def _check_plot_path(plot: Path, force: bool) -> None:
         raise A2BSError(f"{plot} exists: pass --force to overwrite")
     if not plot.parent.is_dir():
         raise A2BSError(f"folder {plot.parent} does not exist: create it first (mkdir -p {plot.parent})")
+    if not os.access(plot.parent, os.W_OK | os.X_OK) or (plot.exists() and not os.access(plot, os.W_OK)):
+        raise A2BSError(f"cannot write --plot {plot}: permission denied")
 
 
 @app.command()
@@ -187,7 +237,8 @@ def info(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="Dataset folder: takes/<name>.wav + <name>.csv (Live Link Face).")],
+    data: Annotated[list[Path], typer.Option(help="Dataset folder: takes/<name>.wav + <name>.csv (Live Link Face). "
+                                                  "Repeat to mix several (each keeps its own validation split).")],
     out: Annotated[Path, typer.Option(help="Output folder: last/ and best/ checkpoints, metrics.jsonl.")],
     fps: Annotated[int, typer.Option(help="30 or 60.")] = 30,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
@@ -210,7 +261,7 @@ def train(
     if fps not in SUPPORTED_FPS:
         raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
     config = TrainConfig(
-        data=str(data), out=str(out), fps=fps, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        data=[str(d) for d in data], out=str(out), fps=fps, epochs=epochs, steps_per_epoch=steps_per_epoch,
         batch_size=batch_size, seq_frames=seq_frames, lr=lr, seed=seed, init=str(init) if init else None,
         max_minutes=max_minutes,
     )  # fmt: skip
@@ -290,15 +341,24 @@ def validate(
 
 def run_app(typer_app: typer.Typer, fatal: tuple[type[Exception], ...] = ()) -> None:
     """Run a Typer app as a console script: expected errors -> `error: ...` on stderr, exit 2, no
-    traceback. Typer's standalone mode handles usage errors itself (usage line + message, exit 2)."""
-    try:
-        typer_app()
-    except (A2BSError, *fatal) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    traceback. Typer's standalone mode handles usage errors itself (usage line + message, exit 2).
+    SIGINT and SIGTERM clean up (no temp file, staging folder or half-replaced output) and exit 130 / 143."""
+    with signals_raise() as received:
+        try:
+            typer_app()
+        except (A2BSError, *fatal) as exc:
+            if not received:
+                typer.echo(f"error: {exc}", err=True)
+                sys.exit(2)
+        except KeyboardInterrupt:
+            received.append(received[0] if received else signal.SIGINT)
+        except SystemExit:
+            if not received:  # Typer turns KeyboardInterrupt into "Aborted!" and exit 1
+                raise
+        signum = received[0] if received else None
+    if signum is not None:
+        typer.echo(f"interrupted ({signal.Signals(signum).name}): nothing was left half-written", err=True)
+        sys.exit(128 + signum)
 
 
 def main() -> None:

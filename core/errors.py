@@ -1,6 +1,19 @@
-"""Errors for expected user mistakes: the CLI prints them as one line, without a traceback."""
+"""Errors for expected user mistakes (the CLI prints them as one line, without a traceback), and the
+checks that turn untrusted JSON (bundle manifests, sample configs, checkpoint configs) into them."""
 
 from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# Bigger than any file we write (a manifest is ~100 kB): a larger one is not ours, and is not parsed.
+MAX_JSON_BYTES = 16_000_000
 
 
 class A2BSError(Exception):
@@ -13,3 +26,166 @@ class AudioError(A2BSError):
 
 class CheckpointError(A2BSError):
     """A checkpoint that is missing, corrupt or does not match the model."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: every `except BaseException` cleanup runs, then the CLI exits 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def read_json(path: Path, what: str, error: type[A2BSError] = A2BSError) -> Any:
+    """The parsed contents of an untrusted JSON file; `error` with one line for anything unreadable
+    (missing, a folder, too big, not UTF-8, not JSON, nested too deeply, NaN literals)."""
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise error(f"{path} is not a valid {what}: larger than {MAX_JSON_BYTES // 1_000_000} MB")
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text, parse_constant=_reject_constant)
+    except OSError as exc:
+        raise error(f"cannot read {path} ({what}): {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path} is not a valid {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path} is not valid JSON ({what}): {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise error(f"{path} is not valid JSON ({what}): nested too deeply") from None
+    except ValueError as exc:  # NaN / Infinity literals
+        raise error(f"{path} is not valid JSON ({what}): {exc}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+class Fields:
+    """Typed, range-checked access to one JSON object; every error names the file and the key.
+
+    ``Fields(data, "manifest.json").int("fps", 1, 240)`` -> the value or `error`
+    "manifest.json: 'fps' must be an integer in [1, 240], got 1000000000"."""
+
+    def __init__(self, data: Any, where: str, error: type[A2BSError] = A2BSError, prefix: str = "") -> None:
+        self.where, self.error, self.prefix = where, error, prefix
+        if not isinstance(data, dict):
+            raise self._fail("", f"must be a JSON object, got {_kind(data)}")
+        self.data = data
+
+    def _fail(self, key: str, problem: str) -> A2BSError:
+        name = f"'{self.prefix}{key}' " if key else (f"'{self.prefix.rstrip('.')}' " if self.prefix else "")
+        return self.error(f"{self.where}: {name}{problem}")
+
+    def _get(self, key: str, optional: bool) -> Any:
+        if key not in self.data:
+            if optional:
+                return None
+            raise self._fail(key, "is missing")
+        return self.data[key]
+
+    def int(self, key: str, lo: int, hi: int, *, optional: bool = False) -> int | None:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self._fail(key, f"must be an integer in [{lo}, {hi}], got {_show(value)}")
+        return value
+
+    def number(self, key: str, lo: float, hi: float, *, optional: bool = False) -> float | None:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not _is_number(value) or not lo <= value <= hi:
+            raise self._fail(key, f"must be a number in [{lo:g}, {hi:g}], got {_show(value)}")
+        return float(value)
+
+    def str(self, key: str, *, choices: tuple[str, ...] | None = None, optional: bool = False,
+            max_len: int = 4096) -> str | None:  # fmt: skip
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value or len(value) > max_len:
+            raise self._fail(key, f"must be a non-empty string, got {_show(value)}")
+        if choices is not None and value not in choices:
+            raise self._fail(key, f"must be one of {', '.join(choices)}, got {_show(value)}")
+        return value
+
+    def bool(self, key: str, *, optional: bool = False) -> bool | None:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, bool):
+            raise self._fail(key, f"must be true or false, got {_show(value)}")
+        return value
+
+    def numbers(self, key: str, length: int, lo: float = -math.inf, hi: float = math.inf) -> list[float]:
+        """A list of exactly `length` finite numbers in [lo, hi]."""
+        value = self._get(key, False)
+        ok = isinstance(value, list) and len(value) == length
+        ok = ok and all(_is_number(v) and lo <= v <= hi for v in value)
+        if not ok:
+            got = f"{len(value)} values" if isinstance(value, list) else _show(value)
+            bounds = "" if math.isinf(lo) and math.isinf(hi) else f" in [{lo:g}, {hi:g}]"
+            raise self._fail(key, f"must be a list of {length} numbers{bounds}, got {got}")
+        return [float(v) for v in value]
+
+    def list(self, key: str, min_len: int, max_len: int) -> list[Any]:
+        value = self._get(key, False)
+        if not isinstance(value, list) or not min_len <= len(value) <= max_len:
+            got = f"{len(value)} items" if isinstance(value, list) else _show(value)
+            raise self._fail(key, f"must be a list of {min_len} to {max_len} items, got {got}")
+        return value
+
+    def obj(self, key: str) -> Fields:
+        return Fields(self._get(key, False), self.where, self.error, f"{self.prefix}{key}.")
+
+
+def _is_number(value: Any) -> bool:
+    """A finite JSON number (json.loads turns 1e999 into inf)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, str | int | float | bool | type(None)) else _kind(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- signals --------------------------------------------------------------------------------------
+
+_received: list[int] = []  # signals received while `signals_raise` is active, oldest first
+
+
+def raise_if_interrupted() -> None:
+    """Raise `Interrupted` again if a signal arrived but its exception was swallowed somewhere (jax's
+    garbage-collection callback prints "Exception ignored in: _xla_gc_callback" and carries on).
+    Called at safe points: each conversion stage, each output chunk, before anything is replaced."""
+    if _received:
+        raise Interrupted(_received[0])
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[list[int]]:
+    """While active, SIGINT and SIGTERM raise `Interrupted` (so every `except BaseException` / `finally`
+    cleanup runs: no temp file, no staging folder, no half-replaced output) and are recorded for
+    `raise_if_interrupted`. Yields the list of received signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield _received
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        _received.append(signum)
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield _received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        _received.clear()

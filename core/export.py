@@ -39,16 +39,20 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
+import errno
+import fcntl
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from abc import ABC, abstractmethod
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -66,6 +70,7 @@ __all__ = [
     "CsvWriter",
     "JsonWriter",
     "NpyWriter",
+    "OutputLock",
     "format_timecode",
     "open_writer",
     "read_live_link_face_csv",
@@ -180,6 +185,7 @@ class BlendshapeWriter(ABC):
         self._tmp_path = tmp_path
         self._force = force
         self._state = "open"  # "open" | "closed" | "aborted"
+        self.lock: OutputLock | None = None  # held from open_writer until close/abort
 
     # subclasses --------------------------------------------------------------------------
     @abstractmethod
@@ -248,6 +254,8 @@ class BlendshapeWriter(ABC):
             raise
         self._state = "closed"
         _fsync_dir(self.path.parent)
+        if self.lock:
+            self.lock.release()
 
     def abort(self) -> None:
         """Discard everything written so far: the temp file is removed. Safe to call twice."""
@@ -257,6 +265,8 @@ class BlendshapeWriter(ABC):
         self._release()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp_path)
+        if self.lock:
+            self.lock.release()
 
     def __enter__(self) -> BlendshapeWriter:
         return self
@@ -322,32 +332,17 @@ class JsonWriter(_StreamWriter):
         super()._finish()
 
 
-class NpyWriter(BlendshapeWriter):
-    """(n_frames, 52) float32 .npy through `numpy.lib.format.open_memmap`."""
+class NpyWriter(_StreamWriter):
+    """(n_frames, 52) little-endian float32 .npy, written as a stream: header, then the rows. (A memory
+    map would die with SIGBUS instead of an error on a full disk.)"""
 
     def __init__(self, fd: int, *args: Any) -> None:
-        super().__init__(*args)
-        os.close(fd)
-        self._mm: np.memmap | None = np.lib.format.open_memmap(
-            self._tmp_path, mode="w+", dtype=np.float32, shape=(self.n_frames, N_SHAPES)
-        )
+        super().__init__(fd, *args)
+        header = {"descr": "<f4", "fortran_order": False, "shape": (self.n_frames, N_SHAPES)}
+        np.lib.format.write_array_header_1_0(self._file, header)
 
     def _write_block(self, frames: np.ndarray) -> None:
-        assert self._mm is not None
-        self._mm[self.frames_written : self.frames_written + len(frames)] = frames
-
-    def _finish(self) -> None:
-        assert self._mm is not None
-        self._mm.flush()
-        self._mm = None  # unmaps
-        fd = os.open(self._tmp_path, os.O_RDWR)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _release(self) -> None:
-        self._mm = None
+        self._file.write(np.ascontiguousarray(frames, dtype="<f4").tobytes())
 
 
 FORMATS: dict[str, type[BlendshapeWriter]] = {".csv": CsvWriter, ".json": JsonWriter, ".npy": NpyWriter}
@@ -402,22 +397,25 @@ def open_writer(
         except (TypeError, ValueError) as e:
             raise A2BSError(f"metadata for {path} is not JSON-serializable: {e}") from e
 
+    lock = OutputLock(path).acquire()
     try:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as e:
+        lock.release()
         raise A2BSError(f"cannot write to directory {parent}: {e}") from e
     tmp_path = Path(tmp)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the result normal permissions
         args = (fd, path, tmp_path, fps, n_frames, force)
-        if suffix == ".json":
-            return JsonWriter(*args, metadata_json=metadata_json)
-        return FORMATS[suffix](*args)
+        writer = JsonWriter(*args, metadata_json=metadata_json) if suffix == ".json" else FORMATS[suffix](*args)
+        writer.lock = lock
+        return writer
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
+        lock.release()
         if isinstance(e, OSError):
             raise A2BSError(f"cannot write {path}: {e}") from e
         raise
@@ -448,15 +446,97 @@ def staging_dir(target: Path) -> Path:
 
 def replace_dir(staged: Path, target: Path) -> None:
     """Move the finished folder `staged` to `target`, replacing a folder already there: readers see the
-    old or the new one, never a mix. The caller has decided that replacing is allowed."""
-    if not target.exists():
+    old or the new one, never a mix, and (on Linux) `target` never stops existing: the two are swapped
+    in one step and `staged` then holds the old folder, which is removed. The caller has decided that
+    replacing is allowed (and holds `OutputLock(target)` against concurrent writers)."""
+    if not os.path.lexists(target):
         os.replace(staged, target)
+        return
+    if _exchange(staged, target):
+        shutil.rmtree(staged, ignore_errors=True)
         return
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     shutil.rmtree(old, ignore_errors=True)
     os.replace(target, old)
     os.replace(staged, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
+    if sys.platform != "linux":
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+class OutputLock:
+    """An exclusive lock on an output path (a file or a bundle folder) for one writer at a time: a
+    `.NAME.lock` file beside it, locked with flock and removed on release. A second writer gets a
+    one-line A2BSError at once instead of racing the first. Re-entrant within one process."""
+
+    _held: ClassVar[dict[str, int]] = {}  # lock file -> times acquired in this process
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        self.path = self.target.with_name(f".{self.target.name}.lock")
+        self._key = os.path.abspath(self.path)
+        self._fd: int | None = None
+        self._nested = False
+
+    def acquire(self) -> OutputLock:
+        if self._key in self._held:
+            self._held[self._key] += 1
+            self._nested = True
+            return self
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as e:
+                raise A2BSError(f"cannot write {self.target}: {e.strerror or e}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise A2BSError(f"{self.target} is being written by another a2bs process right now: "
+                                "wait until it has finished, then try again") from None  # fmt: skip
+            try:  # the previous holder may have removed the file we opened: lock the one that is there
+                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                self._fd = fd
+                self._held[self._key] = 1
+                return self
+            os.close(fd)
+
+    def release(self) -> None:
+        """Safe to call more than once."""
+        if self._nested:
+            self._nested = False
+            self._held[self._key] -= 1
+            return
+        if self._fd is None:
+            return
+        self._held.pop(self._key, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> OutputLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _umask() -> int:

@@ -42,15 +42,31 @@ class InferencePlan:
     n_frames: int
     stride: int
     emotion_refresh_s: float | None
+    emotion_from: Path | None = None  # another clip whose emotion features steer the expression
 
 
-def plan(path: str | Path, fps: int, stride: int = 1, emotion_refresh_s: float | None = None) -> InferencePlan:
+def plan(
+    path: str | Path, fps: int, stride: int = 1, emotion_refresh_s: float | None = None,
+    emotion_from: str | Path | None = None,
+) -> InferencePlan:  # fmt: skip
     info = probe(path)
     if stride < 1 or stride > fps:
         raise A2BSError(f"--stride must be between 1 and {fps} frames, got {stride}")
     if emotion_refresh_s is not None and not (math.isfinite(emotion_refresh_s) and emotion_refresh_s >= 1.0):
         raise A2BSError(f"--emotion-refresh must be a finite number of seconds, at least 1 (got {emotion_refresh_s})")
-    return InferencePlan(info, fps, n_output_frames(info, fps), stride, emotion_refresh_s)
+    if emotion_from is not None:
+        if emotion_refresh_s is not None:
+            raise A2BSError("--emotion-from gives one expression for the whole file: drop --emotion-refresh")
+        emotion_from = Path(emotion_from)
+        probe(emotion_from)
+    return InferencePlan(info, fps, n_output_frames(info, fps), stride, emotion_refresh_s, emotion_from)
+
+
+def file_emotion(path: str | Path) -> np.ndarray:
+    """The raw (264,) emotion features of a whole file (windows ending at its end), read from its tail:
+    what inference uses once per file, and what `--emotion-from` takes from another clip."""
+    tail = read_tail(path, EMOTION_SPAN_S)
+    return emotion_features_at(tail, len(tail) / SAMPLE_RATE)
 
 
 class SampleWindow:
@@ -93,8 +109,7 @@ def _emotion_contexts(
     """Emotion attention outputs: (1, 52, d) once per file, or (G, 52, d) + a grid index per computed frame."""
     duration = the_plan.info.duration_s
     if the_plan.emotion_refresh_s is None:
-        tail = read_tail(path, EMOTION_SPAN_S)
-        raws = emotion_features_at(tail, len(tail) / SAMPLE_RATE)[None]
+        raws = file_emotion(the_plan.emotion_from or path)[None]
         index = None
     else:
         times = refresh_times(duration, the_plan.emotion_refresh_s)

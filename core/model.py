@@ -74,18 +74,34 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ModelConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
+    def from_json(cls, data: Any, where: str = "checkpoint config") -> ModelConfig:
+        """The config stored in a checkpoint, every field type- and range-checked before anything is
+        allocated (an untrusted `d_model` of 16384 would otherwise allocate gigabytes)."""
+        from a2bs.core.errors import Fields
+
+        f = Fields(data, where, CheckpointError, "model.")
+        unknown = set(f.data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise CheckpointError(f"checkpoint config has unknown model fields {sorted(unknown)} (newer a2bs?)")
-        try:
-            cfg = cls(**data)
-        except TypeError as exc:
-            raise CheckpointError(f"checkpoint model config is invalid: {exc}") from None
-        if cfg.fps not in C.SUPPORTED_FPS or cfg.d_model % cfg.n_heads:
-            raise CheckpointError(f"checkpoint model config is invalid: fps={cfg.fps}, d_model={cfg.d_model}")
-        return cfg
+            raise CheckpointError(f"{where}: unknown model fields {sorted(unknown)} (written by a newer a2bs?)")
+        fps = f.int("fps", min(C.SUPPORTED_FPS), max(C.SUPPORTED_FPS))
+        if fps not in C.SUPPORTED_FPS:
+            raise CheckpointError(f"{where}: 'model.fps' must be one of {C.SUPPORTED_FPS}, got {fps}")
+        context = f.int("context_frames", 8, 2048)
+        d_model, n_heads = f.int("d_model", 8, 1024), f.int("n_heads", 1, 64)
+        if d_model % n_heads:
+            raise CheckpointError(f"{where}: 'model.d_model' ({d_model}) must be a multiple of 'model.n_heads' "
+                                  f"({n_heads})")  # fmt: skip
+        extra = f.data.get("extra", {})
+        if not isinstance(extra, dict):
+            raise CheckpointError(f"{where}: 'model.extra' must be a JSON object")
+        return cls(
+            fps=fps, context_frames=context, lookahead_frames=f.int("lookahead_frames", 0, min(fps, context - 1)),
+            n_mels=f.int("n_mels", C.N_MELS, C.N_MELS), detail_frames=f.int("detail_frames", 3, 3),
+            d_model=d_model, n_heads=n_heads, encoder_hidden=f.int("encoder_hidden", 1, 4096),
+            emotion_dim=f.int("emotion_dim", C.EMOTION_DIM, C.EMOTION_DIM),
+            emotion_tokens=f.int("emotion_tokens", 1, 16), decoder_hidden=f.int("decoder_hidden", 1, 1024),
+            n_blendshapes=f.int("n_blendshapes", C.N_BLENDSHAPES, C.N_BLENDSHAPES), extra=extra,
+        )  # fmt: skip
 
 
 class A2BSModel(nn.Module):

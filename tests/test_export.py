@@ -330,7 +330,9 @@ def test_exception_in_with_block_leaves_nothing(tmp_path: Path, suffix: str, exc
     out = tmp_path / f"out{suffix}"
     with pytest.raises(exc), open_writer(out, fps=30, n_frames=10) as w:
         w.write(_frames(5))
-        assert len(_listing(tmp_path)) == 1 and _listing(tmp_path)[0].startswith(f".out{suffix}.")
+        parts = [n for n in _listing(tmp_path) if n.endswith(".part")]
+        assert len(parts) == 1 and parts[0].startswith(f".out{suffix}.")
+        assert f".out{suffix}.lock" in _listing(tmp_path)  # the writer's lock, released with it
         raise exc("stop")
     assert _listing(tmp_path) == []
 
