@@ -13,7 +13,9 @@ Takes that cannot be used are skipped with a reported reason, never silently alt
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from a2bs.core.audio import load_audio, n_output_frames, probe
-from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
+from a2bs.core.constants import EMOTION_DIM, SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.errors import A2BSError
 from a2bs.core.export import read_live_link_face_csv
 
@@ -38,6 +40,7 @@ class Take:
     curves: np.ndarray  # (ceil(duration * fps), 52) float32 in [0, 1], at `fps`
     fps: int
     phones: list[tuple[str, float, float]] | None = None
+    emotion_raw: np.ndarray | None = None  # (264,) cached raw eGeMAPS features of exactly this audio
 
 
 @dataclass
@@ -108,16 +111,34 @@ def load_take(name: str, audio_path: Path, csv_path: Path, fps: int) -> Take:
     if frames.min() < -0.01 or frames.max() > 1.01:
         raise A2BSError(f"{csv_path.name} has values outside [0, 1] ({frames.min():.3f}..{frames.max():.3f})")
     curves = resample_curves(frames, csv_fps, fps, n_output_frames(info, fps))
-    phones = None
+    phones, emotion = None, None
     phones_path = csv_path.with_suffix(".phones.json")
     if phones_path.is_file():
         try:
             data = json.loads(phones_path.read_text())
             segments = data["phones"] if isinstance(data, dict) else data
             phones = [(str(p), float(s), float(e)) for p, s, e in segments]
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise A2BSError(f"{phones_path.name} has no list of [phone, start, end]: {exc!r}") from None
-    return Take(name, load_audio(audio_path), curves, fps, phones)
+        if not all(math.isfinite(s) and math.isfinite(e) and e >= s for _, s, e in phones):
+            raise A2BSError(f"{phones_path.name} has phone times that are not finite or end before they start")
+        emotion = _cached_emotion(data, audio_path)
+    return Take(name, load_audio(audio_path), curves, fps, phones, emotion)
+
+
+def _cached_emotion(data: object, audio_path: Path) -> np.ndarray | None:
+    """The take's raw emotion features stored by the corpus builder, if they belong to this very file."""
+    if not isinstance(data, dict) or "emotion_raw" not in data or "audio_sha256" not in data:
+        return None
+    try:
+        raw = np.asarray(data["emotion_raw"], dtype=np.float32)
+    except (TypeError, ValueError):
+        return None
+    if raw.shape != (EMOTION_DIM,) or not np.isfinite(raw).all():
+        return None
+    if hashlib.sha256(audio_path.read_bytes()).hexdigest() != data["audio_sha256"]:
+        return None  # the audio was changed after the corpus was built: recompute
+    return raw
 
 
 def load_takes(data_dir: str | Path, fps: int) -> tuple[list[Take], TakeReport]:
@@ -138,8 +159,7 @@ def split_takes(data_dir: str | Path, takes: list[Take], validation_fraction: fl
     """The corpus' own split if corpus.json has one, else a stable hash split by take name."""
     corpus = Path(data_dir) / "corpus.json"
     if corpus.is_file():
-        split = json.loads(corpus.read_text()).get("split", {})
-        val_names = set(split.get("validation", split.get("val", [])))
+        val_names = _validation_names(corpus)
         if val_names:
             return [t for t in takes if t.name not in val_names], [t for t in takes if t.name in val_names]
     bucket = [zlib.crc32(t.name.encode()) % 1000 / 1000 for t in takes]
@@ -148,6 +168,19 @@ def split_takes(data_dir: str | Path, takes: list[Take], validation_fraction: fl
     if not val and len(train) > 1:
         val = [train.pop()]
     return train, val
+
+
+def _validation_names(corpus: Path) -> set[str]:
+    """corpus.json's validation take names (`split.validation` or `split.val`); A2BSError if malformed."""
+    try:
+        data = json.loads(corpus.read_text())
+        split = data.get("split", {}) if isinstance(data, dict) else None
+        names = split.get("validation", split.get("val", [])) if isinstance(split, dict) else None
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        raise A2BSError(f"{corpus} is not valid JSON ({exc.__class__.__name__}): fix or delete it") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise A2BSError(f"{corpus}: split.val must be a list of take names (or delete corpus.json)")
+    return set(names)
 
 
 def take_duration_s(take: Take) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -99,7 +100,10 @@ def plot_training(rows: list[dict], path: str | Path) -> Path:
     axes[1].plot(epochs, [r["mae"] for r in rows], marker="o", label="val MAE")
     axes[1].plot(epochs, [r["mae_mouth"] for r in rows], marker=".", label="val MAE mouth")
     axes[1].plot(epochs, [r["mae_expression"] for r in rows], marker=".", label="val MAE expression")
-    axes[2].plot(epochs, [r["jaw_open_auc"] for r in rows], marker="o", label="jawOpen AUC (open vs bilabial)")
+    for key, label in (("auc_jaw", "jaw"), ("auc_closure", "closure"), ("auc_rounding", "rounding"),
+                       ("auc_labiodental", "f/v")):  # fmt: skip
+        values = [r.get(key, r["jaw_open_auc"] if key == "auc_jaw" else math.nan) for r in rows]
+        axes[2].plot(epochs, values, marker="o", ms=3, label=f"val AUC {label}")
     axes[2].axhline(0.9, color="gray", ls="--", lw=0.8)
     axes[2].set_ylim(0.4, 1.01)
     for ax in axes:

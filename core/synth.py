@@ -32,6 +32,8 @@ access to the library's globals by construction, and lets `build_corpus` run two
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import os
@@ -43,7 +45,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -391,10 +393,49 @@ _ACCENT_OVERRIDES: dict[str, dict[str, PhoneSpec]] = {
     "en-us-nyc": {"0": _p("aa", strength=0.9)},
 }
 UNKNOWN_PHONE = _p("E", strength=0.5, dominance=0.5)  # neutral half-open mouth
-PAUSES = frozenset(k for k, v in PHONEMES.items() if v.parts == (("sil", 1.0),))
+
+# ARPAbet (lower case, as in CMUdict / Festival segment files), for real speech aligned by
+# `a2bs.core.align`. Vowels may carry a CMUdict stress digit ("ih0", "aa1"); unstressed ones are
+# articulated weaker (`_UNSTRESSED`). "ax" is unstressed AH (Festival's name for AH0).
+ARPABET_ACCENT = "arpabet"  # the `accent` value that selects this table
+ARPABET: dict[str, PhoneSpec] = {
+    "pau": _p("sil"), "sil": _p("sil"), "sp": _p("sil"), "h#": _p("sil"),
+    "p": _p("PP"), "b": _p("PP"), "m": _p("PP"),
+    "f": _p("FF"), "v": _p("FF"),
+    "th": _p("TH"), "dh": _p("TH", strength=0.8),
+    "t": _p("DD"), "d": _p("DD"), "n": _p("nn"), "l": _p("nn"), "el": _p("E", "nn", strength=0.7),
+    "en": _p("E", "nn", strength=0.7),
+    "k": _p("kk"), "g": _p("kk"), "ng": _p("kk"),
+    "ch": _p("CH"), "jh": _p("CH"), "sh": _p("CH"), "zh": _p("CH"),
+    "s": _p("SS"), "z": _p("SS"),
+    "r": _p("RR"), "er": _p("E", "RR", strength=0.85), "axr": _p("RR", strength=0.8, dominance=0.6),
+    "w": _p("ou", dominance=1.5), "y": _p("ih", strength=0.8, dominance=0.8),
+    "hh": _p("E", strength=0.5, dominance=0.15),
+    "aa": _p("aa"), "ae": _p("aa", strength=0.85), "ah": _p("aa", strength=0.75),
+    "ax": _p("E", strength=0.55, dominance=_WEAK), "ao": _p("oh"), "eh": _p("E"), "ih": _p("ih", strength=0.85),
+    "iy": _p("ih"),
+    "uh": _p("ou", strength=0.7), "uw": _p("ou"),
+    "aw": _p("aa", "ou", split=(0.55, 0.45)), "ay": _p("aa", "ih", split=(0.55, 0.45)),
+    "ey": _p("E", "ih", split=(0.6, 0.4)), "ow": _p("oh", "ou", split=(0.55, 0.45)),
+    "oy": _p("oh", "ih", split=(0.5, 0.5)),
+}  # fmt: skip
+_UNSTRESSED = (0.8, 0.7)  # (strength, dominance) factors of a vowel with stress digit 0
+PAUSES = frozenset(k for table in (PHONEMES, ARPABET) for k, v in table.items() if v.parts == (("sil", 1.0),))
+
+
+def _arpabet_spec(name: str) -> PhoneSpec | None:
+    base = name.rstrip("012")
+    if base == "ah" and name.endswith("0"):
+        base = "ax"
+    spec = ARPABET.get(base)
+    if spec is not None and name.endswith("0") and base != "ax":
+        spec = PhoneSpec(spec.parts, spec.strength * _UNSTRESSED[0], spec.dominance * _UNSTRESSED[1])
+    return spec
 
 
 def _phone_spec(name: str, accent: str) -> PhoneSpec | None:
+    if accent == ARPABET_ACCENT:
+        return _arpabet_spec(name)
     over = _ACCENT_OVERRIDES.get(accent, {})
     return over.get(name) or PHONEMES.get(name)
 
@@ -545,7 +586,7 @@ def _accents(
     vowels = []
     for name, t0, t1 in phones:
         spec = _phone_spec(name, accent)
-        if spec is None or spec.parts[0][0] not in VOWEL_VISEMES or spec.dominance < 1.0 or name in ("w", "j"):
+        if spec is None or spec.parts[0][0] not in VOWEL_VISEMES or spec.dominance < 1.0 or name in ("w", "j", "y"):
             continue
         seg = audio[int(t0 * sr) : max(int(t1 * sr), int(t0 * sr) + 1)]
         rms = float(np.sqrt(np.mean(np.square(seg, dtype=np.float64)))) if seg.size else 0.0
@@ -562,6 +603,61 @@ def _accents(
     return sorted(out)
 
 
+# --- speaking style -> expression (the prosody curriculum) --------------------------------------------
+
+# eGeMAPSv02 functionals the style is read from (index into the 88), with the reference mean and
+# spread that turn them into z-scores: fixed numbers (measured once over real and espeak-ng speech,
+# docs/VISEMES.md), so the rule is the same for every corpus and every user's data.
+_STYLE_FEATURES: dict[str, tuple[int, float, float]] = {
+    "pitch_level": (0, 29.0, 4.5),  # F0semitoneFrom27.5Hz_sma3nz_amean (semitones)
+    "pitch_range": (5, 3.7, 1.5),  # F0semitoneFrom27.5Hz_sma3nz_pctlrange0-2 (semitones)
+    "loudness_range": (11, 0.67, 0.13),  # loudness_sma3_stddevNorm (gain-independent)
+    "rate": (81, 4.3, 0.9),  # loudnessPeaksPerSec (syllable rate)
+}
+_Z_CLIP = 2.5
+
+
+@dataclass(frozen=True)
+class SpeakingStyle:
+    """Utterance-level speaking style read from the emotion stream's own input (eGeMAPS), in z units.
+
+    arousal: wide pitch range, lively loudness, fast -> brows up, eyes wide.
+    tension: fast but flat -> brows down, squint, frown, sneer.
+    brightness: high pitch -> smile (with arousal), less frown.
+    Because the targets are a function of the features the emotion stream receives, a model can
+    only reach them through that stream: the mel stream sees 8.5 s, not the 20 s functionals.
+    """
+
+    arousal: float = 0.0
+    tension: float = 0.0
+    brightness: float = 0.0
+
+    @classmethod
+    def from_egemaps(cls, functionals: np.ndarray) -> SpeakingStyle:
+        """From the 88 eGeMAPSv02 functionals (the first 88 of the 264 emotion features)."""
+        f = np.asarray(functionals, dtype=np.float64).reshape(-1)
+        z = {k: float(np.clip((f[i] - m) / sd, -_Z_CLIP, _Z_CLIP)) if np.isfinite(f[i]) else 0.0
+             for k, (i, m, sd) in _STYLE_FEATURES.items()}  # fmt: skip
+        return cls(
+            arousal=(z["pitch_range"] + z["loudness_range"] + z["rate"]) / 3.0,
+            tension=(z["rate"] - z["pitch_range"]) / 2.0,
+            brightness=z["pitch_level"],
+        )
+
+    def levels(self) -> dict[str, float]:
+        """The per-utterance expression levels this style gives (before blinks, accents and gaze)."""
+        a, t, b = self.arousal, self.tension, self.brightness
+        return {
+            "brow_up": float(np.clip(0.10 + 0.08 * a, 0.0, 0.40)),
+            "eye_wide": float(np.clip(0.03 + 0.04 * a, 0.0, 0.20)),
+            "squint": float(np.clip(0.07 + 0.05 * t, 0.0, 0.25)),
+            "brow_down": float(np.clip(0.04 + 0.05 * t, 0.0, 0.20)),
+            "smile": float(np.clip(0.08 + 0.06 * b + 0.04 * a - 0.03 * t, 0.0, 0.40)),
+            "frown": float(np.clip(0.03 + 0.04 * t - 0.03 * b, 0.0, 0.20)),
+            "sneer": float(np.clip(0.02 + 0.03 * t, 0.0, 0.12)),
+        }
+
+
 def _non_speech(
     n: int,
     fps: int,
@@ -570,8 +666,13 @@ def _non_speech(
     sr: int,
     accent: str,
     rng: np.random.Generator,
+    style: SpeakingStyle,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(additive layer, overriding-smile layer) for eyes, brows, cheeks, nose, smile, jaw sway."""
+    """(additive layer, overriding-smile layer) for eyes, brows, cheeks, nose, smile, jaw sway.
+
+    Blinks, gaze, accent brow raises and sway are random or tied to the phones; the levels of brows,
+    eyes, smile, frown and sneer follow the speaking style (`SpeakingStyle.levels`)."""
+    level_of = style.levels()
     t = np.arange(n, dtype=np.float64) / fps
     add = np.zeros((n, N))
 
@@ -608,39 +709,36 @@ def _non_speech(
     for side in ("Left", "Right"):
         put(f"eyeLookUp{side}", np.clip(gy, 0, None))
         put(f"eyeLookDown{side}", down)
-    # Brow raises on accented vowels (+ a little eye widening).
+    # Brow raises on accented vowels (+ a little eye widening), on top of the style's brow level.
     brow = np.zeros(n)
     for t0, t1, s in _accents(phones, audio, sr, accent, rng):
         amp = s * rng.uniform(0.3, 0.6)
         brow = np.maximum(brow, amp * _bump(t, t0 - 0.15, t0 + 0.5 * (t1 - t0), t1, t1 + rng.uniform(0.25, 0.45)))
     inner, outer = rng.uniform(0.8, 1.0), rng.uniform(0.6, 0.9)
-    put("browInnerUp", inner * brow)
-    put("browOuterUpLeft", outer * brow)
-    put("browOuterUpRight", outer * brow * rng.uniform(0.9, 1.0))
-    # Per-utterance offsets (mood, tension) and eye squint/wide.
-    squint = rng.uniform(0.02, 0.12)
+    brow_up = np.clip(level_of["brow_up"] + brow, 0.0, 1.0)
+    put("browInnerUp", inner * brow_up)
+    put("browOuterUpLeft", outer * brow_up)
+    put("browOuterUpRight", outer * brow_up * rng.uniform(0.9, 1.0))
+    # Style levels: eye squint/wide, brows down (relaxed by accent raises).
+    squint = level_of["squint"]
     put("eyeSquintLeft", squint + 0.1 * blink)
-    put("eyeSquintRight", squint * rng.uniform(0.9, 1.1) + 0.1 * blink)
-    put("eyeWideLeft", rng.uniform(0.0, 0.05) + 0.15 * brow)
-    put("eyeWideRight", rng.uniform(0.0, 0.05) + 0.15 * brow)
-    brow_down = rng.uniform(0.0, 0.08)
-    put("browDownLeft", brow_down * (1 - brow))
-    put("browDownRight", brow_down * (1 - brow))
-    # Smile: a level per sentence (often small), slow drift; cheeks, dimples and frown follow.
-    level = 0.3 * rng.beta(1.3, 4.0)
-    smile = np.clip(level + 0.04 * _smooth_noise(n, fps, rng, rng.uniform(2.0, 5.0)), 0.0, 1.0)
-    sl = smile * rng.uniform(0.9, 1.1)
-    sr_ = smile * rng.uniform(0.9, 1.1)
-    frown = max(0.0, rng.uniform(-0.05, 0.1) - level)
-    put("mouthFrownLeft", frown)
-    put("mouthFrownRight", frown)
+    put("eyeSquintRight", squint * rng.uniform(0.95, 1.05) + 0.1 * blink)
+    put("eyeWideLeft", level_of["eye_wide"] + 0.15 * brow)
+    put("eyeWideRight", level_of["eye_wide"] + 0.15 * brow)
+    put("browDownLeft", level_of["brow_down"] * (1 - brow))
+    put("browDownRight", level_of["brow_down"] * (1 - brow))
+    # Smile: the style's level with a slow drift; cheeks, dimples and sneer follow.
+    smile = np.clip(level_of["smile"] + 0.02 * _smooth_noise(n, fps, rng, rng.uniform(2.0, 5.0)), 0.0, 1.0)
+    sl = smile * rng.uniform(0.95, 1.05)
+    sr_ = smile * rng.uniform(0.95, 1.05)
+    put("mouthFrownLeft", level_of["frown"])
+    put("mouthFrownRight", level_of["frown"])
     put("cheekSquintLeft", 0.5 * sl)
     put("cheekSquintRight", 0.5 * sr_)
     put("mouthDimpleLeft", 0.25 * sl)
     put("mouthDimpleRight", 0.25 * sr_)
-    sneer = rng.uniform(0.0, 0.05)
-    put("noseSneerLeft", sneer + 0.1 * sl)
-    put("noseSneerRight", sneer + 0.1 * sr_)
+    put("noseSneerLeft", level_of["sneer"] + 0.1 * sl)
+    put("noseSneerRight", level_of["sneer"] + 0.1 * sr_)
     # Jaw and mouth sway while speaking (still in pauses).
     act = _speech_activity(phones, t)
     sway = rng.uniform(0.02, 0.06) * _smooth_noise(n, fps, rng, 0.8) * act
@@ -679,23 +777,13 @@ class Utterance:
 _PEAK = 0.6  # clean speech is peak-normalised to this (gain augmentation then spans -12..+3 dB)
 
 
-def synthesize_utterance(
-    text: str,
-    voice: str,
-    rate: int,
-    pitch: int,
-    fps: int,
-    rng: np.random.Generator,
-    *,
-    pitch_range: int = 50,
-) -> Utterance:
-    """Speak `text` with espeak-ng and make matching ARKit curves (clean audio; see `augment_audio`).
+def speak(
+    text: str, voice: str, rate: int, pitch: int, rng: np.random.Generator, *, pitch_range: int = 50
+) -> tuple[str, np.ndarray, list[tuple[str, float, float]], dict]:
+    """espeak-ng speech for `text`: (clean text, 16 kHz float32 audio, phones, meta).
 
-    `rng` draws the silence padding (0.15-0.6 s before, 0.25-0.7 s after), the speaker style and all
-    non-speech motion; the same arguments and rng state give identical audio and curves.
-    """
-    if isinstance(fps, bool) or not isinstance(fps, int | np.integer) or fps <= 0:
-        raise A2BSError(f"fps must be a positive integer, got {fps!r}")
+    `rng` draws the silence padding (0.15-0.6 s before, 0.25-0.7 s after). The phones cover the whole
+    audio; each espeak phoneme event starts a phone that lasts until the next one."""
     clean = " ".join(str(text).split())
     if not clean:
         raise A2BSError("cannot synthesise an empty text")
@@ -707,7 +795,6 @@ def synthesize_utterance(
     tail = round(rng.uniform(0.25, 0.7) * sr)
     pcm = np.concatenate([np.zeros(lead), res.pcm.astype(np.float64) / 32768.0, np.zeros(tail)])
     total = len(pcm)
-    # Phone segments: each event starts a phone that lasts until the next one.
     starts = [lead + s for _, s in res.events]
     ends = [*starts[1:], lead + len(res.pcm)]
     phones: list[tuple[str, float, float]] = [("_", 0.0, starts[0] / sr)]
@@ -719,24 +806,6 @@ def synthesize_utterance(
     if peak > 0:
         pcm *= _PEAK / peak
     audio = resample(pcm.astype(np.float32), sr, SAMPLE_RATE)
-    n_frames = -(-len(audio) * int(fps) // SAMPLE_RATE)
-    accent = voice.partition("+")[0]
-    style = _Style(
-        jaw=rng.uniform(0.8, 1.2), round=rng.uniform(0.8, 1.2), spread=rng.uniform(0.8, 1.2), asym=rng.normal(0, 0.03)
-    )
-    mouth, unknown = phones_to_curves(phones, n_frames, int(fps), accent=accent, style=style)
-    add, smile = _non_speech(n_frames, int(fps), phones, audio, SAMPLE_RATE, accent, rng)
-    curves = mouth.astype(np.float64) + add
-    # The smile layer raises the mouth corners but does not stack with the viseme's own spread.
-    for k in ("mouthSmileLeft", "mouthSmileRight"):
-        i = INDEX[k]
-        curves[:, i] = np.maximum(mouth[:, i], smile[:, i]) + 0.3 * np.minimum(mouth[:, i], smile[:, i])
-    if style.asym:  # small left/right asymmetry of the paired mouth shapes
-        for k in ARKIT_BLENDSHAPES:
-            if k.startswith("mouth") and k.endswith("Left"):
-                curves[:, INDEX[k]] *= 1 + style.asym
-                curves[:, INDEX[k[:-4] + "Right"]] *= 1 - style.asym
-    curves = np.clip(curves, 0.0, 1.0).astype(np.float32)
     meta = {
         "rate": int(rate),
         "pitch": int(pitch),
@@ -745,6 +814,62 @@ def synthesize_utterance(
         "espeak_version": res.version,
         "espeak_sample_rate": sr,
     }
+    return clean, audio, phones, meta
+
+
+def face_curves(
+    phones: Sequence[tuple[str, float, float]],
+    audio: np.ndarray,
+    fps: int,
+    rng: np.random.Generator,
+    *,
+    accent: str = "en-us",
+    style: SpeakingStyle | None = None,
+) -> tuple[np.ndarray, Counter]:
+    """All 52 curves of one take (frame k at k / fps, ceil(duration * fps) frames) and unknown phones.
+
+    The one place where a take's targets are made, for synthetic and for aligned real speech: mouth
+    shapes from the phones (a random per-take articulation scale), non-speech motion, and expression
+    levels from the speaking style (`SpeakingStyle`, neutral when None)."""
+    n_frames = -(-len(audio) * int(fps) // SAMPLE_RATE)
+    scales = _Style(
+        jaw=rng.uniform(0.8, 1.2), round=rng.uniform(0.8, 1.2), spread=rng.uniform(0.8, 1.2), asym=rng.normal(0, 0.03)
+    )
+    mouth, unknown = phones_to_curves(phones, n_frames, int(fps), accent=accent, style=scales)
+    add, smile = _non_speech(n_frames, int(fps), phones, audio, SAMPLE_RATE, accent, rng, style or SpeakingStyle())
+    curves = mouth.astype(np.float64) + add
+    # The smile layer raises the mouth corners but does not stack with the viseme's own spread.
+    for k in ("mouthSmileLeft", "mouthSmileRight"):
+        i = INDEX[k]
+        curves[:, i] = np.maximum(mouth[:, i], smile[:, i]) + 0.3 * np.minimum(mouth[:, i], smile[:, i])
+    if scales.asym:  # small left/right asymmetry of the paired mouth shapes
+        for k in ARKIT_BLENDSHAPES:
+            if k.startswith("mouth") and k.endswith("Left"):
+                curves[:, INDEX[k]] *= 1 + scales.asym
+                curves[:, INDEX[k[:-4] + "Right"]] *= 1 - scales.asym
+    return np.clip(curves, 0.0, 1.0).astype(np.float32), unknown
+
+
+def synthesize_utterance(
+    text: str,
+    voice: str,
+    rate: int,
+    pitch: int,
+    fps: int,
+    rng: np.random.Generator,
+    *,
+    pitch_range: int = 50,
+    style: SpeakingStyle | None = None,
+) -> Utterance:
+    """Speak `text` with espeak-ng and make matching ARKit curves (clean audio; see `augment_audio`).
+
+    `rng` draws the silence padding, the articulation scales and all non-speech motion; the same
+    arguments and rng state give identical audio and curves. `style` sets the expression levels
+    (neutral when None; the corpus reads it from the augmented audio, see `_make_take`)."""
+    if isinstance(fps, bool) or not isinstance(fps, int | np.integer) or fps <= 0:
+        raise A2BSError(f"fps must be a positive integer, got {fps!r}")
+    clean, audio, phones, meta = speak(text, voice, rate, pitch, rng, pitch_range=pitch_range)
+    curves, unknown = face_curves(phones, audio, int(fps), rng, accent=voice.partition("+")[0], style=style)
     return Utterance(clean, voice, audio, phones, curves, int(fps), dict(unknown), meta)
 
 
@@ -950,10 +1075,31 @@ def _plans(seed: int, train_voices: Sequence[str], val_voices: Sequence[str]) ->
 
 
 def _make_take(plan: _Plan, fps: int) -> tuple[Utterance, np.ndarray, dict]:
+    """Speak, augment, then read the speaking style from the augmented audio (what the model hears)."""
+    from a2bs.core.emotion import emotion_features_at
+
     rng = np.random.default_rng([plan.seed[0], 2, plan.seed[1]])
-    utt = synthesize_utterance(plan.text, plan.voice, plan.rate, plan.pitch, fps, rng, pitch_range=plan.pitch_range)
-    audio, aug = augment_audio(utt.audio, rng)
-    return utt, audio, aug
+    clean, speech, phones, meta = speak(plan.text, plan.voice, plan.rate, plan.pitch, rng, pitch_range=plan.pitch_range)
+    audio, aug = augment_audio(speech, rng)
+    audio = pcm16_roundtrip(audio)  # what training reads back from the take's WAV
+    emotion = emotion_features_at(audio, len(audio) / SAMPLE_RATE)
+    style = SpeakingStyle.from_egemaps(emotion[: len(emotion) // 3])
+    accent = plan.voice.partition("+")[0]
+    curves, unknown = face_curves(phones, speech, fps, rng, accent=accent, style=style)
+    meta = {**meta, "speaking_style": asdict(style), "emotion_raw": [float(v) for v in emotion]}
+    return Utterance(clean, plan.voice, speech, phones, curves, fps, dict(unknown), meta), audio, aug
+
+
+def pcm16_roundtrip(audio: np.ndarray) -> np.ndarray:
+    """`audio` as it reads back from a 16-bit WAV (so features computed on it match the file)."""
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(audio, dtype=np.float32), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    buf.seek(0)
+    return sf.read(buf, dtype="float32")[0]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _write_take(takes: Path, plan: _Plan, utt: Utterance, audio: np.ndarray, aug: dict) -> dict:
@@ -971,6 +1117,7 @@ def _write_take(takes: Path, plan: _Plan, utt: Utterance, audio: np.ndarray, aug
         "n_frames": len(utt.curves),
         "sample_rate": SAMPLE_RATE,
         "augmentation": aug,
+        "audio_sha256": file_sha256(takes / f"{plan.name}.wav"),
         "unknown_phonemes": utt.unknown_phonemes,
         "phones": [[p, round(a, 6), round(b, 6)] for p, a, b in utt.phones],
     }

@@ -22,7 +22,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from a2bs.core import constants as C
-from a2bs.core.blendshapes import EXPRESSION_INDICES, INDEX, MOUTH_INDICES
+from a2bs.core.blendshapes import EXPRESSION_INDICES, MOUTH_INDICES
 from a2bs.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from a2bs.core.dataset import Take, load_takes, split_takes
 from a2bs.core.emotion import EmotionStats, emotion_features_at
@@ -36,7 +36,7 @@ STATE_JSON = "training_state.json"
 
 @dataclass
 class TrainConfig:
-    data: str
+    data: str | list[str]  # one dataset folder or several (mixed; each keeps its own split)
     out: str
     fps: int = 30
     epochs: int = 10
@@ -48,6 +48,13 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None  # start from this checkpoint's weights (e.g. 30 -> 60 fps fine-tuning)
     max_minutes: float | None = None  # stop cleanly (with a checkpoint) after this much wall time
+    # The 105 stream-weight scalars (theta_mel, theta_emotion, tau) learn this much faster and without
+    # weight decay (decay would pull every blendshape back to a 50/50 mix of the streams).
+    stream_lr_scale: float = 5.0
+
+    @property
+    def data_dirs(self) -> list[str]:
+        return [self.data] if isinstance(self.data, str) else [str(d) for d in self.data]
 
 
 # ---- loss ----------------------------------------------------------------------------------------
@@ -93,6 +100,8 @@ def raw_log_mels(takes: list[Take], model: A2BSModel) -> list[torch.Tensor]:
 
 
 def _raw_emotion(take: Take) -> np.ndarray:
+    if take.emotion_raw is not None:  # computed by the corpus builder from this very audio file
+        return take.emotion_raw
     return emotion_features_at(take.audio, len(take.audio) / C.SAMPLE_RATE)
 
 
@@ -145,23 +154,6 @@ def sample_batch(
 
 
 # ---- metrics --------------------------------------------------------------------------------------
-def _phone_classes() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(open vowels, bilabials, pauses) among espeak-ng's English phones, from the viseme table."""
-    from a2bs.core.synth import PAUSES, PHONEMES
-
-    open_vowels = frozenset(p for p, s in PHONEMES.items() if s.visemes == "aa" and s.strength >= 0.75)
-    bilabials = frozenset(p for p, s in PHONEMES.items() if s.visemes == "PP")
-    return open_vowels, bilabials, PAUSES
-
-
-def auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Probability that a random positive scores above a random negative (ties count half)."""
-    if len(positive) == 0 or len(negative) == 0:
-        return float("nan")
-    diff = positive[:, None] - negative[None, :]
-    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
-
-
 def specialization(model: A2BSModel) -> float:
     """The spec's S_overall over the mouth and expression categories."""
     w_mel, w_emotion = (w.detach().numpy() for w in model.stream_weights())
@@ -173,42 +165,56 @@ def specialization(model: A2BSModel) -> float:
 
 
 @torch.no_grad()
+def predict(model: A2BSModel, take: PreparedTake, neutral_emotion: bool = False) -> np.ndarray:
+    """Whole-take smoothed prediction (n, 52); `neutral_emotion` replaces the emotion input by zeros."""
+    emotion = torch.zeros_like(take.emotion) if neutral_emotion else take.emotion
+    raw = model.forward_sequence(take.mel[None], model.emotion_context(emotion[None]))
+    return smooth(raw, model.alpha)[0].numpy()
+
+
+@torch.no_grad()
 def evaluate(model: A2BSModel, takes: list[PreparedTake]) -> dict[str, float]:
-    """Whole-take inference on the validation takes: MAE (all, mouth, expression), jawOpen contrast and AUC
-    between open vowels and bilabials, bilabial closure timing, stillness in silence, S_overall."""
+    """Whole-take inference on the validation takes: MAE (all, mouth, expression), the articulation
+    contrasts (AUC per phone class pair, `a2bs.core.articulation`), closure timing, stillness in
+    pauses, S_overall, and the emotion ablation (expression / mouth MAE with a neutral emotion input)."""
+    from a2bs.core.articulation import (
+        CONTRASTS,
+        contrast_aucs,
+        contrast_samples,
+        is_espeak,
+        peak_offsets_ms,
+    )
+    from a2bs.core.synth import PAUSES
+
     model.eval()
-    open_vowels, bilabials, pauses = _phone_classes()
-    errors, open_seg, bilabial_seg, close_lag, still = [], [], [], [], []
-    jaw, close = INDEX["jawOpen"], INDEX["mouthClose"]
+    fps = model.config.fps
+    errors, neutral_errors, samples, offsets, still = [], [], [], [], []
     for take in takes:
-        pred = smooth(model.forward_sequence(take.mel[None], model.emotion_context(take.emotion[None])), model.alpha)
-        pred = pred[0].numpy()
-        errors.append(np.abs(pred - take.targets.numpy()))
-        fps = model.config.fps
-        for phone, start, end in take.phones or []:
-            a = round(start * fps)
-            b = max(a + 1, round(end * fps))
-            if b > len(pred):
-                continue
-            if phone in open_vowels:
-                open_seg.append(pred[a:b, jaw].mean())
-            elif phone in bilabials:
-                bilabial_seg.append(pred[a:b, jaw].mean())
-                # frames between the phone's centre and the predicted mouthClose peak nearby
-                centre = (a + b) // 2
-                lo, hi = max(0, centre - 4), min(len(pred), centre + 5)
-                close_lag.append(abs(lo + int(np.argmax(pred[lo:hi, close])) - centre))
-            elif phone in pauses and b - a >= 3:
+        pred = predict(model, take)
+        target = take.targets.numpy()
+        errors.append(np.abs(pred - target))
+        neutral_errors.append(np.abs(predict(model, take, neutral_emotion=True) - target))
+        if not take.phones:
+            continue
+        espeak = is_espeak(take.phones)
+        samples.append(contrast_samples(pred, take.phones, fps, espeak))
+        offsets += peak_offsets_ms(pred, take.phones, fps, "closure", espeak)
+        for phone, start, end in take.phones:
+            a, b = round(start * fps), round(end * fps)
+            if phone in PAUSES and b - a >= 3 and b <= len(pred):
                 still.append(np.abs(np.diff(pred[a:b], axis=0)).mean())
-    err = np.concatenate(errors)
-    open_arr, bil_arr = np.array(open_seg), np.array(bilabial_seg)
+    err, neutral = np.concatenate(errors), np.concatenate(neutral_errors)
+    aucs = contrast_aucs(samples) if samples else dict.fromkeys(CONTRASTS, math.nan)
+    mouth, expression = list(MOUTH_INDICES), list(EXPRESSION_INDICES)
     return {
         "mae": float(err.mean()),
-        "mae_mouth": float(err[:, list(MOUTH_INDICES)].mean()),
-        "mae_expression": float(err[:, list(EXPRESSION_INDICES)].mean()),
-        "jaw_open_contrast": float(open_arr.mean() - bil_arr.mean()) if len(open_arr) and len(bil_arr) else math.nan,
-        "jaw_open_auc": auc(open_arr, bil_arr),
-        "bilabial_close_lag_frames": float(np.mean(close_lag)) if close_lag else math.nan,
+        "mae_mouth": float(err[:, mouth].mean()),
+        "mae_expression": float(err[:, expression].mean()),
+        "neutral_emotion_mae_mouth": float(neutral[:, mouth].mean()),
+        "neutral_emotion_mae_expression": float(neutral[:, expression].mean()),
+        "jaw_open_auc": aucs["jaw"],
+        **{f"auc_{name}": value for name, value in aucs.items()},
+        "closure_peak_offset_ms": float(np.mean(offsets)) if offsets else math.nan,
         "silence_frame_change": float(np.mean(still)) if still else math.nan,
         "s_overall": specialization(model),
         "alpha": float(model.alpha.detach()),
@@ -263,10 +269,17 @@ def train(
     if rank == 0 and out.exists() and any(out.iterdir()) and not (resume or force):
         raise A2BSError(f"{out} is not empty: pass --resume to continue it or --force to start over")
     torch.manual_seed(config.seed)
-    takes, report = load_takes(config.data, config.fps)
-    train_takes, val_takes = split_takes(config.data, takes)
+    train_takes, val_takes = [], []
+    for folder in config.data_dirs:
+        takes, report = load_takes(folder, config.fps)
+        tr, va = split_takes(folder, takes)
+        train_takes += tr
+        val_takes += va
+        if rank == 0:
+            log(f"{folder}: " + (report.summary() if report.skipped else f"{len(takes)} takes loaded"))
+    if not train_takes:
+        raise A2BSError("every take is in a validation split: nothing left to train on (check corpus.json)")
     if rank == 0:
-        log(report.summary() if report.skipped else f"{len(takes)} takes loaded")
         log(f"{len(train_takes)} training takes, {len(val_takes)} validation takes, {world} process(es)")
 
     if config.init:
@@ -285,7 +298,12 @@ def train(
         silence = model.front_end(torch.zeros(1, C.N_FFT))
 
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    stream = [model.theta_mel, model.theta_emotion, model.tau_raw]
+    others = [p for p in model.parameters() if all(p is not q for q in stream)]
+    optimizer = torch.optim.AdamW(
+        [{"params": others}, {"params": stream, "lr": config.lr * config.stream_lr_scale, "weight_decay": 0.0}],
+        lr=config.lr, weight_decay=config.weight_decay,
+    )  # fmt: skip
     total_steps = config.epochs * config.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     start_epoch, best = 0, math.inf
@@ -372,6 +390,8 @@ def _transfer(source: A2BSModel, target: A2BSModel) -> None:
 def _format_metrics(m: dict[str, Any]) -> str:
     return (
         f"epoch {m['epoch']}: loss {m.get('train_loss', math.nan):.4f} | val MAE {m['mae']:.4f} "
-        f"(mouth {m['mae_mouth']:.4f}, expr {m['mae_expression']:.4f}) | jawOpen AUC {m['jaw_open_auc']:.3f} "
-        f"contrast {m['jaw_open_contrast']:.3f} | S {m['s_overall']:.3f} | alpha {m['alpha']:.3f}"
+        f"(mouth {m['mae_mouth']:.4f}, expr {m['mae_expression']:.4f}; neutral emotion: expr "
+        f"{m['neutral_emotion_mae_expression']:.4f}) | AUC jaw {m['auc_jaw']:.3f} closure {m['auc_closure']:.3f} "
+        f"rounding {m['auc_rounding']:.3f} f/v {m['auc_labiodental']:.3f} | S {m['s_overall']:.3f} "
+        f"| alpha {m['alpha']:.3f}"
     )

@@ -1,0 +1,187 @@
+"""Articulation scores: does the face make the right shape for each phone?
+
+For two classes of phones (for example bilabials p b m against alveolars and velars), each phone is
+scored by the mean of some shapes over the middle half of the phone, and the AUC between the two
+classes says how well the shapes tell them apart (1 = always, 0.5 = chance). Used by training's
+validation metrics and by `benchmarks/bench_articulation.py` (real speech with phone timings).
+
+Phones are ARPAbet (lower case, optional stress digit; "ax" = unstressed AH, "pau" = pause) or
+espeak-ng mnemonics (the synthetic corpus), which are mapped to the same classes through their
+visemes (`a2bs.core.synth.PHONEMES`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from a2bs.core.blendshapes import INDEX
+
+Phones = Sequence[tuple[str, float, float]]
+
+
+@dataclass(frozen=True)
+class Contrast:
+    shapes: tuple[str, ...]
+    positive: frozenset[str]  # ARPAbet phones whose score should be high
+    negative: frozenset[str]
+
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+CONTRASTS: dict[str, Contrast] = {
+    "jaw": Contrast(("jawOpen",), _set("aa ae ah ao aw ay"), _set("p b m")),
+    "closure": Contrast(
+        ("mouthClose", "mouthPressLeft", "mouthPressRight"), _set("p b m"), _set("t d n k g s z l ng")
+    ),
+    "rounding": Contrast(("mouthPucker", "mouthFunnel"), _set("uw uh ow oy w"), _set("iy ih ey eh ae")),
+    "labiodental": Contrast(("mouthRollLower",), _set("f v"), _set("t d n k g s z l")),
+}
+# Targets on real speech (issue 10): every contrast >= 0.85 (mean over speakers), their mean >= 0.90,
+# and the jaw contrast at least 0.05 above plain loudness.
+TARGET_EACH = 0.85
+TARGET_MEAN = 0.90
+TARGET_JAW_OVER_LOUDNESS = 0.05
+
+# Short gestures whose timing is checked: the peak of the contrast's shapes near each phone.
+TIMED = ("closure", "labiodental")
+
+
+def is_espeak(phones: Phones) -> bool:
+    """True for espeak-ng mnemonics (the synthetic corpus), False for ARPAbet."""
+    from a2bs.core.synth import ARPABET
+
+    return not all(p.lower().rstrip("012") in ARPABET for p, _, _ in phones)
+
+
+def arpabet_class(phone: str, espeak: bool = False) -> str | None:
+    """The ARPAbet base name a phone counts as (stress removed; espeak-ng phones through their viseme)."""
+    if not espeak:
+        base = phone.lower().rstrip("012")
+        return "ah" if base == "ax" else base
+    from a2bs.core.synth import PHONEMES
+
+    spec = PHONEMES.get(phone)
+    if spec is None or spec.dominance < 1.0 or spec.strength < 0.75:
+        return None  # weak/reduced phones (schwa, glottal stop, h) are left out
+    first = spec.parts[0][0]
+    by_phone = {"p": "p", "b": "b", "m": "m", "f": "f", "v": "v", "t": "t", "d": "d", "n": "n", "l": "l",
+                "k": "k", "g": "g", "N": "ng", "s": "s", "z": "z", "w": "w"}  # fmt: skip
+    if phone in by_phone:
+        return by_phone[phone]
+    if len(spec.parts) > 1:  # diphthongs: aI -> ay, aU -> aw, oU/@U -> ow, OI -> oy, eI -> ey
+        return {"aa+ih": "ay", "aa+ou": "aw", "oh+ou": "ow", "E+ou": "ow", "oh+ih": "oy", "E+ih": "ey"}.get(
+            spec.visemes
+        )
+    return {"aa": "aa", "oh": "ao", "ou": "uw", "ih": "iy", "E": "eh"}.get(first)
+
+
+def phone_scores(curves: np.ndarray, phones: Phones, fps: int, shapes: Sequence[str]) -> list[tuple[str, float]]:
+    """(phone, mean of `shapes` over the middle half of the phone) for every phone with a frame in it."""
+    idx = [INDEX[s] for s in shapes]
+    y = curves[:, idx].sum(axis=1)
+    out = []
+    for phone, start, end in phones:
+        a, b = start + 0.25 * (end - start), end - 0.25 * (end - start)
+        k0, k1 = math.ceil(a * fps - 1e-9), math.floor(b * fps + 1e-9)
+        if k1 < k0:  # shorter than a frame: the nearest frame to the centre
+            k0 = k1 = round((start + end) / 2 * fps)
+        if k0 < 0 or k1 >= len(y):
+            continue
+        out.append((phone, float(y[k0 : k1 + 1].mean())))
+    return out
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    if len(positive) == 0 or len(negative) == 0:
+        return float("nan")
+    diff = np.asarray(positive, dtype=np.float64)[:, None] - np.asarray(negative, dtype=np.float64)[None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+def contrast_samples(
+    curves: np.ndarray, phones: Phones, fps: int, espeak: bool = False
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per contrast, (positive scores, negative scores) of one utterance."""
+    out = {}
+    for name, c in CONTRASTS.items():
+        pos, neg = [], []
+        for phone, score in phone_scores(curves, phones, fps, c.shapes):
+            cls = arpabet_class(phone, espeak)
+            if cls in c.positive:
+                pos.append(score)
+            elif cls in c.negative:
+                neg.append(score)
+        out[name] = (pos, neg)
+    return out
+
+
+def contrast_aucs(samples: Sequence[dict[str, tuple[list[float], list[float]]]]) -> dict[str, float]:
+    """AUC per contrast over several utterances' samples (pooled)."""
+    pooled = {name: ([v for s in samples for v in s[name][0]], [v for s in samples for v in s[name][1]])
+              for name in CONTRASTS}  # fmt: skip
+    return {name: auc(np.array(pos), np.array(neg)) for name, (pos, neg) in pooled.items()}
+
+
+def peak_offsets_ms(curves: np.ndarray, phones: Phones, fps: int, contrast: str, espeak: bool = False) -> list[float]:
+    """For each positive phone of `contrast`, (time of the shapes' peak within +-150 ms of the phone's
+    centre) - (the centre), in ms. Positive: the face is late."""
+    c = CONTRASTS[contrast]
+    y = curves[:, [INDEX[s] for s in c.shapes]].sum(axis=1)
+    reach = round(0.15 * fps)
+    out = []
+    for phone, start, end in phones:
+        if arpabet_class(phone, espeak) not in c.positive:
+            continue
+        centre = (start + end) / 2
+        k = round(centre * fps)
+        lo, hi = max(0, k - reach), min(len(y), k + reach + 1)
+        if hi - lo < 3:
+            continue
+        seg = y[lo:hi]
+        j = int(np.argmax(seg))
+        # Parabolic interpolation around the peak frame for sub-frame timing.
+        frac = 0.0
+        if 0 < j < len(seg) - 1:
+            den = seg[j - 1] - 2 * seg[j] + seg[j + 1]
+            frac = 0.5 * (seg[j - 1] - seg[j + 1]) / den if den < 0 else 0.0
+        out.append(((lo + j + frac) / fps - centre) * 1000.0)
+    return out
+
+
+def loudness_jaw(audio: np.ndarray, fps: int, n_frames: int, sample_rate: int = 16_000) -> np.ndarray:
+    """The loudness baseline: log-RMS over a 64 ms window at each frame time, min-max normalized,
+    as a "jawOpen" curve (n_frames, 52) with every other shape 0."""
+    half = int(0.032 * sample_rate)
+    x = np.asarray(audio, dtype=np.float64)
+    padded = np.pad(x, (half, half))
+    power = np.cumsum(np.concatenate([[0.0], padded**2]))
+    centres = np.round(np.arange(n_frames) * sample_rate / fps).astype(int) + half
+    lo, hi = np.clip(centres - half, 0, len(padded)), np.clip(centres + half, 0, len(padded))
+    rms = np.sqrt((power[hi] - power[lo]) / np.maximum(hi - lo, 1))
+    level = np.log(rms + 1e-5)
+    level = (level - level.min()) / max(level.max() - level.min(), 1e-9)
+    curves = np.zeros((n_frames, len(INDEX)), dtype=np.float32)
+    curves[:, INDEX["jawOpen"]] = level
+    return curves
+
+
+def read_segs(path: str | Path) -> list[tuple[str, float, float]]:
+    """Festival segment file (`#`, then `END_S 100 PHONE` lines) -> (phone, start, end)."""
+    phones, t = [], 0.0
+    body = Path(path).read_text().split("#", 1)[-1]
+    for line in body.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        end = float(parts[0])
+        phones.append((parts[2], t, end))
+        t = end
+    return phones

@@ -1,0 +1,232 @@
+"""Real speech: ARPAbet visemes, the speaking-style curriculum, forced alignment (`a2bs data align`)
+and the articulation scores of the benchmark."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from a2bs.core import articulation as A
+from a2bs.core import synth
+from a2bs.core.align import (
+    Aligner,
+    AlignmentError,
+    Perturbation,
+    build_aligned_corpus,
+    perturb,
+    read_lines,
+    transcript_words,
+)
+from a2bs.core.blendshapes import INDEX
+from a2bs.core.dataset import load_takes, split_takes
+from a2bs.core.errors import A2BSError
+
+SENTENCES = {
+    "bob": "Bob bought a big blue map by the pool.",
+    "five": "Five very fine violins moved off the farm.",
+    "who": "Who would move the moon for you?",
+}
+
+
+def _espeak_line(folder: Path, name: str, text: str, voice: str) -> list[tuple[str, float, float]]:
+    """A real-looking line: espeak-ng speech written as FLAC with its transcript; returns espeak's phones."""
+    _, audio, phones, _ = synth.speak(text, voice, 160, 50, np.random.default_rng(0))
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / f"{name}.flac", audio, 16000)
+    (folder / f"{name}.txt").write_text(text + "\n")
+    return phones
+
+
+@pytest.fixture(scope="module")
+def aligner() -> Aligner:
+    return Aligner()
+
+
+# ---- ARPAbet visemes and the speaking style ------------------------------------------------------
+def test_arpabet_phones_make_the_expected_shapes() -> None:
+    phones = [("pau", 0.0, 0.3), ("m", 0.3, 0.4), ("aa1", 0.4, 0.6), ("f", 0.6, 0.7), ("uw1", 0.7, 0.9),
+              ("pau", 0.9, 1.3)]  # fmt: skip
+    y, unknown = synth.phones_to_curves(phones, 39, 30, accent=synth.ARPABET_ACCENT)
+    assert not unknown
+
+    def at(t: float, shape: str) -> float:
+        return float(y[round(t * 30), INDEX[shape]])
+
+    assert at(0.35, "mouthClose") > 0.3 and at(0.5, "jawOpen") > 0.45
+    assert at(0.65, "mouthRollLower") > 0.35 and at(0.8, "mouthPucker") > 0.5
+    # unstressed vowels are weaker than stressed ones; "ax" is AH0
+    weak, _ = synth.phones_to_curves([("pau", 0, 0.2), ("aa0", 0.2, 0.5), ("pau", 0.5, 0.7)], 21, 30,
+                                     accent=synth.ARPABET_ACCENT)  # fmt: skip
+    assert weak[10, INDEX["jawOpen"]] < y[15, INDEX["jawOpen"]]
+    assert synth._phone_spec("ah0", synth.ARPABET_ACCENT) == synth.ARPABET["ax"]
+    _, unknown = synth.phones_to_curves([("qq", 0, 0.2)], 6, 30, accent=synth.ARPABET_ACCENT)
+    assert unknown == {"qq": 1}
+
+
+def test_speaking_style_drives_expression_levels() -> None:
+    names = {"pitch_range": 5, "loudness_range": 11, "rate": 81, "pitch_level": 0}
+    calm = np.zeros(88)
+    lively = np.zeros(88)
+    for key, i in names.items():
+        _, mean, sd = synth._STYLE_FEATURES[key]
+        calm[i] = mean - sd
+        lively[i] = mean + 1.5 * sd
+    lively[81] = synth._STYLE_FEATURES["rate"][1]  # same rate: only range, loudness and pitch differ
+    calm[81] = lively[81]
+    a, b = synth.SpeakingStyle.from_egemaps(calm), synth.SpeakingStyle.from_egemaps(lively)
+    assert b.arousal > a.arousal + 1.0 and b.brightness > a.brightness
+    la, lb = a.levels(), b.levels()
+    assert lb["brow_up"] > la["brow_up"] + 0.1 and lb["smile"] > la["smile"] + 0.05
+    assert synth.SpeakingStyle.from_egemaps(np.full(88, np.nan)) == synth.SpeakingStyle()
+    # the same phones and rng with two styles: brows differ, mouth shapes do not
+    _, audio, phones, _ = synth.speak("Who would move the moon?", "en-us", 160, 50, np.random.default_rng(1))
+    ya, _ = synth.face_curves(phones, audio, 30, np.random.default_rng(2), style=a)
+    yb, _ = synth.face_curves(phones, audio, 30, np.random.default_rng(2), style=b)
+    assert yb[:, INDEX["browInnerUp"]].mean() > ya[:, INDEX["browInnerUp"]].mean() + 0.08
+    np.testing.assert_array_equal(ya[:, INDEX["jawOpen"]], yb[:, INDEX["jawOpen"]])
+
+
+# ---- alignment -----------------------------------------------------------------------------------
+def test_transcript_words() -> None:
+    assert transcript_words("Don't  stop—now, O'Brien!") == ["don't", "stop", "now", "o'brien"]
+    for bad, reason in (("", "no English words"), ("Привет мир", "no English words"), ("I have 3 cats", "digits")):
+        with pytest.raises(AlignmentError, match=reason):
+            transcript_words(bad)
+
+
+def test_alignment_matches_espeak_timing(tmp_path: Path, aligner: Aligner) -> None:
+    """Aligning espeak-ng speech to its own text recovers espeak's phone boundaries (its events)."""
+    truth = _espeak_line(tmp_path, "bob", SENTENCES["bob"], "en-us")
+    audio = sf.read(tmp_path / "bob.flac", dtype="float32")[0]
+    phones = aligner.align(audio, SENTENCES["bob"])
+    assert phones[0][1] == 0.0 and phones[-1][2] == pytest.approx(len(audio) / 16000)
+    assert all(a < b for _, a, b in phones) and all(p[2] == q[1] for p, q in itertools.pairwise(phones))
+    labels = [p for p, _, _ in phones if p != "pau"]
+    assert labels[:3] == ["b", "aa1", "b"] and "m" in labels
+    # the bilabials' starts agree with espeak's own events to within 50 ms
+    ours = [a for p, a, _ in phones if p in ("b", "m", "p")]
+    theirs = [a for p, a, _ in truth if p in ("b", "m", "p")]
+    assert len(ours) == len(theirs)
+    assert np.median(np.abs(np.array(ours) - np.array(theirs))) < 0.05
+
+
+def test_mismatched_transcript_is_refused(tmp_path: Path, aligner: Aligner) -> None:
+    _espeak_line(tmp_path, "five", SENTENCES["five"], "en-gb")
+    audio = sf.read(tmp_path / "five.flac", dtype="float32")[0]
+    with pytest.raises(AlignmentError, match=r"does not match|differ"):
+        aligner.align(audio, "Grandmother cooked spaghetti with tomatoes and garlic yesterday evening.")
+    with pytest.raises(AlignmentError, match="dictionary"):
+        aligner.align(audio, "Five very fine zxqvbrl moved off the farm.")
+
+
+def test_perturbation_stretches_phones() -> None:
+    _, audio, _, _ = synth.speak(SENTENCES["who"], "en-us+f2", 170, 50, np.random.default_rng(3))
+    phones = [("pau", 0.0, 0.5), ("uw1", 0.5, len(audio) / 16000)]
+    y, stretched = perturb(audio, phones, Perturbation(1.1, 1.2, 1.3, 1.12))
+    assert len(y) / len(audio) == pytest.approx(1.12, abs=0.01)
+    assert stretched[0][2] == pytest.approx(0.5 * len(y) / len(audio))
+    assert stretched[-1][2] == pytest.approx(len(y) / 16000)
+
+
+def test_build_aligned_corpus(tmp_path: Path) -> None:
+    """Two speakers, one held out; bad lines are skipped with reasons and leave nothing behind."""
+    src = tmp_path / "lines"
+    _espeak_line(src / "anna", "bob", SENTENCES["bob"], "en-us+f3")
+    _espeak_line(src / "anna", "five", SENTENCES["five"], "en-us+f3")
+    _espeak_line(src / "tom", "who", SENTENCES["who"], "en-gb+m3")
+    (src / "anna" / "orphan.txt").write_text("No audio for me.\n")
+    _espeak_line(src / "anna", "empty", SENTENCES["who"], "en-us+f3")
+    (src / "anna" / "empty.txt").write_text("   \n")
+    _espeak_line(src / "anna", "wrong", SENTENCES["five"], "en-us+f3")
+    (src / "anna" / "wrong.txt").write_text("Grandmother cooked spaghetti with tomatoes and garlic yesterday.\n")
+    out = tmp_path / "corpus"
+    logged: list[str] = []
+    manifest = build_aligned_corpus(src, out, fps=30, copies=1, workers=1, val_speakers=["tom"], log=logged.append)
+    assert manifest["speaker_disjoint_validation"] and manifest["val_speakers"] == ["tom"]
+    assert sorted(manifest["split"]["val"]) == ["tom_who", "tom_who_v1"]
+    assert sorted(manifest["split"]["train"]) == ["anna_bob", "anna_bob_v1", "anna_five", "anna_five_v1"]
+    reasons = {s["line"]: s["reason"] for s in manifest["skipped"]}
+    assert "no audio file" in reasons["anna_orphan"] and "no English words" in reasons["anna_empty"]
+    assert "match" in reasons["anna_wrong"] or "differ" in reasons["anna_wrong"]
+    assert not list((out / "takes").glob("anna_wrong*")) and not list(tmp_path.glob(".corpus*"))
+    assert "skipped anna_wrong" in "\n".join(logged)
+    takes, report = load_takes(out, 30)
+    assert not report.skipped and len(takes) == 6
+    _, val_takes = split_takes(out, takes)
+    assert {t.name for t in val_takes} == {"tom_who", "tom_who_v1"}
+    take = next(t for t in takes if t.name == "anna_bob_v1")
+    assert take.emotion_raw is not None and take.emotion_raw.shape == (264,)  # cached, matches the file
+    record = json.loads((out / "takes" / "anna_bob_v1.phones.json").read_text())
+    assert record["perturbation"]["duration"] != 1.0 and record["speaker"] == "anna"
+    # bilabial phones close the lips in the targets
+    closes = [take.curves[round((a + b) / 2 * 30), INDEX["mouthClose"]] for p, a, b in take.phones if p == "b"]
+    assert min(closes) > 0.2
+    with pytest.raises(A2BSError, match="exists"):
+        build_aligned_corpus(src, out, fps=30, copies=0, workers=1)
+    with pytest.raises(A2BSError, match="not among"):
+        build_aligned_corpus(src, tmp_path / "c2", fps=30, copies=0, workers=1, val_speakers=["nobody"])
+
+
+def test_changed_audio_invalidates_the_emotion_cache(tmp_path: Path) -> None:
+    src = tmp_path / "lines"
+    _espeak_line(src, "bob", SENTENCES["bob"], "en-us")
+    out = tmp_path / "corpus"
+    build_aligned_corpus(src, out, fps=30, copies=0, workers=1, log=lambda _: None)
+    assert load_takes(out, 30)[0][0].emotion_raw is not None
+    wav = out / "takes" / "bob.wav"
+    audio = sf.read(wav, dtype="float32")[0]
+    sf.write(wav, audio * 0.5, 16000, subtype="PCM_16")
+    assert load_takes(out, 30)[0][0].emotion_raw is None
+
+
+def test_read_lines_tsv(tmp_path: Path) -> None:
+    _espeak_line(tmp_path / "audio", "bob", SENTENCES["bob"], "en-us")
+    (tmp_path / "transcripts.tsv").write_text(
+        "utt_id\tspeaker\trelative_flac_path\ttext\n"
+        f"u1\tann\taudio/bob.flac\t{SENTENCES['bob']}\nu1\tann\taudio/bob.flac\tagain\nu3\tann\t\tno path\n"
+    )
+    lines, skipped = read_lines(tmp_path)
+    assert [line.name for line in lines] == ["u1", "u1_2"] and lines[0].speaker == "ann"
+    assert skipped == [("u3", "line 4 of transcripts.tsv has no audio path")]
+    (tmp_path / "transcripts.tsv").write_text("name\twords\nx\ty\n")
+    with pytest.raises(A2BSError, match="'text' column"):
+        read_lines(tmp_path)
+
+
+# ---- articulation scores -------------------------------------------------------------------------
+def test_contrast_aucs_and_controls() -> None:
+    phones = [("pau", 0, 0.2), ("m", 0.2, 0.3), ("aa", 0.3, 0.5), ("t", 0.5, 0.6), ("f", 0.6, 0.7),
+              ("uw", 0.7, 0.9), ("iy", 0.9, 1.1), ("b", 1.1, 1.2), ("s", 1.2, 1.3), ("pau", 1.3, 1.5)]  # fmt: skip
+    truth, _ = synth.phones_to_curves(phones, 45, 30, accent=synth.ARPABET_ACCENT)
+    aucs = A.contrast_aucs([A.contrast_samples(truth, phones, 30)])
+    assert all(v == 1.0 for v in aucs.values()), aucs
+    # negative control: a face that ignores the phones scores chance
+    flat = np.full_like(truth, 0.2)
+    assert all(v == 0.5 for v in A.contrast_aucs([A.contrast_samples(flat, phones, 30)]).values())
+    # a face three frames late: the closure peaks come out ~100 ms late
+    late = np.concatenate([np.repeat(truth[:1], 3, axis=0), truth[:-3]])
+    assert np.mean(A.peak_offsets_ms(late, phones, 30, "closure")) == pytest.approx(
+        np.mean(A.peak_offsets_ms(truth, phones, 30, "closure")) + 100, abs=20
+    )
+
+
+def test_espeak_phone_classes() -> None:
+    assert A.arpabet_class("m", espeak=True) == "m" and A.arpabet_class("aI", espeak=True) == "ay"
+    assert A.arpabet_class("u:", espeak=True) == "uw" and A.arpabet_class("@", espeak=True) is None
+    assert A.is_espeak([("_", 0, 1), ("aI", 1, 2)]) and not A.is_espeak([("pau", 0, 1), ("ay1", 1, 2)])
+
+
+def test_loudness_baseline_and_segs(tmp_path: Path) -> None:
+    audio = np.concatenate([np.zeros(8000), 0.5 * np.sin(np.arange(8000) / 5.0), np.zeros(8000)])
+    y = A.loudness_jaw(audio, 30, 45)
+    jaw = y[:, INDEX["jawOpen"]]
+    assert jaw[22] == pytest.approx(1.0, abs=0.05) and jaw[5] == pytest.approx(0.0, abs=0.05)
+    assert np.count_nonzero(y[:, [i for i in range(52) if i != INDEX["jawOpen"]]]) == 0
+    segs = tmp_path / "a.segs"
+    segs.write_text("#\n0.1300 100 pau\n0.3100 100 ao\n0.4200 100 th\n")
+    assert A.read_segs(segs) == [("pau", 0.0, 0.13), ("ao", 0.13, 0.31), ("th", 0.31, 0.42)]
