@@ -269,7 +269,8 @@ def train(
     run_training(config, resume=resume, force=force, log=typer.echo, progress=show)
 
 
-data_app = typer.Typer(help="Training data: the synthetic espeak-ng corpus.", no_args_is_help=True)
+data_app = typer.Typer(help="Training data: synthetic espeak-ng speech, or real speech aligned to its transcripts.",
+                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
@@ -305,6 +306,41 @@ def data_synth(
     split = corpus.get("split", {})
     n_train, n_val = len(split.get("train", [])), len(split.get("val", []))
     typer.echo(f"wrote {out}: {n_train} training and {n_val} validation takes ({corpus['duration_s'] / 60:.1f} min)")
+
+
+@data_app.command("align")
+def data_align(
+    speech: Annotated[Path, typer.Argument(help="Folder of lines: transcripts.tsv, or <name>.wav + <name>.txt pairs.")],
+    out: Annotated[Path, typer.Option(help="Corpus folder to create (must not exist).")],
+    fps: Annotated[int, typer.Option(help="Frame rate of the curves.")] = 60,
+    copies: Annotated[int, typer.Option(help="Perturbed copies per line (speaker, pitch, rate, room, mic).")] = 2,
+    val_speaker: Annotated[list[str] | None, typer.Option(
+        help="Validation speaker (repeatable). Default: the speaker with the least audio.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes (one aligner each).")] = 2,
+    progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
+) -> None:
+    """Real speech + transcripts -> phone timings (PocketSphinx) -> ARKit curves, as takes `a2bs train` reads.
+
+    Lines that cannot be used (missing audio, empty or non-English text, unknown words, digits, a
+    transcript that does not match its audio) are skipped with a reason; see core/align.py."""
+    from tqdm import tqdm
+
+    from a2bs.core.align import build_aligned_corpus
+
+    if fps not in (30, 60):
+        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(unit="line", desc="a2bs data align", disable=not show) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        corpus = build_aligned_corpus(speech, out, fps=fps, copies=copies, seed=seed, val_speakers=val_speaker,
+                                      workers=workers, progress=advance, log=typer.echo)  # fmt: skip
+    split = corpus["split"]
+    typer.echo(f"wrote {out}: {len(split['train'])} training and {len(split['val'])} validation takes")
 
 
 @app.command()
