@@ -23,6 +23,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,13 @@ def test_manifest_keys_exist_in_a_fresh_bundle(android_bundle: Path) -> None:
     for name, dotted in keys.items():
         if name not in entry_keys:
             _dig(manifest, dotted)
+    # The bundle kind the engine accepts (anything else is refused up front) is what the converter writes.
+    manifest_kt = (ENGINE_MAIN / "com/a2bs/engine/Manifest.kt").read_text()
+    accepted = _kotlin_consts(ENGINE_MAIN / "com/a2bs/engine/Manifest.kt")
+    version = re.search(r"const val BUNDLE_FORMAT_VERSION\s*=\s*(\d+)", manifest_kt)
+    assert version, "Manifest.kt must declare BUNDLE_FORMAT_VERSION"
+    assert (accepted["BUNDLE_FORMAT"], int(version.group(1)), accepted["BUNDLE_PLATFORM"]) == (
+        manifest["format"], manifest["format_version"], manifest["platform"])  # fmt: skip
     # The engine reads tensor names by position; the positions must keep meaning what it assumes.
     models = manifest["models"]
     assert [t["name"] for t in models["front_end"]["inputs"]] == list(FRONT_END_INPUTS)
@@ -146,6 +154,30 @@ def test_sample_json_matches_the_app() -> None:
     assert re.search(r'noCompress\s*\+=\s*(listOf\()?"tflite"', gradle), "tflite assets must stay uncompressed"
 
 
+# The minimum Gradle of each Android Gradle Plugin minor version (developer.android.com, AGP release notes);
+# every AGP 8.x needs Gradle 8.x (Gradle 9 does not run AGP 8). Add a row when the pinned AGP moves.
+AGP_MIN_GRADLE = {(8, 7): (8, 9), (8, 8): (8, 10, 2), (8, 9): (8, 11, 1)}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_gradle_wrapper_pins_a_gradle_the_agp_supports() -> None:
+    catalog = tomllib.loads((SAMPLE / "gradle/libs.versions.toml").read_text())
+    agp = _version(catalog["versions"]["agp"])
+    properties = (SAMPLE / "gradle/wrapper/gradle-wrapper.properties").read_text()
+    url = re.search(r"(?m)^distributionUrl=\S*/gradle-([\d.]+)-(bin|all)\.zip$", properties)
+    assert url, "gradle-wrapper.properties must pin distributionUrl to a released Gradle"
+    gradle = _version(url.group(1))
+    assert agp[:2] in AGP_MIN_GRADLE, f"AGP {agp}: add its minimum Gradle to AGP_MIN_GRADLE"
+    assert gradle >= AGP_MIN_GRADLE[agp[:2]], f"Gradle {gradle} is older than AGP {agp} requires"
+    assert gradle[0] == agp[0], f"AGP {agp[0]}.x needs Gradle {agp[0]}.x, the wrapper pins {url.group(1)}"
+    readme = " ".join((SAMPLE / "README.md").read_text().split())
+    assert f"gradle wrapper --gradle-version {url.group(1)}" in readme, "README: how to get the wrapper jar"
+    assert "Gradle 9 does not run" in readme
+
+
 # --- Kotlin unit tests ----------------------------------------------------------------------------------
 
 
@@ -160,9 +192,24 @@ def _wav_with_extra_chunks(path: Path, pcm16: np.ndarray, sr: int) -> None:
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
 
 
-def test_engine_unit_tests(engine_jar: Path, android_bundle: Path, tmp_path: Path) -> None:
+def _write_refusals(manifest: dict[str, Any], ios_bundle: Path, out: Path) -> None:
+    """refusals.json + the manifests the Kotlin engine must refuse up front, with what each message must say."""
+    shutil.copy(ios_bundle / "manifest.json", out / "ios_manifest.json")  # a real iOS bundle's manifest
+    cases = [{"file": "ios_manifest.json", "says": ["'ios'", "a2bs-convert android"]}]
+    for name, change, says in (
+        ("version2.json", {"format_version": 2}, ["format_version 2", "this engine reads version 1"]),
+        ("other_format.json", {"format": "something-else"}, ["'something-else'"]),
+        ("no_format.json", {"format": None}, ["format none"]),
+    ):
+        (out / name).write_text(json.dumps({**manifest, **change}))
+        cases.append({"file": name, "says": says})
+    (out / "refusals.json").write_text(json.dumps(cases))
+
+
+def test_engine_unit_tests(engine_jar: Path, android_bundle: Path, ios_bundle: Path, tmp_path: Path) -> None:
     manifest = load_manifest(android_bundle)
     shutil.copy(android_bundle / "manifest.json", tmp_path / "manifest.json")
+    _write_refusals(manifest, ios_bundle, tmp_path)
     cases = [
         {"fps": fps, "sample_rate": 16000, "first": 0, "centers": frame_centers(0, 700, fps).tolist()}
         for fps in (24, 25, 30, 50, 60)
@@ -216,11 +263,13 @@ def test_engine_unit_tests(engine_jar: Path, android_bundle: Path, tmp_path: Pat
 # --- replay against the real TFLite artifacts -----------------------------------------------------------
 
 
-def _record_trace(bundle: Path, clip: Path, out: Path) -> np.ndarray:
-    """Run the bundle's TFLite models over `clip` like the app (neutral emotion); write trace.json/.f32.
+def record_trace(bundle: Path, clip: Path, out: Path, backend: str) -> np.ndarray:
+    """Run the bundle's models on `backend` ("tflite", or "coreml" through the NumPy MIL executor on Linux) over
+    `clip` like the apps do (neutral emotion) and write trace.json + trace.f32 into `out`: per call, every input and
+    output of both models, and the Python frame centre of each call. Also used by tests/test_ios_sample.py.
 
     Returns the (n_frames, 52) output frames of this loop."""
-    manifest, front_end, step = open_runners(bundle, "tflite", None)
+    manifest, front_end, step = open_runners(bundle, backend, None)
     models = manifest["models"]
     pcm_name, mel_name = models["front_end"]["inputs"][0]["name"], models["front_end"]["outputs"][0]["name"]
     step_in = [t["name"] for t in models["step"]["inputs"]]
@@ -234,7 +283,7 @@ def _record_trace(bundle: Path, clip: Path, out: Path) -> np.ndarray:
     context = np.repeat(np.asarray(state["context_frame"], np.float32)[None, None], manifest["context_frames"] - 1, 1)
     emotion = np.asarray(manifest["emotion"]["neutral"], np.float32)[None]
     previous = np.zeros((1, len(manifest["blendshapes"])), np.float32)
-    fields = [f"in:{pcm_name}", f"out:{mel_name}", f"in:{step_in[0]}", f"in:{step_in[2]}", f"in:{step_in[3]}",
+    fields = [f"in:{pcm_name}", f"out:{mel_name}", *(f"in:{name}" for name in step_in),
               f"out:{bs_name}", f"out:{raw_name}", f"out:{ctx_name}"]  # fmt: skip
     calls: list[np.ndarray] = []
     frames: list[np.ndarray] = []
@@ -244,16 +293,18 @@ def _record_trace(bundle: Path, clip: Path, out: Path) -> np.ndarray:
         mel = front_end(**{pcm_name: window})[mel_name].reshape(1, 1, -1).astype(np.float32)
         mel_history = np.concatenate([mel_history[:, 1:], mel], axis=1)
         result = step(**dict(zip(step_in, (mel_history, context, emotion, previous), strict=True)))
-        record = (window, mel, mel_history, emotion, previous, result[bs_name], result[raw_name], result[ctx_name])
+        record = (window, mel, mel_history, context, emotion, previous, result[bs_name], result[raw_name],
+                  result[ctx_name])  # fmt: skip
         calls.append(np.concatenate([np.asarray(a, np.float32).ravel() for a in record]))
         context = np.concatenate([context[:, 1:], result[ctx_name].reshape(1, 1, -1)], axis=1)
         if j - lookahead >= 0:
             previous = result[raw_name if j == lookahead else bs_name].reshape(1, -1).astype(np.float32)
             frames.append(previous[0])
         j += 1
-    sizes = [int(np.prod(a.shape)) for a in record]
+    sizes = [int(np.prod(np.shape(a))) for a in record]
     (out / "trace.json").write_text(json.dumps({
         "calls": len(calls), "fields": [[f, s] for f, s in zip(fields, sizes, strict=True)], "tolerance": 1e-6,
+        "centers": frame_centers(0, len(calls), fps, sr).tolist(),
     }))  # fmt: skip
     np.concatenate(calls).astype("<f4").tofile(out / "trace.f32")
     return np.stack(frames)
@@ -266,7 +317,7 @@ def replay_dir(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -
     shutil.copy(android_bundle / "manifest.json", out / "manifest.json")
     speech, sr = sf.read(bundled_speech(), dtype="float32", frames=int(REPLAY_SECONDS * 16000) + 123)
     sf.write(out / "clip.wav", speech, sr, subtype="PCM_16")  # what install-into ships: 16 kHz mono PCM16
-    traced = _record_trace(android_bundle, out / "clip.wav", out)
+    traced = record_trace(android_bundle, out / "clip.wav", out, "tflite")
     # the app passes the neutral emotion vector (no openSMILE on the phone)
     _, n_frames, chunks = iter_bundle_blendshapes(out / "clip.wav", android_bundle, "tflite", neutral_emotion=True)
     reference = np.concatenate(list(chunks))

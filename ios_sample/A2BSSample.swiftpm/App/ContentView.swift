@@ -25,6 +25,11 @@ struct ContentView: View {
             Text(String(format: "frame %ld · %.2f ms per frame (mean %.2f) · face lags sound by %.0f ms + compute",
                         controller.frameIndex, controller.latencyMs, controller.meanLatencyMs, controller.lookaheadMs))
                 .font(.caption.monospacedDigit())
+            if controller.manifest?.isTrained == false {
+                Text(EngineController.untrainedWarning)
+                    .font(.caption.bold())
+                    .foregroundStyle(.red)
+            }
             Text(controller.status)
                 .font(.caption)
                 .foregroundStyle(.secondary)

@@ -1,4 +1,5 @@
 import A2BSEngine
+import Combine  // ObservableObject, @Published (not re-exported by Foundation under Swift 6 / member import visibility)
 import Foundation
 
 /// The app's state: loads the engine for the chosen variant and compute units, runs the microphone or the
@@ -65,9 +66,11 @@ final class EngineController: ObservableObject {
         Task {
             do {
                 let started = Date()
-                let engine = try await A2BSEngine.load(bundleDirectory: directory, variant: chosenVariant,
-                                                       computeUnits: units)
-                install(engine, chosenVariant: chosenVariant)
+                // The engine goes straight to its queue (`sending`): from here on only the queue touches it.
+                let background = A2BSBackgroundEngine(
+                    engine: try await A2BSEngine.load(bundleDirectory: directory, variant: chosenVariant,
+                                                      computeUnits: units))
+                install(background, chosenVariant: chosenVariant)
                 status = String(format: "Ready (loaded in %.1f s). Pick a source and press Start.",
                                 Date().timeIntervalSince(started))
             } catch {
@@ -77,18 +80,20 @@ final class EngineController: ObservableObject {
         }
     }
 
-    private func install(_ engine: A2BSEngine, chosenVariant: String?) {
-        let background = A2BSBackgroundEngine(engine: engine)
+    /// Shown above the status while the bundle says checkpoint.trained = false (as the Android sample does).
+    static let untrainedWarning = "Untrained checkpoint: the face will not follow the speech."
+
+    private func install(_ background: A2BSBackgroundEngine, chosenVariant: String?) {
         background.onFrames = { [weak self] frames in self?.show(frames) }
         background.onError = { [weak self] error in
             self?.stop()
             self?.status = error.localizedDescription
         }
         self.background = background
-        manifest = engine.manifest
-        names = engine.names
-        variant = chosenVariant ?? engine.manifest.defaultVariant
-        values = Array(repeating: 0, count: engine.manifest.blendshapes.count)
+        manifest = background.manifest
+        names = background.names
+        variant = chosenVariant ?? background.manifest.defaultVariant
+        values = Array(repeating: 0, count: background.manifest.blendshapes.count)
     }
 
     func toggle() {

@@ -1,8 +1,8 @@
-import CoreML
+import Dispatch
 import Foundation
 
 /// One output frame: the 52 (manifest `blendshapes`) values and what it cost to compute.
-public struct A2BSFrame {
+public struct A2BSFrame: Sendable {
     /// Output frame index since the stream start; its time is index / fps seconds.
     public let index: Int
     public let time: TimeInterval
@@ -24,14 +24,14 @@ public struct A2BSFrame {
 }
 
 /// One entry of the manifest's blendshape_groups (for grouping bars in a UI).
-public struct A2BSBlendshapeGroup: Identifiable, Equatable {
+public struct A2BSBlendshapeGroup: Identifiable, Equatable, Sendable {
     public let name: String
     public let members: [String]
     public var id: String { name }
 }
 
 /// The blendshape names of a bundle with a name -> position index, shared by all frames.
-public final class A2BSBlendshapeNames {
+public final class A2BSBlendshapeNames: Sendable {
     public let names: [String]
     public let index: [String: Int]
     public init(_ names: [String]) {
@@ -49,8 +49,9 @@ public final class A2BSBlendshapeNames {
 /// At the end of a file call `flush()`: it runs the remaining frames with silence past the end, emits
 /// exactly ceil(samples * fps / sample_rate) frames in total and resets for a new stream.
 ///
-/// Not thread-safe: call it from one serial queue, never the main thread (`A2BSBackgroundEngine` does that).
-/// After a thrown error call `reset()`.
+/// Not thread-safe, and deliberately not `Sendable`: call it from one serial queue, never the main thread
+/// (`A2BSBackgroundEngine` does that). After a thrown error call `reset()`. On Apple platforms
+/// `A2BSEngine.load(bundleDirectory:variant:computeUnits:)` (CoreMLRunner.swift) builds one over Core ML.
 public final class A2BSEngine {
     public let manifest: A2BSManifest
     public let schedule: A2BSFrameSchedule
@@ -73,7 +74,7 @@ public final class A2BSEngine {
     public private(set) var nextMelFrame = 0
     public private(set) var emittedFrames = 0
 
-    /// An engine over any two runners (Core ML, or fakes in tests). The manifest is validated here.
+    /// An engine over any two runners (Core ML, or fakes and trace replays in tests). The manifest is validated here.
     public init(manifest: A2BSManifest, frontEnd: A2BSModelRunner, step: A2BSModelRunner) throws {
         try manifest.validate()
         self.manifest = manifest
@@ -90,22 +91,6 @@ public final class A2BSEngine {
                                initialRow: manifest.initialState.contextFrame)
         emotion = manifest.emotion.neutral
         reset()
-    }
-
-    /// Loads the front end and the step model of `variant` (default: the manifest's default_variant)
-    /// from a bundle folder, compiling the `.mlpackage`s on first use (see `A2BSModelLoader`).
-    public static func load(bundleDirectory: URL, variant: String? = nil,
-                            computeUnits: MLComputeUnits = .all) async throws -> A2BSEngine {
-        let manifest = try A2BSManifest.load(bundleDirectory: bundleDirectory)
-        let frontEndFile = try manifest.file(role: A2BSContract.frontEndRole)
-        let stepFile = try manifest.file(role: A2BSContract.stepRole, variant: variant)
-        let frontEnd = try await A2BSModelLoader.load(bundleDirectory.appendingPathComponent(frontEndFile.path),
-                                                      sha256: frontEndFile.sha256, computeUnits: computeUnits)
-        let step = try await A2BSModelLoader.load(bundleDirectory.appendingPathComponent(stepFile.path),
-                                                  sha256: stepFile.sha256, computeUnits: computeUnits)
-        return try A2BSEngine(manifest: manifest,
-                              frontEnd: A2BSCoreMLRunner(model: frontEnd, spec: manifest.models.frontEnd),
-                              step: A2BSCoreMLRunner(model: step, spec: manifest.models.step))
     }
 
     /// Samples received since the stream start.
@@ -175,8 +160,8 @@ public final class A2BSEngine {
 
         // Mel history, oldest first: drop the oldest frame, append mel_j.
         let bins = sizes.melBins, floatSize = MemoryLayout<Float>.stride
-        memmove(melFrames.pointer, melFrames.pointer + bins, (melFrames.count - bins) * floatSize)
-        memcpy(melFrames.pointer + (melFrames.count - bins), mel.pointer, bins * floatSize)
+        _ = memmove(melFrames.pointer, melFrames.pointer + bins, (melFrames.count - bins) * floatSize)
+        _ = memcpy(melFrames.pointer + (melFrames.count - bins), mel.pointer, bins * floatSize)
         ring.copy(into: context.pointer)
         try step.predict(inputs: stepInputs, outputs: stepOutputs)
         ring.append(UnsafeBufferPointer(contextFrame.buffer))
@@ -187,7 +172,7 @@ public final class A2BSEngine {
         guard let k = schedule.outputFrame(forMelFrame: j) else { return nil }
         // Output frame 0 is the unsmoothed one (nothing to smooth with yet); then the smoothed output.
         let source = k == 0 ? blendshapesRaw : blendshapes
-        memcpy(previous.pointer, source.pointer, previous.count * floatSize)
+        _ = memcpy(previous.pointer, source.pointer, previous.count * floatSize)
         emittedFrames += 1
         let frame = A2BSFrame(index: k, time: TimeInterval(k) / TimeInterval(schedule.fps), values: source.values,
                               names: names, frontEndMs: Double(frontEndDone - start) / 1e6,

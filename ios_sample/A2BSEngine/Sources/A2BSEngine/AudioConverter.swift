@@ -1,4 +1,8 @@
-import AVFoundation
+// Apple-only (AVFoundation): compiled where AVFoundation exists, i.e. not on Linux.
+#if canImport(AVFoundation)
+// @preconcurrency: AVFoundation's buffer and converter types are not annotated for Sendable on every SDK the
+// sample supports; this class confines them to the thread that calls `convert` (see below).
+@preconcurrency import AVFoundation
 
 /// Converts PCM buffers of any format (microphone tap, audio file) to mono Float32 at the bundle's
 /// sample rate. Keeps the resampler's state between calls, so feed one continuous stream per instance.
@@ -64,6 +68,7 @@ public final class A2BSAudioConverter: @unchecked Sendable {  // use one instanc
 }
 
 /// A mutable flag the converter's input block can set (a class, so the block captures no mutable variable).
-private final class Flag {
+private final class Flag: @unchecked Sendable {  // only touched by the synchronous input block
     var value = false
 }
+#endif

@@ -48,7 +48,7 @@ public struct A2BSContextRing {
     /// Writes the rows, oldest first, as rows * width contiguous floats.
     public func copy(into destination: UnsafeMutablePointer<Float>) {
         storage.withUnsafeBufferPointer { src in
-            memcpy(destination, src.baseAddress! + oldest * width, rows * width * MemoryLayout<Float>.stride)
+            _ = memcpy(destination, src.baseAddress! + oldest * width, rows * width * MemoryLayout<Float>.stride)
         }
     }
 

@@ -1,49 +1,11 @@
+// The Apple-only part of the engine: Core ML compute units, the `MLModel` runner and the model loader.
+// Everything else is platform-independent and tested on Linux; this file compiles only where Core ML exists.
+#if canImport(CoreML)
 import CoreML
 import Foundation
 
-/// A float32 tensor the engine owns for the whole stream: allocated once, written in place every frame.
-/// Core ML sees it through an `MLMultiArray` that wraps the same memory (no copy on the input side).
-public final class A2BSTensor {
-    public let name: String
-    public let shape: [Int]
-    public let count: Int
-    public let pointer: UnsafeMutablePointer<Float>
-
-    public init(_ spec: A2BSTensorSpec) {
-        name = spec.name
-        shape = spec.shape
-        count = spec.count
-        pointer = .allocate(capacity: count)
-        pointer.initialize(repeating: 0, count: count)
-    }
-
-    deinit { pointer.deallocate() }
-
-    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
-    public var values: [Float] { Array(buffer) }
-
-    public func fill(with values: [Float]) {
-        precondition(values.count == count, "\(name) has \(count) values, got \(values.count)")
-        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
-    }
-
-    /// Row-major strides of `shape`.
-    var contiguousStrides: [Int] {
-        var strides = Array(repeating: 1, count: shape.count)
-        for axis in stride(from: shape.count - 2, through: 0, by: -1) { strides[axis] = strides[axis + 1] * shape[axis + 1] }
-        return strides
-    }
-}
-
-/// One model of the bundle. `A2BSEngine` calls it once per mel frame with its own preallocated tensors
-/// (the same objects every call), in manifest order. Tests substitute fakes.
-public protocol A2BSModelRunner: AnyObject {
-    /// Runs the model on `inputs` and writes every output into the tensor of the same name.
-    func predict(inputs: [A2BSTensor], outputs: [A2BSTensor]) throws
-}
-
 /// Which processors Core ML may use. A small model run once per frame: see the README for advice.
-public enum A2BSComputeUnits: String, CaseIterable, Identifiable {
+public enum A2BSComputeUnits: String, CaseIterable, Identifiable, Sendable {
     case all
     case cpuAndNeuralEngine
     case cpuAndGPU
@@ -65,6 +27,25 @@ public enum A2BSComputeUnits: String, CaseIterable, Identifiable {
         case .cpuAndGPU: return "CPU + GPU"
         case .cpuOnly: return "CPU only"
         }
+    }
+}
+
+public extension A2BSEngine {
+    /// Loads the front end and the step model of `variant` (default: the manifest's default_variant)
+    /// from a bundle folder, compiling the `.mlpackage`s on first use (see `A2BSModelLoader`).
+    /// The engine is returned `sending`: hand it to one queue (`A2BSBackgroundEngine`) and use it only there.
+    static func load(bundleDirectory: URL, variant: String? = nil,
+                     computeUnits: MLComputeUnits = .all) async throws -> sending A2BSEngine {
+        let manifest = try A2BSManifest.load(bundleDirectory: bundleDirectory)
+        let frontEndFile = try manifest.file(role: A2BSContract.frontEndRole)
+        let stepFile = try manifest.file(role: A2BSContract.stepRole, variant: variant)
+        let frontEnd = try await A2BSModelLoader.load(bundleDirectory.appendingPathComponent(frontEndFile.path),
+                                                      sha256: frontEndFile.sha256, computeUnits: computeUnits)
+        let step = try await A2BSModelLoader.load(bundleDirectory.appendingPathComponent(stepFile.path),
+                                                  sha256: stepFile.sha256, computeUnits: computeUnits)
+        return try A2BSEngine(manifest: manifest,
+                              frontEnd: A2BSCoreMLRunner(model: frontEnd, spec: manifest.models.frontEnd),
+                              step: A2BSCoreMLRunner(model: step, spec: manifest.models.step))
     }
 }
 
@@ -121,7 +102,7 @@ public final class A2BSCoreMLRunner: A2BSModelRunner {
         let strides = array.strides.map(\.intValue)
         if array.dataType == .float32 && strides == tensor.contiguousStrides {  // the usual case: one memcpy
             array.withUnsafeBufferPointer(ofType: Float.self) { src in
-                memcpy(tensor.pointer, src.baseAddress!, tensor.count * MemoryLayout<Float>.stride)
+                _ = memcpy(tensor.pointer, src.baseAddress!, tensor.count * MemoryLayout<Float>.stride)
             }
             return
         }
@@ -183,3 +164,4 @@ public enum A2BSModelLoader {
         return target
     }
 }
+#endif

@@ -2,11 +2,11 @@ import Foundation
 
 // The bundle's manifest.json, decoded with Codable. Only the keys the engine and the sample app use are
 // declared; the rest of the file (mel and emotion statistics, call_sequence, ...) is reference material.
-// Every JSON key the Swift code reads is spelled out in a CodingKeys enum in this file, and
-// tests/test_ios_sample.py parses these structs and checks them against a freshly built bundle.
+// Every JSON key the Swift code reads is spelled out in a CodingKeys enum in this file; the replay test
+// (Tests/A2BSEngineTests/ReplayTests.swift, run by tests/test_ios_sample.py) decodes a freshly built bundle.
 
 /// Top level of `manifest.json`.
-public struct A2BSManifest: Decodable, Equatable {
+public struct A2BSManifest: Decodable, Equatable, Sendable {
     public let format: String
     public let formatVersion: Int
     public let platform: String
@@ -20,14 +20,18 @@ public struct A2BSManifest: Decodable, Equatable {
     /// UI grouping (jaw, mouth, eyes, brows, cheeks_nose). JSON object order is lost by JSONDecoder:
     /// use `orderedGroups` for display.
     public let blendshapeGroups: [String: [String]]
-    /// Reference only: the smoothing is already inside the step model.
-    public let smoothingAlpha: Double
     public let initialState: A2BSInitialState
     public let emotion: A2BSEmotion
     public let models: A2BSModels
     public let defaultVariant: String
     public let variants: [String]
     public let files: [A2BSFileEntry]
+    /// Which checkpoint the models come from; optional (older bundles and hand-written test manifests lack it).
+    public let checkpoint: A2BSCheckpointInfo?
+
+    /// False when the bundle says its checkpoint is untrained (random weights: the face will not follow the
+    /// speech); apps should say so. A bundle without the key counts as trained.
+    public var isTrained: Bool { checkpoint?.trained ?? true }
 
     enum CodingKeys: String, CodingKey {
         case format
@@ -39,18 +43,60 @@ public struct A2BSManifest: Decodable, Equatable {
         case timeline
         case blendshapes
         case blendshapeGroups = "blendshape_groups"
-        case smoothingAlpha = "smoothing_alpha"
         case initialState = "initial_state"
         case emotion
         case models
         case defaultVariant = "default_variant"
         case variants
         case files
+        case checkpoint
+    }
+}
+
+/// `checkpoint`: where the models come from.
+public struct A2BSCheckpointInfo: Decodable, Equatable, Sendable {
+    /// False for a bundle converted from an untrained (randomly initialised) checkpoint.
+    public let trained: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case trained
+    }
+}
+
+/// The three keys that say what a manifest is, decoded (and checked) before anything else, so a bundle for
+/// another platform or format version is refused with a clear message instead of a decoding error later.
+struct A2BSBundleHeader: Decodable, Equatable, Sendable {
+    let format: String?
+    let formatVersion: Int?
+    let platform: String?
+
+    enum CodingKeys: String, CodingKey {
+        case format
+        case formatVersion = "format_version"
+        case platform
+    }
+
+    func check() throws {
+        guard format == A2BSContract.bundleFormat else {
+            throw A2BSError.incompatibleBundle(
+                "manifest.json has format \(format.map { "'\($0)'" } ?? "none"), not '\(A2BSContract.bundleFormat)': "
+                    + "install a bundle built by `a2bs-convert ios`")
+        }
+        guard formatVersion == A2BSContract.formatVersion else {
+            throw A2BSError.incompatibleBundle(
+                "bundle format_version \(formatVersion.map(String.init) ?? "none"), this engine reads version "
+                    + "\(A2BSContract.formatVersion): rebuild the bundle with this a2bs version (`a2bs-convert ios`)")
+        }
+        guard platform == A2BSContract.platform else {
+            throw A2BSError.incompatibleBundle(
+                "this is a bundle for \(platform.map { "'\($0)'" } ?? "no platform"), not "
+                    + "'\(A2BSContract.platform)': build one with `a2bs-convert ios`")
+        }
     }
 }
 
 /// `timeline`: where each mel frame's PCM window sits and how far the output lags the input.
-public struct A2BSTimeline: Decodable, Equatable {
+public struct A2BSTimeline: Decodable, Equatable, Sendable {
     /// PCM samples per front-end call (the STFT size); the window of mel frame j is centred on its centre sample.
     public let window: Int
     /// L: the step call for mel frame j produces output frame j - L.
@@ -66,7 +112,7 @@ public struct A2BSTimeline: Decodable, Equatable {
 }
 
 /// `initial_state`: what the mel history and the context ring hold before the first call (digital silence).
-public struct A2BSInitialState: Decodable, Equatable {
+public struct A2BSInitialState: Decodable, Equatable, Sendable {
     /// The mel history, oldest first (one row per history slot of the step model's `mel_frames` input).
     public let melFrames: [[Float]]
     /// Every row of the context ring buffer starts as this encoded frame.
@@ -79,7 +125,7 @@ public struct A2BSInitialState: Decodable, Equatable {
 }
 
 /// `emotion`: the step model's emotion input. Apps pass `neutral` (there is no openSMILE on device).
-public struct A2BSEmotion: Decodable, Equatable {
+public struct A2BSEmotion: Decodable, Equatable, Sendable {
     public let dim: Int
     public let neutral: [Float]
 
@@ -90,7 +136,7 @@ public struct A2BSEmotion: Decodable, Equatable {
 }
 
 /// `models`: input and output specs of both models.
-public struct A2BSModels: Decodable, Equatable {
+public struct A2BSModels: Decodable, Equatable, Sendable {
     public let frontEnd: A2BSModelSpec
     public let step: A2BSModelSpec
 
@@ -101,7 +147,7 @@ public struct A2BSModels: Decodable, Equatable {
 }
 
 /// Inputs and outputs of one model, in the order the contract gives them meaning (see `A2BSContract`).
-public struct A2BSModelSpec: Decodable, Equatable {
+public struct A2BSModelSpec: Decodable, Equatable, Sendable {
     public let inputs: [A2BSTensorSpec]
     public let outputs: [A2BSTensorSpec]
 
@@ -112,7 +158,7 @@ public struct A2BSModelSpec: Decodable, Equatable {
 }
 
 /// One model input or output: the feature name in the Core ML model, its shape and dtype.
-public struct A2BSTensorSpec: Decodable, Equatable {
+public struct A2BSTensorSpec: Decodable, Equatable, Sendable {
     public let name: String
     public let shape: [Int]
     public let dtype: String
@@ -128,7 +174,7 @@ public struct A2BSTensorSpec: Decodable, Equatable {
 }
 
 /// One entry of `files`: a model package of the bundle.
-public struct A2BSFileEntry: Decodable, Equatable {
+public struct A2BSFileEntry: Decodable, Equatable, Sendable {
     /// Relative to the bundle folder (an `.mlpackage` directory for iOS bundles).
     public let path: String
     /// Of the package's files; used as the cache key of the compiled model.
@@ -158,7 +204,14 @@ public extension A2BSManifest {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw A2BSError.missingBundle(bundleDirectory.path)
         }
-        let manifest = try JSONDecoder().decode(A2BSManifest.self, from: Data(contentsOf: url))
+        return try decode(Data(contentsOf: url))
+    }
+
+    /// Decodes and validates `manifest.json` data. The format, its version and the platform are checked
+    /// first, then the whole manifest is decoded and its names and sizes checked (`validate()`).
+    static func decode(_ data: Data) throws -> A2BSManifest {
+        try JSONDecoder().decode(A2BSBundleHeader.self, from: data).check()
+        let manifest = try JSONDecoder().decode(A2BSManifest.self, from: data)
         try manifest.validate()
         return manifest
     }
@@ -185,9 +238,7 @@ public extension A2BSManifest {
     /// size agrees across the manifest. Sizes are never hard-coded: they all come from here.
     func validate() throws {
         func fail(_ message: String) -> A2BSError { .incompatibleBundle(message) }
-        guard format == A2BSContract.bundleFormat else { throw fail("format is \(format)") }
-        guard formatVersion == A2BSContract.formatVersion else { throw fail("format_version \(formatVersion)") }
-        guard platform == A2BSContract.platform else { throw fail("this is a bundle for \(platform)") }
+        try A2BSBundleHeader(format: format, formatVersion: formatVersion, platform: platform).check()
         let names = (
             models.frontEnd.inputs.map(\.name), models.frontEnd.outputs.map(\.name),
             models.step.inputs.map(\.name), models.step.outputs.map(\.name)
@@ -215,7 +266,7 @@ public extension A2BSManifest {
 }
 
 /// Sizes derived from the manifest's tensor specs (the engine's only source of numbers).
-public struct A2BSSizes: Equatable {
+public struct A2BSSizes: Equatable, Sendable {
     /// Values per mel frame (front-end output).
     public let melBins: Int
     /// Mel frames per step call (oldest first).
@@ -230,7 +281,7 @@ public struct A2BSSizes: Equatable {
     }
 }
 
-public enum A2BSError: Error, LocalizedError, Equatable {
+public enum A2BSError: Error, LocalizedError, Equatable, Sendable {
     case missingBundle(String)
     case incompatibleBundle(String)
     case model(String)

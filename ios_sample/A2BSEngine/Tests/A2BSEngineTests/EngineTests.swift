@@ -1,8 +1,9 @@
 import XCTest
 @testable import A2BSEngine
 
-// Pure-logic tests (`swift test` on a Mac). They use a miniature manifest with made-up sizes and fake models,
-// which also proves that no size of the real bundle is baked into the engine.
+// Pure-logic tests (`swift test`, on Linux and on a Mac). They use a miniature manifest with made-up sizes and fake
+// models, which also proves that no size of the real bundle is baked into the engine. ReplayTests.swift drives the
+// same engine with the outputs recorded from a real bundle's Core ML models.
 
 /// A tiny but complete manifest: 10 fps at 100 Hz, window 8, lookahead 2, N = 5, 3 mel bins, 4-wide
 /// context rows, 2 emotion values, 3 blendshapes.
@@ -13,7 +14,6 @@ let miniManifestJSON = """
   "timeline": {"window": 8, "lookahead_frames": 2, "latency_ms": 240.0},
   "blendshapes": ["jawOpen", "mouthClose", "eyeBlinkLeft"],
   "blendshape_groups": {"eyes": ["eyeBlinkLeft"], "jaw": ["jawOpen"], "mouth": ["mouthClose"], "zz": []},
-  "smoothing_alpha": 0.5,
   "initial_state": {"mel_frames": [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 0.9]],
                     "context_frame": [1, 2, 3, 4]},
   "emotion": {"dim": 2, "neutral": [0, 0]},
@@ -127,6 +127,36 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(A2BSSizes(manifest).melHistory, 3)
     }
 
+    func testOptionalKeys() throws {
+        // No smoothing_alpha (unused by the engine) and no checkpoint: still a valid manifest, counted as trained.
+        XCTAssertFalse(miniManifestJSON.contains("smoothing_alpha"))
+        XCTAssertTrue(try miniManifest().isTrained)
+        let untrained = miniManifestJSON.replacingOccurrences(
+            of: "\"files\":", with: "\"checkpoint\": {\"trained\": false, \"source\": \"x\"}, \"files\":")
+        XCTAssertFalse(try A2BSManifest.decode(Data(untrained.utf8)).isTrained)
+    }
+
+    /// A manifest for another platform, format or format version is refused up front with a message that says
+    /// what it is and what to do, even when the rest of it would not decode.
+    func testRefusesOtherBundlesUpFront() throws {
+        let cases: [(json: String, says: [String])] = [
+            (miniManifestJSON.replacingOccurrences(of: "\"platform\": \"ios\"", with: "\"platform\": \"android\""),
+             ["'android'", "a2bs-convert ios"]),
+            ("{\"format\": \"a2bs-bundle\", \"format_version\": 1, \"platform\": \"android\"}", ["'android'"]),
+            ("{\"format\": \"a2bs-bundle\", \"format_version\": 2, \"platform\": \"ios\"}", ["format_version 2"]),
+            ("{\"format\": \"something-else\"}", ["'something-else'"]),
+            ("{\"fps\": 30}", ["format none"]),
+        ]
+        for (json, says) in cases {
+            XCTAssertThrowsError(try A2BSManifest.decode(Data(json.utf8))) { error in
+                guard case A2BSError.incompatibleBundle = error else { return XCTFail("\(error) for \(json.prefix(60))") }
+                let message = error.localizedDescription
+                for part in says { XCTAssertTrue(message.contains(part), "\(message) lacks \(part)") }
+            }
+        }
+        XCTAssertNoThrow(try A2BSManifest.decode(Data(miniManifestJSON.utf8)))
+    }
+
     func testRejectsReorderedInputs() throws {
         let swapped = miniManifestJSON.replacingOccurrences(of: "\"emotion\", \"shape\"", with: "\"feeling\", \"shape\"")
         let manifest = try JSONDecoder().decode(A2BSManifest.self, from: Data(swapped.utf8))
@@ -192,5 +222,71 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(engine.samplesReceived, 0)
         XCTAssertEqual(engine.nextMelFrame, 0)
         XCTAssertTrue(try engine.flush().isEmpty)
+    }
+}
+
+/// The queue wrapper: pushes from another thread are processed in order, frames arrive on the main actor and equal
+/// the synchronous engine's, errors reset the engine and arrive on the main actor too.
+/// (XCTest runs test methods on the main thread; a `@MainActor` test class crashes swift-corelibs-xctest's test
+/// discovery on Linux, so each test enters the main actor with `assumeIsolated`.)
+final class BackgroundEngineTests: XCTestCase {
+    func testFramesArriveOnTheMainActorInOrder() throws { try MainActor.assumeIsolated { try Self.framesArriveInOrder() } }
+    func testErrorsArriveOnTheMainActor() throws { try MainActor.assumeIsolated { try Self.errorsArrive() } }
+
+    /// The app's pattern (EngineController.load) under Swift 6 region checking: an engine from a nonisolated async
+    /// loader that returns it `sending` (as `A2BSEngine.load` does over Core ML) is handed from the main actor to
+    /// its queue.
+    func testAnEngineLoadedAsynchronouslyMovesToItsQueue() async throws {
+        let background = try await Self.loadOnTheMainActor()
+        XCTAssertEqual(background.names.names, try miniManifest().blendshapes)
+    }
+
+    nonisolated private static func load() async throws -> sending A2BSEngine {
+        try A2BSEngine(manifest: try miniManifest(), frontEnd: FakeFrontEnd(), step: FakeStep())
+    }
+
+    @MainActor private static func loadOnTheMainActor() async throws -> A2BSBackgroundEngine {
+        A2BSBackgroundEngine(engine: try await load())
+    }
+
+    @MainActor private static func framesArriveInOrder() throws {
+        let signal = (0..<57).map { Float($0 % 7) - 3 }
+        let expected = try A2BSEngine(manifest: try miniManifest(), frontEnd: FakeFrontEnd(), step: FakeStep())
+        let want = try expected.push(samples: signal) + expected.flush()
+
+        let background = A2BSBackgroundEngine(
+            engine: try A2BSEngine(manifest: try miniManifest(), frontEnd: FakeFrontEnd(), step: FakeStep()))
+        XCTAssertEqual(background.manifest, try miniManifest())
+        var received: [A2BSFrame] = []
+        background.onFrames = { frames in
+            MainActor.assertIsolated()
+            received += frames
+        }
+        let done = XCTestExpectation(description: "flushed")
+        let pusher = Thread {  // any thread may push
+            for start in stride(from: 0, to: signal.count, by: 5) {
+                background.push(Array(signal[start..<min(start + 5, signal.count)]))
+            }
+            background.flush { done.fulfill() }
+        }
+        pusher.start()
+        XCTAssertEqual(XCTWaiter().wait(for: [done], timeout: 30), .completed)
+        XCTAssertEqual(received.map(\.index), want.map(\.index))
+        XCTAssertEqual(received.map(\.values), want.map(\.values))
+    }
+
+    @MainActor private static func errorsArrive() throws {
+        final class Failing: A2BSModelRunner {
+            func predict(inputs: [A2BSTensor], outputs: [A2BSTensor]) throws { throw A2BSError.model("boom") }
+        }
+        let background = A2BSBackgroundEngine(
+            engine: try A2BSEngine(manifest: try miniManifest(), frontEnd: Failing(), step: FakeStep()))
+        var errors: [String] = []
+        background.onError = { errors.append($0.localizedDescription) }
+        let done = XCTestExpectation(description: "flushed")
+        background.push([Float](repeating: 0.5, count: 40))
+        background.flush { done.fulfill() }
+        XCTAssertEqual(XCTWaiter().wait(for: [done], timeout: 30), .completed)
+        XCTAssertEqual(errors, ["Core ML: boom"])
     }
 }

@@ -130,12 +130,12 @@ private fun SampleScreen(model: SampleViewModel) {
 
 @Composable
 private fun VariantPicker(variants: List<String>, selected: String, onPick: (String) -> Unit) {
-    var open by remember { mutableStateOf(false) }
+    var menuExpanded by remember { mutableStateOf(false) }
     Box { // anchors the menu to the button
-        OutlinedButton(onClick = { open = true }, enabled = variants.size > 1) { Text("Variant: $selected") }
-        DropdownMenu(expanded = open, onDismissRequest = { open = false }) {
+        OutlinedButton(onClick = { menuExpanded = true }, enabled = variants.size > 1) { Text("Variant: $selected") }
+        DropdownMenu(expanded = menuExpanded, onDismissRequest = { menuExpanded = false }) {
             for (v in variants) {
-                DropdownMenuItem(text = { Text(v) }, onClick = { open = false; onPick(v) })
+                DropdownMenuItem(text = { Text(v) }, onClick = { menuExpanded = false; onPick(v) })
             }
         }
     }

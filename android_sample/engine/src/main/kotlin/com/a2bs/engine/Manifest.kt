@@ -21,6 +21,10 @@ class BundleFile(val path: String, val role: String, val variant: String, val by
  * so a reordered manifest fails here instead of feeding the wrong tensor.
  */
 class A2BSManifest private constructor(root: Map<String, Any?>) {
+    init {
+        checkBundleKind(root) // first: a bundle for another platform or format is refused before anything else is read
+    }
+
     val platform: String = str(root, ManifestKeys.PLATFORM)
     val fps: Int = int(root, ManifestKeys.FPS)
     val sampleRate: Int = int(root, ManifestKeys.SAMPLE_RATE)
@@ -146,10 +150,39 @@ class A2BSManifest private constructor(root: Map<String, Any?>) {
         get() = variants.filter { v -> files.any { it.role == ManifestKeys.ROLE_STEP && it.variant == v } }
 
     companion object {
+        /** The bundles this engine reads: manifest.json's `format`, `format_version` and `platform`. */
+        const val BUNDLE_FORMAT = "a2bs-bundle"
+        const val BUNDLE_FORMAT_VERSION = 1
+        const val BUNDLE_PLATFORM = "android"
+
         fun parse(jsonText: String): A2BSManifest {
             @Suppress("UNCHECKED_CAST")
             val root = Json.parse(jsonText) as? Map<String, Any?> ?: throw ManifestException("manifest.json must be an object")
             return A2BSManifest(root)
+        }
+
+        /** Refuses a manifest of another format, format version or platform with what it is and what to do. */
+        private fun checkBundleKind(root: Map<String, Any?>) {
+            val format = root[ManifestKeys.FORMAT]
+            check(format == BUNDLE_FORMAT) {
+                "manifest.json has format ${describe(format)}, not '$BUNDLE_FORMAT': install a bundle built by `a2bs-convert android`"
+            }
+            val version = root[ManifestKeys.FORMAT_VERSION]
+            check(version == BUNDLE_FORMAT_VERSION.toDouble()) {
+                "bundle format_version ${describe(version)}, this engine reads version $BUNDLE_FORMAT_VERSION: " +
+                    "rebuild the bundle with this a2bs version (`a2bs-convert android`)"
+            }
+            val platform = root[ManifestKeys.PLATFORM]
+            check(platform == BUNDLE_PLATFORM) {
+                "this is a bundle for ${describe(platform)}, not '$BUNDLE_PLATFORM': build one with `a2bs-convert android`"
+            }
+        }
+
+        private fun describe(value: Any?): String = when (value) {
+            null -> "none"
+            is String -> "'$value'"
+            is Double -> if (value == Math.floor(value)) value.toLong().toString() else value.toString()
+            else -> value.toString()
         }
 
         private fun check(ok: Boolean, message: () -> String) {

@@ -10,7 +10,8 @@ import java.util.Random
  * with plain checks, driven by `tests/test_android_sample.py`, which writes the inputs and checks
  * the outputs against the Python reference.
  *
- *   unit DIR                       unit tests; DIR holds centers.json, wav.json (+ files), manifest.json;
+ *   unit DIR                       unit tests; DIR holds centers.json, wav.json (+ files), manifest.json,
+ *                                  refusals.json (+ manifests of other platforms / formats / versions);
  *                                  prints one JSON line describing the parsed manifest
  *   replay DIR SPEC[,SPEC...]      replays DIR/trace.json + trace.f32 through the engine, fed DIR/clip.wav
  *                                  in chunks of SPEC (a number, "irregular" or "all"); writes DIR/out_SPEC.f32
@@ -68,6 +69,7 @@ private class UnitTests(private val dir: File) {
         scheduler()
         wav()
         engineWithFakeModels()
+        refusals()
         manifestSummary()
         System.err.println("unit: $passed groups passed")
     }
@@ -256,6 +258,24 @@ private class UnitTests(private val dir: File) {
         passed++
     }
 
+    /** Manifests of another platform, format or version are refused up front, saying what they are and what to do. */
+    private fun refusals() {
+        val cases = Json.parse(File(dir, "refusals.json").readText()) as List<*>
+        expect(cases.isNotEmpty()) { "refusals: no cases" }
+        for (c in cases) {
+            val m = c as Map<*, *>
+            val name = m["file"] as String
+            try {
+                A2BSManifest.parse(File(dir, name).readText())
+                fail("refusals: $name was accepted")
+            } catch (e: ManifestException) {
+                val message = e.message ?: ""
+                for (part in m["says"] as List<*>) expect(message.contains(part as String)) { "refusals: $name: '$message' lacks '$part'" }
+            }
+        }
+        passed++
+    }
+
     /** One JSON line with what the engine parsed, for the Python contract test. */
     private fun manifestSummary() {
         val m = A2BSManifest.parse(File(dir, "manifest.json").readText())
@@ -325,27 +345,19 @@ private class Replay(private val dir: File) {
                 return mapOf(manifest.melOutput to field(j, "out:" + manifest.melOutput))
             }
         }
-        // The recorded context is rebuilt here from the initial row and the recorded context_frame outputs.
-        val expectedContext = ArrayList<FloatArray>()
-        repeat(manifest.contextFrames - 1) { expectedContext.add(manifest.initialContextFrame) }
-        val flat = FloatArray((manifest.contextFrames - 1) * manifest.contextDim)
         val step = object : StepModel {
             override fun run(inputs: Map<String, FloatArray>): Map<String, FloatArray> {
                 val j = stepCalls++
                 expect(j == frontCalls - 1) { "replay: step call $j does not follow front-end call ${frontCalls - 1}" }
                 expect(inputs.keys.toList() == manifest.stepInputs.map { it.name }) { "replay: step input names ${inputs.keys}" }
                 expectClose("step call $j ${manifest.melFramesInput}", inputs.getValue(manifest.melFramesInput), field(j, "in:" + manifest.melFramesInput))
-                for (r in expectedContext.indices) System.arraycopy(expectedContext[r], 0, flat, r * manifest.contextDim, manifest.contextDim)
-                expectClose("step call $j ${manifest.contextInput}", inputs.getValue(manifest.contextInput), flat)
+                expectClose("step call $j ${manifest.contextInput}", inputs.getValue(manifest.contextInput), field(j, "in:" + manifest.contextInput))
                 expectClose("step call $j ${manifest.emotionInput}", inputs.getValue(manifest.emotionInput), field(j, "in:" + manifest.emotionInput))
                 expectClose("step call $j ${manifest.previousInput}", inputs.getValue(manifest.previousInput), field(j, "in:" + manifest.previousInput))
-                val ctx = field(j, "out:" + manifest.contextFrameOutput)
-                expectedContext.removeAt(0)
-                expectedContext.add(ctx)
                 return mapOf(
                     manifest.blendshapesOutput to field(j, "out:" + manifest.blendshapesOutput),
                     manifest.blendshapesRawOutput to field(j, "out:" + manifest.blendshapesRawOutput),
-                    manifest.contextFrameOutput to ctx
+                    manifest.contextFrameOutput to field(j, "out:" + manifest.contextFrameOutput)
                 )
             }
         }
