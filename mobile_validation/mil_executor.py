@@ -11,14 +11,15 @@ some reductions in higher precision, so this is an approximation of on-device nu
 replica). With `fp16_compute=False` everything stays float32 (the fp16 weights are still the stored
 fp16 values).
 
-Supported ops: see `SUPPORTED_OPS`. Any other op raises `UnsupportedOpError` when the package is
-loaded, naming the op type and the file.
+Supported ops: `OPS`, each naming the oracle tests/test_mil_ops.py compares it with. Any other op
+raises `UnsupportedOpError` when the package is loaded, naming the op type and the file.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,12 @@ class UnsupportedOpError(RuntimeError):
 def _f32(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     return x.astype(np.float32) if np.issubdtype(x.dtype, np.floating) else x
+
+
+def fp16_output(result: np.ndarray) -> np.ndarray:
+    """An op's float result as fp16 compute leaves it: rounded to the fp16 grid, held in float32."""
+    result = np.asarray(result)
+    return result.astype(np.float16).astype(np.float32) if np.issubdtype(result.dtype, np.floating) else result
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -212,36 +219,53 @@ def _reduce(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     return run
 
 
+def _reverse(x: np.ndarray, axes: Any = None) -> np.ndarray:
+    return np.flip(x, axis=None if axes is None else tuple(int(a) for a in np.atleast_1d(axes)))
+
+
 def _cast(x: np.ndarray, dtype: str) -> np.ndarray:
     return np.asarray(x).astype(_DTYPES[dtype])
 
 
-_OPS: dict[str, Callable[..., np.ndarray]] = {
-    "add": lambda x, y: _f32(x) + _f32(y),
-    "sub": lambda x, y: _f32(x) - _f32(y),
-    "mul": lambda x, y: _f32(x) * _f32(y),
-    "real_div": lambda x, y: _f32(x) / _f32(y),
-    "cast": _cast,
-    "concat": _concat,
-    "gelu": gelu,
-    "layer_norm": layer_norm,
-    "linear": _linear,
-    "matmul": _matmul,
-    "reduce_sum": _reduce(np.sum),
-    "reduce_mean": _reduce(np.mean),
-    "reshape": _reshape,
-    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-_f32(x))),
-    "slice_by_index": slice_by_index,
-    "softmax": softmax,
-    "transpose": lambda x, perm: np.transpose(x, [int(p) for p in perm]),
-    "reverse": lambda x, axes=None: np.flip(x, axis=None if axes is None else tuple(int(a) for a in axes)),
-    "log": lambda x, epsilon=1e-45: np.log(_f32(x) + np.float32(epsilon)),
-    "constexpr_affine_dequantize": affine_dequantize,
-    "constexpr_lut_to_dense": lut_to_dense,
-    "quantize": quantize,
-    "dequantize": dequantize,
+@dataclass(frozen=True)
+class MILOp:
+    """One supported MIL op: its NumPy implementation and the independent oracle that
+    tests/test_mil_ops.py checks it against (random shapes and values, fp32 and fp16)."""
+
+    run: Callable[..., np.ndarray]
+    oracle: str
+
+
+COREMLTOOLS = "coremltools"  # the op built with mb.program on constants: coremltools' own value inference
+TORCH = "torch"  # the equivalent torch function (written apart from this file)
+
+OPS: dict[str, MILOp] = {
+    "add": MILOp(lambda x, y: _f32(x) + _f32(y), COREMLTOOLS),
+    "sub": MILOp(lambda x, y: _f32(x) - _f32(y), COREMLTOOLS),
+    "mul": MILOp(lambda x, y: _f32(x) * _f32(y), COREMLTOOLS),
+    "real_div": MILOp(lambda x, y: _f32(x) / _f32(y), COREMLTOOLS),
+    "cast": MILOp(_cast, COREMLTOOLS),
+    # coremltools' value inference ignores `interleave`; torch's oracle follows the MIL documentation
+    "concat": MILOp(_concat, TORCH),
+    "gelu": MILOp(gelu, TORCH),
+    "layer_norm": MILOp(layer_norm, TORCH),
+    "linear": MILOp(_linear, COREMLTOOLS),
+    "matmul": MILOp(_matmul, COREMLTOOLS),
+    "reduce_sum": MILOp(_reduce(np.sum), COREMLTOOLS),
+    "reduce_mean": MILOp(_reduce(np.mean), COREMLTOOLS),
+    "reshape": MILOp(_reshape, COREMLTOOLS),
+    "sigmoid": MILOp(lambda x: 1.0 / (1.0 + np.exp(-_f32(x))), TORCH),
+    "slice_by_index": MILOp(slice_by_index, COREMLTOOLS),
+    "softmax": MILOp(softmax, TORCH),
+    "transpose": MILOp(lambda x, perm: np.transpose(x, [int(p) for p in perm]), COREMLTOOLS),
+    "reverse": MILOp(_reverse, COREMLTOOLS),
+    "log": MILOp(lambda x, epsilon=1e-45: np.log(_f32(x) + np.float32(epsilon)), COREMLTOOLS),
+    "constexpr_affine_dequantize": MILOp(affine_dequantize, COREMLTOOLS),
+    "constexpr_lut_to_dense": MILOp(lut_to_dense, COREMLTOOLS),
+    "quantize": MILOp(quantize, COREMLTOOLS),
+    "dequantize": MILOp(dequantize, COREMLTOOLS),
 }
-SUPPORTED_OPS = frozenset(_OPS) | {"const"}
+SUPPORTED_OPS = frozenset(OPS) | {"const"}
 
 
 def _dtype_name(var: Any) -> str:
@@ -302,7 +326,7 @@ class MILExecutor:
                 # fp16 constants widen exactly to float32: convert once, not on every call
                 self._constants[op.outputs[0].name] = _f32(value) if value.dtype == np.float16 else value
                 continue
-            fn = _OPS[op.op_type]
+            fn = OPS[op.op_type].run
             args = {name: self._ref(value) for name, value in op.inputs.items()}
             outs = [(v.name, _dtype_name(v) == "fp16") for v in op.outputs]
             if op.op_type.startswith("constexpr_"):
@@ -322,12 +346,7 @@ class MILExecutor:
         return self._constants[ref]
 
     def _round(self, result: np.ndarray, is_fp16: bool) -> np.ndarray:
-        result = np.asarray(result)
-        if np.issubdtype(result.dtype, np.floating):
-            if is_fp16 and self.fp16_compute:
-                return result.astype(np.float16).astype(np.float32)
-            return result.astype(np.float32)
-        return result
+        return fp16_output(result) if is_fp16 and self.fp16_compute else _f32(result)
 
     def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
         missing = set(self.input_names) - set(inputs)

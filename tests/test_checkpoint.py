@@ -14,6 +14,8 @@ from a2bs.core.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     Checkpoint,
+    default_checkpoint_dir,
+    fingerprint,
     load_checkpoint,
     load_default,
     save_checkpoint,
@@ -108,8 +110,13 @@ def test_nan_weights_are_rejected(checkpoint_dirs: dict[int, Path], tmp_path: Pa
         load_checkpoint(folder)
 
 
-def test_default_checkpoint_loads() -> None:
-    ckpt = load_default(30)
-    assert ckpt.fps == 30
+@pytest.mark.parametrize("fps", [30, 60])
+def test_trained_default_checkpoint_is_bundled(fps: int) -> None:
+    """The shipped defaults are on disk and trained: loading must not fall back to an untrained model."""
+    folder = default_checkpoint_dir(fps)
+    assert (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file(), f"missing: {folder}"
+    ckpt = load_default(fps)
+    assert ckpt.trained and ckpt.fps == fps and Path(ckpt.source).resolve() == folder.resolve()
+    assert fingerprint(ckpt) == fingerprint(load_checkpoint(folder))
     with pytest.raises(CheckpointError, match="fps"):
         load_default(25)

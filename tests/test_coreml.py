@@ -11,7 +11,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from a2bs.convert.coreml import (
 from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, DeployStep
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.checkpoint import Checkpoint, bundled_audio_dir
+from a2bs.mobile_validation import parity as P
 
 ct = coreml.ct
 MB = 1_000_000
@@ -48,27 +48,24 @@ LINEAR_WEIGHTS = {
 
 
 @pytest.fixture(scope="module")
-def calibration30(ckpt30: Checkpoint) -> CalibrationSet:
+def calibration30(trained30: Checkpoint) -> CalibrationSet:
     """Real-speech step inputs from one bundled clip (enough for the tests, half the cost)."""
     first_clip = sorted(bundled_audio_dir().glob("*.wav"))[:1]
-    return calibration_set(ckpt30, n_frames=32, audio_files=first_clip)
+    return calibration_set(trained30, n_frames=32, audio_files=first_clip)
 
 
 @pytest.fixture(scope="module")
-def bundle30(ckpt30: Checkpoint, calibration30: CalibrationSet, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def bundle30(trained30: Checkpoint, calibration30: CalibrationSet, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Every variant of the 30 fps checkpoint converted once into one bundle folder."""
     out = tmp_path_factory.mktemp("coreml30") / "bundle"
     records: dict[str, list[ArtifactFile]] = {}
     messages: list[str] = []
-    seconds: dict[str, float] = {}
     for variant in COREML_VARIANTS:
-        start = time.perf_counter()
         records[variant] = convert_coreml(
-            ckpt30, variant, out, calibration=calibration30, metadata={"source_note": "pytest"},
+            trained30, variant, out, calibration=calibration30, metadata={"source_note": "pytest"},
             progress=messages.append,
         )  # fmt: skip
-        seconds[variant] = time.perf_counter() - start
-    return {"dir": out, "records": records, "messages": messages, "seconds": seconds}
+    return {"dir": out, "records": records, "messages": messages}
 
 
 def _step(bundle: dict, variant: str) -> Path:
@@ -100,8 +97,6 @@ def test_bundle_layout_and_records(bundle30: dict) -> None:
         assert (record.role, record.variant, record.path) == ("step", variant, Path(step_package_name(variant)))
         assert not record.path.is_absolute() and (out / record.path).is_dir()
         assert record.precision and record.notes
-    print("conversion seconds:", {k: round(v, 1) for k, v in bundle30["seconds"].items()})
-    assert sum(bundle30["seconds"].values()) < 120
 
 
 def test_progress_names_each_stage(bundle30: dict) -> None:
@@ -120,13 +115,13 @@ def test_progress_names_each_stage(bundle30: dict) -> None:
 
 
 @pytest.mark.parametrize("variant", list(COREML_VARIANTS))
-def test_step_package_interface(bundle30: dict, ckpt30: Checkpoint, variant: str) -> None:
+def test_step_package_interface(bundle30: dict, trained30: Checkpoint, variant: str) -> None:
     path = _step(bundle30, variant)
     spec = ct.utils.load_spec(str(path))
     assert spec.WhichOneof("Type") == "mlProgram"
     ct.models.MLModel(str(path), skip_model_load=True)  # loads as a model object (no Core ML runtime needed)
     summary = load_spec_summary(path)
-    n = ckpt30.model.config.context_frames
+    n = trained30.model.config.context_frames
     assert [(f["name"], f["shape"], f["dtype"]) for f in summary["inputs"]] == [
         ("mel_frames", (1, 3, 80), "float32"),
         ("context", (1, n - 1, 512), "float32"),
@@ -146,7 +141,7 @@ def test_step_package_interface(bundle30: dict, ckpt30: Checkpoint, variant: str
 
 
 @pytest.mark.parametrize("variant", list(COREML_VARIANTS))
-def test_step_package_metadata(bundle30: dict, ckpt30: Checkpoint, variant: str) -> None:
+def test_step_package_metadata(bundle30: dict, trained30: Checkpoint, variant: str) -> None:
     summary = load_spec_summary(_step(bundle30, variant))
     assert summary["author"] == "a2bs"
     assert summary["license"] == "Apache-2.0"
@@ -154,7 +149,7 @@ def test_step_package_metadata(bundle30: dict, ckpt30: Checkpoint, variant: str)
     assert summary["short_description"]
     meta = summary["user_defined_metadata"]
     assert json.loads(meta["blendshapes"]) == list(ARKIT_BLENDSHAPES)
-    cfg = ckpt30.model.config
+    cfg = trained30.model.config
     assert meta["fps"] == "30" and meta["context_frames"] == str(cfg.context_frames)
     assert meta["lookahead_frames"] == str(cfg.lookahead_frames)
     assert (meta["sample_rate"], meta["n_fft"], meta["n_mels"]) == ("16000", "1024", "80")
@@ -211,10 +206,10 @@ def test_front_end_is_fp32(bundle30: dict) -> None:
 
 
 @pytest.mark.parametrize("variant", COMPRESSED)
-def test_stored_weights_match_torch(bundle30: dict, ckpt30: Checkpoint, variant: str) -> None:
+def test_stored_weights_match_torch(bundle30: dict, trained30: Checkpoint, variant: str) -> None:
     """Decompress every compressed constant and find its torch tensor: a broken codebook, scale or
     index packing would leave no torch tensor within tolerance."""
-    reference = {k: v.detach().numpy() for k, v in DeployStep(ckpt30.model).state_dict().items()}
+    reference = {k: v.detach().numpy() for k, v in DeployStep(trained30.model).state_dict().items()}
     stored = compressed_weights(_step(bundle30, variant))
     matched = set()
     for name, weight in stored.items():
@@ -234,18 +229,24 @@ def test_stored_weights_match_torch(bundle30: dict, ckpt30: Checkpoint, variant:
         assert matched == LINEAR_WEIGHTS  # attention constants, biases and LayerNorm stay fp16
 
 
-def test_w8a8_calibrated_module_tracks_the_float_step(ckpt30: Checkpoint, calibration30: CalibrationSet) -> None:
+def test_w8a8_calibrated_module_tracks_the_float_step(trained30: Checkpoint, calibration30: CalibrationSet) -> None:
     """The fake-quantized torch module that is exported for w8a8, on frames it was not calibrated on."""
     frames = calibration30.step_inputs
-    step = DeployStep(ckpt30.model).eval()
+    step = DeployStep(trained30.model).eval()
     quantized = coreml._quantize_w8a8(step, step.example_inputs(), CalibrationSet(frames[:24], []))
+    raws, q_raws = [], []
     with torch.no_grad(), coreml._single_thread():  # batch-1 passes: threads only add contention
         for inputs in frames[24:]:
-            smoothed, raw, frame = step(*inputs)
-            q_smoothed, q_raw, q_frame = quantized(*inputs)
-            assert float((q_raw - raw).abs().max()) < 0.03
-            assert float((q_smoothed - smoothed).abs().max()) < 0.03
+            _, raw, frame = step(*inputs)
+            _, q_raw, q_frame = quantized(*inputs)
+            raws.append(raw[0].numpy())
+            q_raws.append(q_raw[0].numpy())
             assert float((q_frame - frame).norm() / frame.norm()) < 0.1
+    # relative to how much the trained reference moves over these frames; its mean would not pass
+    reference, got = np.stack(raws), np.stack(q_raws)
+    limit = P.PARITY_LIMITS["activation_int8"].mae
+    assert P.parity_metrics(reference, got)["rel_mae"] < limit
+    assert P.parity_metrics(reference, np.broadcast_to(reference.mean(0), reference.shape))["rel_mae"] > limit
 
 
 # --- 60 fps ---------------------------------------------------------------------------------------
@@ -266,25 +267,25 @@ def test_fp16_at_60fps(ckpt60: Checkpoint, tmp_path: Path) -> None:
 # --- bad input and failures -----------------------------------------------------------------------
 
 
-def test_unknown_variant_names_the_valid_ones(ckpt30: Checkpoint, tmp_path: Path) -> None:
+def test_unknown_variant_names_the_valid_ones(trained30: Checkpoint, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"fp16.*int8.*palettize6.*palettize4.*w8a8"):
-        convert_coreml(ckpt30, "int4", tmp_path)
+        convert_coreml(trained30, "int4", tmp_path)
     assert not any(tmp_path.iterdir())
 
 
-def test_bad_metadata(ckpt30: Checkpoint, tmp_path: Path) -> None:
+def test_bad_metadata(trained30: Checkpoint, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="fps"):
-        convert_coreml(ckpt30, "fp16", tmp_path, metadata={"fps": "25"})  # would contradict the model
+        convert_coreml(trained30, "fp16", tmp_path, metadata={"fps": "25"})  # would contradict the model
     with pytest.raises(ValueError, match="strings"):
-        convert_coreml(ckpt30, "fp16", tmp_path, metadata={"epochs": 3})  # type: ignore[dict-item]
+        convert_coreml(trained30, "fp16", tmp_path, metadata={"epochs": 3})  # type: ignore[dict-item]
     assert not any(tmp_path.iterdir())
 
 
-def test_existing_step_is_not_overwritten(bundle30: dict, ckpt30: Checkpoint) -> None:
+def test_existing_step_is_not_overwritten(bundle30: dict, trained30: Checkpoint) -> None:
     path = _step(bundle30, "int8")
     before = {p: p.stat().st_mtime_ns for p in path.rglob("*")}
     with pytest.raises(ConversionError, match="exists") as info:
-        convert_coreml(ckpt30, "int8", bundle30["dir"])
+        convert_coreml(trained30, "int8", bundle30["dir"])
     assert info.value.stage == "save"
     assert {p: p.stat().st_mtime_ns for p in path.rglob("*")} == before
 
@@ -298,54 +299,56 @@ def test_front_end_of_another_checkpoint_is_a_conflict(bundle30: dict, ckpt60: C
     assert sorted(p.name for p in tmp_path.iterdir()) == [FRONT_END_PACKAGE]
 
 
-def test_export_failure_names_the_stage(ckpt30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_failure_names_the_stage(trained30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(torch.export, "export", fail)
     with pytest.raises(ConversionError, match="boom") as info:
-        convert_coreml(ckpt30, "fp16", tmp_path)
+        convert_coreml(trained30, "fp16", tmp_path)
     assert info.value.stage == "export"
     assert not any(tmp_path.iterdir())
 
 
 def test_convert_failure_names_the_operator(
-    ckpt30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def fail(*_args: object, **_kwargs: object) -> None:
         raise NotImplementedError("Unsupported fx node stft, kind aten::stft")
 
     monkeypatch.setattr(ct, "convert", fail)
     with pytest.raises(ConversionError) as info:
-        convert_coreml(ckpt30, "int8", tmp_path)
+        convert_coreml(trained30, "int8", tmp_path)
     assert info.value.stage == "convert"
     assert "operator aten::stft" in str(info.value)
 
 
-def test_w8a8_failure_is_an_error_not_an_fp16_model(ckpt30: Checkpoint, tmp_path: Path) -> None:
+def test_w8a8_failure_is_an_error_not_an_fp16_model(trained30: Checkpoint, tmp_path: Path) -> None:
     empty = CalibrationSet(step_inputs=[], front_end_inputs=[])
     with pytest.raises(ConversionError, match="no step inputs") as info:
-        convert_coreml(ckpt30, "w8a8", tmp_path, calibration=empty)
+        convert_coreml(trained30, "w8a8", tmp_path, calibration=empty)
     assert info.value.stage == "quantize:w8a8"
     assert not any(tmp_path.iterdir())
 
 
-def test_uncompressed_result_is_refused(ckpt30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_uncompressed_result_is_refused(trained30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If a compression pass silently did nothing, no fp16 model may ship under the variant's name."""
     monkeypatch.setattr(coreml, "_compress_weights", lambda mlmodel, _variant: mlmodel)
     with pytest.raises(ConversionError, match="constexpr_lut_to_dense") as info:
-        convert_coreml(ckpt30, "palettize4", tmp_path)
+        convert_coreml(trained30, "palettize4", tmp_path)
     assert info.value.stage == "quantize:palettize4"
     assert not any(tmp_path.iterdir())
 
 
-def test_failed_save_leaves_nothing_behind(ckpt30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_save_leaves_nothing_behind(
+    trained30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def fail(*_args: object, **_kwargs: object) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "rename", fail)
     with pytest.raises(ConversionError, match="disk full") as info:
-        convert_coreml(ckpt30, "fp16", tmp_path)
+        convert_coreml(trained30, "fp16", tmp_path)
     assert info.value.stage == "save"
     assert list(tmp_path.iterdir()) == []  # no half-written package, no temp folder
 

@@ -1,60 +1,45 @@
-"""NumPy MIL executor: op semantics vs numpy/torch, and whole-model parity of the converted CoreML
-packages (fp32 front end, fp16 / int8 / palettize4 / w8a8 steps) against the torch deploy modules."""
+"""NumPy MIL executor: whole-model parity of the converted Core ML packages of the TRAINED default (fp32
+front end, fp16 / int8 / palettize4 / w8a8 steps) against the torch deploy modules, input checks and
+unsupported ops. Every single op is tested against its oracle in test_mil_ops.py."""
 
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from a2bs.convert.common import CalibrationSet, calibration_set
 from a2bs.convert.coreml import FRONT_END_PACKAGE, compressed_weights, convert_coreml, ct, step_package_name
 from a2bs.convert.deploy import STEP_INPUTS, STEP_OUTPUTS, DeployFrontEnd, DeployStep
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.mobile_validation import mil_executor
+from a2bs.mobile_validation import parity as P
 from a2bs.mobile_validation.mil_executor import MILExecutor, UnsupportedOpError
 
 VARIANTS = ("fp16", "int8", "palettize4", "w8a8")
-STEP_MAE = {"fp16": 0.01, "int8": 0.02, "palettize4": 0.02, "w8a8": 0.02}  # blendshapes, mean abs error
+# blendshapes MAE in units of the reference's per-shape spread over the calibration frames (parity.py's
+# rel_mae); a step that outputs the reference's mean scores ~0.8 on this measure
+STEP_REL_MAE = {"fp16": 0.02, "int8": 0.05, "palettize4": 0.15, "w8a8": 0.3}
 
 
 @pytest.fixture(scope="module")
-def calibration(ckpt30: Checkpoint) -> CalibrationSet:
-    return calibration_set(ckpt30, n_frames=8)
+def calibration(trained30: Checkpoint) -> CalibrationSet:
+    return calibration_set(trained30, n_frames=24)
 
 
 @pytest.fixture(scope="module")
-def bundle(ckpt30: Checkpoint, calibration: CalibrationSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bundle(trained30: Checkpoint, calibration: CalibrationSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("mil") / "bundle"
     for variant in VARIANTS:
-        convert_coreml(ckpt30, variant, out, calibration=calibration)
+        convert_coreml(trained30, variant, out, calibration=calibration)
     return out
 
 
 # --------------------------------------------------------------------------------------------------
 # ops
-
-
-def test_gelu_matches_torch() -> None:
-    x = np.linspace(-6, 6, 101, dtype=np.float32)
-    ref = F.gelu(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(mil_executor.gelu(x, "EXACT"), ref, atol=1e-6)
-    ref_tanh = F.gelu(torch.from_numpy(x), approximate="tanh").numpy()
-    np.testing.assert_allclose(mil_executor.gelu(x, "TANH_APPROXIMATION"), ref_tanh, atol=1e-5)
-
-
-def test_layer_norm_and_softmax_match_torch() -> None:
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(4, 7, 16)).astype(np.float32) * 3 + 1
-    gamma, beta = rng.normal(size=16).astype(np.float32), rng.normal(size=16).astype(np.float32)
-    ref = F.layer_norm(torch.from_numpy(x), (16,), torch.from_numpy(gamma), torch.from_numpy(beta), 1e-5)
-    np.testing.assert_allclose(mil_executor.layer_norm(x, [-1], gamma, beta, 1e-5), ref.numpy(), atol=1e-5)
-    np.testing.assert_allclose(mil_executor.softmax(x, 1), torch.softmax(torch.from_numpy(x), 1).numpy(), atol=1e-6)
 
 
 def test_slice_by_index_masks() -> None:
@@ -90,11 +75,11 @@ def test_quantize_dequantize_round_trip() -> None:
 # whole models
 
 
-def test_front_end_parity(ckpt30: Checkpoint, calibration: CalibrationSet, bundle: Path) -> None:
+def test_front_end_parity(trained30: Checkpoint, calibration: CalibrationSet, bundle: Path) -> None:
     executor = MILExecutor(bundle / FRONT_END_PACKAGE)
     assert not executor.fp16_compute
     assert "reverse" in executor.ops_used
-    front_end = DeployFrontEnd(ckpt30.model).eval()
+    front_end = DeployFrontEnd(trained30.model).eval()
     for pcm in calibration.front_end_inputs:
         with torch.no_grad():
             ref = front_end(pcm).numpy()
@@ -104,12 +89,11 @@ def test_front_end_parity(ckpt30: Checkpoint, calibration: CalibrationSet, bundl
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_step_parity(variant: str, ckpt30: Checkpoint, calibration: CalibrationSet, bundle: Path) -> None:
+def test_step_parity(variant: str, trained30: Checkpoint, calibration: CalibrationSet, bundle: Path) -> None:
     executor = MILExecutor(bundle / step_package_name(variant))
     assert executor.fp16_compute
-    step = DeployStep(ckpt30.model).eval()
-    errors = []
-    start = time.perf_counter()
+    step = DeployStep(trained30.model).eval()
+    refs, outs = [], []
     for inputs in calibration.step_inputs:
         with torch.no_grad():
             ref = dict(zip(STEP_OUTPUTS, step(*inputs), strict=True))
@@ -117,10 +101,13 @@ def test_step_parity(variant: str, ckpt30: Checkpoint, calibration: CalibrationS
         assert set(out) == set(STEP_OUTPUTS)
         for name in STEP_OUTPUTS:
             assert out[name].shape == tuple(ref[name].shape) and out[name].dtype == np.float32
-        errors.append(np.abs(out["blendshapes"] - ref["blendshapes"].numpy()).mean())
-    assert len(errors) >= 4
-    assert max(errors) < STEP_MAE[variant]
-    assert (time.perf_counter() - start) / len(errors) < 0.5
+        refs.append(ref["blendshapes_raw"].numpy()[0])
+        outs.append(out["blendshapes_raw"][0])
+    reference, got = np.stack(refs), np.stack(outs)
+    limit = STEP_REL_MAE[variant]
+    assert P.parity_metrics(reference, got)["rel_mae"] < limit
+    # the limit discriminates: the reference's own mean, every frame, is far outside it
+    assert P.parity_metrics(reference, np.broadcast_to(reference.mean(0), reference.shape))["rel_mae"] > 2 * limit
 
 
 def test_inputs_are_checked(bundle: Path) -> None:
