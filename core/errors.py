@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,10 +183,16 @@ def signals_raise() -> Iterator[list[int]]:
         _received.append(signum)
         raise Interrupted(signum)
 
+    def unraisable(info: Any) -> None:
+        if not isinstance(info.exc_value, Interrupted):  # swallowed interruptions are re-raised, not printed
+            previous_hook(info)
+
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield _received
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        sys.unraisablehook = previous_hook
         _received.clear()
