@@ -44,6 +44,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_infer.py
 	$(BIN)/python benchmarks/bench_artifacts.py
+	$(BIN)/python benchmarks/bench_articulation.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info
