@@ -14,7 +14,7 @@ into the same takes the synthetic corpus has (``takes/<name>.wav`` + Live Link F
    (`MIN_SCORE_PER_FRAME`, measured: matching transcripts -8 to -15, another line's -48 to -66).
 3. **Speaker spread** (`perturb`): each line is used as recorded and in `copies` perturbed versions:
    Praat's PSOLA "Change gender" (formant shift = vocal-tract length, pitch median and range, speaking
-   rate; phone times scale with the duration), then room, microphone, gain and noise
+   rate; phone times scale with the duration), then room reverberation, gain and noise
    (`a2bs.core.synth.augment_audio`).
 4. **Curves**: `a2bs.core.synth.face_curves` with the ARPAbet table (docs/VISEMES.md) and the
    speaking style read from the perturbed audio's eGeMAPS features.

@@ -313,7 +313,7 @@ def data_align(
     speech: Annotated[Path, typer.Argument(help="Folder of lines: transcripts.tsv, or <name>.wav + <name>.txt pairs.")],
     out: Annotated[Path, typer.Option(help="Corpus folder to create (must not exist).")],
     fps: Annotated[int, typer.Option(help="Frame rate of the curves.")] = 60,
-    copies: Annotated[int, typer.Option(help="Perturbed copies per line (speaker, pitch, rate, room, mic).")] = 2,
+    copies: Annotated[int, typer.Option(help="Perturbed copies per line (speaker, pitch, rate, room, noise).")] = 2,
     val_speaker: Annotated[list[str] | None, typer.Option(
         help="Validation speaker (repeatable). Default: the speaker with the least audio.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
