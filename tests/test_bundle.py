@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from audio_fixtures import bundled_speech
 
 from a2bs.convert import cli as convert_cli
@@ -163,3 +164,25 @@ def test_backend_errors(monkeypatch, capsys, tmp_path: Path, android_bundle: Pat
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and err and message in err[-1], (extra, err)
         assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("name", ["android_bundle", "ios_bundle"])
+def test_emotion_from_through_the_bundles(name: str, request: pytest.FixtureRequest, tmp_path: Path,
+                                          monkeypatch, capsys) -> None:  # fmt: skip
+    """--emotion-from reaches the step model's emotion input: the input's own clip changes nothing,
+    another clip changes the curves (the README documents how an app passes such a vector)."""
+    bundle: Path = request.getfixturevalue(name)
+    backend = "tflite" if name == "android_bundle" else "coreml"
+    audio, sr = sf.read(bundled_speech(), dtype="float32")
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, audio[: 3 * sr], sr)
+    style = bundled_speech().with_name("speech_en_gb_f.wav")
+    got = {}
+    for label, extra in (("plain", []), ("self", ["--emotion-from", clip]), ("style", ["--emotion-from", style])):
+        code = _infer(monkeypatch, capsys, clip, "-o", tmp_path / f"{label}.csv", "--backend", backend,
+                      "--bundle", bundle, *extra)  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+        got[label] = read_live_link_face_csv(tmp_path / f"{label}.csv")[0]
+    np.testing.assert_array_equal(got["self"], got["plain"])
+    assert np.abs(got["style"] - got["plain"]).max() > 0
+    assert "Expression (the emotion input)" in (bundle / "README.md").read_text()

@@ -638,3 +638,48 @@ def test_plot_onto_directory(run: Run, tmp_path: Path, quiet30: Path) -> None:
     result = infer(run, audio, tmp_path / "anim.csv", quiet30, "--plot", tmp_path / "curves.png", "--force")
     assert_one_error_line(result, "--plot", "curves.png", "folder")
     assert listing(tmp_path) == ["curves.png", "tone.wav"]  # no .part, and no anim.csv either
+
+
+# --- --emotion-from: the expression from another clip -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def five_seconds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 5 s of the bundled English clip (the input); the bundled female clip is the style."""
+    audio, sr = sf.read(bundled_speech(), dtype="float32")
+    path = tmp_path_factory.mktemp("emotion") / "five.wav"
+    sf.write(path, audio[: 5 * sr], sr)
+    return path
+
+
+STYLE = bundled_speech().with_name("speech_en_gb_f.wav")
+
+
+def test_emotion_from_steers_the_expression(run: Run, tmp_path: Path, five_seconds: Path) -> None:
+    """With the trained default checkpoint: another clip's expression changes the curves; the input's
+    own clip as the style gives exactly the plain output."""
+    outputs = {}
+    runs = {"plain": [], "self": ["--emotion-from", five_seconds], "style": ["--emotion-from", STYLE]}
+    for name, extra in runs.items():
+        output = tmp_path / f"{name}.json"
+        result = run("infer", five_seconds, "-o", output, "--no-progress", *extra)
+        assert result.code == 0, result
+        written = json.loads(output.read_text())
+        outputs[name] = np.array(written["frames"])
+        assert written["metadata"]["emotion_from"] == (str(extra[1]) if extra else None)
+    np.testing.assert_array_equal(outputs["self"], outputs["plain"])
+    assert np.abs(outputs["style"] - outputs["plain"]).max() > 1e-4  # 100 steps of the 6 written decimals
+
+
+def test_emotion_from_errors(run: Run, tmp_path: Path, five_seconds: Path, quiet30: Path) -> None:
+    result = infer(run, five_seconds, tmp_path / "a.csv", quiet30, "--emotion-from", tmp_path / "missing.wav")
+    assert_one_error_line(result, "missing.wav", "not found")
+    style = tmp_path / "style.csv"  # a WAV named .csv: a valid style clip and a valid output path
+    shutil.copy(STYLE, style)
+    before = style.read_bytes()
+    result = infer(run, five_seconds, style, quiet30, "--emotion-from", style, "--force")
+    assert_one_error_line(result, "--emotion-from", "choose another output path")
+    assert style.read_bytes() == before
+    result = infer(run, five_seconds, tmp_path / "b.csv", quiet30, "--emotion-from", STYLE, "--emotion-refresh", "5")
+    assert_one_error_line(result, "--emotion-refresh")
+    assert listing(tmp_path) == ["style.csv"]
