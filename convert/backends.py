@@ -70,18 +70,15 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
         EmotionStats.from_json(emotion.data.get("normalization"))
     except A2BSError as exc:
         raise A2BSError(f"{path}: 'emotion.normalization': {exc}") from None
+    width = m.obj("initial_state").list("context_frame", 2, 4096)  # a ring-buffer row: 2 x d_model numbers
     models = m.obj("models")
-    step_io = {role: [_tensor(models.obj(role), side, i) for side, n in (("inputs", k), ("outputs", o))
-                      for i in range(n)]
-               for role, k, o in (("front_end", 1, 1), ("step", 4, 3))}  # fmt: skip
-    width = step_io["step"][1][-1]  # ring buffer rows: the context frame's width
+    _tensors(models.obj("front_end"), 1, 1)
+    _tensors(models.obj("step"), 4, 3)
     initial = m.obj("initial_state")
     mel_frames = initial.list("mel_frames", 3, 3)
-    if not all(isinstance(row, list) for row in mel_frames):
-        raise A2BSError(f"{path}: 'initial_state.mel_frames' must be 3 lists of {N_MELS} numbers")
     for i, row in enumerate(mel_frames):
         Fields({str(i): row}, str(path), A2BSError, "initial_state.mel_frames.").numbers(str(i), N_MELS, -1e3, 1e3)
-    initial.numbers("context_frame", width, -1e6, 1e6)
+    initial.numbers("context_frame", len(width), -1e6, 1e6)
     files = m.list("files", 2, MAX_FILES)
     entries = [Fields(e, str(path), A2BSError, f"files[{i}].") for i, e in enumerate(files)]
     for entry in entries:
@@ -108,15 +105,17 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
     return m.data
 
 
-def _tensor(model: Fields, side: str, index: int) -> tuple[int, ...]:
-    """Shape of input/output `index` of one model's spec (a name and 1 to 4 dimensions of 1 to 100000)."""
-    specs = model.list(side, index + 1, 8)
-    spec = Fields(specs[index], model.where, A2BSError, f"{model.prefix}{side}[{index}].")
-    spec.str("name", max_len=128)
-    shape = spec.list("shape", 1, 4)
-    if not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 100_000 for d in shape):
-        raise A2BSError(f"{model.where}: '{spec.prefix}shape' must hold 1 to 4 sizes in [1, 100000], got {shape}")
-    return tuple(shape)
+def _tensors(model: Fields, n_inputs: int, n_outputs: int) -> None:
+    """A model's input and output specs: a name and 1 to 4 dimensions each. Whether they match the model
+    file is `a2bs validate`'s manifest check (a failing check, not a refused bundle)."""
+    for side, count in (("inputs", n_inputs), ("outputs", n_outputs)):
+        specs = model.list(side, count, count)
+        for i in range(count):
+            spec = Fields(specs[i], model.where, A2BSError, f"{model.prefix}{side}[{i}].")
+            spec.str("name", max_len=128)
+            shape = spec.list("shape", 1, 4)
+            if not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 100_000 for d in shape):
+                raise A2BSError(f"{model.where}: '{spec.prefix}shape' must hold sizes in [1, 100000]")
 
 
 def check_relative(where: Path | str, key: str, rel: str, inside: str = "the bundle") -> None:
@@ -136,7 +135,7 @@ def _inside(root: Path, path: Path, name: str, walk: bool = False) -> None:
             todo += [Path(folder) / n for n in dirs + files]
     for item in todo:
         if not item.resolve().is_relative_to(root):
-            raise A2BSError(f"{name} in bundle {root} leads outside it (to {item.resolve()}): refusing to read it")
+            raise A2BSError(f"{name!r} in bundle {root} leads outside it (to {item.resolve()}): refusing to read it")
     if walk and path.suffix == ".mlpackage" and path.is_dir():
         _check_mlpackage(root, path, name)
 
@@ -213,7 +212,12 @@ def iter_bundle_blendshapes(
         engine = BundleEngine(manifest, front_end, step, emotion)
         pending: list[np.ndarray] = []
         for block in itertools.chain(stream_audio(audio_path), [None]):  # None: end of stream
-            new = engine.push(block) if block is not None else engine.finish()
+            try:
+                new = engine.push(block) if block is not None else engine.finish()
+            except (ValueError, RuntimeError, KeyError, IndexError) as exc:  # the runtimes' errors for bad inputs
+                reason = " ".join(str(exc).split())[:160]
+                raise A2BSError(f"the models of {bundle} do not run as its manifest says ({reason}): "
+                                f"check the bundle with `a2bs validate {bundle}`") from None  # fmt: skip
             if len(new):
                 pending.append(new)
             while sum(len(p) for p in pending) >= chunk_frames or (block is None and pending):

@@ -166,6 +166,16 @@ def test_manifest_values_out_of_range_or_of_the_wrong_type(
     one_error(code, err, key, "manifest.json")
 
 
+def test_manifest_that_does_not_fit_its_models(android_bundle: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """In range but not what the model takes: infer names the bundle and points at `a2bs validate`."""
+    bundle = copy_bundle(android_bundle, tmp_path)
+    edit_manifest(bundle, lambda m: m.update(context_frames=128))
+    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", bundled_speech(), "-o",
+                       tmp_path / "o.csv", "--backend", "tflite", "--bundle", bundle, "--no-progress")  # fmt: skip
+    one_error(code, err, "do not run as its manifest says", "a2bs validate")
+    assert not (tmp_path / "o.csv").exists()
+
+
 def test_deeply_nested_and_non_json_manifests(tmp_path: Path) -> None:
     bundle = tmp_path / "b"
     bundle.mkdir()
