@@ -190,7 +190,7 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: checked before the session-scoped bundles are built
 def swift() -> str:
     """The Swift toolchain's `swift`; a missing one skips (one line) outside CI and fails in CI."""
     found = os.environ.get("A2BS_SWIFT") or shutil.which("swift")

@@ -99,19 +99,27 @@ final class ReplayRunner: A2BSModelRunner {
             guard recorded.count == tensor.count else {
                 throw ReplayMismatch(description: "\(role) call \(call) \(tensor.name): \(tensor.count) values, recorded \(recorded.count)")
             }
-            for (i, (got, want)) in zip(tensor.values, recorded).enumerated() where !(abs(got - want) <= trace.tolerance) {
-                throw ReplayMismatch(description: "\(role) call \(call) \(tensor.name): value \(i) is \(got), recorded \(want)")
+            // The inputs are copies of recorded values, so usually bit-identical: memcmp first (the context alone is
+            // some 10^5 values per call, slow to loop over in a debug build), then the tolerance, value by value.
+            let mismatch = recorded.withUnsafeBufferPointer { want -> Int? in
+                if memcmp(want.baseAddress!, tensor.pointer, tensor.count * MemoryLayout<Float>.stride) == 0 { return nil }
+                return (0..<tensor.count).first { !(abs(tensor.pointer[$0] - want[$0]) <= trace.tolerance) }
+            }
+            if let i = mismatch {
+                throw ReplayMismatch(description: "\(role) call \(call) \(tensor.name): value \(i) is \(tensor.pointer[i]), "
+                                         + "recorded \(recorded[recorded.startIndex + i])")
             }
         }
         for tensor in outputs { tensor.fill(with: Array(try trace.field("out:" + tensor.name, call: call))) }
     }
 }
 
+/// Little-endian float32 (the byte order of every platform Swift runs on).
 func readFloat32(_ url: URL) throws -> [Float] {
     let data = try Data(contentsOf: url)
-    return data.withUnsafeBytes { raw in
-        (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-    }
+    var values = [Float](repeating: 0, count: data.count / MemoryLayout<Float>.size)
+    _ = values.withUnsafeMutableBytes { data.copyBytes(to: $0) }
+    return values
 }
 
 func writeFloat32(_ values: [Float], to url: URL) throws {
@@ -231,12 +239,12 @@ final class ReplayTests: XCTestCase {
         let engine = try A2BSEngine(manifest: manifest, frontEnd: frontEnd, step: step)
         let half = manifest.timeline.window / 2, lookahead = manifest.timeline.lookaheadFrames
         var frames: [A2BSFrame] = []
-        var chunks = ChunkSizes(), fed = 0
+        var chunks = ChunkSizes(), fed = 0, due = 0
         while fed < samples.count {
             let n = min(chunks.next(spec, total: samples.count), samples.count - fed)
-            frames += try engine.push(samples: Array(samples[fed..<(fed + n)]))
+            frames += try samples[fed..<(fed + n)].withUnsafeBufferPointer { try engine.push(samples: $0) }
             fed += n
-            let due = trace.centers.prefix { $0 + half <= fed }.count
+            while due < trace.calls && trace.centers[due] + half <= fed { due += 1 }
             guard frontEnd.calls == due, frames.count == max(0, due - lookahead) else {
                 throw ReplayMismatch(description: "after \(fed) samples: \(frontEnd.calls) mel frames ran and "
                                          + "\(frames.count) frames came out; due: \(due) and \(max(0, due - lookahead))")
