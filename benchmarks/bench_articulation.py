@@ -99,6 +99,18 @@ def bundle_curves(bundle: Path, backend: str, utterances: list[dict[str, Any]]) 
     return out
 
 
+def rule_curves(utterances: list[dict[str, Any]], fps: int) -> Curves:
+    """The training targets' own rule applied to the reference phone timings: what a perfect model of
+    the labels would score, and where the label rule puts the peaks (to tell label timing from model lag)."""
+    from a2bs.core.synth import ARPABET_ACCENT, phones_to_curves
+
+    out = {}
+    for u in utterances:
+        n = -(-round(u["phones"][-1][2] * 16000) * fps // 16000)
+        out[u["name"]] = phones_to_curves(u["phones"], n, fps, accent=ARPABET_ACCENT)[0]
+    return out
+
+
 def loudness_curves(utterances: list[dict[str, Any]], fps: int) -> Curves:
     out = {}
     for u in utterances:
@@ -208,6 +220,7 @@ def main() -> None:
     parser.add_argument("--checkpoint-60", type=Path, help="default: the bundled 60 fps checkpoint")
     parser.add_argument("--synthetic", type=Path, help="a synthetic corpus whose val split is scored (default: made)")
     parser.add_argument("--no-bundles", action="store_true", help="skip the iOS and Android bundles")
+    parser.add_argument("--fps", type=int, nargs="+", default=[30, 60], choices=[30, 60], help="torch models to score")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if not args.eval.is_dir():
@@ -221,9 +234,11 @@ def main() -> None:
         synthetic = args.synthetic or synthetic_val(tmp)
         synth_takes, _ = load_takes(synthetic, 30)
         _, synth_val = split_takes(synthetic, synth_takes)
-        models: dict[str, Any] = {}
         plotted: dict[str, Curves] = {}
-        for fps, path in ((30, args.checkpoint_30), (60, args.checkpoint_60)):
+        loud30 = score(loudness_curves(utterances, 30), utterances, 30)
+        models: dict[str, Any] = {"rule_curves_from_reference_phones_30fps": {
+            "real_speech": score(rule_curves(utterances, 30), utterances, 30)}}  # fmt: skip
+        for fps, path in ((f, args.checkpoint_30 if f == 30 else args.checkpoint_60) for f in args.fps):
             ckpt = load_checkpoint(path) if path else load_default(fps)
             loud = score(loudness_curves(utterances, fps), utterances, fps)
             curves = torch_curves(ckpt, utterances)
@@ -240,7 +255,6 @@ def main() -> None:
             }
             if fps == 30:
                 plotted = {"torch": curves, "loudness": loudness_curves(utterances, fps)}
-                loud30 = loud
         if not args.no_bundles:
             for platform_name, bundle in convert_defaults(tmp).items():
                 backend = "coreml" if platform_name == "ios" else "tflite"
