@@ -149,11 +149,14 @@ def emotion_report(ckpt: Checkpoint, synthetic: Path | None) -> dict[str, Any]:
             rows["neutral_emotion"].append(np.abs(predict(model, take, neutral_emotion=True) - target))
         from a2bs.core.blendshapes import EXPRESSION_INDICES, MOUTH_INDICES
 
+        # "articulation": the shapes the four contrasts score (speech, not expression)
+        articulation = sorted({INDEX[n] for c in A.CONTRASTS.values() for n in c.shapes})
+        sets = {"mouth": list(MOUTH_INDICES), "expression": list(EXPRESSION_INDICES), "articulation": articulation,
+                **{g: [INDEX[n] for n in names] for g, names in GROUPS.items()}}  # fmt: skip
         out["ablation_synthetic_val"] = {
-            k: {"mae_mouth": float(np.concatenate(v)[:, list(MOUTH_INDICES)].mean()),
-                "mae_expression": float(np.concatenate(v)[:, list(EXPRESSION_INDICES)].mean())}
+            k: {f"mae_{name}": float(np.concatenate(v)[:, idx].mean()) for name, idx in sets.items()}
             for k, v in rows.items()
-        }  # fmt: skip
+        }
     return out
 
 
@@ -291,7 +294,12 @@ def summary(results: dict[str, Any]) -> str:
             lines.append(f"{'  loudness baseline':24} {lb:>9.3f}   targets met: {m['targets_met']}")
         if "emotion" in m:
             e = m["emotion"]
-            lines.append(f"  S_overall {e['s_overall']:.3f}; ablation {e.get('ablation_synthetic_val')}")
+            lines.append(f"  S_overall {e['s_overall']:.3f}; stream weights (mel/emotion): " + ", ".join(
+                f"{g} {w['mel']:.2f}/{w['emotion']:.2f}" for g, w in e["stream_weights_by_group"].items()))
+            ab = e.get("ablation_synthetic_val")
+            if ab:
+                lines.append("  ablation, MAE with file / neutral emotion: " + ", ".join(
+                    f"{k[4:]} {ab['file_emotion'][k]:.4f}/{ab['neutral_emotion'][k]:.4f}" for k in ab["file_emotion"]))
     return "\n".join(lines)
 
 
