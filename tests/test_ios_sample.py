@@ -43,7 +43,6 @@ APP = SAMPLE / "A2BSSample.swiftpm"
 SWIFT_FALLBACK = Path("/opt/swift/usr/bin/swift")
 REPLAY_SECONDS = 3.0
 REPLAY_SPECS = ("1", "160", "1024", "irregular", "all")  # ReplayTests.swift's replaySpecs
-GROUP_ORDER = ("jaw", "mouth", "eyes", "brows", "cheeks_nose")  # Contract.swift's groupOrder
 SWIFT_TIMEOUT_S = 1800
 
 
@@ -253,7 +252,8 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
         np.testing.assert_allclose(frames, reference, rtol=0, atol=1e-6, err_msg=f"Swift frames, chunks of {spec}")
     # What the engine decoded: the untrained flag the app shows, the groups in display order, the files it loads.
     assert summary["trained"] == manifest["checkpoint"]["trained"]
-    assert summary["groups"] == [g for g in GROUP_ORDER if g in manifest["blendshape_groups"]]
+    group_order = swift_constants(ENGINE_SOURCES / "Contract.swift")["groupOrder"]
+    assert summary["groups"] == [g for g in group_order if g in manifest["blendshape_groups"]]
     assert summary["fps"] == manifest["fps"]
     assert summary["front_end"] == bundle_file(manifest, "front_end", None)["path"]
     assert summary["variants"] == [bundle_file(manifest, "step", v)["path"] for v in manifest["variants"]]
