@@ -9,9 +9,9 @@
    Python reference, neutral emotion as on the phone).
 2. Negative controls: the same replay, compiled from copies of the sources with a wrong frame schedule and a wrong
    context-ring update, must fail and name the mismatch.
-3. What the compiler cannot check here (the app target needs SwiftUI/Core ML/AVFoundation, Apple-only): the
-   blendshapes the face drawing reads exist, a2bs-sample.json points inside the app's declared resources, and no
-   model size is a literal in any Swift file (read as text).
+3. What the compiler cannot type-check here (the app target needs SwiftUI/Core ML/AVFoundation, Apple-only): those
+   files at least parse (`swiftc -parse`); the blendshapes the face drawing reads exist, a2bs-sample.json points
+   inside the app's declared resources, and no model size is a literal in any Swift file (read as text).
 
 Without a Swift toolchain the Swift tests are skipped with one line, except in CI (environment variable CI set),
 where they fail: CI must prove the Swift engine. The toolchain is `A2BS_SWIFT` (the Makefile sets it), else `swift`
@@ -257,6 +257,22 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
     assert summary["fps"] == manifest["fps"]
     assert summary["front_end"] == bundle_file(manifest, "front_end", None)["path"]
     assert summary["variants"] == [bundle_file(manifest, "step", v)["path"] for v in manifest["variants"]]
+
+
+def test_apple_only_swift_parses(swift: str, tmp_path: Path) -> None:
+    """The Swift that no compiler here type-checks (the app, and the engine's Core ML / AVFoundation files, whose
+    `#if canImport` blocks are inactive on Linux) at least parses in the Swift 6 language mode."""
+    swiftc = Path(swift).with_name("swiftc")
+    apple_only = [*(APP / "App").glob("*.swift"), APP / "Package.swift",
+                  ENGINE_SOURCES / "CoreMLRunner.swift", ENGINE_SOURCES / "AudioConverter.swift"]  # fmt: skip
+    broken = tmp_path / "Broken.swift"
+    broken.write_text("#if canImport(CoreML)\nfunc load( {\n#endif\n")  # negative control: inactive but broken
+    for path in [*apple_only, broken]:
+        run = subprocess.run([str(swiftc), "-parse", "-swift-version", "6", str(path)], capture_output=True, text=True)
+        if path == broken:
+            assert run.returncode != 0, "swiftc -parse accepted a syntax error in an inactive #if block"
+        else:
+            assert run.returncode == 0, f"{path.relative_to(SAMPLE)} does not parse:\n{run.stderr[-3000:]}"
 
 
 # Deliberate bugs the replay must catch: (file, correct code, wrong code, what the failure must name).
