@@ -14,13 +14,13 @@ import pytest
 import torch
 from audio_fixtures import write_audio
 
+from a2bs.core.articulation import auc
 from a2bs.core.audio import load_audio
 from a2bs.core.blendshapes import INDEX, LIVE_LINK_FACE_COLUMNS
 from a2bs.core.checkpoint import bundled_audio_dir, load_checkpoint
 from a2bs.core.dataset import load_takes, resample_curves, split_takes
 from a2bs.core.errors import A2BSError
 from a2bs.core.export import open_writer
-from a2bs.core.articulation import auc
 from a2bs.core.train import TrainConfig, train, training_loss
 
 
@@ -138,9 +138,10 @@ def test_split_uses_corpus_json(corpus: Path) -> None:
     assert len(train_takes) == 5
 
 
-def _config(corpus: Path, out: Path, **kw) -> TrainConfig:
-    return TrainConfig(data=str(corpus), out=str(out), **({"epochs": 3, "steps_per_epoch": 6, "batch_size": 2,
-                                                           "seq_frames": 12, "lr": 1e-3} | kw))  # fmt: skip
+def _config(corpus: Path | list[str], out: Path, **kw) -> TrainConfig:
+    data = corpus if isinstance(corpus, list) else str(corpus)
+    defaults = {"epochs": 3, "steps_per_epoch": 6, "batch_size": 2, "seq_frames": 12, "lr": 1e-3}
+    return TrainConfig(data=data, out=str(out), **(defaults | kw))
 
 
 def test_short_training_run_learns_and_resumes(corpus: Path, tmp_path: Path) -> None:
@@ -175,3 +176,38 @@ def test_data_parallel_two_processes(corpus: Path, tmp_path: Path) -> None:
     assert "2 process(es)" in result.stdout
     assert load_checkpoint(out / "last").trained
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_bad_phone_files_and_corpus_json_are_reasons_not_crashes(corpus: Path, tmp_path: Path) -> None:
+    """One bad take never stops a run: NaN phone times are a skip reason; a broken corpus.json and a
+    split with every take in validation are one-line errors before any training."""
+    data = tmp_path / "data"
+    (data / "takes").mkdir(parents=True)
+    for f in (corpus / "takes").iterdir():
+        (data / "takes" / f.name).write_bytes(f.read_bytes())
+    (data / "takes" / "speech_en_us_0.phones.json").write_text('{"phones": [["m", NaN, 0.5]]}')
+    (data / "takes" / "speech_en_us_1.phones.json").write_text('{"phones": [["m", 0.1, 0.5], ["aa", 0.5, 0.9]]}')
+    takes, report = load_takes(data, 30)
+    assert "speech_en_us_0" not in {t.name for t in takes}
+    assert "not finite" in dict(report.skipped)["speech_en_us_0"]
+    assert next(t for t in takes if t.name == "speech_en_us_1").phones == [("m", 0.1, 0.5), ("aa", 0.5, 0.9)]
+    (data / "corpus.json").write_text('{"split": {"val": "speech_en_us_1"}}')
+    with pytest.raises(A2BSError, match="must be a list"):
+        split_takes(data, takes)
+    (data / "corpus.json").write_text("[" * 100000)
+    with pytest.raises(A2BSError, match="not valid JSON"):
+        split_takes(data, takes)
+    (data / "corpus.json").write_text(json.dumps({"split": {"val": [t.name for t in takes]}}))
+    with pytest.raises(A2BSError, match="nothing left to train on"):
+        train(_config(data, tmp_path / "run"), progress=False, log=lambda _: None)
+
+
+def test_several_datasets_mix_with_their_own_splits(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    logged: list[str] = []
+    train(_config([str(corpus), str(corpus)], out, epochs=1, steps_per_epoch=2), progress=False, log=logged.append)
+    assert "10 training takes, 2 validation takes" in "\n".join(logged)
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    # the emotion ablation and the four articulation contrasts are part of every validation
+    for key in ("neutral_emotion_mae_expression", "auc_closure", "auc_rounding", "auc_labiodental"):
+        assert key in row
