@@ -13,7 +13,13 @@ latency is measured only on macOS.
 
 Writes benchmarks/results/artifacts.json (every figure) and benchmarks/results/parity_margins.md (the
 margins table of docs/VALIDATION.md; `--update-docs` also replaces it there). Rerun it after the
-checkpoints are retrained. `--strict-latency` applies the absolute latency budget (a quiet, dedicated
+checkpoints are retrained. On 2 cores, two runs in parallel save time:
+
+    python benchmarks/bench_artifacts.py --no-latency --fps 30 --results /tmp/m30.json &
+    python benchmarks/bench_artifacts.py --no-latency --fps 60 --results /tmp/m60.json; wait
+    python benchmarks/bench_artifacts.py --from-results /tmp/m30.json /tmp/m60.json --update-docs
+
+`--strict-latency` applies the absolute latency budget (a quiet, dedicated
 host only).
 """
 
@@ -142,23 +148,45 @@ def main() -> None:
     parser.add_argument("--platform", choices=("ios", "android"), action="append", help="default: both")
     parser.add_argument("--no-latency", action="store_true", help="parity, size and integrity only")
     parser.add_argument("--strict-latency", action="store_true", help="absolute budget; a quiet host only")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON to write (default {RESULTS.name})")
+    parser.add_argument("--from-results", type=Path, nargs="+", metavar="JSON",
+                        help="no conversions: build the margins table from earlier results files (e.g. two "
+                             "runs in parallel, --fps 30 and --fps 60)")  # fmt: skip
     parser.add_argument("--update-docs", action="store_true", help=f"replace the margins table in {DOCS.name}")
     args = parser.parse_args()
+    if args.from_results:
+        loaded = [json.loads(p.read_text()) for p in args.from_results]
+        rows = [row for data in loaded for row in data["rows"]]
+        rows.sort(key=lambda r: (r["platform"], r["fps"]))
+        machine = loaded[0]["machine"]
+    else:
+        rows, machine = run_all(args)
+    table = margins_table(rows, machine)
+    MARGINS.write_text(table)
+    print(f"\nwrote {MARGINS}")
+    if args.update_docs:
+        update_docs(table)
+
+
+def run_all(args: argparse.Namespace) -> tuple[list[dict], dict]:
     rows: list[dict] = []
+    machine = machine_summary()
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(complete: bool) -> None:  # after every bundle: a stopped run still leaves its figures
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        data = {"machine": machine, "created": created, "complete": complete, "rows": rows}
+        args.results.write_text(json.dumps(data, indent=1) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="a2bs-bench-") as tmp:
         for fps in args.fps or (30, 60):
             for platform in args.platform or ("android", "ios"):
                 rows += bench(platform, fps, Path(tmp), not args.no_latency, args.strict_latency)
+                write(complete=False)
+    write(complete=True)
     show(rows)
-    machine = machine_summary()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": machine, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                   "rows": rows}, indent=1) + "\n")  # fmt: skip
-    table = margins_table(rows, machine)
-    MARGINS.write_text(table)
-    print(f"\nwrote {RESULTS} and {MARGINS}")
-    if args.update_docs:
-        update_docs(table)
+    print(f"wrote {args.results}")
+    return rows, machine
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Latency checks: per-frame latency and peak memory of a bundle's models, beside the PyTorch reference.
+"""Latency checks: per-frame time of a bundle's models as a ratio to the PyTorch reference measured
+interleaved in the same run, plus absolute figures, peak memory and MACs.
 
-TFLite models are timed in a separate process (`python -m a2bs.mobile_validation.latency BUNDLE VARIANT
-THREADS AUDIO`, which prints one JSON object) so that the peak memory it reports is the runtime's and the
-models', not the harness's (which holds torch): the module imports no torch at its top. Core ML is timed
-with `MLModel.predict` where it runs (macOS); elsewhere the check reports the MAC count as not measured.
+The build host is not the phone, so its load must not fail an artifact: the check fails only on what the
+artifact controls (`judge`), reports a noisy measurement as "inconclusive", and applies the absolute
+budget only when strict (a quiet, dedicated host). Peak memory comes from a separate torch-free process
+(`python -m a2bs.mobile_validation.latency BUNDLE VARIANT THREADS AUDIO`, printing one JSON object), so it
+is the runtime's and the models', not the harness's: this module imports no torch at its top. Core ML is
+timed with `MLModel.predict` where it runs (macOS); elsewhere the check reports the MAC count.
 """
 
 from __future__ import annotations
@@ -226,7 +229,7 @@ def judge(entry: dict[str, Any], figures: dict[Any, dict[str, Any]], primary: An
     more than MAX_RATIO_VS_TORCH, peak memory, MACs over budget); a noisy measurement is "inconclusive"
     (passes, with the reason) unless `strict`, which also applies the absolute p95 budget."""
     one = figures[primary]
-    noise = sorted({n for f in figures.values() for n in f["noise"]})
+    noise = list(one["noise"])  # other thread counts / compute units are evidence beside it
     verdict = "inconclusive" if noise else "measured"
     problems, notes = [], []
     if "error" in isolated:

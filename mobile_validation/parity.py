@@ -25,6 +25,9 @@ ACTIVE_STD = 0.01  # a shape whose reference moves less than this has no meaning
 
 
 SPREAD_FLOOR = 0.01  # a shape's error is measured against at least this spread (a still shape is not free)
+# ... and its worst error against at least this range: a shape that moves less than 5% of its scale is
+# judged by a visible error, not by one in proportion to its near-zero motion
+RANGE_FLOOR = 0.05
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,9 @@ PARITY_LIMITS: dict[str, ParityLimits] = {
     "int8": ParityLimits(
         0.02, 0.1, 45.0, 0.999, "int8 per-channel weights (activations float or dynamically quantized)"
     ),
-    "palettized": ParityLimits(0.08, 0.25, 35.0, 0.99, "4-6 bit weight look-up tables: coarser weights"),
+    "palettized": ParityLimits(0.1, 0.3, 35.0, 0.99, "4-6 bit weight look-up tables: coarser weights"),
     "activation_int8": ParityLimits(
-        0.2, 0.4, 28.0, 0.97, "int8 weights and int8 activations (static calibration): the coarsest variant"
+        0.4, 0.5, 26.0, 0.95, "int8 weights and int8 activations (static calibration): the coarsest variant"
     ),
 }
 # Mel frames (normalized log-mel, roughly unit variance) from the fp32 front end: absolute MAE and max.
@@ -122,9 +125,11 @@ def _prepare_clips(ckpt: Any, clips: list[Path]) -> list[_Clip]:
 def parity_metrics(reference: np.ndarray, got: np.ndarray, names: list[str] | None = None) -> dict[str, Any]:
     """How far `got` is from `reference` ((frames, shapes)), relative to how much the reference moves.
 
-    - rel_mae: mean over shapes of MAE / that shape's reference std (at least SPREAD_FLOOR), so an output
-      that ignores its input (a constant at the reference's mean) scores ~0.8 whatever the model's motion;
-    - rel_max: worst error / that shape's reference range (at least SPREAD_FLOOR);
+    - rel_mae: MAE over the mean per-shape std of the reference (each at least SPREAD_FLOOR, so still shapes
+      are not free), so an output that ignores its input (a constant at the reference's mean) scores close
+      to 0.8 whatever the model's amount of motion (a mean of per-shape ratios would be diluted by the
+      many shapes that barely move);
+    - rel_max: worst error / that shape's reference range (at least RANGE_FLOOR);
     - psnr_db: the peak is the reference's own range (max - min over every shape), not 1;
     - correlation per shape whose reference moves (std >= ACTIVE_STD); an output that stays still there
       has correlation 0. Absolute MAE and max error are reported beside them.
@@ -149,8 +154,8 @@ def parity_metrics(reference: np.ndarray, got: np.ndarray, names: list[str] | No
     psnr = 10 * np.log10(max(peak, SPREAD_FLOOR) ** 2 / max(mse, 1e-30)) if np.isfinite(mse) else float("nan")
     return {
         "non_finite": int(np.size(got) - np.count_nonzero(np.isfinite(got))),
-        "rel_mae": float(np.mean(abs_err.mean(axis=0) / np.maximum(ref_std, SPREAD_FLOOR))),
-        "rel_max": float(np.max(abs_err / np.maximum(ref_range, SPREAD_FLOOR))),
+        "rel_mae": float(abs_err.mean() / np.mean(np.maximum(ref_std, SPREAD_FLOOR))),
+        "rel_max": float(np.max(abs_err / np.maximum(ref_range, RANGE_FLOOR))),
         "psnr_db": float(min(300.0, psnr)),
         "min_correlation": (float("nan") if any(np.isnan(v) for v in active) else min(active)) if active else None,
         "mae": float(abs_err.mean()),

@@ -11,12 +11,14 @@ failing check with the reason, never a skip and never a crash):
   (front end + step) <= 10 MB.
 - parity: the app's frame loop (`streaming.BundleEngine`, hop-sized PCM pieces) through the real runtime
   (LiteRT interpreter; Core ML on macOS, the NumPy MIL executor elsewhere) against offline PyTorch
-  inference on real speech: MAE, max error, PSNR, per-shape correlation, worst frames. The front end
-  is compared mel for mel. Compressed weights are decompressed and compared with the torch weights.
+  inference on real speech, every figure relative to how much the reference moves (MAE / spread, max /
+  range, PSNR with the reference's range as peak, correlation of the moving shapes), worst frames. The
+  front end is compared mel for mel. Compressed weights are decompressed and compared with the torch weights.
 - streaming: the same audio pushed in irregular pieces and in one piece gives the same frames.
-- latency: per-frame latency (front end + step) of each TFLite variant, 1 and 2 threads, median / p95,
-  peak memory and RTF, beside the PyTorch reference in the same run. Core ML latency where Core ML runs
-  (macOS); elsewhere the MAC count, marked as not measured.
+- latency: per-frame time (front end + step) of each TFLite variant as a ratio to the PyTorch reference
+  measured interleaved with it, absolute median / p95, peak memory, MACs; fails only on what the artifact
+  controls, "inconclusive" when the host is too noisy to judge; strict (absolute budget) on request.
+  Core ML latency where Core ML runs (macOS); elsewhere the MAC count, marked as not measured.
 
 Parity checks and their thresholds live in `parity.py`, latency checks in `latency.py`, the HTML and
 README rendering in `report.py`; docs/VALIDATION.md explains the thresholds.
