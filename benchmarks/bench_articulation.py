@@ -175,7 +175,11 @@ def plot_utterances(curves: dict[str, Curves], utterances: list[dict[str, Any]],
         for ax, (name, c) in zip(axes, A.CONTRASTS.items(), strict=True):
             for label, by_utt in curves.items():
                 y = by_utt[u["name"]][:, [INDEX[s] for s in c.shapes]].sum(axis=1)
-                ax.plot(np.arange(len(y)) / fps, y, lw=1.2 if label == "torch" else 0.9, label=label)
+                if label == "loudness" and name != "jaw":
+                    continue  # the loudness baseline is a "jawOpen" only
+                dashed = label.startswith("labels")
+                style = {"lw": 1.4} if label == "torch" else {"lw": 0.9, "ls": "--" if dashed else "-"}
+                ax.plot(np.arange(len(y)) / fps, y, label=label, **style)
             for phone, a, b in u["phones"]:
                 cls = A.arpabet_class(phone)
                 color = "tab:green" if cls in c.positive else "tab:red" if cls in c.negative else None
@@ -257,7 +261,8 @@ def main() -> None:
                 "emotion": emotion_report(ckpt, synthetic),
             }
             if fps == 30:
-                plotted = {"torch": curves, "loudness": loudness_curves(utterances, fps)}
+                plotted = {"torch": curves, "labels (rule curves from the phones)": rule_curves(utterances, fps),
+                           "loudness": loudness_curves(utterances, fps)}  # fmt: skip
         if not args.no_bundles:
             for platform_name, bundle in convert_defaults(tmp).items():
                 backend = "coreml" if platform_name == "ios" else "tflite"
