@@ -126,10 +126,8 @@ def check_relative(where: Path | str, key: str, rel: str, inside: str = "the bun
 
 
 def _inside(root: Path, path: Path, name: str, walk: bool = False) -> None:
-    """`path` (if it exists) and, with `walk`, everything under it, resolve inside `root` (symlinks included)."""
-    if not os.path.lexists(path):
-        return
-    todo = [path]
+    """`path` (existing or not) and, with `walk`, everything under it, resolve inside `root` (symlinks included)."""
+    todo = [path]  # a missing file too: its parent folders may be symlinks leading out
     if walk and path.is_dir() and not path.is_symlink():
         for folder, dirs, files in os.walk(path):
             todo += [Path(folder) / n for n in dirs + files]

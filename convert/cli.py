@@ -41,11 +41,8 @@ def convert(
 
     The bundle is built and validated in a staging folder beside --out and replaces --out only if it
     passed; one that fails is kept in OUT.rejected for inspection."""
-    from contextlib import nullcontext
-
     from a2bs.convert.bundle import PLATFORMS, build_bundle, check_out_dir, rejected_dir, resolve_variants
     from a2bs.core.cli import _load
-    from a2bs.core.export import OutputLock
 
     platform = platform.lower()
     if platform not in PLATFORMS:
@@ -72,34 +69,33 @@ def convert(
         reports.append(validate_bundle(staged, checkpoint=None, progress=progress, reference=ckpt))
         return reports[-1].passed
 
-    with OutputLock(target) if target is not None else nullcontext():
-        result = build_bundle(platform, ckpt, variants, out, force=force, progress=progress,
-                              check=run_validation if validate else None)  # fmt: skip
-        typer.echo(f"\n{platform} bundle: {result.out} ({result.seconds:.1f} s)")
-        typer.echo(f"{'variant':<14} {'role':<10} {'file':<36} {'size':>9}  parity (MAE vs PyTorch)")
-        for row in result.rows:
-            parity = f"{row['parity_mae']:.2e} ({row['runtime']})" if row["parity_mae"] is not None else row["runtime"]
-            typer.echo(f"{row['variant']:<14} {row['role']:<10} {row['file']:<36} {row['bytes'] / 1e6:>7.2f}MB  "
-                       f"{parity}")  # fmt: skip
-        if reports:
-            from a2bs.mobile_validation.report import summary_lines
-            from a2bs.mobile_validation.validate import REPORT_HTML
+    result = build_bundle(platform, ckpt, variants, out, force=force, progress=progress,
+                          check=run_validation if validate else None)  # fmt: skip
+    typer.echo(f"\n{platform} bundle: {result.out} ({result.seconds:.1f} s)")
+    typer.echo(f"{'variant':<14} {'role':<10} {'file':<36} {'size':>9}  parity (MAE vs PyTorch)")
+    for row in result.rows:
+        parity = f"{row['parity_mae']:.2e} ({row['runtime']})" if row["parity_mae"] is not None else row["runtime"]
+        typer.echo(f"{row['variant']:<14} {row['role']:<10} {row['file']:<36} {row['bytes'] / 1e6:>7.2f}MB  "
+                   f"{parity}")  # fmt: skip
+    if reports:
+        from a2bs.mobile_validation.report import summary_lines
+        from a2bs.mobile_validation.validate import REPORT_HTML
 
-            typer.echo("")
-            for line in summary_lines(reports[-1].data):
-                typer.echo(line)
-            typer.echo(f"report: {result.out / REPORT_HTML}")
-        else:
-            typer.echo("not validated (--no-validate): run `a2bs validate` before shipping this bundle")
-        if not result.passed:
-            kept = "was left unchanged" if out.exists() else "was not created"
-            typer.echo(f"validation FAILED: {out} {kept}; the rejected bundle is in {rejected_dir(out)}")
-            if target is not None:
-                typer.echo(f"not installed into {target}: the bundle failed validation")
-            raise typer.Exit(1)
+        typer.echo("")
+        for line in summary_lines(reports[-1].data):
+            typer.echo(line)
+        typer.echo(f"report: {result.out / REPORT_HTML}")
+    else:
+        typer.echo("not validated (--no-validate): run `a2bs validate` before shipping this bundle")
+    if not result.passed:
+        kept = "was left unchanged" if out.exists() else "was not created"
+        typer.echo(f"validation FAILED: {out} {kept}; the rejected bundle is in {rejected_dir(out)}")
         if target is not None:
-            install_bundle(result.out, target, clip)
-            typer.echo(f"installed into {target}")
+            typer.echo(f"not installed into {target}: the bundle failed validation")
+        raise typer.Exit(1)
+    if target is not None:
+        install_bundle(result.out, target, clip)
+        typer.echo(f"installed into {target}")
 
 
 SAMPLE_SPEC = "a2bs-sample.json"
@@ -147,6 +143,7 @@ def install_bundle(bundle: Path, target: Path, clip: str) -> None:
     from a2bs.mobile_validation.validate import REPORT_HTML
 
     load_manifest(bundle)  # the bundle's files stay inside it: nothing from outside is copied into the app
+    target.parent.mkdir(parents=True, exist_ok=True)
     with OutputLock(target):
         staging = staging_dir(target)
         try:

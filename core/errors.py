@@ -39,12 +39,14 @@ class Interrupted(KeyboardInterrupt):
 
 def read_json(path: Path, what: str, error: type[A2BSError] = A2BSError) -> Any:
     """The parsed contents of an untrusted JSON file; `error` with one line for anything unreadable
-    (missing, a folder, too big, not UTF-8, not JSON, nested too deeply, NaN literals)."""
+    (missing, a folder, too big, not UTF-8, not JSON, nested too deeply). NaN and Infinity literals
+    parse (training metrics in a checkpoint's info may be NaN); `Fields` refuses them wherever a number
+    is used."""
     try:
         if path.stat().st_size > MAX_JSON_BYTES:
             raise error(f"{path} is not a valid {what}: larger than {MAX_JSON_BYTES // 1_000_000} MB")
         text = path.read_text(encoding="utf-8")
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text)
     except OSError as exc:
         raise error(f"cannot read {path} ({what}): {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -53,12 +55,8 @@ def read_json(path: Path, what: str, error: type[A2BSError] = A2BSError) -> Any:
         raise error(f"{path} is not valid JSON ({what}): {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
         raise error(f"{path} is not valid JSON ({what}): nested too deeply") from None
-    except ValueError as exc:  # NaN / Infinity literals
-        raise error(f"{path} is not valid JSON ({what}): {exc}") from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    except ValueError as exc:  # e.g. an integer with more than 4300 digits
+        raise error(f"{path} is not valid JSON ({what}): {' '.join(str(exc).split())[:120]}") from None
 
 
 class Fields:
