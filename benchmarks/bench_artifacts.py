@@ -91,14 +91,21 @@ def _g(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
 
+def _x(margin: float | None) -> str:
+    """A margin (limit / measured) for the table: 1.4x, 27x, >1000x."""
+    if margin is None:
+        return "–"
+    return ">1000x" if margin > 1000 else f"{margin:.1f}x" if margin < 10 else f"{margin:.0f}x"
+
+
 def margins_table(rows: list[dict], machine: dict) -> str:
     """The markdown table of docs/VALIDATION.md: every shipped step variant's parity figures and margins."""
     lines = [
         f"Measured by `python benchmarks/bench_artifacts.py` on {time.strftime('%Y-%m-%d')}: {machine['cpu']}, "
         f"{machine['cores']} cores, {machine['os']}; the trained default checkpoints; both bundled clips. "
-        "Relative MAE is in units of each shape's spread (std) of the reference, relative max in units of its "
-        "range; PSNR takes the reference's range as the peak. Margin = limit / measured (PSNR: dB above the "
-        "limit; correlation: (1 - limit) / (1 - r)).",
+        "Relative MAE is in units of the reference's mean per-shape spread (std), relative max in units of "
+        "that shape's range (at least 0.05); PSNR takes the reference's range as the peak. Margin = limit / "
+        "measured (PSNR: dB above the limit; correlation: (1 - limit) / (1 - r)).",
         "",
         "| platform | fps | variant | class | rel. MAE (limit, margin) | rel. max (limit, margin) | PSNR dB "
         "(limit, +dB) | min corr. (limit, margin) | abs. MAE | passed |",
@@ -110,9 +117,9 @@ def margins_table(rows: list[dict], machine: dict) -> str:
         lim, m = r["limits"], r["margins"]
         lines.append(
             f"| {r['platform']} | {r['fps']} | `{r['variant']}` | {r['precision_class']} "
-            f"| {r['rel_mae']:.1e} ({lim['mae']:g}, {m['mae']:.0f}x) | {r['rel_max']:.1e} ({lim['max_abs']:g}, "
-            f"{m['max_abs']:.0f}x) | {r['psnr_db']:.1f} ({lim['psnr_db']:g}, +{m['psnr_db']:.1f}) "
-            f"| {_g(r['min_correlation'], '.5f')} ({lim['min_correlation']:g}, {_g(m['correlation'], '.0f')}x) "
+            f"| {r['rel_mae']:.1e} ({lim['mae']:g}, {_x(m['mae'])}) | {r['rel_max']:.1e} ({lim['max_abs']:g}, "
+            f"{_x(m['max_abs'])}) | {r['psnr_db']:.1f} ({lim['psnr_db']:g}, +{m['psnr_db']:.1f}) "
+            f"| {_g(r['min_correlation'], '.5f')} ({lim['min_correlation']:g}, {_x(m['correlation'])}) "
             f"| {r['mae']:.1e} | {'yes' if r['passed'] else 'NO'} |"
         )
     return "\n".join(lines) + "\n"

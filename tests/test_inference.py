@@ -61,7 +61,6 @@ def test_stride_interpolates_between_computed_frames(trained30: Checkpoint) -> N
         assert strided.shape == full.shape
         metrics = P.parity_metrics(full, strided)
         assert metrics["rel_mae"] < 0.25 * still["rel_mae"] and metrics["min_correlation"] > 0.8, metrics["rel_mae"]
-        np.testing.assert_array_equal(strided[::stride], full[::stride])  # computed frames are exact
 
 
 def test_emotion_refresh_changes_only_emotion(trained30: Checkpoint, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from a2bs.convert import cli as convert_cli
 from a2bs.convert.bundle import build_bundle
 from a2bs.core import cli as core_cli
 from a2bs.core.audio import n_output_frames, probe
-from a2bs.core.checkpoint import Checkpoint
+from a2bs.core.checkpoint import Checkpoint, default_checkpoint_dir
 from a2bs.mobile_validation import latency as L
 from a2bs.mobile_validation import parity as P
 from a2bs.mobile_validation import validate as V
@@ -296,8 +296,8 @@ def _run(monkeypatch, capsys, main, *argv: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_validate_cli(monkeypatch, capsys, android_bundle: Path, tmp_path: Path) -> None:
-    good = _copy(android_bundle, tmp_path / "good")
+def test_validate_cli(monkeypatch, capsys, trained_android_bundle: Path, tmp_path: Path) -> None:
+    good = _copy(trained_android_bundle, tmp_path / "good")
     for _ in range(2):  # validating again replaces the report and the README section
         code, out, _ = _run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(good), "--no-latency")
         assert code == 0 and "validation PASSED; not run: latency (--no-latency)" in out
@@ -312,11 +312,12 @@ def test_validate_cli(monkeypatch, capsys, android_bundle: Path, tmp_path: Path)
     assert code == 2 and "missing.wav" in err and len(err.strip().splitlines()) == 1
 
 
-def test_convert_validates_and_installs(monkeypatch, capsys, tmp_path: Path, checkpoint_dirs: dict[int, Path]) -> None:
+def test_convert_validates_and_installs(monkeypatch, capsys, tmp_path: Path) -> None:
     sample = tmp_path / "android_sample"
     sample.mkdir()
     (sample / "a2bs-sample.json").write_text(json.dumps({"platform": "android", "bundle_dir": "app/assets/a2bs"}))
-    args = ["a2bs-convert", "android", "--checkpoint", str(checkpoint_dirs[30]), "--out", str(tmp_path / "b")]
+    trained = str(default_checkpoint_dir(30))
+    args = ["a2bs-convert", "android", "--checkpoint", trained, "--out", str(tmp_path / "b")]
     code, out, err = _run(monkeypatch, capsys, convert_cli.main, *args, "--install-into", str(sample))
     assert code == 0, err
     assert "validation PASSED" in out and json.loads((tmp_path / "b/manifest.json").read_text())["validation"]["passed"]
@@ -330,3 +331,4 @@ def test_convert_validates_and_installs(monkeypatch, capsys, tmp_path: Path, che
     code, _, err = _run(monkeypatch, capsys, convert_cli.main, "a2bs-convert", "ios", "--out", str(tmp_path / "i"),
                         "--install-into", str(sample))  # fmt: skip
     assert code == 2 and "android sample" in err and not (tmp_path / "i").exists()
+
