@@ -52,7 +52,7 @@ PARITY_LIMITS: dict[str, ParityLimits] = {
     ),
     "palettized": ParityLimits(0.1, 0.3, 35.0, 0.99, "4-6 bit weight look-up tables: coarser weights"),
     "activation_int8": ParityLimits(
-        0.4, 0.5, 26.0, 0.95, "int8 weights and int8 activations (static calibration): the coarsest variant"
+        0.4, 0.7, 26.0, 0.95, "int8 weights and int8 activations (static calibration): the coarsest variant"
     ),
 }
 # Mel frames (normalized log-mel, roughly unit variance) from the fp32 front end: absolute MAE and max.
