@@ -111,7 +111,10 @@ def validate_bundle(
         skipped = [] if latency else ["latency (--no-latency)"]
         report = Report(bundle, manifest, checks, clips, plots, 0.0, skipped)
         report.seconds = time.perf_counter() - started
-        _write(report, plot_dir)
+        from a2bs.core.export import OutputLock
+
+        with OutputLock(bundle):  # a concurrent a2bs-convert --force or validate of this bundle waits its turn
+            _write(report, plot_dir)
     finally:
         shutil.rmtree(plot_dir, ignore_errors=True)
         _restore_threads(torch_threads)
@@ -316,13 +319,17 @@ def _write(report: Report, plot_dir: Path) -> None:
     data = report.data = report_json(report)
     pngs = sorted(plot_dir.glob("*.png"))
     staged = staging_dir(bundle / PLOTS_DIR)  # replaced even when empty: no stale plots from an earlier run
-    for png in pngs:
-        os.replace(png, staged / png.name)
-    replace_dir(staged, bundle / PLOTS_DIR)
+    try:
+        for png in pngs:
+            os.replace(png, staged / png.name)
+        replace_dir(staged, bundle / PLOTS_DIR)
+    except BaseException:  # a signal mid-way leaves no staging folder in the bundle
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     write_text_atomic(bundle / REPORT_JSON, json.dumps(data, indent=1) + "\n")
     write_text_atomic(bundle / REPORT_HTML, render_html(data, bundle))
     readme = bundle / "README.md"
-    if readme.is_file():
+    if readme.is_file() and not readme.is_symlink():
         text = readme.read_text().split("\n" + README_HEADING + "\n")[0].rstrip("\n")
         write_text_atomic(readme, text + "\n\n" + readme_section(data))
     manifest = json.loads((bundle / "manifest.json").read_text())
