@@ -273,7 +273,7 @@ def main() -> None:
                 plotted[platform_name] = curves
         others = [u for u in utterances if u["speaker"] != "lj"]
         picks = others[:3] + [u for u in utterances if u["speaker"] == "lj"][:1]
-        results["plots"] = plot_utterances(plotted, picks, 30, PLOTS)
+        results["plots"] = plot_utterances(plotted, picks, 30, PLOTS) if plotted else []
     results["models"] = models
     results["machine"] = f"{platform.machine()}, {platform.processor() or platform.platform()}"
     results["seconds"] = round(time.perf_counter() - started, 1)
