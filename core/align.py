@@ -46,6 +46,7 @@ import soundfile as sf
 
 from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.errors import A2BSError
+from a2bs.core.synth import publish_corpus
 
 Phones = list[tuple[str, float, float]]
 
@@ -403,10 +404,7 @@ def build_aligned_corpus(
             "split": {s: [r["take"] for r in records if r["split"] == s] for s in ("train", "val")},
             "skipped": [{"line": n, "reason": r} for n, r in skipped],
         }
-        (tmp / "corpus.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        if os.path.lexists(out_dir):
-            raise A2BSError(f"{out_dir} appeared while the corpus was being built; nothing was written there")
-        os.rename(tmp, out_dir)
+        publish_corpus(tmp, out_dir, manifest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1125,6 +1125,14 @@ def _write_take(takes: Path, plan: _Plan, utt: Utterance, audio: np.ndarray, aug
     return record
 
 
+def publish_corpus(tmp: Path, out_dir: Path, manifest: dict) -> None:
+    """Write corpus.json into the finished temp folder and rename it to `out_dir` (never over another)."""
+    (tmp / "corpus.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    if os.path.lexists(out_dir):
+        raise A2BSError(f"{out_dir} appeared while the corpus was being built; nothing was written there")
+    os.rename(tmp, out_dir)
+
+
 def build_corpus(
     out_dir: Path,
     minutes: float,
@@ -1214,10 +1222,7 @@ def build_corpus(
                 for r in records
             },
         }
-        (tmp / "corpus.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        if os.path.lexists(out_dir):
-            raise A2BSError(f"{out_dir} appeared while the corpus was being built; nothing was written there")
-        os.rename(tmp, out_dir)
+        publish_corpus(tmp, out_dir, manifest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
