@@ -242,12 +242,14 @@ def main() -> None:
         synth_takes, _ = load_takes(synthetic, 30)
         _, synth_val = split_takes(synthetic, synth_takes)
         plotted: dict[str, Curves] = {}
-        loud30 = score(loudness_curves(utterances, 30), utterances, 30)
+        loudness = {fps: loudness_curves(utterances, fps) for fps in {30, *args.fps}}
+        loud_scores = {fps: score(curves, utterances, fps) for fps, curves in loudness.items()}
+        rules30 = rule_curves(utterances, 30)
         models: dict[str, Any] = {"rule_curves_from_reference_phones_30fps": {
-            "real_speech": score(rule_curves(utterances, 30), utterances, 30)}}  # fmt: skip
+            "real_speech": score(rules30, utterances, 30)}}  # fmt: skip
         for fps, path in ((f, args.checkpoint_30 if f == 30 else args.checkpoint_60) for f in args.fps):
             ckpt = load_checkpoint(path) if path else load_default(fps)
-            loud = score(loudness_curves(utterances, fps), utterances, fps)
+            loud = loud_scores[fps]
             curves = torch_curves(ckpt, utterances)
             real = score(curves, utterances, fps)
             syn_utts = [{"name": t.name, "speaker": t.name.split("_", 1)[1], "phones": t.phones} for t in synth_val]
@@ -261,14 +263,13 @@ def main() -> None:
                 "emotion": emotion_report(ckpt, synthetic),
             }
             if fps == 30:
-                plotted = {"torch": curves, "labels (rule curves from the phones)": rule_curves(utterances, fps),
-                           "loudness": loudness_curves(utterances, fps)}  # fmt: skip
+                plotted = {"torch": curves, "labels (rule curves from the phones)": rules30, "loudness": loudness[30]}
         if not args.no_bundles:
             for platform_name, bundle in convert_defaults(tmp).items():
                 backend = "coreml" if platform_name == "ios" else "tflite"
                 curves = bundle_curves(bundle, backend, utterances)
                 real = score(curves, utterances, 30)
-                met = targets_met(real, loud30)
+                met = targets_met(real, loud_scores[30])
                 models[f"{platform_name}_bundle_30fps"] = {"real_speech": real, "targets_met": met}
                 plotted[platform_name] = curves
         others = [u for u in utterances if u["speaker"] != "lj"]

@@ -44,9 +44,19 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
+from a2bs.core.dataset import file_sha256
 from a2bs.core.errors import A2BSError
-from a2bs.core.synth import publish_corpus
+from a2bs.core.export import open_writer
+from a2bs.core.synth import (
+    ARPABET_ACCENT,
+    SpeakingStyle,
+    augment_audio,
+    face_curves,
+    heard_style,
+    publish_corpus,
+)
 
 Phones = list[tuple[str, float, float]]
 
@@ -275,10 +285,6 @@ def _aligner() -> Aligner:
 
 def _process(job: _Job, takes: Path) -> tuple[list[dict], str | None]:
     """Align one line and write its takes; ([records], None) or ([], skip reason). Never raises A2BSError."""
-    from a2bs.core.audio import load_audio
-    from a2bs.core.emotion import emotion_features_at
-    from a2bs.core.synth import ARPABET_ACCENT, SpeakingStyle, augment_audio, face_curves, pcm16_roundtrip
-
     records: list[dict] = []
     try:
         audio = load_audio(job.line.audio)
@@ -287,10 +293,8 @@ def _process(job: _Job, takes: Path) -> tuple[list[dict], str | None]:
             rng = np.random.default_rng([job.seed, 3, job.index, copy])
             p = Perturbation() if copy == 0 else Perturbation.draw(rng)
             speech, ph = (audio, phones) if copy == 0 else perturb(audio, phones, p)
-            heard, aug = (pcm16_roundtrip(speech), {}) if copy == 0 else augment_audio(speech, rng)
-            heard = pcm16_roundtrip(heard)
-            emotion = emotion_features_at(heard, len(heard) / SAMPLE_RATE)
-            style = SpeakingStyle.from_egemaps(emotion[: len(emotion) // 3])
+            augmented, aug = (speech, {}) if copy == 0 else augment_audio(speech, rng)
+            heard, emotion, style = heard_style(augmented)
             curves, _ = face_curves(ph, speech, job.fps, rng, accent=ARPABET_ACCENT, style=style)
             name = job.line.name if copy == 0 else f"{job.line.name}_v{copy}"
             records.append(_write(takes, name, job, heard, curves, ph, p, aug, style, emotion))
@@ -303,10 +307,7 @@ def _process(job: _Job, takes: Path) -> tuple[list[dict], str | None]:
 
 
 def _write(takes: Path, name: str, job: _Job, audio: np.ndarray, curves: np.ndarray, phones: Phones,
-           p: Perturbation, aug: dict, style: object, emotion: np.ndarray) -> dict:  # fmt: skip
-    from a2bs.core.export import open_writer
-    from a2bs.core.synth import file_sha256
-
+           p: Perturbation, aug: dict, style: SpeakingStyle, emotion: np.ndarray) -> dict:  # fmt: skip
     wav = takes / f"{name}.wav"
     sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
     with open_writer(takes / f"{name}.csv", fps=job.fps, n_frames=len(curves)) as w:
@@ -323,7 +324,7 @@ def _write(takes: Path, name: str, job: _Job, audio: np.ndarray, curves: np.ndar
         "sample_rate": SAMPLE_RATE,
         "perturbation": asdict(p),
         "augmentation": aug,
-        "speaking_style": asdict(style),  # type: ignore[call-overload]
+        "speaking_style": asdict(style),
         "audio_sha256": file_sha256(wav),
         "emotion_raw": [float(v) for v in emotion],
         "phones": [[n, round(a, 6), round(b, 6)] for n, a, b in phones],

@@ -136,7 +136,7 @@ def _cached_emotion(data: object, audio_path: Path) -> np.ndarray | None:
         return None
     if raw.shape != (EMOTION_DIM,) or not np.isfinite(raw).all():
         return None
-    if hashlib.sha256(audio_path.read_bytes()).hexdigest() != data["audio_sha256"]:
+    if file_sha256(audio_path) != data["audio_sha256"]:
         return None  # the audio was changed after the corpus was built: recompute
     return raw
 
@@ -181,6 +181,11 @@ def _validation_names(corpus: Path) -> set[str]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise A2BSError(f"{corpus}: split.val must be a list of take names (or delete corpus.json)")
     return set(names)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a take's file: corpus builders record it beside cached features, `load_take` checks it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def take_duration_s(take: Take) -> float:

@@ -102,7 +102,8 @@ def plot_training(rows: list[dict], path: str | Path) -> Path:
     axes[1].plot(epochs, [r["mae_expression"] for r in rows], marker=".", label="val MAE expression")
     for key, label in (("auc_jaw", "jaw"), ("auc_closure", "closure"), ("auc_rounding", "rounding"),
                        ("auc_labiodental", "f/v")):  # fmt: skip
-        values = [r.get(key, r["jaw_open_auc"] if key == "auc_jaw" else math.nan) for r in rows]
+        # rows written before the four contrasts had only the jaw one, as "jaw_open_auc"
+        values = [r.get(key, r.get("jaw_open_auc", math.nan) if key == "auc_jaw" else math.nan) for r in rows]
         axes[2].plot(epochs, values, marker="o", ms=3, label=f"val AUC {label}")
     axes[2].axhline(0.9, color="gray", ls="--", lw=0.8)
     axes[2].set_ylim(0.4, 1.01)

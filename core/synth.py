@@ -32,7 +32,6 @@ access to the library's globals by construction, and lets `build_corpus` run two
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -53,7 +52,8 @@ import soundfile as sf
 
 from a2bs.core.audio import resample
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
-from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
+from a2bs.core.constants import EGEMAPS_DIM, SAMPLE_RATE, SUPPORTED_FPS
+from a2bs.core.dataset import file_sha256
 from a2bs.core.errors import A2BSError
 from a2bs.core.export import open_writer
 
@@ -1076,30 +1076,32 @@ def _plans(seed: int, train_voices: Sequence[str], val_voices: Sequence[str]) ->
 
 def _make_take(plan: _Plan, fps: int) -> tuple[Utterance, np.ndarray, dict]:
     """Speak, augment, then read the speaking style from the augmented audio (what the model hears)."""
-    from a2bs.core.emotion import emotion_features_at
-
     rng = np.random.default_rng([plan.seed[0], 2, plan.seed[1]])
     clean, speech, phones, meta = speak(plan.text, plan.voice, plan.rate, plan.pitch, rng, pitch_range=plan.pitch_range)
-    audio, aug = augment_audio(speech, rng)
-    audio = pcm16_roundtrip(audio)  # what training reads back from the take's WAV
-    emotion = emotion_features_at(audio, len(audio) / SAMPLE_RATE)
-    style = SpeakingStyle.from_egemaps(emotion[: len(emotion) // 3])
+    augmented, aug = augment_audio(speech, rng)
+    audio, emotion, style = heard_style(augmented)
     accent = plan.voice.partition("+")[0]
     curves, unknown = face_curves(phones, speech, fps, rng, accent=accent, style=style)
     meta = {**meta, "speaking_style": asdict(style), "emotion_raw": [float(v) for v in emotion]}
     return Utterance(clean, plan.voice, speech, phones, curves, fps, dict(unknown), meta), audio, aug
 
 
+def heard_style(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, SpeakingStyle]:
+    """(the audio as the take's 16-bit WAV holds it, its raw emotion features, its speaking style):
+    the style is read from exactly what training will hear, so the targets follow the model's input."""
+    from a2bs.core.emotion import emotion_features_at  # openSMILE is heavy: corpus builders only
+
+    heard = pcm16_roundtrip(audio)
+    emotion = emotion_features_at(heard, len(heard) / SAMPLE_RATE)
+    return heard, emotion, SpeakingStyle.from_egemaps(emotion[:EGEMAPS_DIM])
+
+
 def pcm16_roundtrip(audio: np.ndarray) -> np.ndarray:
-    """`audio` as it reads back from a 16-bit WAV (so features computed on it match the file)."""
+    """`audio` as it reads back from a 16-bit WAV (idempotent: writing the result gives the same file)."""
     buf = io.BytesIO()
     sf.write(buf, np.asarray(audio, dtype=np.float32), SAMPLE_RATE, subtype="PCM_16", format="WAV")
     buf.seek(0)
     return sf.read(buf, dtype="float32")[0]
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _write_take(takes: Path, plan: _Plan, utt: Utterance, audio: np.ndarray, aug: dict) -> dict:

@@ -212,7 +212,6 @@ def evaluate(model: A2BSModel, takes: list[PreparedTake]) -> dict[str, float]:
         "mae_expression": float(err[:, expression].mean()),
         "neutral_emotion_mae_mouth": float(neutral[:, mouth].mean()),
         "neutral_emotion_mae_expression": float(neutral[:, expression].mean()),
-        "jaw_open_auc": aucs["jaw"],
         **{f"auc_{name}": value for name, value in aucs.items()},
         "closure_peak_offset_ms": float(np.mean(offsets)) if offsets else math.nan,
         "silence_frame_change": float(np.mean(still)) if still else math.nan,

@@ -151,7 +151,7 @@ def test_short_training_run_learns_and_resumes(corpus: Path, tmp_path: Path) -> 
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]  # the loss falls
     assert rows[-1]["mae"] < rows[0]["mae"] + 1e-6
-    for key in ("mae_mouth", "mae_expression", "s_overall", "jaw_open_auc"):
+    for key in ("mae_mouth", "mae_expression", "s_overall", "auc_jaw"):
         assert key in rows[-1]
     ckpt = load_checkpoint(out / "best")
     assert ckpt.trained and ckpt.fps == 30
