@@ -43,24 +43,23 @@ def trained60() -> Checkpoint:
     return load_trained(60)
 
 
+def _build_bundle(out: Path, platform: str, ckpt: Checkpoint, variants: list[str]) -> Path:
+    from a2bs.convert.bundle import build_bundle
+
+    build_bundle(platform, ckpt, variants, out, progress=lambda _: None)
+    return out
+
+
 @pytest.fixture(scope="session")
 def trained_android_bundle(trained30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Android bundle (dynamic_int8 default + fp32) of the trained 30 fps default; treat as read-only."""
-    from a2bs.convert.bundle import build_bundle
-
-    out = tmp_path_factory.mktemp("trained") / "android"
-    build_bundle("android", trained30, ["dynamic_int8", "fp32"], out, progress=lambda _: None)
-    return out
+    return _build_bundle(tmp_path_factory.mktemp("trained") / "android", "android", trained30, ["dynamic_int8", "fp32"])
 
 
 @pytest.fixture(scope="session")
 def trained_ios_bundle(trained30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """iOS bundle (fp16 default + palettize4) of the trained 30 fps default; treat as read-only."""
-    from a2bs.convert.bundle import build_bundle
-
-    out = tmp_path_factory.mktemp("trained") / "ios"
-    build_bundle("ios", trained30, ["fp16", "palettize4"], out, progress=lambda _: None)
-    return out
+    return _build_bundle(tmp_path_factory.mktemp("trained") / "ios", "ios", trained30, ["fp16", "palettize4"])
 
 
 @pytest.fixture(scope="session")
@@ -83,18 +82,10 @@ def ckpt60(checkpoint_dirs: dict[int, Path]) -> Checkpoint:
 @pytest.fixture(scope="session")
 def android_bundle(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An Android bundle (dynamic_int8 default + fp32) of the seed-0 30 fps checkpoint; treat as read-only."""
-    from a2bs.convert.bundle import build_bundle
-
-    out = tmp_path_factory.mktemp("bundles") / "android"
-    build_bundle("android", ckpt30, ["dynamic_int8", "fp32"], out, progress=lambda _: None)
-    return out
+    return _build_bundle(tmp_path_factory.mktemp("bundles") / "android", "android", ckpt30, ["dynamic_int8", "fp32"])
 
 
 @pytest.fixture(scope="session")
 def ios_bundle(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An iOS bundle (fp16) of the seed-0 30 fps checkpoint; treat as read-only."""
-    from a2bs.convert.bundle import build_bundle
-
-    out = tmp_path_factory.mktemp("bundles") / "ios"
-    build_bundle("ios", ckpt30, ["fp16"], out, progress=lambda _: None)
-    return out
+    return _build_bundle(tmp_path_factory.mktemp("bundles") / "ios", "ios", ckpt30, ["fp16"])
