@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 # Bigger than any file we write (a manifest is ~100 kB): a larger one is not ours, and is not parsed.
@@ -168,6 +169,19 @@ def raise_if_interrupted() -> None:
         raise Interrupted(_received[0])
 
 
+_IMPORT_RECHECK_S = 0.1  # how often a signal that arrived during an import is retried
+
+
+def _inside_import(frame: FrameType | None) -> bool:
+    """Whether Python is importing a module: a native extension (LiteRT's MLIR bindings) that runs Python
+    code in its init aborts the process when that code raises, so the signal waits for the import."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextlib.contextmanager
 def signals_raise() -> Iterator[list[int]]:
     """While active, SIGINT and SIGTERM raise `Interrupted` (so every `except BaseException` / `finally`
@@ -177,19 +191,32 @@ def signals_raise() -> Iterator[list[int]]:
         yield _received
         return
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         _received.append(signum)
+        if _inside_import(frame):  # raising here can abort a native extension's init (SIGABRT, core dump)
+            signal.setitimer(signal.ITIMER_REAL, _IMPORT_RECHECK_S)
+            return
         raise Interrupted(signum)
+
+    def recheck(signum: int, frame: FrameType | None) -> None:
+        if not _received:
+            return
+        if _inside_import(frame):
+            signal.setitimer(signal.ITIMER_REAL, _IMPORT_RECHECK_S)
+            return
+        raise Interrupted(_received[0])
 
     def unraisable(info: Any) -> None:
         if not isinstance(info.exc_value, Interrupted):  # swallowed interruptions are re-raised, not printed
             previous_hook(info)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, recheck)
     previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield _received
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, old in previous.items():
             signal.signal(sig, old)
         sys.unraisablehook = previous_hook

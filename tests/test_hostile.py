@@ -351,6 +351,21 @@ def test_raise_if_interrupted_remembers_a_swallowed_signal() -> None:
     raise_if_interrupted()  # cleared when the command ends
 
 
+def test_signal_during_an_import_waits_for_the_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal raised inside a native extension's init aborts the process (CI saw SIGABRT when Ctrl-C hit
+    LiteRT's MLIR bindings); the signal waits until the import is done, then interrupts."""
+    (tmp_path / "slow_module_under_signal.py").write_text(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.5)\nFINISHED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with signals_raise(), pytest.raises(Interrupted) as caught:
+        import slow_module_under_signal  # noqa: F401
+
+        time.sleep(5)  # the re-check timer interrupts this wait
+    assert caught.value.signum == signal.SIGINT
+    assert sys.modules["slow_module_under_signal"].FINISHED  # the import ran to its end
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
 # --- signals on real processes ---------------------------------------------------------------------
 
 
