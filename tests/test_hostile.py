@@ -323,6 +323,7 @@ def test_swallowed_ctrl_c_still_stops_the_conversion(
 
     out = copy_bundle(fast_convert, tmp_path, "android")
     before = (out / "manifest.json").read_bytes()
+
     def calibration_with_swallowed_interrupt(ckpt):
         try:
             os.kill(os.getpid(), signal.SIGINT)
@@ -355,7 +356,8 @@ def test_signal_during_an_import_waits_for_the_import(tmp_path: Path, monkeypatc
     """A signal raised inside a native extension's init aborts the process (CI saw SIGABRT when Ctrl-C hit
     LiteRT's MLIR bindings); the signal waits until the import is done, then interrupts."""
     (tmp_path / "slow_module_under_signal.py").write_text(
-        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.5)\nFINISHED = True\n")
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.5)\nFINISHED = True\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     with signals_raise(), pytest.raises(Interrupted) as caught:
         import slow_module_under_signal  # noqa: F401
