@@ -38,6 +38,7 @@ from a2bs.core.blendshapes import GROUPS, INDEX
 from a2bs.core.checkpoint import Checkpoint, load_checkpoint, load_default
 from a2bs.core.dataset import load_takes, split_takes
 from a2bs.core.inference import infer_array
+from a2bs.core.threads import set_torch_threads
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "articulation.json"
@@ -233,6 +234,7 @@ def main() -> None:
     if not args.eval.is_dir():
         raise SystemExit(f"evaluation folder not found: {args.eval} (pass --eval DIR)")
     started = time.perf_counter()
+    set_torch_threads("the PyTorch models", print)
     utterances = eval_set(args.eval)
     results: dict[str, Any] = {"eval": str(args.eval), "utterances": len(utterances),
                                "speakers": sorted({u["speaker"] for u in utterances})}  # fmt: skip

@@ -53,7 +53,8 @@ def run_infer(audio: Path, fps: int, out_dir: Path) -> dict:
     output = out_dir / f"{audio.stem}_{fps}.csv"
     started = time.perf_counter()
     cmd = [str(a2bs), "infer", str(audio), "-o", str(output), "--fps", str(fps), "--force", "--no-progress"]
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    summary = child.stdout.read()  # "wrote ...: ... (RTF ..., N torch threads of M free cores)"
     _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS (ru_maxrss, KiB on Linux)
     child.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
@@ -68,6 +69,7 @@ def run_infer(audio: Path, fps: int, out_dir: Path) -> dict:
         "wall_s": round(elapsed, 2),
         "rtf": round(elapsed / duration, 4),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "threads": summary.rsplit(", ", 1)[-1].strip().rstrip(")"),  # the thread choice `a2bs infer` made
     }
 
 
@@ -88,7 +90,8 @@ def main() -> None:
             run = run_infer(speech, fps, tmp_dir)
             results["runs"].append(run)
             print(f"{run['audio_s']:.0f} s @ {fps} fps: {run['wall_s']:.1f} s wall, RTF {run['rtf']:.4f} "
-                  f"(target <= {RTF_TARGET}), peak RSS {run['peak_rss_mb']} MB", flush=True)  # fmt: skip
+                  f"(target <= {RTF_TARGET}), peak RSS {run['peak_rss_mb']} MB, {run['threads']}",
+                  flush=True)  # fmt: skip
         if args.hour:
             long = make_speech_file(tmp_dir / "speech_1h.wav", 3600)
             run = run_infer(long, 30, tmp_dir)

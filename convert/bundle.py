@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from a2bs.convert.common import ArtifactFile, CalibrationSet, Progress, calibration_set
+from a2bs.convert.common import ArtifactFile, CalibrationSet, calibration_set
 from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, initial_state
 from a2bs.core import constants as C
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, GROUPS
 from a2bs.core.checkpoint import Checkpoint, fingerprint
 from a2bs.core.errors import A2BSError, raise_if_interrupted
 from a2bs.core.export import OutputLock, replace_dir, staging_dir
+from a2bs.core.threads import Progress
 
 PLATFORMS = ("ios", "android")
 MANIFEST = "manifest.json"

@@ -36,6 +36,11 @@ def convert(
     install_into: Annotated[
         Path | None, typer.Option(help="Sample app folder (ios_sample, android_sample): copy the bundle into it.")
     ] = None,
+    strict_latency: Annotated[
+        bool | None,
+        typer.Option(help="Validation also fails on the absolute per-frame budget and on an inconclusive latency "
+                     "measurement: for a quiet, dedicated host (default: $A2BS_STRICT_LATENCY=1)."),
+    ] = None,
 ) -> None:
     """Build a bundle: model files, manifest.json, README.md; validate it; print a summary table.
 
@@ -66,7 +71,8 @@ def convert(
         from a2bs.mobile_validation.validate import validate_bundle
 
         progress("validation (a2bs validate) of the new bundle before it replaces anything")
-        reports.append(validate_bundle(staged, checkpoint=None, progress=progress, reference=ckpt))
+        reports.append(validate_bundle(staged, checkpoint=None, progress=progress, reference=ckpt,
+                                       strict_latency=strict_latency))  # fmt: skip
         return reports[-1].passed
 
     result = build_bundle(platform, ckpt, variants, out, force=force, progress=progress,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,8 +10,6 @@ import torch
 
 from a2bs.core.checkpoint import Checkpoint, bundled_audio_dir
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
-
-Progress = Callable[[str], None]
 
 
 class ConversionError(RuntimeError):

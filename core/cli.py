@@ -94,6 +94,7 @@ def infer(
     from a2bs.core.constants import SUPPORTED_FPS
     from a2bs.core.export import check_output_path, open_writer
     from a2bs.core.inference import iter_blendshapes, plan
+    from a2bs.core.threads import free_cores, set_torch_threads
 
     audio = audio or bundled_audio_dir() / DEFAULT_CLIP
     default_output = output is None
@@ -122,6 +123,8 @@ def infer(
         if bundle is not None or variant is not None:
             raise A2BSError("--bundle and --variant go with --backend tflite or coreml")
         ckpt = _load(checkpoint, fps)
+        n_threads = set_torch_threads("inference")
+        threads = f", {n_threads} torch thread{'s' * (n_threads > 1)} of {free_cores()} free cores"
         the_plan = plan(audio, ckpt.fps, stride, emotion_refresh, emotion_from)
         out_fps, n_frames, label = ckpt.fps, the_plan.n_frames, "trained" if ckpt.trained else "UNTRAINED"
         metadata = {"audio": str(audio), "checkpoint": ckpt.source, "trained": ckpt.trained, "stride": stride,
@@ -140,7 +143,7 @@ def infer(
                                                             emotion_from=emotion_from)  # fmt: skip
         if fps is not None and fps != out_fps:
             raise A2BSError(f"{bundle} is a {out_fps} fps bundle: drop --fps or pass --fps {out_fps}")
-        label = f"{backend} {variant or 'default'}"
+        label, threads = f"{backend} {variant or 'default'}", ", 1 runtime thread"
         metadata = {"audio": str(audio), "bundle": str(bundle), "backend": str(backend), "variant": variant,
                     "emotion_from": str(emotion_from) if emotion_from else None}  # fmt: skip
 
@@ -172,7 +175,7 @@ def infer(
     duration = early_plan.info.duration_s
     typer.echo(
         f"wrote {output}: {n_frames} frames at {out_fps} fps for {duration:.2f} s of audio "
-        f"in {elapsed:.2f} s (RTF {elapsed / max(duration, 1e-9):.3f})"
+        f"in {elapsed:.2f} s (RTF {elapsed / max(duration, 1e-9):.3f}{threads})"
     )
     if plot is not None and keep_for_plot:
         import numpy as np
@@ -353,6 +356,11 @@ def validate(
         Path | None, typer.Option(help="Reference checkpoint. Default: the one the bundle was built from.")
     ] = None,
     latency: Annotated[bool, typer.Option(help="Measure latency (--no-latency skips those checks).")] = True,
+    strict_latency: Annotated[
+        bool | None,
+        typer.Option(help="Also fail on the absolute per-frame budget and on an inconclusive measurement: for a "
+                     "quiet, dedicated benchmark host (default: $A2BS_STRICT_LATENCY=1)."),
+    ] = None,
 ) -> None:
     """Check every model of a bundle: integrity, parity with PyTorch, size, streaming, latency.
 
@@ -367,7 +375,8 @@ def validate(
     def progress(stage: str) -> None:
         typer.echo(f"[{time.perf_counter() - started:6.1f}s] {stage}", err=True)
 
-    report = validate_bundle(bundle, audio, checkpoint, latency=latency, progress=progress)
+    report = validate_bundle(bundle, audio, checkpoint, latency=latency, strict_latency=strict_latency,
+                             progress=progress)  # fmt: skip
     for line in summary_lines(report.data):
         typer.echo(line)
     typer.echo(f"report: {bundle / REPORT_HTML}")

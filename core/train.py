@@ -29,6 +29,7 @@ from a2bs.core.emotion import EmotionStats, emotion_features_at
 from a2bs.core.errors import A2BSError
 from a2bs.core.inference import mel_windows
 from a2bs.core.model import A2BSModel, ModelConfig, smooth
+from a2bs.core.threads import set_torch_threads
 
 STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
@@ -268,6 +269,8 @@ def train(
     if rank == 0 and out.exists() and any(out.iterdir()) and not (resume or force):
         raise A2BSError(f"{out} is not empty: pass --resume to continue it or --force to start over")
     torch.manual_seed(config.seed)
+    what = "training" if world == 1 else f"each of {world} training processes"
+    set_torch_threads(what, log if rank == 0 else None, wanted=1 if world > 1 else None)
     train_takes, val_takes = [], []
     for folder in config.data_dirs:
         takes, report = load_takes(folder, config.fps)

@@ -25,7 +25,8 @@ import numpy as np
 import soundfile as sf
 
 from a2bs.core import constants as C
-from a2bs.mobile_validation.checks import Check, Progress, choose_threads, machine_summary, not_run, usable_cores
+from a2bs.core.threads import Progress, choose_threads, usable_cores
+from a2bs.mobile_validation.checks import Check, machine_summary, not_run
 from a2bs.mobile_validation.streaming import BundleEngine, run_stream
 from a2bs.mobile_validation.tflite_runner import TFLiteRunner
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from a2bs.core import constants as C
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, MOUTH_CRITICAL
-from a2bs.mobile_validation.checks import Check, Progress, not_run, short
+from a2bs.core.threads import Progress
+from a2bs.mobile_validation.checks import Check, not_run, short
 
 PLOTS_DIR = "validation_plots"
 STREAM_CHUNKS = [1, 7, 160, 333, 1024, 4000, 17, 2]  # irregular PCM pieces, cycled

@@ -37,7 +37,8 @@ from typing import Any
 
 from a2bs.core import constants as C
 from a2bs.core.errors import A2BSError
-from a2bs.mobile_validation.checks import Check, Progress, choose_threads, machine_summary, not_run, short, usable_cores
+from a2bs.core.threads import Progress, choose_threads, usable_cores
+from a2bs.mobile_validation.checks import Check, machine_summary, not_run, short
 from a2bs.mobile_validation.latency import MAC_BUDGET_PER_S, MAX_RATIO_VS_TORCH, run_latency
 from a2bs.mobile_validation.parity import FRONT_END_LIMITS, PARITY_LIMITS, PLOTS_DIR, WEIGHT_LIMITS, run_parity
 
@@ -300,8 +301,11 @@ def report_json(report: Report) -> dict[str, Any]:
             "weights": {k: {"relative_rms": v[0], "reason": v[1]} for k, v in WEIGHT_LIMITS.items()},
             "model_bytes": MAX_MODEL_BYTES,
             "latency_ms_per_frame": C.RTF_TARGET * 1000.0 / report.manifest["fps"],
-            "latency": {"max_ratio_vs_torch": MAX_RATIO_VS_TORCH, "mac_budget_per_s": MAC_BUDGET_PER_S,
-                        "strict_budget_ms_per_frame": C.RTF_TARGET * 1000.0 / report.manifest["fps"]},
+            "latency": {
+                "max_ratio_vs_torch": MAX_RATIO_VS_TORCH,
+                "mac_budget_per_s": MAC_BUDGET_PER_S,
+                "strict_budget_ms_per_frame": C.RTF_TARGET * 1000.0 / report.manifest["fps"],
+            },
             "memory_mb": C.MEMORY_TARGET_MB,
         },
         "skipped": report.skipped,
@@ -341,5 +345,3 @@ def _write(report: Report, plot_dir: Path) -> None:
         "machine": f"{data['machine']['cpu']}, {data['machine']['cores']} cores, {data['machine']['os']}",
     }  # fmt: skip
     write_text_atomic(bundle / "manifest.json", json.dumps(manifest, indent=1) + "\n")
-
-

@@ -423,7 +423,9 @@ def test_json_output(run: Run, tmp_path: Path, checkpoint_dirs: dict[int, Path])
     audio = write_tone(tmp_path, "tone.wav", seconds=0.7)
     output = tmp_path / "anim.json"
     n = expected_rows(audio, 30)
-    assert_success(infer(run, audio, output, checkpoint_dirs[30]), n, 30)
+    result = infer(run, audio, output, checkpoint_dirs[30])
+    assert_success(result, n, 30)
+    assert re.search(r"\(RTF \d\.\d+, \d torch threads? of \d free cores\)", result.out)  # chosen, and said
     data = json.loads(output.read_text())
     assert data["blendshapes"] == list(ARKIT_BLENDSHAPES)
     assert data["fps"] == 30

@@ -13,8 +13,9 @@ import pytest
 from a2bs.convert import cli as convert_cli
 from a2bs.core import constants as C
 from a2bs.core.checkpoint import default_checkpoint_dir
+from a2bs.core.errors import A2BSError
+from a2bs.core.threads import choose_threads, free_cores, usable_cores
 from a2bs.mobile_validation import latency as L
-from a2bs.mobile_validation.checks import choose_threads, free_cores, usable_cores
 
 ENTRY = {"path": "a2bs_step_dynamic_int8.tflite", "variant": "dynamic_int8"}
 
@@ -59,6 +60,23 @@ def test_thread_choice_never_exceeds_the_free_cores() -> None:
     threads = choose_threads(64, "a test", said.append)
     assert 1 <= threads <= free_cores() <= usable_cores()
     assert len(said) == 1 and said[0].startswith(f"threads: {threads} for a test")
+
+
+def test_strict_latency_option_reaches_the_validation(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from a2bs.core import cli
+    from a2bs.mobile_validation import validate
+
+    def fake_validate_bundle(*args, strict_latency=None, **kwargs):
+        raise A2BSError(f"strict_latency={strict_latency}")
+
+    monkeypatch.setattr(validate, "validate_bundle", fake_validate_bundle)
+    for flag, seen in (("--strict-latency", True), ("--no-strict-latency", False), (None, None)):
+        monkeypatch.setattr(sys, "argv", ["a2bs", "validate", str(tmp_path), *([flag] if flag else [])])
+        with pytest.raises(SystemExit):
+            cli.main()
+        assert f"strict_latency={seen}" in capsys.readouterr().err
 
 
 def _busy() -> None:
