@@ -91,7 +91,7 @@ def torch_curves(ckpt: Checkpoint, utterances: list[dict[str, Any]]) -> Curves:
 
 
 def bundle_curves(bundle: Path, backend: str, utterances: list[dict[str, Any]]) -> Curves:
-    from a2bs.convert.backends import iter_bundle_blendshapes
+    from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
 
     out = {}
     for u in utterances:

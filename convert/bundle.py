@@ -6,7 +6,6 @@ existing bundle is replaced only with `force`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,12 +20,12 @@ import numpy as np
 import torch
 
 from a2bs.convert.common import ArtifactFile, CalibrationSet, calibration_set
-from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, initial_state
 from a2bs.core import constants as C
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, GROUPS
 from a2bs.core.checkpoint import Checkpoint, fingerprint
+from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, initial_state
 from a2bs.core.errors import A2BSError, raise_if_interrupted
-from a2bs.core.export import OutputLock, replace_dir, staging_dir
+from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging_dir
 from a2bs.core.threads import Progress
 
 PLATFORMS = ("ios", "android")
@@ -70,23 +69,6 @@ def check_out_dir(out: Path, force: bool) -> None:
     probe = parent if parent_exists else next((p for p in parent.parents if p.exists()), Path("."))
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise A2BSError(f"cannot write the bundle into {parent}: not a writable folder")
-
-
-def sha256(path: Path) -> str:
-    """sha256 of a file, or of a folder (e.g. .mlpackage): hash of its files' relative paths and bytes."""
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with file.open("rb") as f:
-            for block in iter(lambda f=f: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def size_bytes(path: Path) -> int:
-    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 @dataclass
@@ -211,7 +193,7 @@ EMOTION_NOTE = (
     "`neutral` (all zeros) is the neutral expression, what the sample apps pass. To give the face another "
     "clip's expression (a style take), compute that clip's vector once, offline, and pass it on every step "
     "call: `a2bs infer X.wav --emotion-from STYLE.wav --backend ... --bundle ...` previews the result, and "
-    "`EmotionStats.from_json(normalization).normalize(a2bs.core.inference.file_emotion('STYLE.wav'))` "
+    "`EmotionStats.from_json(normalization).normalize(a2bs.core.emotion.file_emotion('STYLE.wav'))` "
     "computes the vector."
 )
 
@@ -273,14 +255,14 @@ def build_bundle(
 @torch.no_grad()
 def _row(platform: str, ckpt: Checkpoint, folder: Path, artifact: ArtifactFile, calibration: CalibrationSet) -> dict:
     """Table row: variant, file, size and a quick parity figure against the torch reference."""
-    from a2bs.convert.deploy import DeployFrontEnd, DeployStep
+    from a2bs.core.deploy import DeployFrontEnd, DeployStep
 
     if platform == "android":
-        from a2bs.mobile_validation.tflite_runner import TFLiteRunner
+        from a2bs.runtime.tflite_runner import TFLiteRunner
 
         runner, runtime = TFLiteRunner(folder / artifact.path), "LiteRT interpreter"
     else:
-        from a2bs.mobile_validation.mil_executor import MILExecutor
+        from a2bs.runtime.mil_executor import MILExecutor
 
         runner = MILExecutor(folder / artifact.path)
         runtime = f"NumPy MIL executor, {'fp16' if runner.fp16_compute else 'fp32'} compute"

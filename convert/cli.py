@@ -111,8 +111,8 @@ _CLIP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.wav")
 def install_target(sample: Path, platform: str, force: bool) -> tuple[Path, str]:
     """Where a sample app expects its bundle, from the sample's a2bs-sample.json (untrusted: `bundle_dir`
     must stay inside the sample, `clip` must be a plain .wav file name); checked before converting."""
-    from a2bs.convert.backends import check_relative
     from a2bs.core.errors import Fields, read_json
+    from a2bs.runtime.manifest import check_relative
 
     spec_path = sample / SAMPLE_SPEC
     if not spec_path.is_file():
@@ -142,11 +142,11 @@ def install_bundle(bundle: Path, target: Path, clip: str) -> None:
     file-playback mode) into the sample, replacing an installed bundle atomically."""
     import shutil
 
-    from a2bs.convert.backends import load_manifest
     from a2bs.core.checkpoint import bundled_audio_dir
-    from a2bs.core.export import OutputLock, replace_dir, staging_dir
+    from a2bs.core.files import OutputLock, replace_dir, staging_dir
     from a2bs.mobile_validation.parity import PLOTS_DIR
     from a2bs.mobile_validation.validate import REPORT_HTML
+    from a2bs.runtime.manifest import load_manifest
 
     load_manifest(bundle)  # the bundle's files stay inside it: nothing from outside is copied into the app
     target.parent.mkdir(parents=True, exist_ok=True)

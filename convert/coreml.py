@@ -78,13 +78,11 @@ import copy
 import hashlib
 import importlib.metadata
 import json
-import logging
 import os
 import re
 import shutil
 import tempfile
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,34 +93,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _import_coremltools() -> Any:
-    """Import coremltools without the import-time warnings that do not apply here (no Core ML runtime
-    on Linux, untested torch / scikit-learn versions, torchao's CUDA kernels that coremltools' optional
-    torchao import looks for): they would be printed on every conversion."""
-    loggers = [logging.getLogger(name) for name in ("coremltools", "torchao", "torch.utils._pytree")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        import coremltools
-
-        return coremltools
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
-ct = _import_coremltools()
-
-from a2bs.convert.common import (  # noqa: E402
+from a2bs.convert.common import (
     ArtifactFile,
     CalibrationSet,
     ConversionError,
-    Progress,
     calibration_set,
 )
-from a2bs.convert.deploy import (  # noqa: E402
+from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
+from a2bs.core.checkpoint import Checkpoint
+from a2bs.core.constants import FMAX, FMIN, LOG_EPS, N_FFT, N_MELS, SAMPLE_RATE
+from a2bs.core.deploy import (
     FRONT_END_INPUTS,
     FRONT_END_OUTPUTS,
     STEP_INPUTS,
@@ -130,9 +110,9 @@ from a2bs.convert.deploy import (  # noqa: E402
     DeployFrontEnd,
     DeployStep,
 )
-from a2bs.core.blendshapes import ARKIT_BLENDSHAPES  # noqa: E402
-from a2bs.core.checkpoint import Checkpoint  # noqa: E402
-from a2bs.core.constants import FMAX, FMIN, LOG_EPS, N_FFT, N_MELS, SAMPLE_RATE  # noqa: E402
+from a2bs.core.files import size_bytes
+from a2bs.core.threads import Progress
+from a2bs.runtime.coreml_package import ct, program_ops
 
 COREML_VARIANTS: dict[str, str] = {
     "fp16": "fp16 weights and compute (the reference CoreML artifact)",
@@ -186,14 +166,6 @@ FRONT_END_DESCRIPTIONS = {
 
 def step_package_name(variant: str) -> str:
     return f"a2bs_step_{variant}.mlpackage"
-
-
-def package_size(path: Path) -> int:
-    """Bytes of a model package (an .mlpackage is a folder: the sum of its files)."""
-    path = Path(path)
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -254,12 +226,12 @@ def convert_coreml(
             ArtifactFile(
                 Path(FRONT_END_PACKAGE), "front_end", "fp32", "fp32 weights, fp32 compute, fp32 inputs/outputs",
                 [f"minimum deployment target {_target_name(FRONT_END_DEPLOYMENT_TARGET)}",
-                 f"{package_size(front_path) / 1e6:.2f} MB"],
+                 f"{size_bytes(front_path) / 1e6:.2f} MB"],
             )
         )  # fmt: skip
     notes = [
         f"minimum deployment target {_target_name(VARIANT_DEPLOYMENT_TARGETS[variant])}",
-        f"{package_size(step_path) / 1e6:.2f} MB",
+        f"{size_bytes(step_path) / 1e6:.2f} MB",
         COREML_VARIANTS[variant],
     ]
     if variant in ("int8", "palettize6", "palettize4"):
@@ -304,7 +276,7 @@ def _convert_step(ckpt: Checkpoint, variant: str, calibration: CalibrationSet | 
             mlmodel = _compress_weights(mlmodel, variant)
             _check_names(mlmodel, STEP_INPUTS, STEP_OUTPUTS)
     with _stage(f"quantize:{variant}"):
-        missing = _COMPRESSION_OPS[variant] - _program_ops(mlmodel.get_spec())[0].keys()
+        missing = _COMPRESSION_OPS[variant] - program_ops(mlmodel.get_spec())[0].keys()
         if missing:  # never ship an uncompressed model under a compressed variant's name
             raise RuntimeError(f"the converted program has no {sorted(missing)} ops")
     return mlmodel
@@ -616,113 +588,3 @@ def _stage(stage: str) -> Iterator[None]:
         raise
     except Exception as exc:
         raise ConversionError(stage, _describe(exc)) from exc
-
-
-# --------------------------------------------------------------------------------------------------
-# inspection (tests, manifest, validation harness)
-
-_ARRAY_DTYPES = {
-    ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32: "float32",
-    ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT16: "float16",
-    ct.proto.FeatureTypes_pb2.ArrayFeatureType.DOUBLE: "float64",
-    ct.proto.FeatureTypes_pb2.ArrayFeatureType.INT32: "int32",
-}
-
-
-def _program_ops(spec: Any) -> tuple[Counter[str], set[str], str]:
-    """(op type counts, dtypes of the non-constant ops' outputs, opset) of an ML program's main function."""
-    counts: Counter[str] = Counter()
-    dtypes: set[str] = set()
-    opsets = []
-    mil = ct.proto.MIL_pb2
-
-    def walk(block: Any) -> None:
-        for op in block.operations:
-            counts[op.type] += 1
-            if op.type != "const" and not op.type.startswith("constexpr_"):
-                for out in op.outputs:
-                    if out.type.WhichOneof("type") == "tensorType":
-                        dtypes.add(mil.DataType.Name(out.type.tensorType.dataType).lower())
-            for sub in op.blocks:
-                walk(sub)
-
-    for function in spec.mlProgram.functions.values():
-        opsets.append(function.opset)
-        walk(function.block_specializations[function.opset])
-    return counts, dtypes, ",".join(sorted(set(opsets)))
-
-
-def load_spec_summary(mlpackage: Path) -> dict[str, Any]:
-    """What a CoreML package declares, read without Core ML (works on Linux).
-
-    Keys: inputs / outputs (lists of {name, shape, dtype, description}), author, license, version,
-    short_description, user_defined_metadata (dict), specification_version, deployment_target (e.g.
-    "iOS16"), opset, ops (set of MIL op types), op_counts, compute_dtypes (dtypes of the non-constant
-    ops' outputs: {"float16", ...} or {"float32", ...}), size_bytes."""
-    path = Path(mlpackage)
-    if not path.exists():
-        raise FileNotFoundError(f"no CoreML package at {path}")
-    spec = ct.utils.load_spec(str(path))
-    desc = spec.description
-
-    def feature(f: Any) -> dict[str, Any]:
-        array = f.type.multiArrayType
-        return {
-            "name": f.name,
-            "shape": tuple(int(s) for s in array.shape),
-            "dtype": _ARRAY_DTYPES.get(array.dataType, str(array.dataType)),
-            "description": f.shortDescription,
-        }
-
-    counts, dtypes, opset = _program_ops(spec) if spec.WhichOneof("Type") == "mlProgram" else (Counter(), set(), "")
-    targets = {t.value: name for name, t in ct.target.__members__.items() if name.startswith("iOS")}
-    meta = desc.metadata
-    return {
-        "inputs": [feature(f) for f in desc.input],
-        "outputs": [feature(f) for f in desc.output],
-        "author": meta.author,
-        "license": meta.license,
-        "version": meta.versionString,
-        "short_description": meta.shortDescription,
-        "user_defined_metadata": dict(meta.userDefined),
-        "specification_version": int(spec.specificationVersion),
-        "deployment_target": targets.get(spec.specificationVersion, f"spec{spec.specificationVersion}"),
-        "opset": opset,
-        "ops": set(counts),
-        "op_counts": dict(counts),
-        "compute_dtypes": dtypes,
-        "size_bytes": package_size(path),
-    }
-
-
-def compressed_weights(mlpackage: Path) -> dict[str, np.ndarray]:
-    """Every compressed weight of a package (the output of each `constexpr_*` chain), decompressed to
-    float32 by coremltools' reference implementation of those ops, keyed by MIL variable name.
-
-    Lets tests and the validation harness compare the stored int8 / LUT weights against the torch
-    weights without running Core ML."""
-    spec = ct.utils.load_spec(str(mlpackage))
-    produced_by_constexpr = set()
-    consumed_by_constexpr = set()
-
-    def walk(block: Any) -> None:
-        for op in block.operations:
-            if op.type.startswith("constexpr_"):
-                produced_by_constexpr.update(o.name for o in op.outputs)
-                for arg in op.inputs.values():
-                    consumed_by_constexpr.update(a.name for a in arg.arguments if a.WhichOneof("binding") == "name")
-            for sub in op.blocks:
-                walk(sub)
-
-    for function in spec.mlProgram.functions.values():
-        walk(function.block_specializations[function.opset])
-    names = produced_by_constexpr - consumed_by_constexpr
-    if not names:
-        return {}
-    cto = ct.optimize.coreml
-    model = ct.models.MLModel(str(mlpackage), skip_model_load=True)
-    weights = cto.get_weights_metadata(cto.decompress_weights(model), weight_threshold=0)
-    missing = names - set(weights)
-    if missing:
-        raise RuntimeError(f"decompressed program lost the weights {sorted(missing)[:3]}")
-    return {name: np.asarray(weights[name].val, dtype=np.float32) for name in sorted(names)}

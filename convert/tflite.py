@@ -82,7 +82,8 @@ import torch
 from torch import nn
 
 from a2bs.convert.common import ArtifactFile, CalibrationSet, ConversionError, calibration_set
-from a2bs.convert.deploy import (
+from a2bs.core.checkpoint import Checkpoint
+from a2bs.core.deploy import (
     FRONT_END_INPUTS,
     FRONT_END_OUTPUTS,
     STEP_INPUTS,
@@ -90,8 +91,7 @@ from a2bs.convert.deploy import (
     DeployFrontEnd,
     DeployStep,
 )
-from a2bs.core.checkpoint import Checkpoint
-from a2bs.mobile_validation.tflite_runner import TFLiteRunner
+from a2bs.runtime.tflite_runner import TFLiteRunner
 
 TFLITE_VARIANTS: dict[str, str] = {
     "fp32": "float32 weights and compute: the reference (XNNPACK CPU, or the GPU delegate)",

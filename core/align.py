@@ -44,11 +44,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from a2bs.core.animation_io import open_writer
 from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
-from a2bs.core.dataset import file_sha256
 from a2bs.core.errors import A2BSError
-from a2bs.core.export import open_writer
+from a2bs.core.files import sha256
 from a2bs.core.synth import (
     ARPABET_ACCENT,
     SpeakingStyle,
@@ -325,7 +325,7 @@ def _write(takes: Path, name: str, job: _Job, audio: np.ndarray, curves: np.ndar
         "perturbation": asdict(p),
         "augmentation": aug,
         "speaking_style": asdict(style),
-        "audio_sha256": file_sha256(wav),
+        "audio_sha256": sha256(wav),
         "emotion_raw": [float(v) for v in emotion],
         "phones": [[n, round(a, 6), round(b, 6)] for n, a, b in phones],
     }

@@ -90,9 +90,9 @@ def infer(
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
     """Animate an audio file: write one row of 52 blendshapes per frame at k / fps."""
+    from a2bs.core.animation_io import check_output_path, open_writer
     from a2bs.core.checkpoint import bundled_audio_dir
     from a2bs.core.constants import SUPPORTED_FPS
-    from a2bs.core.export import check_output_path, open_writer
     from a2bs.core.inference import iter_blendshapes, plan
     from a2bs.core.threads import free_cores, set_torch_threads
 
@@ -133,7 +133,7 @@ def infer(
         def chunks(update):
             return iter_blendshapes(audio, ckpt, the_plan, progress=update)
     else:
-        from a2bs.convert.backends import iter_bundle_blendshapes
+        from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
 
         if bundle is None:
             raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")

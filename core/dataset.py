@@ -13,7 +13,6 @@ Takes that cannot be used are skipped with a reported reason, never silently alt
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import zlib
@@ -22,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from a2bs.core.animation_io import read_live_link_face_csv
 from a2bs.core.audio import load_audio, n_output_frames, probe
 from a2bs.core.constants import EMOTION_DIM, SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.errors import A2BSError
-from a2bs.core.export import read_live_link_face_csv
+from a2bs.core.files import sha256
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 # A CSV may be this much shorter or longer than its audio (trailing frames of a capture); beyond
@@ -136,7 +136,7 @@ def _cached_emotion(data: object, audio_path: Path) -> np.ndarray | None:
         return None
     if raw.shape != (EMOTION_DIM,) or not np.isfinite(raw).all():
         return None
-    if file_sha256(audio_path) != data["audio_sha256"]:
+    if sha256(audio_path) != data["audio_sha256"]:
         return None  # the audio was changed after the corpus was built: recompute
     return raw
 
@@ -181,11 +181,6 @@ def _validation_names(corpus: Path) -> set[str]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise A2BSError(f"{corpus}: split.val must be a list of take names (or delete corpus.json)")
     return set(names)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a take's file: corpus builders record it beside cached features, `load_take` checks it."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def take_duration_s(take: Take) -> float:

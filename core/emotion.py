@@ -30,10 +30,12 @@ import functools
 import math
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from a2bs.core.audio import read_tail
 from a2bs.core.constants import (
     EGEMAPS_DIM,
     EMOTION_DIM,
@@ -335,3 +337,10 @@ class EmotionStats:
 
 NEUTRAL_EMOTION: np.ndarray = neutral_emotion()
 NEUTRAL_EMOTION.setflags(write=False)  # shared constant; use neutral_emotion() for a writable copy
+
+
+def file_emotion(path: str | Path) -> np.ndarray:
+    """The raw (264,) emotion features of a whole file (windows ending at its end), read from its tail:
+    what inference uses once per file, and what `--emotion-from` takes from another clip."""
+    tail = read_tail(path, EMOTION_SPAN_S)
+    return emotion_features_at(tail, len(tail) / SAMPLE_RATE)

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from a2bs.core.audio import AudioInfo, n_output_frames, probe, read_segment, read_tail, stream_audio
+from a2bs.core.audio import AudioInfo, n_output_frames, probe, read_segment, stream_audio
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
 from a2bs.core.emotion import (
     EMOTION_SPAN_S,
     emotion_features_at,
+    file_emotion,
     frame_to_refresh_index,
     refresh_times,
 )
@@ -60,13 +61,6 @@ def plan(
         emotion_from = Path(emotion_from)
         probe(emotion_from)
     return InferencePlan(info, fps, n_output_frames(info, fps), stride, emotion_refresh_s, emotion_from)
-
-
-def file_emotion(path: str | Path) -> np.ndarray:
-    """The raw (264,) emotion features of a whole file (windows ending at its end), read from its tail:
-    what inference uses once per file, and what `--emotion-from` takes from another clip."""
-    tail = read_tail(path, EMOTION_SPAN_S)
-    return emotion_features_at(tail, len(tail) / SAMPLE_RATE)
 
 
 class SampleWindow:

@@ -50,12 +50,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from a2bs.core.animation_io import open_writer
 from a2bs.core.audio import resample
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
 from a2bs.core.constants import EGEMAPS_DIM, SAMPLE_RATE, SUPPORTED_FPS
-from a2bs.core.dataset import file_sha256
 from a2bs.core.errors import A2BSError
-from a2bs.core.export import open_writer
+from a2bs.core.files import sha256
 
 __all__ = [
     "ACCENTS",
@@ -1119,7 +1119,7 @@ def _write_take(takes: Path, plan: _Plan, utt: Utterance, audio: np.ndarray, aug
         "n_frames": len(utt.curves),
         "sample_rate": SAMPLE_RATE,
         "augmentation": aug,
-        "audio_sha256": file_sha256(takes / f"{plan.name}.wav"),
+        "audio_sha256": sha256(takes / f"{plan.name}.wav"),
         "unknown_phonemes": utt.unknown_phonemes,
         "phones": [[p, round(a, 6), round(b, 6)] for p, a, b in utt.phones],
     }

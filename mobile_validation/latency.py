@@ -27,8 +27,8 @@ import soundfile as sf
 from a2bs.core import constants as C
 from a2bs.core.threads import Progress, choose_threads, usable_cores
 from a2bs.mobile_validation.checks import Check, machine_summary, not_run
-from a2bs.mobile_validation.streaming import BundleEngine, run_stream
-from a2bs.mobile_validation.tflite_runner import TFLiteRunner
+from a2bs.runtime.engine import BundleEngine, run_stream
+from a2bs.runtime.tflite_runner import TFLiteRunner
 
 WARMUP_FRAMES = 10  # first calls pay for allocation and XNNPACK packing
 
@@ -126,7 +126,7 @@ def run_latency(bundle: Path, manifest: dict[str, Any], intact: set[str], ckpt: 
 def _macs_per_frame(ckpt: Any) -> float | None:
     if ckpt is None:
         return None
-    from a2bs.convert.deploy import deployed_macs
+    from a2bs.core.deploy import deployed_macs
 
     counted = deployed_macs(ckpt.model)
     return float(counted["step"] + counted["front_end"])
@@ -136,7 +136,7 @@ def _torch_runners(ckpt: Any) -> tuple[Any, Any]:
     """The PyTorch reference as the same per-frame graph (the deploy modules), with named inputs."""
     import torch
 
-    from a2bs.convert.deploy import FRONT_END_OUTPUTS, STEP_OUTPUTS, DeployFrontEnd, DeployStep
+    from a2bs.core.deploy import FRONT_END_OUTPUTS, STEP_OUTPUTS, DeployFrontEnd, DeployStep
 
     front, step = DeployFrontEnd(ckpt.model).eval(), DeployStep(ckpt.model).eval()
 
@@ -288,8 +288,8 @@ def _coreml_latency(bundle: Path, manifest: dict[str, Any], entry: dict[str, Any
                      details={"measured": False, "verdict": "not measured", "macs_per_frame_millions":
                               None if macs is None else macs / 1e6, "mac_budget_millions": mac_budget / 1e6,
                               "machine": machine_summary()})  # fmt: skip
-    from a2bs.convert.backends import model_runner
     from a2bs.core.audio import load_audio
+    from a2bs.runtime.bundle_inference import model_runner
 
     audio = load_audio(clip)[: int(LATENCY_AUDIO_S * C.SAMPLE_RATE)]
     front_entry = next(e for e in manifest["files"] if e["role"] == "front_end")

@@ -88,7 +88,7 @@ def runtime_name(platform: str, runner: Any, units: str = "CPU_ONLY") -> str:
 
 
 def _runner(path: Path, platform: str, units: str = "CPU_ONLY") -> Any:
-    from a2bs.convert.backends import model_runner
+    from a2bs.runtime.bundle_inference import model_runner
 
     return model_runner(path, platform, units)
 
@@ -223,7 +223,7 @@ def run_parity(
     bundle: Path, manifest: dict[str, Any], intact: set[str], ckpt: Any, clip_paths: list[Path],
     checks: list[Check], plot_dir: Path, progress: Progress,
 ) -> list[str]:  # fmt: skip
-    from a2bs.mobile_validation.streaming import BundleEngine, run_stream
+    from a2bs.runtime.engine import BundleEngine, run_stream
 
     platform, fps = manifest["platform"], int(manifest["fps"])
     progress(f"reference: offline PyTorch inference on {len(clip_paths)} clip(s)")
@@ -331,7 +331,7 @@ def _front_end_parity(bundle: Path, entry: dict[str, Any], manifest: dict[str, A
 def _streaming_check(manifest: dict[str, Any], front: Any, step: Any, clip: _Clip, hop_output: np.ndarray,
                      entry: dict[str, Any], runtime: str) -> Check:  # fmt: skip
     """Irregular pieces and one whole piece must give the frames the hop-sized replay gave."""
-    from a2bs.mobile_validation.streaming import BundleEngine, run_stream
+    from a2bs.runtime.engine import BundleEngine, run_stream
 
     audio = clip.audio[: int(STREAM_CHECK_S * manifest["sample_rate"])]
     fps = int(manifest["fps"])
@@ -362,7 +362,7 @@ def _streaming_check(manifest: dict[str, Any], front: Any, step: Any, clip: _Cli
 def weights_check(path: Path, entry: dict[str, Any], platform: str, ckpt: Any) -> Check:
     """Decompress the stored weights (int8 scales, LUTs) and compare them with the torch weights, so a bad
     codebook or scale shows up apart from runtime error."""
-    from a2bs.convert.deploy import DeployStep
+    from a2bs.core.deploy import DeployStep
 
     variant = entry["variant"]
     limit, why = WEIGHT_LIMITS[COMPRESSED[variant]]
@@ -409,7 +409,7 @@ def _weight_error(stored: np.ndarray, reference: np.ndarray, limit: float) -> tu
 
 
 def coreml_weights(path: Path) -> dict[str, np.ndarray]:
-    from a2bs.convert.coreml import compressed_weights
+    from a2bs.runtime.coreml_package import compressed_weights
 
     return compressed_weights(path)
 

@@ -77,7 +77,7 @@ def validate_bundle(
     `reference` (a loaded Checkpoint) saves loading it again when the caller has it; it is still
     checked against the bundle's fingerprint. `strict_latency` (default: the environment variable
     A2BS_STRICT_LATENCY=1) judges latency by the absolute budget too, for a quiet, dedicated host."""
-    from a2bs.convert.backends import load_manifest
+    from a2bs.runtime.manifest import load_manifest
 
     started = time.perf_counter()
     bundle = Path(bundle)
@@ -112,7 +112,7 @@ def validate_bundle(
         skipped = [] if latency else ["latency (--no-latency)"]
         report = Report(bundle, manifest, checks, clips, plots, 0.0, skipped)
         report.seconds = time.perf_counter() - started
-        from a2bs.core.export import OutputLock
+        from a2bs.core.files import OutputLock
 
         with OutputLock(bundle):  # a concurrent a2bs-convert --force or validate of this bundle waits its turn
             _write(report, plot_dir)
@@ -155,7 +155,7 @@ def _clips(audio: list[Path] | None) -> list[dict[str, Any]]:
 
 def _integrity(bundle: Path, manifest: dict[str, Any], checks: list[Check]) -> set[str]:
     """sha256 of each listed file; files a model-looking name the manifest omits. Returns intact paths."""
-    from a2bs.convert.bundle import sha256, size_bytes
+    from a2bs.core.files import sha256, size_bytes
 
     intact = set()
     for entry in manifest["files"]:
@@ -216,12 +216,12 @@ def _declared_io(model: Any) -> list[tuple[str, tuple[int, ...]]]:
 
 def _actual_io(path: Path, platform: str) -> tuple[list, list]:
     if platform == "android":
-        from a2bs.mobile_validation.tflite_runner import TFLiteRunner
+        from a2bs.runtime.tflite_runner import TFLiteRunner
 
         io = TFLiteRunner(path).signature_io()
         return ([(n, tuple(i["shape"])) for n, i in io["inputs"].items()],
                 [(n, tuple(i["shape"])) for n, i in io["outputs"].items()])  # fmt: skip
-    from a2bs.convert.coreml import load_spec_summary
+    from a2bs.runtime.coreml_package import load_spec_summary
 
     spec = load_spec_summary(path)
     return [(f["name"], f["shape"]) for f in spec["inputs"]], [(f["name"], f["shape"]) for f in spec["outputs"]]
@@ -250,7 +250,7 @@ def _manifest_io(bundle: Path, manifest: dict[str, Any], intact: set[str], check
 
 
 def _sizes(bundle: Path, manifest: dict[str, Any], intact: set[str], checks: list[Check]) -> None:
-    from a2bs.convert.bundle import size_bytes
+    from a2bs.core.files import size_bytes
 
     sizes = {}
     for entry in manifest["files"]:
@@ -316,7 +316,7 @@ def report_json(report: Report) -> dict[str, Any]:
 
 def _write(report: Report, plot_dir: Path) -> None:
     """report.json, report.html, the plots and manifest["validation"], each replaced atomically."""
-    from a2bs.core.export import replace_dir, staging_dir, write_text_atomic
+    from a2bs.core.files import replace_dir, staging_dir, write_text_atomic
     from a2bs.mobile_validation.report import README_HEADING, readme_section, render_html
 
     bundle = report.bundle

@@ -32,10 +32,10 @@ import pytest
 import soundfile as sf
 from audio_fixtures import bundled_speech, tone_signal
 
-from a2bs.convert import backends
-from a2bs.convert.backends import iter_bundle_blendshapes, load_manifest, open_runners
-from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS
+from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS
 from a2bs.core.features import frame_centers, gather_windows
+from a2bs.runtime.bundle_inference import iter_bundle_blendshapes, open_runners
+from a2bs.runtime.manifest import bundle_file, load_manifest
 
 SAMPLE = Path(__file__).resolve().parents[1] / "android_sample"
 ENGINE_MAIN = SAMPLE / "engine/src/main/kotlin"
@@ -253,8 +253,8 @@ def test_engine_unit_tests(engine_jar: Path, android_bundle: Path, ios_bundle: P
     step_variants = sorted({f["variant"] for f in manifest["files"] if f["role"] == "step"})
     assert sorted(summary["files"]) == step_variants == sorted(manifest["variants"])
     for variant, (front, step) in summary["files"].items():
-        assert front == backends.bundle_file(manifest, "front_end", variant)["path"]
-        assert step == backends.bundle_file(manifest, "step", variant)["path"]
+        assert front == bundle_file(manifest, "front_end", variant)["path"]
+        assert step == bundle_file(manifest, "step", variant)["path"]
     init = manifest["initial_state"]
     assert summary["initial_mel_sum"] == pytest.approx(float(np.sum(np.float32(init["mel_frames"]))), rel=1e-5)
     assert summary["initial_context_sum"] == pytest.approx(float(np.sum(np.float32(init["context_frame"]))), rel=1e-5)

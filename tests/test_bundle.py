@@ -14,12 +14,12 @@ from audio_fixtures import bundled_speech
 
 from a2bs.convert import cli as convert_cli
 from a2bs.convert.bundle import build_bundle, resolve_variants, sha256, size_bytes
-from a2bs.convert.deploy import STEP_INPUTS, STEP_OUTPUTS
 from a2bs.core import cli as core_cli
+from a2bs.core.animation_io import read_live_link_face_csv
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.checkpoint import Checkpoint
+from a2bs.core.deploy import STEP_INPUTS, STEP_OUTPUTS
 from a2bs.core.errors import A2BSError
-from a2bs.core.export import read_live_link_face_csv
 
 
 @pytest.mark.parametrize("name", ["android_bundle", "ios_bundle"])

@@ -43,9 +43,9 @@ from audio_fixtures import (
 )
 
 from a2bs.core import cli
+from a2bs.core.animation_io import format_timecode
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, LIVE_LINK_FACE_BLENDSHAPES, LIVE_LINK_FACE_COLUMNS
 from a2bs.core.checkpoint import load_checkpoint
-from a2bs.core.export import format_timecode
 from a2bs.core.model import count_parameters
 
 A2BS = Path(sys.executable).with_name("a2bs")  # the venv's console script

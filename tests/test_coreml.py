@@ -24,17 +24,15 @@ from a2bs.convert.coreml import (
     DEFAULT_COREML_VARIANT,
     FRONT_END_PACKAGE,
     MINIMUM_DEPLOYMENT_TARGET,
-    compressed_weights,
     convert_coreml,
-    load_spec_summary,
     step_package_name,
 )
-from a2bs.convert.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, DeployStep
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.checkpoint import Checkpoint, bundled_audio_dir
+from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, DeployStep
 from a2bs.mobile_validation import parity as P
+from a2bs.runtime.coreml_package import compressed_weights, ct, load_spec_summary
 
-ct = coreml.ct
 MB = 1_000_000
 COMPRESSED = ("int8", "palettize6", "palettize4", "w8a8")
 LINEAR_WEIGHTS = {

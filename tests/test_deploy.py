@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from a2bs.convert.deploy import DeployFrontEnd, DeployStep, initial_state
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.constants import N_FFT
+from a2bs.core.deploy import DeployFrontEnd, DeployStep, initial_state
 
 
 @pytest.mark.parametrize("fps", [30, 60])

@@ -25,10 +25,10 @@ from audio_fixtures import write_tone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from a2bs.convert.backends import bundle_file, load_manifest
 from a2bs.convert.cli import install_target
 from a2bs.core.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
 from a2bs.core.errors import A2BSError, CheckpointError
+from a2bs.runtime.manifest import bundle_file, load_manifest
 
 FUZZ = settings(
     deadline=timedelta(seconds=5),  # a hang (e.g. fps 10^9) fails the example instead of stalling CI
@@ -241,7 +241,7 @@ def test_fuzz_checkpoint_config_raw_text(fuzz_checkpoint: tuple[Path, dict[str, 
 @pytest.fixture(scope="module")
 def take(arena: dict[str, Path]) -> tuple[Path, Path]:
     """A valid 1 s take at 30 fps: audio and a Live Link Face CSV."""
-    from a2bs.core.export import open_writer
+    from a2bs.core.animation_io import open_writer
 
     folder = arena["work"] / "take"
     folder.mkdir()

@@ -24,12 +24,13 @@ from audio_fixtures import bundled_speech, write_tone
 from safetensors.torch import load_file, save_file
 
 from a2bs.convert import cli as convert_cli
-from a2bs.convert.backends import load_manifest
 from a2bs.convert.bundle import rejected_dir
 from a2bs.core import cli as core_cli
+from a2bs.core.animation_io import open_writer
 from a2bs.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
 from a2bs.core.errors import A2BSError, CheckpointError, Interrupted, raise_if_interrupted, signals_raise
-from a2bs.core.export import OutputLock, open_writer, replace_dir
+from a2bs.core.files import OutputLock, replace_dir
+from a2bs.runtime.manifest import load_manifest
 
 BIN = Path(sys.executable).parent
 FRAME = np.full((1, 52), 0.5, np.float32)
@@ -611,7 +612,7 @@ def test_npy_on_a_full_disk_is_an_error_not_sigbus(tmp_path: Path) -> None:
     """A file-size limit stands in for a full disk: the .npy writer reports it and leaves nothing behind."""
     script = (
         "import resource, signal, sys, numpy as np\n"
-        "from a2bs.core.export import open_writer\n"
+        "from a2bs.core.animation_io import open_writer\n"
         "from a2bs.core.errors import A2BSError\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"

@@ -34,7 +34,8 @@ import soundfile as sf
 from audio_fixtures import bundled_speech
 from test_android_sample import record_trace
 
-from a2bs.convert.backends import bundle_file, iter_bundle_blendshapes, load_manifest
+from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
+from a2bs.runtime.manifest import bundle_file, load_manifest
 
 SAMPLE = Path(__file__).resolve().parents[1] / "ios_sample"
 ENGINE = SAMPLE / "A2BSEngine"

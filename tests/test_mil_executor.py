@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from a2bs.convert.common import CalibrationSet, calibration_set
-from a2bs.convert.coreml import FRONT_END_PACKAGE, compressed_weights, convert_coreml, ct, step_package_name
-from a2bs.convert.deploy import STEP_INPUTS, STEP_OUTPUTS, DeployFrontEnd, DeployStep
+from a2bs.convert.coreml import FRONT_END_PACKAGE, convert_coreml, step_package_name
 from a2bs.core.checkpoint import Checkpoint
-from a2bs.mobile_validation import mil_executor
+from a2bs.core.deploy import STEP_INPUTS, STEP_OUTPUTS, DeployFrontEnd, DeployStep
 from a2bs.mobile_validation import parity as P
-from a2bs.mobile_validation.mil_executor import MILExecutor, UnsupportedOpError
+from a2bs.runtime import mil_executor
+from a2bs.runtime.coreml_package import compressed_weights, ct
+from a2bs.runtime.mil_executor import MILExecutor, UnsupportedOpError
 
 VARIANTS = ("fp16", "int8", "palettize4", "w8a8")
 # blendshapes MAE in units of the reference's per-shape spread over the calibration frames (parity.py's

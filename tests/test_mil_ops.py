@@ -19,8 +19,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from a2bs.convert.coreml import ct
-from a2bs.mobile_validation import mil_executor as M
+from a2bs.runtime import mil_executor as M
+from a2bs.runtime.coreml_package import ct
 
 Case = Callable[[np.random.Generator, type], dict[str, Any]]
 SEEDS = range(6)

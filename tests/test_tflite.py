@@ -19,15 +19,6 @@ import torch
 from audio_fixtures import bundled_speech
 
 from a2bs.convert.common import CalibrationSet, ConversionError, calibration_set
-from a2bs.convert.deploy import (
-    FRONT_END_INPUTS,
-    FRONT_END_OUTPUTS,
-    STEP_INPUTS,
-    STEP_OUTPUTS,
-    DeployFrontEnd,
-    DeployStep,
-    initial_state,
-)
 from a2bs.convert.tflite import (
     DEFAULT_TFLITE_VARIANT,
     FRONT_END_FILE,
@@ -40,6 +31,15 @@ from a2bs.convert.tflite import (
 from a2bs.core.audio import load_audio
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
+from a2bs.core.deploy import (
+    FRONT_END_INPUTS,
+    FRONT_END_OUTPUTS,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
+    DeployFrontEnd,
+    DeployStep,
+    initial_state,
+)
 from a2bs.core.emotion import emotion_features_at
 from a2bs.core.features import frame_centers, gather_windows
 from a2bs.core.inference import infer_array

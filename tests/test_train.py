@@ -14,13 +14,13 @@ import pytest
 import torch
 from audio_fixtures import write_audio
 
+from a2bs.core.animation_io import open_writer
 from a2bs.core.articulation import auc
 from a2bs.core.audio import load_audio
 from a2bs.core.blendshapes import INDEX, LIVE_LINK_FACE_COLUMNS
 from a2bs.core.checkpoint import bundled_audio_dir, load_checkpoint
 from a2bs.core.dataset import load_takes, resample_curves, split_takes
 from a2bs.core.errors import A2BSError
-from a2bs.core.export import open_writer
 from a2bs.core.train import TrainConfig, train, training_loss
 
 
@@ -167,7 +167,7 @@ def test_data_parallel_two_processes(corpus: Path, tmp_path: Path) -> None:
     """torchrun with two CPU processes on gloo: both take part, rank 0 writes the checkpoint."""
     out = tmp_path / "ddp"
     a2bs = Path(sys.executable).with_name("a2bs")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "--no-python", str(a2bs), "train", "--data", str(corpus), "--out", str(out), "--epochs", "1",
            "--steps-per-epoch", "3", "--batch-size", "1", "--seq-frames", "8", "--no-progress"]  # fmt: skip
     env = os.environ | {"OMP_NUM_THREADS": "1"}

@@ -21,7 +21,7 @@ from a2bs.core.checkpoint import Checkpoint, default_checkpoint_dir
 from a2bs.mobile_validation import latency as L
 from a2bs.mobile_validation import parity as P
 from a2bs.mobile_validation import validate as V
-from a2bs.mobile_validation.streaming import BundleEngine, run_stream
+from a2bs.runtime.engine import BundleEngine, run_stream
 
 KINDS = {"integrity", "manifest", "size", "parity", "streaming", "latency"}
 
@@ -187,7 +187,7 @@ def test_unsupported_op_in_the_linux_executor(ios_bundle: Path, tmp_path: Path, 
 
     if platform.system() == "Darwin":
         pytest.skip("on macOS the harness runs Core ML itself, not the NumPy executor")
-    from a2bs.mobile_validation import mil_executor
+    from a2bs.runtime import mil_executor
 
     monkeypatch.setattr(mil_executor, "SUPPORTED_OPS", mil_executor.SUPPORTED_OPS - {"softmax"})
     report = V.validate_bundle(_copy(ios_bundle, tmp_path), latency=False)
@@ -267,7 +267,7 @@ def test_parity_gate_catches_a_one_frame_shift() -> None:
 
 
 def test_engine_chunking_and_frame_count(android_bundle: Path) -> None:
-    from a2bs.convert.backends import open_runners
+    from a2bs.runtime.bundle_inference import open_runners
 
     manifest, front, step = open_runners(android_bundle, "tflite", None)
     audio = np.random.default_rng(1).normal(0, 0.1, 16000 + 123).astype(np.float32)

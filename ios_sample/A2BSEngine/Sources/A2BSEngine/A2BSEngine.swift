@@ -41,7 +41,7 @@ public final class A2BSBlendshapeNames: Sendable {
 }
 
 /// Speech to blendshapes, frame by frame, exactly as the bundle manifest prescribes (the Python reference is
-/// `convert/backends.py::iter_bundle_blendshapes`).
+/// `runtime/bundle_inference.py::iter_bundle_blendshapes`).
 ///
 /// Feed 16 kHz mono Float32 samples in chunks of any size with `push(samples:)`; every mel frame whose
 /// window is complete runs immediately (front end, then step) and each output frame is returned and passed

@@ -224,7 +224,7 @@ public extension A2BSManifest {
     }
 
     /// The model file for a role; the front end is shared by all variants, the step model has one per variant
-    /// (same rule as the Python reference, `convert/backends.py::_file`).
+    /// (same rule as the Python reference, `runtime/bundle_inference.py::_file`).
     func file(role: String, variant: String? = nil) throws -> A2BSFileEntry {
         let wanted = variant ?? defaultVariant
         let match = files.first { $0.role == role && (role == A2BSContract.frontEndRole || $0.variant == wanted) }

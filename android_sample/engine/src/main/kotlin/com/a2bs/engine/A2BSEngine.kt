@@ -2,7 +2,7 @@ package com.a2bs.engine
 
 /**
  * Speech to blendshapes, frame by frame, exactly as the bundle manifest prescribes (the Python
- * reference is `a2bs.convert.backends.iter_bundle_blendshapes`):
+ * reference is `a2bs.runtime.bundle_inference.iter_bundle_blendshapes`):
  *
  * for mel frame j = 0, 1, 2, ... once sample center_j + window/2 exists:
  *  1. mel_j = frontEnd(pcm[center_j - window/2, center_j + window/2)) (zeros before the stream start);

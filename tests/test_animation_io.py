@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from a2bs.core.animation_io import _csv_rows, format_timecode, open_writer, read_live_link_face_csv
 from a2bs.core.blendshapes import (
     ARKIT_BLENDSHAPES,
     LIVE_LINK_FACE_BLENDSHAPES,
@@ -16,7 +17,6 @@ from a2bs.core.blendshapes import (
     LIVE_LINK_FACE_ROTATIONS,
 )
 from a2bs.core.errors import A2BSError
-from a2bs.core.export import _csv_rows, format_timecode, open_writer, read_live_link_face_csv
 
 
 def _frames(n: int, seed: int = 0) -> np.ndarray:

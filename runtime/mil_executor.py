@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from a2bs.convert.coreml import ct
+from a2bs.runtime.coreml_package import ct
 
 _DTYPES = {
     "fp16": np.float16,

@@ -39,20 +39,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import ctypes
-import errno
-import fcntl
 import json
 import os
 import re
-import shutil
-import sys
 import tempfile
 from abc import ABC, abstractmethod
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -63,6 +58,7 @@ from a2bs.core.blendshapes import (
     LIVE_LINK_FACE_ROTATIONS,
 )
 from a2bs.core.errors import A2BSError
+from a2bs.core.files import OutputLock, fsync_dir, umask
 
 __all__ = [
     "FORMATS",
@@ -70,7 +66,6 @@ __all__ = [
     "CsvWriter",
     "JsonWriter",
     "NpyWriter",
-    "OutputLock",
     "format_timecode",
     "open_writer",
     "read_live_link_face_csv",
@@ -253,7 +248,7 @@ class BlendshapeWriter(ABC):
             self.abort()
             raise
         self._state = "closed"
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         if self.lock:
             self.lock.release()
 
@@ -405,7 +400,7 @@ def open_writer(
         raise A2BSError(f"cannot write to directory {parent}: {e}") from e
     tmp_path = Path(tmp)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the result normal permissions
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp creates 0600; give the result normal permissions
         args = (fd, path, tmp_path, fps, n_frames, force)
         writer = JsonWriter(*args, metadata_json=metadata_json) if suffix == ".json" else FORMATS[suffix](*args)
         writer.lock = lock
@@ -420,146 +415,6 @@ def open_writer(
             raise A2BSError(f"cannot write {path}: {e}") from e
         raise
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` all at once (temp file beside it, then rename), normal permissions."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def staging_dir(target: Path) -> Path:
-    """An empty folder beside `target` (same file system, so it can be renamed into place), with the
-    permissions a plain mkdir would give (mkdtemp makes 0700)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    staged.chmod(0o777 & ~_umask())
-    return staged
-
-
-def replace_dir(staged: Path, target: Path) -> None:
-    """Move the finished folder `staged` to `target`, replacing a folder already there: readers see the
-    old or the new one, never a mix, and (on Linux) `target` never stops existing: the two are swapped
-    in one step and `staged` then holds the old folder, which is removed. The caller has decided that
-    replacing is allowed (and holds `OutputLock(target)` against concurrent writers)."""
-    if not os.path.lexists(target):
-        os.replace(staged, target)
-        return
-    if _exchange(staged, target):
-        shutil.rmtree(staged, ignore_errors=True)
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(target, old)
-    os.replace(staged, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
-    if sys.platform != "linux":
-        return False
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without exchange
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-class OutputLock:
-    """An exclusive lock on an output path (a file or a bundle folder) for one writer at a time: a
-    `.NAME.lock` file beside it, locked with flock and removed on release. A second writer gets a
-    one-line A2BSError at once instead of racing the first. Re-entrant within one process."""
-
-    _held: ClassVar[dict[str, int]] = {}  # lock file -> times acquired in this process
-
-    def __init__(self, target: Path) -> None:
-        self.target = Path(target)
-        self.path = self.target.with_name(f".{self.target.name}.lock")
-        self._key = os.path.abspath(self.path)
-        self._fd: int | None = None
-        self._nested = False
-
-    def acquire(self) -> OutputLock:
-        if self._key in self._held:
-            self._held[self._key] += 1
-            self._nested = True
-            return self
-        while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            except OSError as e:
-                raise A2BSError(f"cannot write {self.target}: {e.strerror or e}") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise A2BSError(f"{self.target} is being written by another a2bs process right now: "
-                                "wait until it has finished, then try again") from None  # fmt: skip
-            try:  # the previous holder may have removed the file we opened: lock the one that is there
-                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-            if current:
-                self._fd = fd
-                self._held[self._key] = 1
-                return self
-            os.close(fd)
-
-    def release(self) -> None:
-        """Safe to call more than once."""
-        if self._nested:
-            self._nested = False
-            self._held[self._key] -= 1
-            return
-        if self._fd is None:
-            return
-        self._held.pop(self._key, None)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        os.close(self._fd)
-        self._fd = None
-
-    def __enter__(self) -> OutputLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable (best effort: not every platform can open a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# --- reader -------------------------------------------------------------------------------
 
 _TIMECODE = re.compile(r"(\d+:\d{2}:\d{2}):(\d+)(?:\.(\d+))?")
 _READ_BATCH = 4096
