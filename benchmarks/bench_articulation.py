@@ -207,7 +207,7 @@ def convert_defaults(tmp: Path) -> dict[str, Path]:
     out = {}
     for platform_name in ("ios", "android"):
         folder = tmp / platform_name
-        cmd = [sys.executable, "-m", "a2bs.convert.cli", platform_name, "--out", str(folder), "--no-validate"]
+        cmd = [sys.executable, "-m", "a2bs.cli.convert", platform_name, "--out", str(folder), "--no-validate"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         out[platform_name] = folder
     return out

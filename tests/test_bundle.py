@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 from audio_fixtures import bundled_speech
 
-from a2bs.convert import cli as convert_cli
+from a2bs.cli import convert as convert_cli
+from a2bs.cli import main as core_cli
 from a2bs.convert.bundle import build_bundle, resolve_variants, sha256, size_bytes
-from a2bs.core import cli as core_cli
 from a2bs.core.animation_io import read_live_link_face_csv
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.checkpoint import Checkpoint

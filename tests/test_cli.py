@@ -6,7 +6,7 @@ with ``error:`` and says what is wrong; no traceback, and no output file (nor a 
 temp file) is left behind. Valid but unusual audio gives a full-length animation:
 ``ceil(duration * fps)`` rows, computed with integers from the source frame count.
 
-Most tests call `a2bs.core.cli.main()` in-process (fast); two run the installed console script.
+Most tests call `a2bs.cli.main.main()` in-process (fast); two run the installed console script.
 Every run passes a fixture checkpoint (`checkpoint_dirs` in conftest.py: deterministic, untrained)
 and ``--no-progress``. An untrained checkpoint makes the CLI print a one-line warning on stderr
 when it loads, so the error tests use a copy flagged ``trained`` (`quiet30`): there stderr must be
@@ -42,7 +42,7 @@ from audio_fixtures import (
     write_truncated_wav,
 )
 
-from a2bs.core import cli
+from a2bs.cli import main as cli
 from a2bs.core.animation_io import format_timecode
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, LIVE_LINK_FACE_BLENDSHAPES, LIVE_LINK_FACE_COLUMNS
 from a2bs.core.checkpoint import load_checkpoint

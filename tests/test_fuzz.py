@@ -25,7 +25,7 @@ from audio_fixtures import write_tone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from a2bs.convert.cli import install_target
+from a2bs.cli.convert import install_target
 from a2bs.core.checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
 from a2bs.core.errors import A2BSError, CheckpointError
 from a2bs.runtime.manifest import bundle_file, load_manifest

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from a2bs.convert import cli as convert_cli
+from a2bs.cli import convert as convert_cli
 from a2bs.core import constants as C
 from a2bs.core.checkpoint import default_checkpoint_dir
 from a2bs.core.errors import A2BSError
@@ -65,7 +65,7 @@ def test_thread_choice_never_exceeds_the_free_cores() -> None:
 def test_strict_latency_option_reaches_the_validation(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from a2bs.core import cli
+    from a2bs.cli import main as cli
     from a2bs.mobile_validation import validate
 
     def fake_validate_bundle(*args, strict_latency=None, **kwargs):

@@ -23,9 +23,9 @@ import soundfile as sf
 from audio_fixtures import bundled_speech, write_tone
 from safetensors.torch import load_file, save_file
 
-from a2bs.convert import cli as convert_cli
+from a2bs.cli import convert as convert_cli
+from a2bs.cli import main as core_cli
 from a2bs.convert.bundle import rejected_dir
-from a2bs.core import cli as core_cli
 from a2bs.core.animation_io import open_writer
 from a2bs.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
 from a2bs.core.errors import A2BSError, CheckpointError, Interrupted, raise_if_interrupted, signals_raise

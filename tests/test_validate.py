@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from a2bs.convert import cli as convert_cli
+from a2bs.cli import convert as convert_cli
+from a2bs.cli import main as core_cli
 from a2bs.convert.bundle import build_bundle
-from a2bs.core import cli as core_cli
 from a2bs.core.audio import n_output_frames, probe
 from a2bs.core.checkpoint import Checkpoint, default_checkpoint_dir
 from a2bs.mobile_validation import latency as L

@@ -1,9 +1,8 @@
-"""`a2bs`: the command line (infer, info). Expected mistakes print one line and exit non-zero."""
+"""`a2bs`: the command line (infer, info, train, data, validate). Expected mistakes print one line and exit non-zero."""
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from enum import StrEnum
@@ -12,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from a2bs.core.errors import A2BSError, raise_if_interrupted, signals_raise
+from a2bs.cli.common import load_model, run_app
+from a2bs.core.errors import A2BSError, raise_if_interrupted
 
 app = typer.Typer(
     name="a2bs",
@@ -29,28 +29,6 @@ class Backend(StrEnum):
     torch = "torch"
     tflite = "tflite"
     coreml = "coreml"
-
-
-def _load(checkpoint: Path | None, fps: int | None):
-    from a2bs.core.checkpoint import load_checkpoint, load_default
-    from a2bs.core.constants import SUPPORTED_FPS
-
-    if fps is not None and fps not in SUPPORTED_FPS:
-        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
-    if checkpoint is None:
-        ckpt = load_default(fps or 30)
-    else:
-        ckpt = load_checkpoint(checkpoint)
-        if fps is not None and fps != ckpt.fps:
-            raise A2BSError(f"{checkpoint} is a {ckpt.fps} fps checkpoint: drop --fps or pass --fps {ckpt.fps}")
-    if not ckpt.trained:
-        typer.secho(
-            f"warning: no trained checkpoint for {ckpt.fps} fps is bundled yet; using a deterministic UNTRAINED "
-            "model. The output has the right format and timing but does not follow the speech.",
-            fg=typer.colors.YELLOW,
-            err=True,
-        )
-    return ckpt
 
 
 @app.command()
@@ -122,7 +100,7 @@ def infer(
     if backend == Backend.torch:
         if bundle is not None or variant is not None:
             raise A2BSError("--bundle and --variant go with --backend tflite or coreml")
-        ckpt = _load(checkpoint, fps)
+        ckpt = load_model(checkpoint, fps)
         n_threads = set_torch_threads("inference")
         threads = f", {n_threads} torch thread{'s' * (n_threads > 1)} of {free_cores()} free cores"
         the_plan = plan(audio, ckpt.fps, stride, emotion_refresh, emotion_from)
@@ -233,7 +211,7 @@ def info(
     """Print the model's size, parameter count and MACs per output frame."""
     from a2bs.core.model import describe
 
-    ckpt = _load(checkpoint, fps)
+    ckpt = load_model(checkpoint, fps)
     typer.echo(f"checkpoint: {ckpt.source} ({'trained' if ckpt.trained else 'untrained'})")
     typer.echo(describe(ckpt.model))
 
@@ -382,28 +360,6 @@ def validate(
     typer.echo(f"report: {bundle / REPORT_HTML}")
     if not report.passed:
         raise typer.Exit(1)
-
-
-def run_app(typer_app: typer.Typer, fatal: tuple[type[Exception], ...] = ()) -> None:
-    """Run a Typer app as a console script: expected errors -> `error: ...` on stderr, exit 2, no
-    traceback. Typer's standalone mode handles usage errors itself (usage line + message, exit 2).
-    SIGINT and SIGTERM clean up (no temp file, staging folder or half-replaced output) and exit 130 / 143."""
-    with signals_raise() as received:
-        try:
-            typer_app()
-        except (A2BSError, *fatal) as exc:
-            if not received:
-                typer.echo(f"error: {exc}", err=True)
-                sys.exit(2)
-        except KeyboardInterrupt:
-            received.append(received[0] if received else signal.SIGINT)
-        except SystemExit:
-            if not received:  # Typer turns KeyboardInterrupt into "Aborted!" and exit 1
-                raise
-        signum = received[0] if received else None
-    if signum is not None:
-        typer.echo(f"interrupted ({signal.Signals(signum).name}): nothing was left half-written", err=True)
-        sys.exit(128 + signum)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from a2bs.cli.common import load_model, run_app
 from a2bs.core.errors import A2BSError, raise_if_interrupted
 
 app = typer.Typer(
@@ -47,7 +48,6 @@ def convert(
     The bundle is built and validated in a staging folder beside --out and replaces --out only if it
     passed; one that fails is kept in OUT.rejected for inspection."""
     from a2bs.convert.bundle import PLATFORMS, build_bundle, check_out_dir, rejected_dir, resolve_variants
-    from a2bs.core.cli import _load
 
     platform = platform.lower()
     if platform not in PLATFORMS:
@@ -58,7 +58,7 @@ def convert(
         raise A2BSError("--install-into installs only a bundle that passed validation: drop --no-validate")
     target, clip = install_target(install_into, platform, force) if install_into else (None, "")
     variants = resolve_variants(platform, quantize)
-    ckpt = _load(checkpoint, fps)
+    ckpt = load_model(checkpoint, fps)
     started = time.perf_counter()
 
     def progress(stage: str) -> None:
@@ -173,7 +173,6 @@ def main() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars would bury our stage lines
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # LiteRT's INFO lines
     from a2bs.convert.common import ConversionError
-    from a2bs.core.cli import run_app
 
     run_app(app, fatal=(ConversionError,))
 

@@ -1,0 +1,62 @@
+"""What both commands (`a2bs`, `a2bs-convert`) share: loading the model they are given, and running a
+Typer app so that expected mistakes are one line and signals clean up."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from a2bs.core.errors import A2BSError, signals_raise
+
+if TYPE_CHECKING:  # torch loads only when a command needs the model
+    from a2bs.core.checkpoint import Checkpoint
+
+
+def load_model(checkpoint: Path | None, fps: int | None) -> Checkpoint:
+    """The checkpoint that `--checkpoint` / `--fps` name (default: the bundled one), with a warning when it
+    is untrained; a mismatch of the two is a one-line error."""
+    from a2bs.core.checkpoint import load_checkpoint, load_default
+    from a2bs.core.constants import SUPPORTED_FPS
+
+    if fps is not None and fps not in SUPPORTED_FPS:
+        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    if checkpoint is None:
+        ckpt = load_default(fps or 30)
+    else:
+        ckpt = load_checkpoint(checkpoint)
+        if fps is not None and fps != ckpt.fps:
+            raise A2BSError(f"{checkpoint} is a {ckpt.fps} fps checkpoint: drop --fps or pass --fps {ckpt.fps}")
+    if not ckpt.trained:
+        typer.secho(
+            f"warning: no trained checkpoint for {ckpt.fps} fps is bundled yet; using a deterministic UNTRAINED "
+            "model. The output has the right format and timing but does not follow the speech.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    return ckpt
+
+
+def run_app(typer_app: typer.Typer, fatal: tuple[type[Exception], ...] = ()) -> None:
+    """Run a Typer app as a console script: expected errors -> `error: ...` on stderr, exit 2, no
+    traceback. Typer's standalone mode handles usage errors itself (usage line + message, exit 2).
+    SIGINT and SIGTERM clean up (no temp file, staging folder or half-replaced output) and exit 130 / 143."""
+    with signals_raise() as received:
+        try:
+            typer_app()
+        except (A2BSError, *fatal) as exc:
+            if not received:
+                typer.echo(f"error: {exc}", err=True)
+                sys.exit(2)
+        except KeyboardInterrupt:
+            received.append(received[0] if received else signal.SIGINT)
+        except SystemExit:
+            if not received:  # Typer turns KeyboardInterrupt into "Aborted!" and exit 1
+                raise
+        signum = received[0] if received else None
+    if signum is not None:
+        typer.echo(f"interrupted ({signal.Signals(signum).name}): nothing was left half-written", err=True)
+        sys.exit(128 + signum)
