@@ -209,7 +209,7 @@ def info(
     fps: Annotated[int | None, typer.Option(help="30 or 60.")] = None,
 ) -> None:
     """Print the model's size, parameter count and MACs per output frame."""
-    from a2bs.core.model import describe
+    from a2bs.core.deploy import describe
 
     ckpt = load_model(checkpoint, fps)
     typer.echo(f"checkpoint: {ckpt.source} ({'trained' if ckpt.trained else 'untrained'})")

@@ -27,29 +27,19 @@ from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, S
 from a2bs.core.errors import A2BSError, raise_if_interrupted
 from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging_dir
 from a2bs.core.threads import Progress
+from a2bs.runtime.tflite_runner import TFLiteRunner
+from a2bs.runtime.variants import PLATFORMS, default_variant, platform_variants
 
-PLATFORMS = ("ios", "android")
 MANIFEST = "manifest.json"
 FORMAT = "a2bs-bundle"
 FORMAT_VERSION = 1
 
 
-def platform_variants(platform: str) -> tuple[dict[str, str], str]:
-    """(variant -> description, default variant) for a platform."""
-    if platform == "ios":
-        from a2bs.convert.coreml import COREML_VARIANTS, DEFAULT_COREML_VARIANT
-
-        return COREML_VARIANTS, DEFAULT_COREML_VARIANT
-    if platform == "android":
-        from a2bs.convert.tflite import DEFAULT_TFLITE_VARIANT, TFLITE_VARIANTS
-
-        return TFLITE_VARIANTS, DEFAULT_TFLITE_VARIANT
-    raise A2BSError(f"unknown platform {platform!r}: use ios or android")
-
-
 def resolve_variants(platform: str, quantize: str | None) -> list[str]:
     """--quantize VARIANT|all (default: the platform's default variant) -> variants, default first."""
-    variants, default = platform_variants(platform)
+    if platform not in PLATFORMS:
+        raise A2BSError(f"unknown platform {platform!r}: use ios or android")
+    variants, default = platform_variants(platform), default_variant(platform)
     if quantize is None:
         return [default]
     if quantize == "all":
@@ -220,7 +210,7 @@ def build_bundle(
     interruption (SIGINT/SIGTERM) or error removes the staging folder."""
     started = time.perf_counter()
     check_out_dir(out, force)
-    _, default_variant = platform_variants(platform)
+    default = default_variant(platform)
     out.parent.mkdir(parents=True, exist_ok=True)
     with OutputLock(out):
         tmp = staging_dir(out)
@@ -234,7 +224,7 @@ def build_bundle(
                     if all(artifact.path != f.path for f in files):
                         files.append(artifact)
             progress("manifest")
-            manifest = build_manifest(platform, ckpt, files, tmp, default_variant)
+            manifest = build_manifest(platform, ckpt, files, tmp, default)
             rows = [_row(platform, ckpt, tmp, f, calibration) for f in files]
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
             (tmp / "README.md").write_text(bundle_readme(manifest, rows))
@@ -258,7 +248,6 @@ def _row(platform: str, ckpt: Checkpoint, folder: Path, artifact: ArtifactFile, 
     from a2bs.core.deploy import DeployFrontEnd, DeployStep
 
     if platform == "android":
-        from a2bs.runtime.tflite_runner import TFLiteRunner
 
         runner, runtime = TFLiteRunner(folder / artifact.path), "LiteRT interpreter"
     else:

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from a2bs.core.audio import load_audio
 from a2bs.core.checkpoint import Checkpoint, bundled_audio_dir
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
+from a2bs.core.emotion import emotion_features_at
 
 
 class ConversionError(RuntimeError):
@@ -47,8 +49,6 @@ def calibration_set(
 
     The context ring, previous frame and emotion vector are exactly what an app would hold at those
     frames (computed with the reference model), so activation ranges are the real ones."""
-    from a2bs.core.audio import load_audio
-    from a2bs.core.emotion import emotion_features_at
     from a2bs.core.inference import mel_windows
     from a2bs.core.model import smooth
 

@@ -32,10 +32,9 @@ w8a8       int8 per-channel weights, 8-bit activations calibrated  iOS17    quan
 
 (w8a8 is the exception to "attention constants stay fp16": they are operands of matmul/add/mul ops
 whose inputs the quantizer makes 8-bit, so they are stored per-tensor 8-bit like activations.)
-Sizes of the 30 fps step (60 fps): fp16 2.68 MB (2.90), int8 1.50 (1.71), palettize6 1.20 (1.41),
-palettize4 0.91 (1.12), w8a8 1.50 (1.60); the front end is 4.38 MB (fp32 1024 x 1026 DFT matrix).
+Sizes of every variant, and the front end's (fp32, 2.3 MB), are in docs/VALIDATION.md (generated).
 
-Deployment targets (`MINIMUM_DEPLOYMENT_TARGET`, `VARIANT_DEPLOYMENT_TARGETS`)
+Deployment targets (`MINIMUM_DEPLOYMENT_TARGET`, each row's `deployment_target` in runtime/variants.py)
 ------------------------------------------------------------------------------
 A14 iPhones shipped with iOS 14 and run every release since. ML programs need iOS15; the compression
 ops need more: `constexpr_affine_dequantize` (per-channel int8 weights) and `constexpr_lut_to_dense`
@@ -85,6 +84,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,41 +113,14 @@ from a2bs.core.deploy import (
 from a2bs.core.files import size_bytes
 from a2bs.core.threads import Progress
 from a2bs.runtime.coreml_package import ct, program_ops
+from a2bs.runtime.variants import default_variant, find_variant, platform_variants
 
-COREML_VARIANTS: dict[str, str] = {
-    "fp16": "fp16 weights and compute (the reference CoreML artifact)",
-    "int8": "int8 weights, linear symmetric per output channel (weight-only), fp16 compute",
-    "palettize6": "6-bit k-means palettized weights (64-entry LUT per weight matrix), fp16 compute",
-    "palettize4": "4-bit k-means palettized weights (16-entry LUT per weight matrix), fp16 compute",
-    "w8a8": "int8 per-channel weights + 8-bit activations calibrated on real speech (iOS17), fp16 compute",
-}
-DEFAULT_COREML_VARIANT = "fp16"
+COREML_VARIANTS = platform_variants("ios")  # name -> row of runtime/variants.py
+DEFAULT_COREML_VARIANT = default_variant("ios")
 MINIMUM_DEPLOYMENT_TARGET = ct.target.iOS16  # the bundle floor; see the module docstring
-VARIANT_DEPLOYMENT_TARGETS = {
-    "fp16": ct.target.iOS16,
-    "int8": ct.target.iOS16,
-    "palettize6": ct.target.iOS16,
-    "palettize4": ct.target.iOS16,
-    "w8a8": ct.target.iOS17,
-}
 FRONT_END_DEPLOYMENT_TARGET = ct.target.iOS16
 FRONT_END_PACKAGE = "a2bs_front_end.mlpackage"
 WEIGHT_THRESHOLD = 2048  # tensors with at most this many elements are never compressed
-
-_PRECISION = {
-    "fp16": "fp16 weights, fp16 compute, fp32 inputs/outputs",
-    "int8": "int8 per-channel weights (Linear layers), fp16 compute, fp32 inputs/outputs",
-    "palettize6": "6-bit k-means LUT weights (Linear layers), fp16 compute, fp32 inputs/outputs",
-    "palettize4": "4-bit k-means LUT weights (Linear layers), fp16 compute, fp32 inputs/outputs",
-    "w8a8": "int8 per-channel weights, 8-bit activations, fp16 compute, fp32 inputs/outputs",
-}
-_COMPRESSION_OPS = {
-    "fp16": frozenset(),
-    "int8": frozenset({"constexpr_affine_dequantize"}),
-    "palettize6": frozenset({"constexpr_lut_to_dense"}),
-    "palettize4": frozenset({"constexpr_lut_to_dense"}),
-    "w8a8": frozenset({"quantize", "dequantize", "constexpr_affine_dequantize"}),
-}
 
 STEP_DESCRIPTIONS = {
     "mel_frames": "Normalized log-mel frames j-2, j-1, j (oldest first), each the front end's `mel`",
@@ -193,8 +166,8 @@ def convert_coreml(
     ("export", "convert", "quantize:<variant>", "save") otherwise -- including when the step package
     already exists (nothing is overwritten) or the existing front end belongs to another checkpoint.
     """
-    if variant not in COREML_VARIANTS:
-        raise ValueError(f"unknown CoreML variant {variant!r}: use one of {', '.join(COREML_VARIANTS)}")
+    row = find_variant("ios", variant)  # ValueError for an unknown one
+    target = getattr(ct.target, row.deployment_target)
     extra = _check_metadata(metadata)
     report: Callable[[str], None] = progress or (lambda _msg: None)
     out_dir = Path(out_dir)
@@ -208,7 +181,7 @@ def convert_coreml(
         _check_existing_front_end(front_path, fingerprint)
 
     step_model = _convert_step(ckpt, variant, calibration, report)
-    _set_metadata(step_model, ckpt, "step", variant, VARIANT_DEPLOYMENT_TARGETS[variant], extra)
+    _set_metadata(step_model, ckpt, "step", variant, target, extra)
     models = []
     if write_front_end:
         front_model = _convert_front_end(ckpt, report)
@@ -229,30 +202,25 @@ def convert_coreml(
                  f"{size_bytes(front_path) / 1e6:.2f} MB"],
             )
         )  # fmt: skip
-    notes = [
-        f"minimum deployment target {_target_name(VARIANT_DEPLOYMENT_TARGETS[variant])}",
-        f"{size_bytes(step_path) / 1e6:.2f} MB",
-        COREML_VARIANTS[variant],
-    ]
-    if variant in ("int8", "palettize6", "palettize4"):
-        notes.append("compressed: the 12 Linear weight matrices; biases, LayerNorm and attention constants fp16")
-    elif variant == "w8a8":
-        notes.append("8-bit: Linear weights (per channel), activations and the attention constants (per tensor)")
-    records.append(ArtifactFile(Path(step_path.name), "step", variant, _PRECISION[variant], notes))
+    notes = [f"minimum deployment target {_target_name(target)}", f"{size_bytes(step_path) / 1e6:.2f} MB",
+             row.description, *([RECIPES[row.recipe].note] if RECIPES[row.recipe].note else [])]  # fmt: skip
+    records.append(ArtifactFile(Path(step_path.name), "step", variant, row.precision, notes))
     return records
 
 
 def _convert_step(ckpt: Checkpoint, variant: str, calibration: CalibrationSet | None, report: Progress) -> Any:
+    row = find_variant("ios", variant)
+    recipe = RECIPES[row.recipe]
     step = DeployStep(ckpt.model).eval()
     example = step.example_inputs()
     module: nn.Module = step
-    if variant == "w8a8":
-        with _stage("quantize:w8a8"):
+    if recipe.before_export is not None:
+        with _stage(f"quantize:{variant}"):
             if calibration is None:
-                report("coreml w8a8: calibration data (real speech)")
+                report(f"coreml {variant}: calibration data (real speech)")
                 calibration = calibration_set(ckpt)
-            report("coreml w8a8: calibrate activations")
-            module = _quantize_w8a8(step, example, calibration)
+            report(f"coreml {variant}: calibrate activations")
+            module = recipe.before_export(step, example, calibration)
     report(f"coreml {variant}: export")
     with _stage("export"), torch.no_grad():
         exported = torch.export.export(module, example).run_decompositions({})
@@ -261,7 +229,7 @@ def _convert_step(ckpt: Checkpoint, variant: str, calibration: CalibrationSet | 
         mlmodel = ct.convert(
             exported,
             convert_to="mlprogram",
-            minimum_deployment_target=VARIANT_DEPLOYMENT_TARGETS[variant],
+            minimum_deployment_target=getattr(ct.target, row.deployment_target),
             inputs=[
                 ct.TensorType(name=name, shape=tuple(x.shape), dtype=np.float32)
                 for name, x in zip(STEP_INPUTS, example, strict=True)
@@ -270,13 +238,13 @@ def _convert_step(ckpt: Checkpoint, variant: str, calibration: CalibrationSet | 
             compute_precision=ct.precision.FLOAT16,
         )
         _check_names(mlmodel, STEP_INPUTS, STEP_OUTPUTS)
-    if variant in ("int8", "palettize6", "palettize4"):
+    if recipe.after_convert is not None:
         report(f"coreml {variant}: quantize")
         with _stage(f"quantize:{variant}"):
-            mlmodel = _compress_weights(mlmodel, variant)
+            mlmodel = recipe.after_convert(mlmodel)
             _check_names(mlmodel, STEP_INPUTS, STEP_OUTPUTS)
     with _stage(f"quantize:{variant}"):
-        missing = _COMPRESSION_OPS[variant] - program_ops(mlmodel.get_spec())[0].keys()
+        missing = recipe.adds_ops - program_ops(mlmodel.get_spec())[0].keys()
         if missing:  # never ship an uncompressed model under a compressed variant's name
             raise RuntimeError(f"the converted program has no {sorted(missing)} ops")
     return mlmodel
@@ -313,15 +281,19 @@ def _palettize_config(nbits: int) -> Any:
     )
 
 
-def _compress_weights(mlmodel: Any, variant: str) -> Any:
+def _int8_weights(mlmodel: Any) -> Any:
     cto = ct.optimize.coreml
-    if variant == "int8":
-        op_config = cto.OpLinearQuantizerConfig(
-            mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=WEIGHT_THRESHOLD
-        )
-        return cto.linear_quantize_weights(mlmodel, _linear_weights_config(op_config))
-    nbits = {"palettize6": 6, "palettize4": 4}[variant]
-    return cto.palettize_weights(mlmodel, _linear_weights_config(_palettize_config(nbits)))
+    op_config = cto.OpLinearQuantizerConfig(
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=WEIGHT_THRESHOLD
+    )
+    return cto.linear_quantize_weights(mlmodel, _linear_weights_config(op_config))
+
+
+def _palettize(nbits: int) -> Callable[[Any], Any]:
+    def palettize(mlmodel: Any) -> Any:
+        return ct.optimize.coreml.palettize_weights(mlmodel, _linear_weights_config(_palettize_config(nbits)))
+
+    return palettize
 
 
 # --- w8a8 -----------------------------------------------------------------------------------------
@@ -436,6 +408,32 @@ def _quantize_w8a8(step: DeployStep, example: tuple[torch.Tensor, ...], calibrat
 # --- metadata, names, saving ----------------------------------------------------------------------
 
 
+# --- recipes: how each variant of runtime/variants.py is built ------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the step of a Core ML variant is made: an optional pass on the torch module before export
+    (activation quantization calibrated on real speech), an optional compression pass on the converted
+    fp16 program, the MIL ops that prove the pass ran, and a note for the manifest."""
+
+    adds_ops: frozenset[str] = frozenset()
+    before_export: Callable[[DeployStep, tuple[torch.Tensor, ...], CalibrationSet], nn.Module] | None = None
+    after_convert: Callable[[Any], Any] | None = None
+    note: str = ""
+
+
+_WEIGHTS_ONLY = "compressed: the 12 Linear weight matrices; biases, LayerNorm and attention constants fp16"
+RECIPES: dict[str, Recipe] = {
+    "fp16": Recipe(),
+    "int8_weights": Recipe(frozenset({"constexpr_affine_dequantize"}), after_convert=_int8_weights, note=_WEIGHTS_ONLY),
+    "palettize6": Recipe(frozenset({"constexpr_lut_to_dense"}), after_convert=_palettize(6), note=_WEIGHTS_ONLY),
+    "palettize4": Recipe(frozenset({"constexpr_lut_to_dense"}), after_convert=_palettize(4), note=_WEIGHTS_ONLY),
+    "w8a8": Recipe(frozenset({"quantize", "dequantize", "constexpr_affine_dequantize"}), before_export=_quantize_w8a8,
+                   note="8-bit: Linear weights (per channel), activations and the attention constants (per tensor)"),
+}  # fmt: skip
+
+
 def _package_version() -> str:
     try:
         return importlib.metadata.version("a2bs")
@@ -496,7 +494,7 @@ def _set_metadata(mlmodel: Any, ckpt: Checkpoint, role: str, variant: str, targe
     if step:
         mlmodel.short_description = (
             f"a2bs speech -> 52 ARKit blendshapes, one frame per call at {ckpt.fps} fps "
-            f"({variant}: {COREML_VARIANTS[variant]})"
+            f"({variant}: {find_variant('ios', variant).description})"
         )
     else:
         mlmodel.short_description = "a2bs mel front end: 1024 PCM samples (16 kHz) -> 80 normalized log-mel values"

@@ -10,21 +10,14 @@ Input names come from passing the sample inputs as keyword arguments, output nam
 forward returns a dict (litert-torch names outputs after the dict keys; a tuple would give output_0...).
 All inputs and outputs are float32 in every variant.
 
-Default variant: `dynamic_int8`. Figures from `benchmarks/bench_artifacts.py` (LiteRT 2.3 interpreter,
-XNNPACK, 2-core x86 host, 30 fps, front end + step per frame, median with 1 / 2 threads; parity is the
-whole frame loop vs offline PyTorch on the bundled speech; full table in docs/VALIDATION.md):
-
-    variant        1 thread  2 threads  size    MAE     PSNR
-    fp32           0.65 ms   0.46 ms    5.8 MB  8e-9    154 dB
-    fp16           0.68 ms   0.59 ms    3.2 MB  3e-6    103 dB
-    dynamic_int8   0.49 ms   0.76 ms    2.0 MB  1e-4    72 dB
-    full_int8      1.53 ms   1.51 ms    1.6 MB  2e-3    47 dB
+Default variant: `dynamic_int8` (the variants are rows of runtime/variants.py; their sizes, parity and
+latency are in docs/VALIDATION.md, measured by `benchmarks/bench_artifacts.py`).
 
 dynamic_int8 is the fastest variant on one XNNPACK thread, the CPU path every Android phone has, and
 about 3x smaller than fp32. On this 2-core host a second thread helps the float variants more than the
 small int8 matrix products (thread hand-off dominates); measure on the phone (the sample app shows the
 per-frame time). DESIGN.md measured ~3x on an earlier graph; here the
-attention BATCH_MATMULs (about 7 of the 16.7 M MACs) stay float. Its blendshape error is ~1e-4, far
+attention BATCH_MATMULs (about 7 M of the shipped step's MACs at 30 fps) stay float. Its blendshape error is ~1e-4, far
 below what a face can show. Errors cannot build up from frame to frame: context rows are computed from
 mel alone, and the only recurrence, the smoothing, shrinks errors.
 
@@ -76,6 +69,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,26 +86,13 @@ from a2bs.core.deploy import (
     DeployStep,
 )
 from a2bs.runtime.tflite_runner import TFLiteRunner
+from a2bs.runtime.variants import default_variant, find_variant, platform_variants
 
-TFLITE_VARIANTS: dict[str, str] = {
-    "fp32": "float32 weights and compute: the reference (XNNPACK CPU, or the GPU delegate)",
-    "fp16": "float16 weights, float32 I/O: half the size; CPU dequantizes weights at load, the GPU delegate "
-    "computes in fp16",
-    "dynamic_int8": "dynamic-range int8: int8 per-channel FULLY_CONNECTED weights, activations quantized on the fly "
-    "by the CPU kernels; attention BATCH_MATMULs stay float; float32 I/O (default: fastest on XNNPACK)",
-    "full_int8": "full-integer int8 weights and activations calibrated on real speech, for Hexagon DSP/NPU "
-    "delegates; float32 I/O kept for app simplicity (QUANTIZE/DEQUANTIZE at the edges)",
-}
-DEFAULT_TFLITE_VARIANT = "dynamic_int8"
+TFLITE_VARIANTS = platform_variants("android")  # name -> row of runtime/variants.py
+DEFAULT_TFLITE_VARIANT = default_variant("android")
 SIGNATURE_KEY = "serving_default"
 FRONT_END_FILE = "a2bs_front_end.tflite"
 
-_PRECISION = {
-    "fp32": "fp32 weights, fp32 compute",
-    "fp16": "fp16 weights (FULLY_CONNECTED), fp32 compute on CPU / fp16 on GPU; fp32 I/O",
-    "dynamic_int8": "int8 weights (FULLY_CONNECTED), activations quantized at run time; fp32 I/O",
-    "full_int8": "int8 weights and activations (calibrated); fp32 I/O via QUANTIZE/DEQUANTIZE",
-}
 # fp32 self-check: |tflite - torch| <= atol + rtol * |torch| (float round-off is ~1e-6 here).
 _FP32_ATOL, _FP32_RTOL = 1e-4, 1e-4
 # Quantized variants: blendshape MAE / max error on real speech above which the artifact is refused
@@ -143,8 +124,8 @@ def convert_tflite(
     Raises ValueError for an unknown variant and ConversionError(stage, message) for failures, with
     stage "export", "convert", "quantize:<variant>" or "save".
     """
-    if variant not in TFLITE_VARIANTS:
-        raise ValueError(f"unknown TFLite variant {variant!r}: use one of {', '.join(TFLITE_VARIANTS)}")
+    row = find_variant("android", variant)  # ValueError for an unknown one
+    quantize = RECIPES[row.recipe]
     say = progress or (lambda _message: None)
     out_dir = Path(out_dir)
     try:
@@ -162,8 +143,8 @@ def convert_tflite(
         )
 
     step = _exportable(DeployStep(ckpt.model))
-    if variant == "full_int8" and calibration is None:
-        say("tflite full_int8: calibration features from the bundled speech")
+    if row.calibrated and calibration is None:
+        say(f"tflite {variant}: calibration features from the bundled speech")
         calibration = calibration_set(ckpt)
     check_inputs = _step_check_inputs(step, calibration)
 
@@ -173,10 +154,10 @@ def convert_tflite(
     _require_fp32_parity(errors, "convert", "step")
 
     model_bytes = fp32
-    if variant != "fp32":
+    if quantize is not None:
         stage = f"quantize:{variant}"
         say(f"tflite {variant}: quantize")
-        model_bytes = _quantize(fp32, variant, calibration, stage)
+        model_bytes = _quantize(fp32, quantize, calibration, stage)
         say(f"tflite {variant}: verify")
         errors = _parity(model_bytes, step, STEP_INPUTS, STEP_OUTPUTS, check_inputs, stage=stage)
         _require_quantized_sanity(errors, stage)
@@ -185,7 +166,7 @@ def convert_tflite(
     _write_atomic(step_path, model_bytes, overwrite)
     records = [
         ArtifactFile(
-            Path(step_path.name), "step", variant, _PRECISION[variant], notes=_parity_notes(errors, check_inputs)
+            Path(step_path.name), "step", variant, row.precision, notes=_parity_notes(errors, check_inputs)
         )
     ]
 
@@ -297,26 +278,52 @@ def _fingerprint(module: nn.Module, input_names: Sequence[str], output_names: Se
     return digest.hexdigest()
 
 
-def _quantize(fp32: bytes, variant: str, calibration: CalibrationSet | None, stage: str) -> bytes:
-    from ai_edge_quantizer import qtyping, quantizer, recipe
+def _fp16(q: Any) -> list[Any]:
+    from ai_edge_quantizer import qtyping
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
+    everything = qtyping.TFLOperationName.ALL_SUPPORTED
+    q.add_weight_only_config(".*", everything, 16, algorithm_key=AlgorithmName.FLOAT_CASTING)
+    return []
+
+
+def _dynamic_int8(q: Any) -> list[Any]:
+    from ai_edge_quantizer import qtyping, recipe
+
+    q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    return [qtyping.TFLOperationName.BATCH_MATMUL]  # constant LHS (folded queries): no hybrid int8 x float kernel
+
+
+def _full_int8(q: Any) -> list[Any]:
+    from ai_edge_quantizer import qtyping, recipe
+
     op = qtyping.TFLOperationName
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    # The int8 BATCH_MATMUL kernel has one scale per operand; AEQ's default per-channel scales for the
+    # constant (folded queries) operand are silently misread: garbage attention logits.
+    q.add_static_config(".*", op.BATCH_MATMUL, 8, 8, weight_granularity=qtyping.QuantGranularity.TENSORWISE)
+    return [op.INPUT, op.OUTPUT]  # float I/O; QUANTIZE/DEQUANTIZE inserted at the edges
+
+
+# How each variant of runtime/variants.py is built: a configuration of ai-edge-quantizer's Quantizer that
+# returns the ops to keep float (None: the fp32 graph as converted).
+Recipe = Callable[[Any], list[Any]]
+RECIPES: dict[str, Recipe | None] = {
+    "fp32": None,
+    "fp16": _fp16,
+    "dynamic_int8": _dynamic_int8,
+    "full_int8": _full_int8,
+}
+
+
+def _quantize(fp32: bytes, recipe: Recipe, calibration: CalibrationSet | None, stage: str) -> bytes:
+    from ai_edge_quantizer import quantizer
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
     with _quiet():
         try:
             q = quantizer.Quantizer(bytearray(fp32))
-            if variant == "fp16":
-                q.add_weight_only_config(".*", op.ALL_SUPPORTED, 16, algorithm_key=AlgorithmName.FLOAT_CASTING)
-                keep_float = []
-            elif variant == "dynamic_int8":
-                q.load_quantization_recipe(recipe.dynamic_wi8_afp32())
-                keep_float = [op.BATCH_MATMUL]  # constant LHS (folded queries): no hybrid kernel for int8 x float
-            else:  # full_int8
-                q.load_quantization_recipe(recipe.static_wi8_ai8())
-                # The int8 BATCH_MATMUL kernel has one scale per operand; AEQ's default per-channel scales
-                # for the constant (folded queries) operand are silently misread: garbage attention logits.
-                q.add_static_config(".*", op.BATCH_MATMUL, 8, 8, weight_granularity=qtyping.QuantGranularity.TENSORWISE)
-                keep_float = [op.INPUT, op.OUTPUT]  # float I/O; QUANTIZE/DEQUANTIZE inserted at the edges
+            keep_float = recipe(q)
             for name in keep_float:
                 q.update_quantization_recipe(".*", name, algorithm_key=AlgorithmName.NO_QUANTIZE)
             result = None

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from a2bs.core.blendshapes import INDEX
+from a2bs.core.synth import ARPABET, PHONEMES
 
 Phones = Sequence[tuple[str, float, float]]
 
@@ -55,7 +56,6 @@ TIMED = ("closure", "labiodental")
 
 def is_espeak(phones: Phones) -> bool:
     """True for espeak-ng mnemonics (the synthetic corpus), False for ARPAbet."""
-    from a2bs.core.synth import ARPABET
 
     return not all(p.lower().rstrip("012") in ARPABET for p, _, _ in phones)
 
@@ -65,7 +65,6 @@ def arpabet_class(phone: str, espeak: bool = False) -> str | None:
     if not espeak:
         base = phone.lower().rstrip("012")
         return "ah" if base == "ax" else base
-    from a2bs.core.synth import PHONEMES
 
     spec = PHONEMES.get(phone)
     if spec is None or spec.dominance < 1.0 or spec.strength < 0.75:

@@ -19,8 +19,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from a2bs.core.audio import load_audio
 from a2bs.core.constants import N_MELS, SUPPORTED_FPS
-from a2bs.core.emotion import EmotionStats
+from a2bs.core.emotion import EmotionStats, emotion_features_at_times
 from a2bs.core.errors import CheckpointError, Fields, read_json
 from a2bs.core.model import A2BSModel, ModelConfig
 
@@ -180,8 +181,6 @@ def _short(value: object) -> str:
 
 def fresh_checkpoint(fps: int, seed: int = 0) -> Checkpoint:
     """A deterministic, untrained model with statistics fitted on the bundled speech clips."""
-    from a2bs.core.audio import load_audio
-    from a2bs.core.emotion import emotion_features_at_times
     from a2bs.core.features import log_mel_frames
 
     torch.manual_seed(seed)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from a2bs.core.constants import N_FFT
-from a2bs.core.model import A2BSModel
+from a2bs.core.model import A2BSModel, count_parameters, macs_per_frame
 
 STEP_INPUTS = ("mel_frames", "context", "emotion", "previous")
 STEP_OUTPUTS = ("blendshapes", "blendshapes_raw", "context_frame")
@@ -153,3 +153,30 @@ def deployed_macs(model: A2BSModel) -> dict[str, int]:
             module(*module.example_inputs())
         out[name] = int(counter.get_total_flops() // 2)
     return out
+
+
+def model_figures(model: A2BSModel) -> dict[str, float]:
+    """Every size and cost figure of a model that the docs quote, measured in one place: `a2bs info`
+    prints them and `benchmarks/docs_tables.py` writes them into docs/ARCHITECTURE.md."""
+    params = count_parameters(model)
+    reference, shipped, fps = macs_per_frame(model), deployed_macs(model), model.config.fps
+    return {
+        "fps": fps,
+        "parameters": params,
+        "fp32_mb": params * 4 / 1e6,
+        "offline_mmac": reference["offline"] / 1e6,  # per output frame, `a2bs infer` (torch)
+        "reference_step_mmac": reference["device_step"] / 1e6,  # `A2BSModel.step`, constants recomputed
+        "shipped_step_mmac": shipped["step"] / 1e6,  # `DeployStep`, what the bundles hold
+        "front_end_mmac": shipped["front_end"] / 1e6,
+        "device_gmac_per_s": (shipped["step"] + shipped["front_end"]) * fps / 1e9,
+    }
+
+
+def describe(model: A2BSModel) -> str:
+    f = model_figures(model)
+    return (
+        f"{f['parameters']:,} parameters ({f['fp32_mb']:.2f} MB fp32); per output frame at {f['fps']} fps: "
+        f"{f['offline_mmac']:.1f} MMAC offline, {f['shipped_step_mmac']:.1f} MMAC shipped step + "
+        f"{f['front_end_mmac']:.2f} MMAC front end on device ({f['device_gmac_per_s']:.2f} GMAC/s; "
+        f"the reference A2BSModel.step: {f['reference_step_mmac']:.1f} MMAC)"
+    )

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from a2bs.core import constants as C
-from a2bs.core.errors import CheckpointError
+from a2bs.core.errors import CheckpointError, Fields
 from a2bs.core.features import MelFrontEnd
 
 
@@ -77,7 +77,6 @@ class ModelConfig:
     def from_json(cls, data: Any, where: str = "checkpoint config") -> ModelConfig:
         """The config stored in a checkpoint, every field type- and range-checked before anything is
         allocated (an untrusted `d_model` of 16384 would otherwise allocate gigabytes)."""
-        from a2bs.core.errors import Fields
 
         f = Fields(data, where, CheckpointError, "model.")
         unknown = set(f.data) - set(cls.__dataclass_fields__)
@@ -391,18 +390,6 @@ def _encoder_macs(model: A2BSModel) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.encode_frames(torch.zeros(1, cfg.detail_frames, cfg.n_mels))
     return counter.get_total_flops() // 2
-
-
-def describe(model: A2BSModel) -> str:
-    params = count_parameters(model)
-    macs = macs_per_frame(model)
-    fps = model.config.fps
-    return (
-        f"{params:,} parameters ({params * 4 / 1e6:.2f} MB fp32); per output frame at {fps} fps: "
-        f"{macs['offline'] / 1e6:.1f} MMAC offline, {macs['device_step'] / 1e6:.1f} MMAC on-device step "
-        f"+ {macs['front_end'] / 1e6:.2f} MMAC front end ({(macs['device_step'] + macs['front_end']) * fps / 1e9:.2f} "
-        f"GMAC/s on device)"
-    )
 
 
 def set_seed(seed: int) -> None:

@@ -54,6 +54,7 @@ from a2bs.core.animation_io import open_writer
 from a2bs.core.audio import resample
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
 from a2bs.core.constants import EGEMAPS_DIM, SAMPLE_RATE, SUPPORTED_FPS
+from a2bs.core.emotion import emotion_features_at  # openSMILE is heavy: corpus builders only
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import sha256
 
@@ -1089,7 +1090,6 @@ def _make_take(plan: _Plan, fps: int) -> tuple[Utterance, np.ndarray, dict]:
 def heard_style(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, SpeakingStyle]:
     """(the audio as the take's 16-bit WAV holds it, its raw emotion features, its speaking style):
     the style is read from exactly what training will hear, so the targets follow the model's input."""
-    from a2bs.core.emotion import emotion_features_at  # openSMILE is heavy: corpus builders only
 
     heard = pcm16_roundtrip(audio)
     emotion = emotion_features_at(heard, len(heard) / SAMPLE_RATE)

@@ -22,6 +22,13 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from a2bs.core import constants as C
+from a2bs.core.articulation import (
+    CONTRASTS,
+    contrast_aucs,
+    contrast_samples,
+    is_espeak,
+    peak_offsets_ms,
+)
 from a2bs.core.blendshapes import EXPRESSION_INDICES, MOUTH_INDICES
 from a2bs.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from a2bs.core.dataset import Take, load_takes, split_takes
@@ -29,6 +36,8 @@ from a2bs.core.emotion import EmotionStats, emotion_features_at
 from a2bs.core.errors import A2BSError
 from a2bs.core.inference import mel_windows
 from a2bs.core.model import A2BSModel, ModelConfig, smooth
+from a2bs.core.plots import plot_training
+from a2bs.core.synth import PAUSES
 from a2bs.core.threads import set_torch_threads
 
 STATE_WEIGHTS = "training_state.safetensors"
@@ -178,14 +187,6 @@ def evaluate(model: A2BSModel, takes: list[PreparedTake]) -> dict[str, float]:
     """Whole-take inference on the validation takes: MAE (all, mouth, expression), the articulation
     contrasts (AUC per phone class pair, `a2bs.core.articulation`), closure timing, stillness in
     pauses, S_overall, and the emotion ablation (expression / mouth MAE with a neutral emotion input)."""
-    from a2bs.core.articulation import (
-        CONTRASTS,
-        contrast_aucs,
-        contrast_samples,
-        is_espeak,
-        peak_offsets_ms,
-    )
-    from a2bs.core.synth import PAUSES
 
     model.eval()
     fps = model.config.fps
@@ -349,7 +350,6 @@ def train(
             log(_format_metrics(metrics))
             with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(metrics) + "\n")
-            from a2bs.core.plots import plot_training
 
             rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
             plot_training(rows, out / "training.png")

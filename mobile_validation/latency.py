@@ -25,8 +25,10 @@ import numpy as np
 import soundfile as sf
 
 from a2bs.core import constants as C
+from a2bs.core.audio import load_audio
 from a2bs.core.threads import Progress, choose_threads, usable_cores
 from a2bs.mobile_validation.checks import Check, machine_summary, not_run
+from a2bs.runtime.bundle_inference import model_runner
 from a2bs.runtime.engine import BundleEngine, run_stream
 from a2bs.runtime.tflite_runner import TFLiteRunner
 
@@ -185,7 +187,6 @@ def _tflite_latency(bundle: Path, manifest: dict[str, Any], entry: dict[str, Any
                     budget_ms: float, macs: float | None, strict: bool, progress: Progress) -> Check:  # fmt: skip
     import torch
 
-    from a2bs.core.audio import load_audio
 
     front_entry = next(e for e in manifest["files"] if e["role"] == "front_end")
     audio = load_audio(clip)[: int(LATENCY_AUDIO_S * C.SAMPLE_RATE)]
@@ -288,8 +289,6 @@ def _coreml_latency(bundle: Path, manifest: dict[str, Any], entry: dict[str, Any
                      details={"measured": False, "verdict": "not measured", "macs_per_frame_millions":
                               None if macs is None else macs / 1e6, "mac_budget_millions": mac_budget / 1e6,
                               "machine": machine_summary()})  # fmt: skip
-    from a2bs.core.audio import load_audio
-    from a2bs.runtime.bundle_inference import model_runner
 
     audio = load_audio(clip)[: int(LATENCY_AUDIO_S * C.SAMPLE_RATE)]
     front_entry = next(e for e in manifest["files"] if e["role"] == "front_end")

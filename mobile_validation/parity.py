@@ -14,9 +14,15 @@ from typing import Any
 import numpy as np
 
 from a2bs.core import constants as C
+from a2bs.core.audio import load_audio
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, MOUTH_CRITICAL
+from a2bs.core.emotion import emotion_features_for_file
+from a2bs.core.plots import plot_curves, plot_error_map
 from a2bs.core.threads import Progress
 from a2bs.mobile_validation.checks import Check, not_run, short
+from a2bs.runtime.bundle_inference import model_runner
+from a2bs.runtime.engine import BundleEngine, run_stream
+from a2bs.runtime.variants import FRONT_END_LIMITS, ParityLimits, find_variant, platform_variants
 
 PLOTS_DIR = "validation_plots"
 STREAM_CHUNKS = [1, 7, 160, 333, 1024, 4000, 17, 2]  # irregular PCM pieces, cycled
@@ -29,48 +35,6 @@ SPREAD_FLOOR = 0.01  # a shape's error is measured against at least this spread 
 # ... and its worst error against at least this range: a shape that moves less than 5% of its scale is
 # judged by a visible error, not by one in proportion to its near-zero motion
 RANGE_FLOOR = 0.05
-
-
-@dataclass(frozen=True)
-class ParityLimits:
-    """Gates for end-to-end blendshapes of one precision class, each relative to how much the reference
-    moves, and why. `mae` is the error in units of each shape's spread (std) of the reference, `max_abs`
-    the worst error in units of that shape's range, `psnr_db` uses the reference's own range as the peak,
-    `min_correlation` is over the shapes that move (std >= ACTIVE_STD)."""
-
-    mae: float
-    max_abs: float
-    psnr_db: float
-    min_correlation: float
-    reason: str
-
-
-PARITY_LIMITS: dict[str, ParityLimits] = {
-    "fp32": ParityLimits(1e-4, 1e-3, 80.0, 0.99999, "same arithmetic as PyTorch; only summation order differs"),
-    "fp16": ParityLimits(0.01, 0.05, 50.0, 0.9995, "fp16 weights/compute: ~3 significant digits per op"),
-    "int8": ParityLimits(
-        0.02, 0.1, 45.0, 0.999, "int8 per-channel weights (activations float or dynamically quantized)"
-    ),
-    "palettized": ParityLimits(0.1, 0.3, 35.0, 0.99, "4-6 bit weight look-up tables: coarser weights"),
-    "activation_int8": ParityLimits(
-        0.4, 0.7, 26.0, 0.95, "int8 weights and int8 activations (static calibration): the coarsest variant"
-    ),
-}
-# Mel frames (normalized log-mel, roughly unit variance) from the fp32 front end: absolute MAE and max.
-FRONT_END_LIMITS = ParityLimits(1e-4, 1e-2, 80.0, 0.9999, "fp32 DFT + mel matrices; log amplifies near-silence")
-# Relative RMS error ||W_decompressed - W|| / ||W|| of each compressed weight matrix.
-WEIGHT_LIMITS: dict[str, tuple[float, str]] = {
-    "int8": (0.01, "8-bit per-channel: step/2 ~ 0.2% of each channel's range"),
-    "activation_int8": (0.02, "8-bit weights with calibrated (w8a8: per-tensor) scales"),
-    "palettize6": (0.04, "64-entry k-means table per tensor"),
-    "palettize4": (0.15, "16-entry k-means table per tensor"),
-}
-PRECISION_CLASS = {
-    "fp32": "fp32", "fp16": "fp16", "int8": "int8", "dynamic_int8": "int8",
-    "palettize6": "palettized", "palettize4": "palettized", "w8a8": "activation_int8", "full_int8": "activation_int8",
-}  # fmt: skip
-COMPRESSED = {"int8": "int8", "dynamic_int8": "int8", "palettize6": "palettize6", "palettize4": "palettize4",
-              "w8a8": "activation_int8", "full_int8": "activation_int8"}  # fmt: skip
 
 
 def compute_units(platform: str) -> tuple[str, ...]:
@@ -88,7 +52,6 @@ def runtime_name(platform: str, runner: Any, units: str = "CPU_ONLY") -> str:
 
 
 def _runner(path: Path, platform: str, units: str = "CPU_ONLY") -> Any:
-    from a2bs.runtime.bundle_inference import model_runner
 
     return model_runner(path, platform, units)
 
@@ -106,8 +69,6 @@ class _Clip:
 def _prepare_clips(ckpt: Any, clips: list[Path]) -> list[_Clip]:
     import torch
 
-    from a2bs.core.audio import load_audio
-    from a2bs.core.emotion import emotion_features_for_file
     from a2bs.core.inference import infer_array, mel_windows
 
     out = []
@@ -223,7 +184,6 @@ def run_parity(
     bundle: Path, manifest: dict[str, Any], intact: set[str], ckpt: Any, clip_paths: list[Path],
     checks: list[Check], plot_dir: Path, progress: Progress,
 ) -> list[str]:  # fmt: skip
-    from a2bs.runtime.engine import BundleEngine, run_stream
 
     platform, fps = manifest["platform"], int(manifest["fps"])
     progress(f"reference: offline PyTorch inference on {len(clip_paths)} clip(s)")
@@ -243,7 +203,8 @@ def run_parity(
             why = "file failed its integrity check" if front is not None else "the front-end model did not run"
             checks.append(not_run(entry, "parity", "end-to-end", why))
             continue
-        if variant in COMPRESSED:
+        row = platform_variants(platform).get(variant)
+        if row is not None and row.weight_limit is not None:
             checks.append(weights_check(bundle / entry["path"], entry, platform, ckpt))
         for units in compute_units(platform):
             progress(f"parity: {entry['path']} frame by frame on {len(clips)} clip(s)"
@@ -256,7 +217,7 @@ def run_parity(
                 checks.append(not_run(entry, "parity", "end-to-end", f"{entry['path']} did not run: {short(exc)}"))
                 continue
             first = units == "CPU_ONLY"
-            check = _blendshape_check(entry, clips, outputs, fps, runtime, plot_dir if first else None)
+            check = _blendshape_check(entry, platform, clips, outputs, fps, runtime, plot_dir if first else None)
             checks.append(check)
             plots += check.details.get("plots", [])
             if first and variant == manifest["default_variant"]:
@@ -264,19 +225,19 @@ def run_parity(
     return plots
 
 
-def _blendshape_check(entry: dict[str, Any], clips: list[_Clip], outputs: list[np.ndarray], fps: int, runtime: str,
-                      plot_dir: Path | None) -> Check:  # fmt: skip
+def _blendshape_check(entry: dict[str, Any], platform: str, clips: list[_Clip], outputs: list[np.ndarray], fps: int,
+                      runtime: str, plot_dir: Path | None) -> Check:  # fmt: skip
     """End-to-end parity of one step variant on one runtime; plots (into `plot_dir`) when given one."""
-    from a2bs.core.plots import plot_curves, plot_error_map
 
     variant = entry["variant"]
     reference, got = np.concatenate([c.reference for c in clips]), np.concatenate(outputs)
     if reference.shape != got.shape:
         return not_run(entry, "parity", "end-to-end", f"frames {got.shape} != reference {reference.shape}")
-    if variant not in PRECISION_CLASS:  # never judge an unknown precision by some other class's limits
+    row = platform_variants(platform).get(variant)
+    if row is None:  # never judge an unknown precision by some other class's limits
         return not_run(entry, "parity", "end-to-end", f"unknown variant {variant!r}: no parity limits for it")
     metrics = parity_metrics(reference, got, list(ARKIT_BLENDSHAPES))
-    limits = PARITY_LIMITS[PRECISION_CLASS[variant]]
+    limits = row.limits
     problems = gate(metrics, limits)
     plots = []
     if plot_dir is not None:
@@ -288,7 +249,7 @@ def _blendshape_check(entry: dict[str, Any], clips: list[_Clip], outputs: list[n
         plots = [curves, errors]
     return Check(entry["path"], "parity", "end-to-end blendshapes", not problems, metrics["rel_mae"], limits.mae,
                  runtime, unit="MAE / reference spread", reason="; ".join(problems), details={
-                     "variant": variant, "precision_class": PRECISION_CLASS[variant], "limits": asdict(limits),
+                     "variant": variant, "precision_class": row.precision_class, "limits": asdict(limits),
                      "rel_mae": metrics["rel_mae"], "rel_max": metrics["rel_max"], "psnr_db": metrics["psnr_db"],
                      "min_correlation": metrics["min_correlation"], "mae": metrics["mae"],
                      "max_abs": metrics["max_abs"], "peak": metrics["peak"], "non_finite": metrics["non_finite"],
@@ -331,7 +292,6 @@ def _front_end_parity(bundle: Path, entry: dict[str, Any], manifest: dict[str, A
 def _streaming_check(manifest: dict[str, Any], front: Any, step: Any, clip: _Clip, hop_output: np.ndarray,
                      entry: dict[str, Any], runtime: str) -> Check:  # fmt: skip
     """Irregular pieces and one whole piece must give the frames the hop-sized replay gave."""
-    from a2bs.runtime.engine import BundleEngine, run_stream
 
     audio = clip.audio[: int(STREAM_CHECK_S * manifest["sample_rate"])]
     fps = int(manifest["fps"])
@@ -365,7 +325,7 @@ def weights_check(path: Path, entry: dict[str, Any], platform: str, ckpt: Any) -
     from a2bs.core.deploy import DeployStep
 
     variant = entry["variant"]
-    limit, why = WEIGHT_LIMITS[COMPRESSED[variant]]
+    limit, why = find_variant(platform, variant).weight_limit
     runtime = "coremltools decompress_weights" if platform == "ios" else "LiteRT tensor buffers, dequantized"
     try:
         stored = coreml_weights(path) if platform == "ios" else tflite_weights(path)

@@ -36,11 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from a2bs.core import constants as C
+from a2bs.core.audio import probe
 from a2bs.core.errors import A2BSError
+from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging_dir, write_text_atomic
 from a2bs.core.threads import Progress, choose_threads, usable_cores
 from a2bs.mobile_validation.checks import Check, machine_summary, not_run, short
 from a2bs.mobile_validation.latency import MAC_BUDGET_PER_S, MAX_RATIO_VS_TORCH, run_latency
-from a2bs.mobile_validation.parity import FRONT_END_LIMITS, PARITY_LIMITS, PLOTS_DIR, WEIGHT_LIMITS, run_parity
+from a2bs.mobile_validation.parity import PLOTS_DIR, run_parity
+from a2bs.mobile_validation.report import README_HEADING, readme_section, render_html
+from a2bs.runtime.manifest import load_manifest
+from a2bs.runtime.tflite_runner import TFLiteRunner
+from a2bs.runtime.variants import FRONT_END_LIMITS, PARITY_LIMITS, platform_variants
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -77,7 +83,6 @@ def validate_bundle(
     `reference` (a loaded Checkpoint) saves loading it again when the caller has it; it is still
     checked against the bundle's fingerprint. `strict_latency` (default: the environment variable
     A2BS_STRICT_LATENCY=1) judges latency by the absolute budget too, for a quiet, dedicated host."""
-    from a2bs.runtime.manifest import load_manifest
 
     started = time.perf_counter()
     bundle = Path(bundle)
@@ -112,7 +117,6 @@ def validate_bundle(
         skipped = [] if latency else ["latency (--no-latency)"]
         report = Report(bundle, manifest, checks, clips, plots, 0.0, skipped)
         report.seconds = time.perf_counter() - started
-        from a2bs.core.files import OutputLock
 
         with OutputLock(bundle):  # a concurrent a2bs-convert --force or validate of this bundle waits its turn
             _write(report, plot_dir)
@@ -143,7 +147,6 @@ def _restore_threads(threads: int) -> None:
 
 def _clips(audio: list[Path] | None) -> list[dict[str, Any]]:
     """The bundled clips plus `--audio`, each probed once (a clear AudioError before any slow work)."""
-    from a2bs.core.audio import probe
     from a2bs.core.checkpoint import bundled_audio_dir
 
     clips = []
@@ -155,7 +158,6 @@ def _clips(audio: list[Path] | None) -> list[dict[str, Any]]:
 
 def _integrity(bundle: Path, manifest: dict[str, Any], checks: list[Check]) -> set[str]:
     """sha256 of each listed file; files a model-looking name the manifest omits. Returns intact paths."""
-    from a2bs.core.files import sha256, size_bytes
 
     intact = set()
     for entry in manifest["files"]:
@@ -216,7 +218,6 @@ def _declared_io(model: Any) -> list[tuple[str, tuple[int, ...]]]:
 
 def _actual_io(path: Path, platform: str) -> tuple[list, list]:
     if platform == "android":
-        from a2bs.runtime.tflite_runner import TFLiteRunner
 
         io = TFLiteRunner(path).signature_io()
         return ([(n, tuple(i["shape"])) for n, i in io["inputs"].items()],
@@ -250,7 +251,6 @@ def _manifest_io(bundle: Path, manifest: dict[str, Any], intact: set[str], check
 
 
 def _sizes(bundle: Path, manifest: dict[str, Any], intact: set[str], checks: list[Check]) -> None:
-    from a2bs.core.files import size_bytes
 
     sizes = {}
     for entry in manifest["files"]:
@@ -298,7 +298,8 @@ def report_json(report: Report) -> dict[str, Any]:
         "thresholds": {
             "parity": {k: asdict(v) for k, v in PARITY_LIMITS.items()},
             "front_end": asdict(FRONT_END_LIMITS),
-            "weights": {k: {"relative_rms": v[0], "reason": v[1]} for k, v in WEIGHT_LIMITS.items()},
+            "weights": {name: {"relative_rms": row.weight_limit[0], "reason": row.weight_limit[1]}
+                        for name, row in platform_variants(report.manifest["platform"]).items() if row.weight_limit},
             "model_bytes": MAX_MODEL_BYTES,
             "latency_ms_per_frame": C.RTF_TARGET * 1000.0 / report.manifest["fps"],
             "latency": {
@@ -316,8 +317,6 @@ def report_json(report: Report) -> dict[str, Any]:
 
 def _write(report: Report, plot_dir: Path) -> None:
     """report.json, report.html, the plots and manifest["validation"], each replaced atomically."""
-    from a2bs.core.files import replace_dir, staging_dir, write_text_atomic
-    from a2bs.mobile_validation.report import README_HEADING, readme_section, render_html
 
     bundle = report.bundle
     data = report.data = report_json(report)

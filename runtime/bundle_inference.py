@@ -22,6 +22,7 @@ from a2bs.core.emotion import EmotionStats, file_emotion
 from a2bs.core.errors import A2BSError
 from a2bs.runtime.engine import BundleEngine
 from a2bs.runtime.manifest import bundle_file, load_manifest
+from a2bs.runtime.tflite_runner import TFLiteRunner
 
 Runner = Callable[..., dict[str, np.ndarray]]
 
@@ -40,7 +41,6 @@ def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY") -> 
     """Named-input runner of one model file: the LiteRT interpreter for android; Core ML itself on macOS
     (`compute_units` as in coremltools' ComputeUnit) and the NumPy MIL executor elsewhere for ios."""
     if platform == "android":
-        from a2bs.runtime.tflite_runner import TFLiteRunner
 
         return TFLiteRunner(path)
     if host.system() == "Darwin":

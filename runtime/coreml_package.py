@@ -12,25 +12,17 @@ import numpy as np
 
 from a2bs.core.files import size_bytes
 
+# coremltools' import-time warnings do not apply here (no Core ML runtime on Linux, untested torch /
+# scikit-learn versions, torchao's CUDA kernels that its optional torchao import looks for) and would be
+# printed on every conversion: their loggers are quiet while it imports.
+_QUIET = [logging.getLogger(name) for name in ("coremltools", "torchao", "torch.utils._pytree")]
+_LEVELS = [logger.level for logger in _QUIET]
+for _logger in _QUIET:
+    _logger.setLevel(logging.ERROR)
+import coremltools as ct  # noqa: E402
 
-def _import_coremltools() -> Any:
-    """Import coremltools without the import-time warnings that do not apply here (no Core ML runtime
-    on Linux, untested torch / scikit-learn versions, torchao's CUDA kernels that coremltools' optional
-    torchao import looks for): they would be printed on every conversion."""
-    loggers = [logging.getLogger(name) for name in ("coremltools", "torchao", "torch.utils._pytree")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        import coremltools
-
-        return coremltools
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
-ct = _import_coremltools()
+for _logger, _level in zip(_QUIET, _LEVELS, strict=True):
+    _logger.setLevel(_level)
 
 _ARRAY_DTYPES = {
     ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32: "float32",

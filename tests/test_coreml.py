@@ -7,6 +7,7 @@ end-to-end parity is the validation harness's job.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -32,6 +33,7 @@ from a2bs.core.checkpoint import Checkpoint, bundled_audio_dir
 from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, DeployStep
 from a2bs.mobile_validation import parity as P
 from a2bs.runtime.coreml_package import compressed_weights, ct, load_spec_summary
+from a2bs.runtime.variants import PARITY_LIMITS, find_variant
 
 MB = 1_000_000
 COMPRESSED = ("int8", "palettize6", "palettize4", "w8a8")
@@ -74,7 +76,9 @@ def test_variants_and_target() -> None:
     assert set(COREML_VARIANTS) == {"fp16", "int8", "palettize6", "palettize4", "w8a8"}
     assert DEFAULT_COREML_VARIANT == "fp16"
     assert MINIMUM_DEPLOYMENT_TARGET.name == "iOS16"
-    assert all(isinstance(v, str) and v for v in COREML_VARIANTS.values())
+    for row in COREML_VARIANTS.values():  # every row has a recipe here and a target Core ML knows
+        assert row.description and row.recipe in coreml.RECIPES
+        assert getattr(ct.target, row.deployment_target) >= MINIMUM_DEPLOYMENT_TARGET
 
 
 def test_bundle_layout_and_records(bundle30: dict) -> None:
@@ -213,7 +217,7 @@ def test_stored_weights_match_torch(bundle30: dict, trained30: Checkpoint, varia
     LayerNorm scale the converter folded into the next layer is allowed for, as in `a2bs validate`)."""
     reference = {k: v.detach().numpy() for k, v in DeployStep(trained30.model).state_dict().items()}
     stored = compressed_weights(_step(bundle30, variant))
-    limit = P.WEIGHT_LIMITS[P.COMPRESSED[variant]][0]
+    limit = find_variant("ios", variant).weight_limit[0]
     matched = set()
     for name, weight in stored.items():
         errors = {
@@ -247,7 +251,7 @@ def test_w8a8_calibrated_module_tracks_the_float_step(trained30: Checkpoint, cal
             assert float((q_frame - frame).norm() / frame.norm()) < 0.1
     # relative to how much the trained reference moves over these frames; its mean would not pass
     reference, got = np.stack(raws), np.stack(q_raws)
-    limit = P.PARITY_LIMITS["activation_int8"].mae
+    limit = PARITY_LIMITS["activation_int8"].mae
     assert P.parity_metrics(reference, got)["rel_mae"] < limit
     assert P.parity_metrics(reference, np.broadcast_to(reference.mean(0), reference.shape))["rel_mae"] > limit
 
@@ -336,7 +340,8 @@ def test_w8a8_failure_is_an_error_not_an_fp16_model(trained30: Checkpoint, tmp_p
 
 def test_uncompressed_result_is_refused(trained30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If a compression pass silently did nothing, no fp16 model may ship under the variant's name."""
-    monkeypatch.setattr(coreml, "_compress_weights", lambda mlmodel, _variant: mlmodel)
+    recipe = coreml.RECIPES["palettize4"]
+    monkeypatch.setitem(coreml.RECIPES, "palettize4", dataclasses.replace(recipe, after_convert=lambda m: m))
     with pytest.raises(ConversionError, match="constexpr_lut_to_dense") as info:
         convert_coreml(trained30, "palettize4", tmp_path)
     assert info.value.stage == "quantize:palettize4"

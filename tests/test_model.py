@@ -7,7 +7,8 @@ import torch
 
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.constants import CONTEXT_FRAMES, EMOTION_DIM, MODEL_SIZE_TARGET_MB, TAU_MAX, TAU_MIN
-from a2bs.core.model import A2BSModel, ModelConfig, count_parameters, describe, macs_per_frame, smooth
+from a2bs.core.deploy import deployed_macs, describe
+from a2bs.core.model import A2BSModel, ModelConfig, count_parameters, macs_per_frame, smooth
 
 
 @pytest.fixture(scope="module", params=[30, 60])
@@ -45,6 +46,7 @@ def test_size_and_cost_budgets(model: A2BSModel) -> None:
     assert macs["device_step"] + macs["front_end"] < 50e6  # per-frame on-device budget
     assert 0 < macs["offline"] < macs["device_step"]  # offline shares encoder and emotion work
     text = describe(model)
+    assert f"{deployed_macs(model)['step'] / 1e6:.1f} MMAC shipped step" in text  # what the bundles hold
     assert "parameters" in text and "MMAC" in text
 
 

@@ -18,6 +18,7 @@ import pytest
 import torch
 from audio_fixtures import bundled_speech
 
+from a2bs.convert import tflite
 from a2bs.convert.common import CalibrationSet, ConversionError, calibration_set
 from a2bs.convert.tflite import (
     DEFAULT_TFLITE_VARIANT,
@@ -97,7 +98,7 @@ def _feeds(names, tensors) -> dict[str, np.ndarray]:
 def test_variants_and_default() -> None:
     assert set(TFLITE_VARIANTS) == {"fp32", "fp16", "dynamic_int8", "full_int8"}
     assert DEFAULT_TFLITE_VARIANT in TFLITE_VARIANTS
-    assert all(isinstance(d, str) and d for d in TFLITE_VARIANTS.values())
+    assert all(row.description and row.recipe in tflite.RECIPES for row in TFLITE_VARIANTS.values())
 
 
 def test_records_files_and_progress(bundle30: dict) -> None:
@@ -271,7 +272,7 @@ def test_file_sizes(bundle30: dict) -> None:
 
 
 def test_unknown_variant_is_rejected(trained30: Checkpoint, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown TFLite variant 'int4'"):
+    with pytest.raises(ValueError, match="unknown android variant 'int4'"):
         convert_tflite(trained30, "int4", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -22,6 +22,7 @@ from a2bs.mobile_validation import latency as L
 from a2bs.mobile_validation import parity as P
 from a2bs.mobile_validation import validate as V
 from a2bs.runtime.engine import BundleEngine, run_stream
+from a2bs.runtime.variants import PARITY_LIMITS, find_variant
 
 KINDS = {"integrity", "manifest", "size", "parity", "streaming", "latency"}
 
@@ -110,7 +111,7 @@ def test_gate_ios_runtimes_and_latency(ios_report: V.Report) -> None:
     assert all(c.runtime.startswith(expected) for c in parity)
     (weights,) = [c for c in _checks(ios_report, "parity") if c.name == "decompressed weights"]
     assert weights.artifact == "a2bs_step_palettize4.mlpackage" and weights.passed
-    assert 0.01 < weights.value <= P.WEIGHT_LIMITS["palettize4"][0]  # 4-bit LUTs are visibly coarse
+    assert 0.01 < weights.value <= find_variant("ios", "palettize4").weight_limit[0]  # 4-bit LUTs are visibly coarse
     for check in _checks(ios_report, "latency"):
         if platform.system() != "Darwin":
             assert check.details["measured"] is False and "not measured" in check.runtime
@@ -219,7 +220,7 @@ def _moving_reference(frames: int = 600, shapes: int = 52, seed: int = 0) -> np.
 def test_parity_gate_is_relative_to_the_reference_motion() -> None:
     reference = _moving_reference()
     fine = P.parity_metrics(reference, reference + 1e-5 * np.random.default_rng(1).normal(size=reference.shape))
-    assert not P.gate(fine, P.PARITY_LIMITS["fp16"])
+    assert not P.gate(fine, PARITY_LIMITS["fp16"])
     # a model that ignores its input: the reference's mean, every frame. Small in absolute terms, caught
     # by every relative measure, whatever the amount of motion.
     for scale in (1.0, 0.05):
@@ -227,7 +228,7 @@ def test_parity_gate_is_relative_to_the_reference_motion() -> None:
         still = np.broadcast_to(moving.mean(axis=0), moving.shape)
         metrics = P.parity_metrics(moving, still)
         assert metrics["rel_mae"] > 0.5 and metrics["min_correlation"] == 0.0
-        for limits in P.PARITY_LIMITS.values():
+        for limits in PARITY_LIMITS.values():
             problems = P.gate(metrics, limits)
             assert any("MAE" in p for p in problems) and any("correlation" in p for p in problems)
     # PSNR's peak is the reference's range: the same error costs more dB on a reference that barely moves
@@ -243,23 +244,23 @@ def test_parity_gate_fails_nan_and_infinity_everywhere() -> None:
         broken = reference.copy()
         broken[10, 3] = bad
         metrics = P.parity_metrics(reference, broken)
-        for limits in P.PARITY_LIMITS.values():
+        for limits in PARITY_LIMITS.values():
             problems = P.gate(metrics, limits)
             assert any("NaN or infinite" in p for p in problems) and len(problems) >= 3, problems
     # a NaN correlation (or a missing non_finite count) fails on its own, too
     good = P.parity_metrics(reference, reference)
-    assert P.gate({**good, "min_correlation": float("nan")}, P.PARITY_LIMITS["activation_int8"])
-    assert P.gate({**good, "rel_mae": float("nan")}, P.PARITY_LIMITS["activation_int8"])
-    assert P.gate({k: v for k, v in good.items() if k != "non_finite"}, P.PARITY_LIMITS["activation_int8"])
+    assert P.gate({**good, "min_correlation": float("nan")}, PARITY_LIMITS["activation_int8"])
+    assert P.gate({**good, "rel_mae": float("nan")}, PARITY_LIMITS["activation_int8"])
+    assert P.gate({k: v for k, v in good.items() if k != "non_finite"}, PARITY_LIMITS["activation_int8"])
     # a reference where nothing moves cannot judge a model: that fails instead of passing vacuously
     flat = np.full_like(reference, 0.3)
-    assert any("moves" in p for p in P.gate(P.parity_metrics(flat, flat), P.PARITY_LIMITS["fp32"]))
+    assert any("moves" in p for p in P.gate(P.parity_metrics(flat, flat), PARITY_LIMITS["fp32"]))
 
 
 def test_parity_gate_catches_a_one_frame_shift() -> None:
     reference = _moving_reference()
     shifted = np.concatenate([reference[:1], reference[:-1]])
-    problems = P.gate(P.parity_metrics(reference, shifted), P.PARITY_LIMITS["fp16"])
+    problems = P.gate(P.parity_metrics(reference, shifted), PARITY_LIMITS["fp16"])
     assert problems
 
 

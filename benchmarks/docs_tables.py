@@ -1,0 +1,108 @@
+"""Write the docs' generated tables from their one source each, or check that they are current.
+
+- docs/ARCHITECTURE.md, "model-figures": sizes and MACs of the bundled default checkpoints, measured by
+  `a2bs.core.deploy.model_figures` (what `a2bs info` prints);
+- docs/VALIDATION.md, "variants": every row of `a2bs.runtime.variants` (recipe, deployment target,
+  precision class and its limits, weight limit) with the step sizes of the last
+  `benchmarks/bench_artifacts.py` run (benchmarks/results/artifacts.json).
+
+    python benchmarks/docs_tables.py           # rewrite the blocks in place
+    python benchmarks/docs_tables.py --check   # exit 1 naming the stale blocks (the test suite runs this)
+
+Each block sits between `<!-- NAME:begin (benchmarks/docs_tables.py) -->` and `<!-- NAME:end -->`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "benchmarks" / "results" / "artifacts.json"
+
+
+def model_figures_table() -> str:
+    from a2bs.core.checkpoint import load_default
+    from a2bs.core.deploy import model_figures
+
+    figures = [model_figures(load_default(fps).model) for fps in (30, 60)]
+    rows = [
+        ("parameters", lambda f: f"{f['parameters']:,} ({f['fp32_mb']:.2f} MB fp32)"),
+        ("offline (`a2bs infer`), per output frame", lambda f: f"{f['offline_mmac']:.1f} MMAC"),
+        ("`A2BSModel.step`, per frame (reference, constants recomputed)",
+         lambda f: f"{f['reference_step_mmac']:.1f} MMAC"),
+        ("shipped `DeployStep`, per frame (constants folded)", lambda f: f"{f['shipped_step_mmac']:.1f} MMAC"),
+        ("front end, per frame", lambda f: f"{f['front_end_mmac']:.2f} MMAC"),
+        ("on device per second (shipped step + front end)", lambda f: f"{f['device_gmac_per_s']:.2f} GMAC/s"),
+    ]  # fmt: skip
+    lines = ["| | 30 fps | 60 fps |", "|---|---|---|"]
+    lines += [f"| {name} | {cell(figures[0])} | {cell(figures[1])} |" for name, cell in rows]
+    return "\n".join(lines)
+
+
+def variants_table() -> str:
+    from a2bs.runtime.variants import VARIANTS
+
+    sizes: dict[tuple[str, int, str], float] = {}
+    measured = "no `benchmarks/results/artifacts.json` yet"
+    if ARTIFACTS.is_file():
+        data = json.loads(ARTIFACTS.read_text())
+        measured = f"sizes from `bench_artifacts.py` of {data['created'][:10]}"
+        sizes = {(r["platform"], r["fps"], r["variant"]): r["mb"] for r in data["rows"] if r["role"] == "step"}
+    lines = [
+        f"Generated from `runtime/variants.py` ({measured}). Limits: relative MAE / relative max / PSNR / "
+        "minimum correlation, as defined above.",
+        "",
+        "| platform | variant | recipe | deployment target | step size 30 / 60 fps | precision class: limits (why) "
+        "| weights (relative RMS) | what it is |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for v in VARIANTS:
+        size = " / ".join(f"{sizes[(v.platform, fps, v.name)]:.2f} MB" if (v.platform, fps, v.name) in sizes
+                          else "-" for fps in (30, 60))  # fmt: skip
+        lim = v.limits
+        limits = f"{v.precision_class}: {lim.mae:g} / {lim.max_abs:g} / {lim.psnr_db:g} dB / {lim.min_correlation:g} "
+        weights = f"{v.weight_limit[0]:g} ({v.weight_limit[1]})" if v.weight_limit else "float, not checked"
+        name = f"`{v.name}`" + (" (default)" if v.default else "")
+        lines.append(f"| {v.platform} | {name} | `{v.recipe}` | {v.deployment_target} | {size} | {limits}"
+                     f"({lim.reason}) | {weights} | {v.description} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+BLOCKS: dict[str, tuple[Path, Callable[[], str]]] = {
+    "model-figures": (ROOT / "docs" / "ARCHITECTURE.md", model_figures_table),
+    "variants": (ROOT / "docs" / "VALIDATION.md", variants_table),
+}
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    begin, end = f"<!-- {name}:begin (benchmarks/docs_tables.py) -->", f"<!-- {name}:end -->"
+    if begin not in text or end not in text:
+        raise SystemExit(f"the markers of block {name!r} are missing: add {begin} ... {end}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 if a block is not what its source gives")
+    args = parser.parse_args()
+    stale = []
+    for name, (path, make) in BLOCKS.items():
+        text = path.read_text()
+        new = replace_block(text, name, make())
+        if new != text:
+            stale.append(f"{path.relative_to(ROOT)} ({name})")
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        sys.exit(f"stale generated tables: {', '.join(stale)}; run `python benchmarks/docs_tables.py`")
+    print("up to date" if not stale else f"rewrote {', '.join(stale)}")
+
+
+if __name__ == "__main__":
+    main()
