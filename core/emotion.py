@@ -27,6 +27,7 @@ vector is zeros: a caller without emotion features passes `neutral_emotion()`.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import threading
 from dataclasses import dataclass, field
@@ -62,21 +63,96 @@ _TIME_EPS = 1e-9  # seconds; absorbs float error when comparing frame times with
 
 _smile_lock = threading.Lock()
 
+# openSMILE as the `opensmile` package drives it (`opensmile.Smile` with eGeMAPSv02 functionals and
+# `process_signal`), but without importing the package: its __init__ imports pandas, audinterface and
+# audobject (~90 MB of RSS), which an inference process must not pay. We load the package's own ctypes
+# binding of libSMILEapi (`opensmile/core/lib.py`, which imports only ctypes and numpy) by file path,
+# and pass the same config files and options that `Smile._options` and `Smile._extract` pass.
+_CONFIG_FILE = "egemaps/v02/eGeMAPSv02.conf"  # opensmile.FeatureSet.eGeMAPSv02
+_SINK_LEVEL = "func"  # opensmile.FeatureLevel.Functionals
+_SOURCE = "extsource"  # opensmile config.EXTERNAL_SOURCE_COMPONENT
+_SINK = "extsink"  # opensmile config.EXTERNAL_OUTPUT_COMPONENT
+_LOGLEVEL = 2  # Smile's default
+
+
+@dataclass(frozen=True)
+class _SmileAPI:
+    """openSMILE's ctypes binding (the module `opensmile/core/lib.py`) and the package's config folder."""
+
+    lib: Any
+    config_root: Path
+
+    def options(self, sample_rate: int | None) -> dict[str, object]:
+        """The options `opensmile.Smile` passes: `_options()` plus the external-source entries of
+        `_extract` (`sample_rate` given) or of `_feature_names` (None)."""
+        root = self.config_root
+        options: dict[str, object] = {
+            "sink": str(root / "shared/standard_external_data_output_single.conf.inc"),
+            "sinkLevel": _SINK_LEVEL,
+            "bufferModeRbConf": str(root / "shared/BufferModeRb.conf.inc"),
+            "frameModeFunctionalsConf": str(root / "shared/FrameModeFunctionals.conf.inc"),
+            "source": str(root / "shared/standard_external_wave_input.conf.inc"),
+        }
+        if sample_rate is not None:
+            options |= {"sampleRate": sample_rate, "nBits": 16}
+        return options
+
+    def instance(self, sample_rate: int | None) -> Any:
+        """A fresh native openSMILE instance with the eGeMAPSv02 config (one per signal, as `Smile` does)."""
+        smile = self.lib.OpenSMILE()
+        smile.initialize(config_file=str(self.config_root / _CONFIG_FILE), options=self.options(sample_rate),
+                         loglevel=_LOGLEVEL, log_file=None, debug=False)  # fmt: skip
+        return smile
+
 
 @functools.cache
-def _smile() -> Any:
-    """The openSMILE extractor, built once: construction parses the config and takes ~0.2 s."""
-    import opensmile  # imported lazily: only emotion extraction needs it
+def _smileapi() -> _SmileAPI:
+    """Loads libSMILEapi through the `opensmile` package's binding, once, without the package's __init__."""
+    spec = importlib.util.find_spec("opensmile")  # locates the package; does not import it
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the `opensmile` package is not installed; emotion features need it (pip install opensmile)")
+    core = Path(next(iter(spec.submodule_search_locations))).resolve() / "core"
+    lib_spec = importlib.util.spec_from_file_location("a2bs_opensmile_lib", core / "lib.py")
+    if lib_spec is None or lib_spec.loader is None:
+        raise RuntimeError(f"cannot load openSMILE's binding {core / 'lib.py'}")
+    lib = importlib.util.module_from_spec(lib_spec)
+    lib_spec.loader.exec_module(lib)  # runs ctypes.cdll.LoadLibrary(libSMILEapi) and declares the signatures
+    api = _SmileAPI(lib=lib, config_root=core / "config")
+    if not (api.config_root / _CONFIG_FILE).is_file():
+        raise RuntimeError(f"openSMILE's {FEATURE_SET} config is missing: {api.config_root / _CONFIG_FILE}")
+    return api
 
-    return opensmile.Smile(
-        feature_set=opensmile.FeatureSet.eGeMAPSv02,
-        feature_level=opensmile.FeatureLevel.Functionals,
-    )
+
+def _smile_functionals(x: np.ndarray) -> np.ndarray:
+    """(n_frames, 88) functionals of 16 kHz float32 audio, as `Smile.process_signal(x, 16000)` computes
+    them: scaled to 16-bit PCM, written to the external audio source, read back from the external sink.
+    All-NaN (1, 88) when openSMILE outputs nothing (input too short), like `Smile`."""
+    api = _smileapi()
+    pcm = (x * np.float32(32768)).astype(np.int16)  # Smile._extract: signal *= 32768; astype(int16)
+    rows: list[np.ndarray] = []
+    with _smile_lock:  # one extraction at a time, as with the shared `opensmile.Smile` before
+        smile = api.instance(SAMPLE_RATE)
+        try:
+            smile.external_sink_set_callback_ex(_SINK, lambda data, meta: rows.append(data.copy()))
+            smile.external_audio_source_write_data(_SOURCE, pcm.tobytes())
+            smile.external_audio_source_set_eoi(_SOURCE)
+            smile.run()
+        finally:
+            smile.free()
+    if not rows:
+        return np.full((1, EGEMAPS_DIM), np.nan, dtype=np.float32)
+    return np.vstack(rows)
 
 
 @functools.cache
 def _egemaps_names() -> tuple[str, ...]:
-    names = tuple(_smile().feature_names)
+    with _smile_lock:
+        smile = _smileapi().instance(None)
+        try:
+            n = smile.external_sink_get_num_elements(_SINK)
+            names = tuple(smile.external_sink_get_element_name(_SINK, i) for i in range(n))
+        finally:
+            smile.free()
     if len(names) != EGEMAPS_DIM:
         raise RuntimeError(f"openSMILE {FEATURE_SET} returned {len(names)} features, expected {EGEMAPS_DIM}")
     return names
@@ -125,9 +201,7 @@ def egemaps_functionals(window: np.ndarray) -> np.ndarray:
     x = _as_mono_float32(window, "window")
     if x.shape[0] < _MIN_WINDOW_SAMPLES:
         x = np.concatenate([np.zeros(_MIN_WINDOW_SAMPLES - x.shape[0], dtype=np.float32), x])
-    smile = _smile()
-    with _smile_lock:  # one shared native extractor; do not run it from two threads at once
-        values = smile.process_signal(x, SAMPLE_RATE).to_numpy()
+    values = _smile_functionals(x)
     if values.shape != (1, EGEMAPS_DIM):
         raise RuntimeError(f"openSMILE returned shape {values.shape}, expected (1, {EGEMAPS_DIM})")
     return np.nan_to_num(values[0].astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)

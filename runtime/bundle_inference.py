@@ -41,7 +41,6 @@ def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY") -> 
     """Named-input runner of one model file: the LiteRT interpreter for android; Core ML itself on macOS
     (`compute_units` as in coremltools' ComputeUnit) and the NumPy MIL executor elsewhere for ios."""
     if platform == "android":
-
         return TFLiteRunner(path)
     if host.system() == "Darwin":
         import coremltools as ct
@@ -73,7 +72,7 @@ def iter_bundle_blendshapes(
         emotion = stats.normalize(file_emotion(emotion_from or audio_path)[None])
 
     def frames() -> Iterator[np.ndarray]:
-        engine = BundleEngine(manifest, front_end, step, emotion)
+        engine = BundleEngine(manifest, front_end, step, emotion, record_timings=False)
         pending: list[np.ndarray] = []
         for block in itertools.chain(stream_audio(audio_path), [None]):  # None: end of stream
             try:

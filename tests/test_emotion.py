@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from a2bs.core import emotion
-from a2bs.core.constants import EGEMAPS_DIM, EMOTION_DIM, SAMPLE_RATE
+from a2bs.core.constants import EGEMAPS_DIM, EMOTION_DIM, EMOTION_MIN_WINDOW_S, EMOTION_OFFSETS_S, SAMPLE_RATE
 from a2bs.core.emotion import (
     EMOTION_SPAN_S,
     EmotionStats,
@@ -21,6 +23,7 @@ from a2bs.core.emotion import (
     emotion_features_at,
     emotion_features_at_times,
     emotion_features_for_file,
+    file_emotion,
     frame_to_refresh_index,
     neutral_emotion,
     refresh_times,
@@ -167,6 +170,70 @@ def test_rejects_bad_audio() -> None:
         emotion_features_at(np.zeros(SR, dtype=np.int16), 1.0)
     with pytest.raises(ValueError, match="1-D"):
         emotion_features_at(np.zeros((2, SR), dtype=np.float32), 1.0)
+
+
+# --- the same openSMILE as the `opensmile` package, without importing it ------------------
+
+
+@pytest.fixture(scope="module")
+def package_smile():
+    """The `opensmile` package's own extractor (it imports pandas): the reference for our pandas-free path."""
+    import opensmile
+
+    level = opensmile.FeatureLevel.Functionals
+    return opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=level)
+
+
+def _package_functionals(smile, window: np.ndarray) -> np.ndarray:
+    """What `egemaps_functionals` returned when it called the package: padding, process_signal, nan -> 0."""
+    x, shortest = np.asarray(window, np.float32), round(SR * EMOTION_MIN_WINDOW_S)
+    if x.size < shortest:
+        x = np.concatenate([np.zeros(shortest - x.size, np.float32), x])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Segment too short, filling with NaN."
+        values = smile.process_signal(x, SR).to_numpy()
+    return np.nan_to_num(values[0].astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def test_names_are_the_packages(package_smile) -> None:
+    assert egemaps_feature_names() == list(package_smile.feature_names)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in AUDIO_DIR.glob("*.wav")))
+def test_features_equal_the_packages(name: str, package_smile) -> None:
+    """Bit for bit what `opensmile.Smile(eGeMAPSv02, Functionals).process_signal` gives, on every bundled
+    clip: whole, its last 20 s window, short and padded, silent, clipped and quiet."""
+    audio = _load(name)
+    windows = {
+        "whole": audio,
+        "last 20 s": audio[-W:],
+        "1 s": audio[SR : 2 * SR],
+        "200 ms (padded)": audio[SR : SR + SR // 5],
+        "100 samples (padded)": audio[:100],
+        "empty (padded)": audio[:0],
+        "silence": np.zeros(SR, np.float32),
+        "clipped": np.clip(audio * 8, -1, 1),
+        "quiet": audio * 1e-3,
+    }
+    for what, window in windows.items():
+        np.testing.assert_array_equal(egemaps_functionals(window), _package_functionals(package_smile, window), what)
+    duration = audio.size / SR
+    expected = np.concatenate([
+        _package_functionals(package_smile, audio[max(0, end - W) : end])
+        for end in (audio.size - round(o * SR) for o in EMOTION_OFFSETS_S)
+    ])  # fmt: skip
+    np.testing.assert_array_equal(file_emotion(AUDIO_DIR / name), expected)
+    np.testing.assert_array_equal(emotion_features_at(audio, duration), expected)
+
+
+def test_extraction_is_thread_safe(male: np.ndarray, female: np.ndarray) -> None:
+    """Threads may extract at once (the native runs are serialized) and get what one thread gets."""
+    windows = [male[i * SR : (i + 3) * SR] for i in range(4)] + [female[i * SR : (i + 3) * SR] for i in range(4)]
+    expected = [egemaps_functionals(w) for w in windows]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(egemaps_functionals, windows * 2))
+    for a, b in zip(got, expected * 2, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 # --- refresh grid -------------------------------------------------------------------
