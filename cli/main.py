@@ -7,12 +7,12 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from a2bs.cli.common import load_model, run_app
-from a2bs.core.errors import A2BSError, raise_if_interrupted
+from a2bs.core.errors import A2BSError
 
 app = typer.Typer(
     name="a2bs",
@@ -34,12 +34,14 @@ class Backend(StrEnum):
 @app.command()
 def infer(
     audio: Annotated[
-        Path | None,
-        typer.Argument(help="WAV, FLAC or OGG file, any rate/bit depth/channels. Default: bundled clip."),
+        list[Path] | None,
+        typer.Argument(help="WAV, FLAC or OGG files (any rate, bit depth, channels), folders (searched recursively) "
+                            "or list files (.txt: one path per line). Default: the bundled clip."),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Output .csv (Live Link Face layout), .json or .npy."),
+        typer.Option("-o", "--output", help="Output .csv (Live Link Face layout), .json or .npy; for several "
+                                            "inputs a folder that mirrors the input tree (default: out/)."),
     ] = None,
     fps: Annotated[int | None, typer.Option(help="30 or 60 (default: the checkpoint's fps, else 30).")] = None,
     checkpoint: Annotated[
@@ -64,24 +66,65 @@ def infer(
                      "take in the style you want."),
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="Also save a PNG of the mouth-critical curves.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="Several inputs: the output format, csv, json or npy.")
+    ] = "csv",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Several inputs: worker processes on this machine, each loads the model once.")
+    ] = 1,
+    dask: Annotated[
+        str | None,
+        typer.Option(help="Several inputs: run on a Dask cluster, `auto` (local processes, --workers of them) or "
+                          "a scheduler address (tcp://host:8786)."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
-    """Animate an audio file: write one row of 52 blendshapes per frame at k / fps."""
-    from a2bs.core.animation_io import check_output_path, open_writer
+    """Animate audio: write one row of 52 blendshapes per frame at k / fps, for one file or many."""
+    from a2bs.cli.animate import EngineSpec
+    from a2bs.cli.batch import is_batch
     from a2bs.core.checkpoint import bundled_audio_dir
     from a2bs.core.constants import SUPPORTED_FPS
-    from a2bs.core.inference import iter_blendshapes, plan
-    from a2bs.core.threads import free_cores, set_torch_threads
 
-    audio = audio or bundled_audio_dir() / DEFAULT_CLIP
-    default_output = output is None
-    output = output or Path("out") / f"{audio.stem}.csv"
-    started = time.perf_counter()
+    inputs = audio or [bundled_audio_dir() / DEFAULT_CLIP]
     # Every cheap check first (audio, options, output paths), so mistakes fail before the model loads.
     if fps is not None and fps not in SUPPORTED_FPS:
         raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
-    early_plan = plan(audio, fps or 30, stride, emotion_refresh, emotion_from)
+    if backend == Backend.torch and (bundle is not None or variant is not None):
+        raise A2BSError("--bundle and --variant go with --backend tflite or coreml")
+    if backend != Backend.torch:
+        if bundle is None:
+            raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")
+        if checkpoint is not None or stride != 1 or emotion_refresh is not None:
+            raise A2BSError(f"--checkpoint, --stride and --emotion-refresh go with --backend torch, not {backend}")
+    spec = EngineSpec(backend.value, checkpoint, fps, bundle, variant, stride, emotion_refresh, emotion_from)
+    show = sys.stderr.isatty() if progress is None else progress
+    if is_batch(inputs):
+        from a2bs.cli.batch import run_batch
+
+        if plot is not None:
+            raise A2BSError("--plot goes with one input file; a batch writes only animations and batch_report.json")
+        failures = run_batch(inputs, output or Path("out"), spec, output_format=output_format, workers=workers,
+                             dask=dask, force=force, show_progress=show, echo=typer.echo)  # fmt: skip
+        if failures:
+            raise typer.Exit(1)
+        return
+    if workers != 1 or dask is not None:
+        raise A2BSError("--workers and --dask go with several inputs (files, folders or a list file)")
+    _infer_one(inputs[0], output, spec, plot, force, show)
+
+
+def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, force: bool, show: bool) -> None:
+    from tqdm import tqdm
+
+    from a2bs.cli.animate import Engine
+    from a2bs.core.animation_io import check_output_path
+    from a2bs.core.audio import n_output_frames
+    from a2bs.core.inference import plan
+
+    default_output = output is None
+    output = output or Path("out") / f"{audio.stem}.csv"
+    early_plan = plan(audio, spec.fps or 30, spec.stride, spec.emotion_refresh, spec.emotion_from)
     if default_output:
         if output.parent.exists() and not output.parent.is_dir():
             raise A2BSError(f"{output.parent} is a file, not a folder: pass -o to choose where to write")
@@ -94,75 +137,31 @@ def infer(
         check_output_path(output, force=force)
     if plot is not None:
         _check_plot_path(plot, force)
-    inputs = {"the input audio": audio, "--emotion-from": emotion_from}
+    inputs = {"the input audio": audio, "--emotion-from": spec.emotion_from}
     for what, written in (("-o", output), ("--plot", plot)):
         _refuse_overwriting_inputs(what, written, inputs)
-    if backend == Backend.torch:
-        if bundle is not None or variant is not None:
-            raise A2BSError("--bundle and --variant go with --backend tflite or coreml")
-        ckpt = load_model(checkpoint, fps)
-        n_threads = set_torch_threads("inference")
-        threads = f", {n_threads} torch thread{'s' * (n_threads > 1)} of {free_cores()} free cores"
-        the_plan = plan(audio, ckpt.fps, stride, emotion_refresh, emotion_from)
-        out_fps, n_frames, label = ckpt.fps, the_plan.n_frames, "trained" if ckpt.trained else "UNTRAINED"
-        metadata = {"audio": str(audio), "checkpoint": ckpt.source, "trained": ckpt.trained, "stride": stride,
-                    "emotion_from": str(emotion_from) if emotion_from else None}  # fmt: skip
-
-        def chunks(update):
-            return iter_blendshapes(audio, ckpt, the_plan, progress=update)
-    else:
-        from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
-
-        if bundle is None:
-            raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")
-        if checkpoint is not None or stride != 1 or emotion_refresh is not None:
-            raise A2BSError(f"--checkpoint, --stride and --emotion-refresh go with --backend torch, not {backend}")
-        out_fps, n_frames, frames = iter_bundle_blendshapes(audio, bundle, backend.value, variant,
-                                                            emotion_from=emotion_from)  # fmt: skip
-        if fps is not None and fps != out_fps:
-            raise A2BSError(f"{bundle} is a {out_fps} fps bundle: drop --fps or pass --fps {out_fps}")
-        label, threads = f"{backend} {variant or 'default'}", ", 1 runtime thread"
-        metadata = {"audio": str(audio), "bundle": str(bundle), "backend": str(backend), "variant": variant,
-                    "emotion_from": str(emotion_from) if emotion_from else None}  # fmt: skip
-
-        def chunks(update):
-            for chunk in frames:
-                update(len(chunk))
-                yield chunk
-
+    engine = Engine(spec, load_model)
     if default_output:  # the default output folder is created only once everything else checked out
         try:
             output.parent.mkdir(exist_ok=True)
         except OSError as exc:
             raise A2BSError(f"cannot create the output folder {output.parent}: {exc.strerror}; pass -o") from None
-    from tqdm import tqdm
-
-    show = sys.stderr.isatty() if progress is None else progress
-    keep_for_plot = [] if plot is not None else None
-    with (
-        open_writer(output, out_fps, n_frames, force=force, metadata=metadata) as writer,
-        tqdm(total=n_frames, unit="frame", disable=not show, desc="a2bs infer", file=sys.stderr) as bar,
-    ):
-        for chunk in chunks(bar.update):
-            raise_if_interrupted()
-            _check_finite(chunk, writer.frames_written, audio, label)
-            writer.write(chunk)
-            if keep_for_plot is not None and sum(len(c) for c in keep_for_plot) < 60 * out_fps:
-                keep_for_plot.append(chunk)
-    elapsed = time.perf_counter() - started
-    duration = early_plan.info.duration_s
+    total = n_output_frames(early_plan.info, engine.fps)
+    with tqdm(total=total, unit="frame", disable=not show, desc="a2bs infer", file=sys.stderr) as bar:
+        written = engine.write(audio, output, force=force, progress=bar.update,
+                               keep_frames=60 * engine.fps if plot is not None else 0)  # fmt: skip
+    duration = written.duration_s
     typer.echo(
-        f"wrote {output}: {n_frames} frames at {out_fps} fps for {duration:.2f} s of audio "
-        f"in {elapsed:.2f} s (RTF {elapsed / max(duration, 1e-9):.3f}{threads})"
+        f"wrote {output}: {written.n_frames} frames at {written.fps} fps for {duration:.2f} s of audio "
+        f"in {written.seconds:.2f} s (RTF {written.seconds / max(duration, 1e-9):.3f}{engine.threads_note})"
     )
-    if plot is not None and keep_for_plot:
+    if plot is not None and written.kept:
         import numpy as np
 
         from a2bs.core.plots import plot_curves
 
-        frames_for_plot = np.concatenate(keep_for_plot)[: 60 * out_fps]
         try:
-            plot_curves(frames_for_plot, out_fps, plot, title=f"{audio.name} ({label})")
+            plot_curves(np.concatenate(written.kept), written.fps, plot, title=f"{audio.name} ({written.label})")
         except OSError as exc:
             raise A2BSError(f"cannot write --plot {plot}: {exc.strerror or exc} ({output} was written)") from None
         typer.echo(f"wrote {plot}")
@@ -176,18 +175,6 @@ def _refuse_overwriting_inputs(what: str, written: Path | None, inputs: dict[str
     for name, path in inputs.items():
         if path is not None and path.exists() and os.path.samefile(written, path):
             raise A2BSError(f"{what} {written} is {name} ({path}): choose another output path")
-
-
-def _check_finite(chunk, first_frame: int, audio: Path, label: str) -> None:
-    """Name the real cause of a NaN or infinite output: the model (its weights or extreme audio), not the
-    output file the writer would otherwise blame."""
-    import numpy as np
-
-    bad = ~np.isfinite(chunk)
-    if bad.any():
-        frame = first_frame + int(np.argwhere(bad)[0][0])
-        raise A2BSError(f"the model ({label}) produced NaN or infinite values at frame {frame} for {audio}: "
-                        "its weights are broken or out of range (nothing was written)")  # fmt: skip
 
 
 def _check_plot_path(plot: Path, force: bool) -> None:

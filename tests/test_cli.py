@@ -251,9 +251,10 @@ BAD_INPUT = [
         id="nan-inf-samples",
     ),
     pytest.param(
+        # a folder is a batch input; one without audio is an error, before any model loads
         lambda inp, out, ck: _infer_args(inp, out / "anim.csv", ck[30]),
-        ("is a directory", "not an audio file"),
-        id="directory-as-input",
+        ("no audio files", ".wav"),
+        id="directory-without-audio",
     ),
     pytest.param(
         lambda inp, out, ck: _infer_args(_tone(inp), out / "anim.csv", ck[30], "--fps", "25"),

@@ -1,0 +1,133 @@
+"""One audio file to one animation file, with a model loaded once: what `a2bs infer` does for a single
+file, and what each batch worker does for every file it is given (`cli/batch.py`).
+
+`EngineSpec` is the picklable description a worker receives (which backend, checkpoint or bundle, and
+the inference options); `Engine` is the loaded model; `Engine.write` streams one file into an atomic
+writer and names a NaN or infinite output's real cause.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from a2bs.core.animation_io import open_writer
+from a2bs.core.errors import A2BSError, raise_if_interrupted
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    backend: str = "torch"  # torch | tflite | coreml
+    checkpoint: Path | None = None  # torch: a checkpoint folder (default: the bundled one)
+    fps: int | None = None
+    bundle: Path | None = None  # tflite / coreml: a folder made by a2bs-convert
+    variant: str | None = None
+    stride: int = 1
+    emotion_refresh: float | None = None
+    emotion_from: Path | None = None
+
+
+@dataclass
+class Animation:
+    fps: int
+    n_frames: int
+    duration_s: float
+    label: str  # what produced it, for messages: "trained", "UNTRAINED", "tflite dynamic_int8"
+    metadata: dict[str, Any]
+    chunks: Callable[[Callable[[int], None]], Iterator[np.ndarray]]
+
+
+@dataclass
+class Written:
+    output: Path
+    fps: int
+    n_frames: int
+    duration_s: float
+    seconds: float
+    label: str
+    kept: list[np.ndarray] = field(default_factory=list)  # the first `keep_frames` frames, for a plot/preview
+
+
+class Engine:
+    """A model loaded once (a torch checkpoint, or a bundle's artifacts) that animates file after file."""
+
+    def __init__(self, spec: EngineSpec, load_checkpoint: Callable[[Path | None, int | None], Any]) -> None:
+        self.spec = spec
+        self.threads_note = ""
+        if spec.backend == "torch":
+            from a2bs.core.threads import free_cores, set_torch_threads
+
+            self.ckpt = load_checkpoint(spec.checkpoint, spec.fps)
+            n = set_torch_threads("inference")
+            self.threads_note = f", {n} torch thread{'s' * (n > 1)} of {free_cores()} free cores"
+            self.fps = self.ckpt.fps
+        else:
+            from a2bs.runtime.manifest import load_manifest
+
+            if spec.bundle is None:
+                raise A2BSError(f"--backend {spec.backend} needs --bundle DIR (a folder made by a2bs-convert)")
+            self.fps = int(load_manifest(spec.bundle)["fps"])
+            if spec.fps is not None and spec.fps != self.fps:
+                raise A2BSError(f"{spec.bundle} is a {self.fps} fps bundle: drop --fps or pass --fps {self.fps}")
+            self.threads_note = ", 1 runtime thread"
+
+    def animate(self, audio: Path) -> Animation:
+        spec = self.spec
+        emotion_from = str(spec.emotion_from) if spec.emotion_from else None
+        if spec.backend == "torch":
+            from a2bs.core.inference import iter_blendshapes, plan
+
+            the_plan = plan(audio, self.fps, spec.stride, spec.emotion_refresh, spec.emotion_from)
+            metadata = {"audio": str(audio), "checkpoint": self.ckpt.source, "trained": self.ckpt.trained,
+                        "stride": spec.stride, "emotion_from": emotion_from}  # fmt: skip
+            return Animation(self.fps, the_plan.n_frames, the_plan.info.duration_s,
+                             "trained" if self.ckpt.trained else "UNTRAINED", metadata,
+                             lambda update: iter_blendshapes(audio, self.ckpt, the_plan, progress=update))  # fmt: skip
+        from a2bs.core.audio import probe
+        from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
+
+        fps, n_frames, frames = iter_bundle_blendshapes(audio, spec.bundle, spec.backend, spec.variant,
+                                                        emotion_from=spec.emotion_from)  # fmt: skip
+        metadata = {"audio": str(audio), "bundle": str(spec.bundle), "backend": spec.backend,
+                    "variant": spec.variant, "emotion_from": emotion_from}  # fmt: skip
+
+        def chunks(update: Callable[[int], None]) -> Iterator[np.ndarray]:
+            for chunk in frames:
+                update(len(chunk))
+                yield chunk
+
+        return Animation(fps, n_frames, probe(audio).duration_s, f"{spec.backend} {spec.variant or 'default'}",
+                         metadata, chunks)  # fmt: skip
+
+    def write(self, audio: Path, output: Path, *, force: bool = False,
+              progress: Callable[[int], None] | None = None, keep_frames: int = 0) -> Written:  # fmt: skip
+        """Animate `audio` into `output` (atomic: a complete file or none). `progress(n)` gets frame counts."""
+        started = time.perf_counter()
+        animation = self.animate(audio)
+        written = Written(output, animation.fps, animation.n_frames, animation.duration_s, 0.0, animation.label)
+        kept = 0
+        with open_writer(output, animation.fps, animation.n_frames, force=force, metadata=animation.metadata) as w:
+            for chunk in animation.chunks(progress or (lambda _n: None)):
+                raise_if_interrupted()
+                check_finite(chunk, w.frames_written, audio, animation.label)
+                w.write(chunk)
+                if kept < keep_frames:
+                    written.kept.append(chunk[: keep_frames - kept])
+                    kept += len(written.kept[-1])
+        written.seconds = time.perf_counter() - started
+        return written
+
+
+def check_finite(chunk: np.ndarray, first_frame: int, audio: Path, label: str) -> None:
+    """Name the real cause of a NaN or infinite output: the model (its weights or extreme audio), not the
+    output file the writer would otherwise blame."""
+    bad = ~np.isfinite(chunk)
+    if bad.any():
+        frame = first_frame + int(np.argwhere(bad)[0][0])
+        raise A2BSError(f"the model ({label}) produced NaN or infinite values at frame {frame} for {audio}: "
+                        "its weights are broken or out of range (nothing was written)")  # fmt: skip
