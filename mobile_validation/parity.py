@@ -15,9 +15,10 @@ import numpy as np
 
 from a2bs.core import constants as C
 from a2bs.core.audio import load_audio
-from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, MOUTH_CRITICAL
+from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, MOUTH_CRITICAL
 from a2bs.core.emotion import emotion_features_for_file
 from a2bs.core.plots import plot_curves, plot_error_map
+from a2bs.core.preview import render_preview
 from a2bs.core.threads import Progress
 from a2bs.mobile_validation.checks import Check, not_run, short
 from a2bs.runtime.bundle_inference import model_runner
@@ -29,6 +30,8 @@ STREAM_CHUNKS = [1, 7, 160, 333, 1024, 4000, 17, 2]  # irregular PCM pieces, cyc
 STREAM_CHECK_S = 4.0  # seconds of the first clip replayed for the streaming check
 WORST_FRAMES = 5
 ACTIVE_STD = 0.01  # a shape whose reference moves less than this has no meaningful correlation
+PREVIEW_S = 4.0  # seconds of the first clip in the report's face video (default variant beside the reference)
+PREVIEW_FACE_PX = 320  # per face: small enough to embed in report.html
 
 
 SPREAD_FLOOR = 0.01  # a shape's error is measured against at least this spread (a still shape is not free)
@@ -218,9 +221,13 @@ def run_parity(
                 continue
             first = units == "CPU_ONLY"
             check = _blendshape_check(entry, platform, clips, outputs, fps, runtime, plot_dir if first else None)
+            default = first and variant == manifest["default_variant"]
+            if default and check.runtime != "not run":
+                progress(f"preview: the PyTorch reference and {entry['path']} side by side")
+                check.details["preview"] = _preview(plot_dir, variant, runtime, clips[0], outputs[0], fps)
             checks.append(check)
             plots += check.details.get("plots", [])
-            if first and variant == manifest["default_variant"]:
+            if default:
                 checks.append(_streaming_check(manifest, front, step, clips[0], outputs[0], entry, runtime))
     return plots
 
@@ -258,6 +265,27 @@ def _blendshape_check(entry: dict[str, Any], platform: str, clips: list[_Clip], 
                      "correlation": metrics["correlation"], "worst_frames": _worst_frames(clips, outputs, fps),
                      "frames": len(got), "clips": [c.name for c in clips], "plots": plots,
                  })  # fmt: skip
+
+
+def _preview(plot_dir: Path, variant: str, runtime: str, clip: _Clip, got: np.ndarray, fps: int) -> dict[str, Any]:
+    """A face video of about PREVIEW_S seconds of `clip` with its sound, the PyTorch reference beside the
+    artifact, where the reference's jaw moves most (speech, not the silence around it). A preview that cannot
+    be rendered is a note in the report, never a failed check: it is evidence for a person, not a gate."""
+    name = f"preview_{variant}.mp4"
+    try:
+        n = min(len(clip.reference), round(PREVIEW_S * fps))
+        jaw = clip.reference[:, INDEX["jawOpen"]]
+        motion = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(jaw, prepend=jaw[:1])))])
+        start = int(np.argmax(motion[n:] - motion[: len(motion) - n]))
+        a0, a1 = (round(k * C.SAMPLE_RATE / fps) for k in (start, start + n))
+        span = f"{start / fps:.2f}-{(start + n) / fps:.2f} s"
+        render_preview([clip.reference[start : start + n], got[start : start + n]], fps, plot_dir / name,
+                       clip.audio[a0:a1], labels=["PyTorch reference", f"{variant} ({runtime})"],
+                       title=f"{clip.name}, {span}", size=PREVIEW_FACE_PX)  # fmt: skip
+    except Exception as exc:  # any failure of the preview is reported, and validation goes on
+        return {"path": None, "variant": variant, "note": f"face preview not rendered: {short(exc)}"}
+    return {"path": f"{PLOTS_DIR}/{name}", "variant": variant, "clip": clip.name, "span": span, "frames": n,
+            "note": ""}  # fmt: skip
 
 
 def _front_end_parity(bundle: Path, entry: dict[str, Any], manifest: dict[str, Any], clips: list[_Clip],

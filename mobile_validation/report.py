@@ -1,4 +1,5 @@
-"""The human report of a validation run: one self-contained HTML page (plots embedded) from report.json."""
+"""The human report of a validation run: one self-contained HTML page (plots and the face preview embedded)
+from report.json."""
 
 from __future__ import annotations
 
@@ -112,6 +113,25 @@ def _plots(data: dict[str, Any], bundle: Path) -> str:
     return "<h2>Plots</h2>" + "".join(parts) if parts else ""
 
 
+def _previews(data: dict[str, Any], bundle: Path) -> str:
+    """The face videos (embedded, so the page stays self-contained, and linked), or why one is missing."""
+    parts = []
+    for preview in data.get("previews", []):
+        path = bundle / preview["path"] if preview.get("path") else None
+        if path is None or not path.is_file():
+            parts.append(f"<p class=na>{html.escape(preview.get('note') or 'face preview missing')}</p>")
+            continue
+        encoded = base64.b64encode(path.read_bytes()).decode()
+        rel = html.escape(preview["path"])
+        parts.append(
+            f"<figure><video controls preload='metadata' src='data:video/mp4;base64,{encoded}'></video>"
+            f"<figcaption>The PyTorch reference (left) and {html.escape(preview['variant'])} (right) on "
+            f"{html.escape(preview['clip'])}, {html.escape(preview['span'])}, with its sound: "
+            f"<a href='{rel}'>{rel}</a></figcaption></figure>"
+        )
+    return "<h3>Face preview</h3>" + "".join(parts) if parts else ""
+
+
 def _thresholds(data: dict[str, Any]) -> str:
     t = data["thresholds"]
     rows = [[name, _fmt(v["mae"]), _fmt(v["max_abs"]), f"{v['psnr_db']:g} dB", f"{v['min_correlation']:g}",
@@ -135,7 +155,7 @@ def _thresholds(data: dict[str, Any]) -> str:
 
 
 def render_html(data: dict[str, Any], bundle: Path) -> str:
-    """The report page; `bundle` is where the plots referenced by `data["plots"]` live."""
+    """The report page; `bundle` is where the plots and previews referenced by `data` live."""
     failed = [c for c in data["checks"] if not c["passed"]]
     verdict = "PASSED" if data["passed"] else f"FAILED ({len(failed)} of {len(data['checks'])} checks)"
     machine = data["machine"]
@@ -155,7 +175,7 @@ td, th {{ border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-a
 th {{ background: #f2f2f2; }} .ok {{ color: #087f23; }} .bad {{ color: #c62828; }} .na {{ color: #8a6d00; }}
 .verdict {{ font-size: 1.4em; padding: 0.4em 0.8em; display: inline-block;
            background: {'#e6f4ea' if data['passed'] else '#fdecea'}; }}
-img {{ max-width: 100%; }} figure {{ margin: 1em 0; }}
+img, video {{ max-width: 100%; }} figure {{ margin: 1em 0; }}
 </style></head><body>
 <h1>a2bs validation: {data['platform']} bundle, {data['fps']} fps</h1>
 <p class="verdict">{verdict}</p>
@@ -166,6 +186,7 @@ Speech: {html.escape(clips)}. Every figure names the runtime that produced it.
 {f'<h2>Failures</h2><ul>{failures}</ul>' if failures else ''}
 <h2>Checks</h2>{_checks_table(data['checks'])}
 <h2>Parity against PyTorch</h2>{_parity_section(data['checks'])}
+{_previews(data, bundle)}
 {_latency_section(data['checks'])}
 <p>{ON_DEVICE[data['platform']]}</p>
 {_thresholds(data)}

@@ -312,19 +312,21 @@ def report_json(report: Report) -> dict[str, Any]:
         "skipped": report.skipped,
         "checks": [asdict(c) for c in report.checks],
         "plots": report.plots,
+        "previews": [c.details["preview"] for c in report.checks if c.details.get("preview")],
     }
 
 
 def _write(report: Report, plot_dir: Path) -> None:
-    """report.json, report.html, the plots and manifest["validation"], each replaced atomically."""
+    """report.json, report.html, the plots (and face previews) and manifest["validation"], each replaced
+    atomically."""
 
     bundle = report.bundle
     data = report.data = report_json(report)
-    pngs = sorted(plot_dir.glob("*.png"))
+    figures = sorted(plot_dir.glob("*.png")) + sorted(plot_dir.glob("*.mp4"))
     staged = staging_dir(bundle / PLOTS_DIR)  # replaced even when empty: no stale plots from an earlier run
     try:
-        for png in pngs:
-            os.replace(png, staged / png.name)
+        for figure in figures:
+            os.replace(figure, staged / figure.name)
         replace_dir(staged, bundle / PLOTS_DIR)
     except BaseException:  # a signal mid-way leaves no staging folder in the bundle
         shutil.rmtree(staged, ignore_errors=True)
