@@ -18,6 +18,7 @@ Where the work runs:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from a2bs.cli.animate import Engine, EngineSpec
-from a2bs.core.errors import A2BSError, AudioError, raise_if_interrupted
+from a2bs.core.errors import A2BSError, AudioError, raise_if_interrupted, signals_raise
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
 LIST_SUFFIXES = (".txt", ".lst")
@@ -132,15 +133,16 @@ def animate_job(job: Job, spec: EngineSpec, force: bool) -> Outcome:
     return outcome
 
 
+_worker_signals: list[contextlib.AbstractContextManager[list[int]]] = []
+
+
 def _worker_init() -> None:
-    """A local worker process: one torch thread, and SIGTERM unwinds like Ctrl-C so a file being written is
-    removed, never left half-written. SIGINT from the terminal reaches the workers too."""
+    """A local worker process: one torch thread; SIGINT and SIGTERM unwind the file being written (its temp
+    file is removed, never left half-written), also when the signal lands inside openSMILE's C callback,
+    whose exception Python would only print: `signals_raise` records it and the next chunk raises it."""
     os.environ["OMP_NUM_THREADS"] = "1"
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    _worker_signals.append(signals_raise())  # kept referenced: collecting it would restore the old handlers
+    _worker_signals[0].__enter__()  # for the life of the worker
 
 
 # --- running a batch -----------------------------------------------------------------------------
@@ -173,8 +175,9 @@ def run_batch(inputs: list[Path], out_dir: Path, spec: EngineSpec, *, output_for
     echo(f"batch: {len(jobs)} files, {len(todo)} to animate ({sum(durations.values()) / 3600:.2f} h of audio) "
          f"on {where}; {sum(o.status == 'skipped' for o in outcomes)} finished before")  # fmt: skip
     try:
-        with _progress_bar(sum(durations.values()), len(todo), show_progress) as advance:
-            for outcome in _run(todo, spec, force, workers, dask):
+        results = _run(todo, spec, force, workers, dask)
+        with _progress_bar(sum(durations.values()), len(todo), show_progress) as advance, contextlib.closing(results):
+            for outcome in results:  # closing: a Ctrl-C landing here still stops the workers before we exit
                 outcomes.append(outcome)
                 advance(durations.get(Path(outcome.source), 0.0), outcome)
     finally:  # also on Ctrl-C: the report says what was finished, the next run resumes from there
@@ -293,7 +296,8 @@ def _write_report(out_dir: Path, jobs: list[Job], outcomes: list[Outcome], spec:
         "dask": dask,
         "seconds": round(seconds, 2),
         "totals": {s: sum(r["status"] == s for r in rows) for s in ("written", "skipped", "failed", "not run")},
-        "audio_hours_written": round(sum(r["audio_s"] for r in written) / 3600, 4),
+        "audio_seconds_written": round(sum(r["audio_s"] for r in written), 2),
+        "audio_hours_written": round(sum(r["audio_s"] for r in written) / 3600, 6),
         "files": rows,
     }
     write_text_atomic(out_dir / REPORT, json.dumps(report, indent=1) + "\n")
