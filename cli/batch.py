@@ -119,13 +119,21 @@ def _engine(spec: EngineSpec) -> Engine:
     return _engines[spec]
 
 
-def animate_job(job: Job, spec: EngineSpec, force: bool) -> Outcome:
-    """Animate one file; any expected problem becomes a failed Outcome (the batch goes on)."""
+def animate_job(job: Job, spec: EngineSpec, force: bool, preview: bool = False) -> Outcome:
+    """Animate one file (and render its preview beside it); any expected problem becomes a failed Outcome
+    (the batch goes on)."""
     outcome = Outcome(str(job.source), str(job.output), "written", worker=f"pid {os.getpid()}")
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        written = _engine(spec).write(job.source, job.output, force=force)
+        written = _engine(spec).write(job.source, job.output, force=force, keep_frames=2**62 if preview else 0)
         outcome.audio_s, outcome.seconds = written.duration_s, written.seconds
+        if preview:
+            import numpy as np
+
+            from a2bs.core.preview import render_preview
+
+            render_preview(np.concatenate(written.kept), written.fps, job.output.with_suffix(".mp4"), job.source,
+                           labels=[written.label], title=job.source.name, force=True)  # fmt: skip
     except (A2BSError, AudioError) as exc:
         outcome.status, outcome.reason = "failed", str(exc)
     except OSError as exc:
@@ -149,7 +157,7 @@ def _worker_init() -> None:
 
 
 def run_batch(inputs: list[Path], out_dir: Path, spec: EngineSpec, *, output_format: str = "csv", workers: int = 1,
-              dask: str | None = None, force: bool = False, show_progress: bool = False,
+              dask: str | None = None, force: bool = False, previews: bool = False, show_progress: bool = False,
               echo: Callable[[str], None] = print) -> list[Outcome]:  # fmt: skip
     """Animate every input; returns the failures (also in OUT_DIR/batch_report.json)."""
     from a2bs.core.audio import probe
@@ -161,7 +169,7 @@ def run_batch(inputs: list[Path], out_dir: Path, spec: EngineSpec, *, output_for
     todo: list[Job] = []
     durations: dict[Path, float] = {}
     for job in jobs:
-        if job.output.exists() and not force:
+        if job.output.exists() and (not previews or job.output.with_suffix(".mp4").exists()) and not force:
             outcomes.append(Outcome(str(job.source), str(job.output), "skipped", "finished before (--force redoes)"))
             continue
         try:
@@ -175,7 +183,7 @@ def run_batch(inputs: list[Path], out_dir: Path, spec: EngineSpec, *, output_for
     echo(f"batch: {len(jobs)} files, {len(todo)} to animate ({sum(durations.values()) / 3600:.2f} h of audio) "
          f"on {where}; {sum(o.status == 'skipped' for o in outcomes)} finished before")  # fmt: skip
     try:
-        results = _run(todo, spec, force, workers, dask)
+        results = _run(todo, spec, force or previews, previews, workers, dask)
         with _progress_bar(sum(durations.values()), len(todo), show_progress) as advance, contextlib.closing(results):
             for outcome in results:  # closing: a Ctrl-C landing here still stops the workers before we exit
                 outcomes.append(outcome)
@@ -193,27 +201,29 @@ def run_batch(inputs: list[Path], out_dir: Path, spec: EngineSpec, *, output_for
     return failures
 
 
-def _run(todo: list[Job], spec: EngineSpec, force: bool, workers: int, dask: str | None) -> Iterator[Outcome]:
+def _run(todo: list[Job], spec: EngineSpec, force: bool, preview: bool, workers: int,
+         dask: str | None) -> Iterator[Outcome]:  # fmt: skip
     if not todo:
         return
     if dask:
-        yield from _run_dask(todo, spec, force, workers, dask)
+        yield from _run_dask(todo, spec, force, preview, workers, dask)
     elif workers > 1:
-        yield from _run_processes(todo, spec, force, workers)
+        yield from _run_processes(todo, spec, force, preview, workers)
     else:
         for job in todo:
             raise_if_interrupted()
-            yield animate_job(job, spec, force)
+            yield animate_job(job, spec, force, preview)
 
 
-def _run_processes(todo: list[Job], spec: EngineSpec, force: bool, workers: int) -> Iterator[Outcome]:
+def _run_processes(todo: list[Job], spec: EngineSpec, force: bool, preview: bool,
+                   workers: int) -> Iterator[Outcome]:  # fmt: skip
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")  # a clean interpreter each: no state forked from this one
     pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=context, initializer=_worker_init)
     try:
-        futures = [pool.submit(animate_job, job, spec, force) for job in todo]
+        futures = [pool.submit(animate_job, job, spec, force, preview) for job in todo]
         for future in as_completed(futures):
             yield future.result()
     except BaseException:
@@ -227,7 +237,8 @@ def _run_processes(todo: list[Job], spec: EngineSpec, force: bool, workers: int)
     pool.shutdown(wait=True)
 
 
-def _run_dask(todo: list[Job], spec: EngineSpec, force: bool, workers: int, address: str) -> Iterator[Outcome]:
+def _run_dask(todo: list[Job], spec: EngineSpec, force: bool, preview: bool, workers: int,
+              address: str) -> Iterator[Outcome]:  # fmt: skip
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -243,7 +254,7 @@ def _run_dask(todo: list[Job], spec: EngineSpec, force: bool, workers: int, addr
                         ) from None
     futures = []
     try:
-        futures = client.map(animate_job, todo, spec=spec, force=force, pure=False)
+        futures = client.map(animate_job, todo, spec=spec, force=force, preview=preview, pure=False)
         for future in as_completed(futures):
             yield future.result()
     except BaseException:

@@ -66,6 +66,14 @@ def infer(
                      "take in the style you want."),
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="Also save a PNG of the mouth-critical curves.")] = None,
+    preview: Annotated[
+        Path | None,
+        typer.Option(help="Also render an .mp4 of a face driven by the curves, with the sound (several inputs: "
+                          "--previews)."),
+    ] = None,
+    previews: Annotated[
+        bool, typer.Option("--previews", help="Several inputs: an .mp4 preview beside each animation.")
+    ] = False,
     output_format: Annotated[
         str, typer.Option("--format", help="Several inputs: the output format, csv, json or npy.")
     ] = "csv",
@@ -102,19 +110,21 @@ def infer(
     if is_batch(inputs):
         from a2bs.cli.batch import run_batch
 
-        if plot is not None:
-            raise A2BSError("--plot goes with one input file; a batch writes only animations and batch_report.json")
+        if plot is not None or preview is not None:
+            raise A2BSError("--plot and --preview go with one input file; for several use --previews")
         failures = run_batch(inputs, output or Path("out"), spec, output_format=output_format, workers=workers,
-                             dask=dask, force=force, show_progress=show, echo=typer.echo)  # fmt: skip
+                             dask=dask, force=force, previews=previews, show_progress=show,
+                             echo=typer.echo)  # fmt: skip
         if failures:
             raise typer.Exit(1)
         return
-    if workers != 1 or dask is not None:
-        raise A2BSError("--workers and --dask go with several inputs (files, folders or a list file)")
-    _infer_one(inputs[0], output, spec, plot, force, show)
+    if workers != 1 or dask is not None or previews:
+        raise A2BSError("--workers, --dask and --previews go with several inputs (files, folders or a list file)")
+    _infer_one(inputs[0], output, spec, plot, preview, force, show)
 
 
-def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, force: bool, show: bool) -> None:
+def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, preview: Path | None, force: bool,
+               show: bool) -> None:  # fmt: skip
     from tqdm import tqdm
 
     from a2bs.cli.animate import Engine
@@ -137,8 +147,10 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, f
         check_output_path(output, force=force)
     if plot is not None:
         _check_plot_path(plot, force)
+    if preview is not None:
+        _check_preview_path(preview, force)
     inputs = {"the input audio": audio, "--emotion-from": spec.emotion_from}
-    for what, written in (("-o", output), ("--plot", plot)):
+    for what, written in (("-o", output), ("--plot", plot), ("--preview", preview)):
         _refuse_overwriting_inputs(what, written, inputs)
     engine = Engine(spec, load_model)
     if default_output:  # the default output folder is created only once everything else checked out
@@ -148,8 +160,8 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, f
             raise A2BSError(f"cannot create the output folder {output.parent}: {exc.strerror}; pass -o") from None
     total = n_output_frames(early_plan.info, engine.fps)
     with tqdm(total=total, unit="frame", disable=not show, desc="a2bs infer", file=sys.stderr) as bar:
-        written = engine.write(audio, output, force=force, progress=bar.update,
-                               keep_frames=60 * engine.fps if plot is not None else 0)  # fmt: skip
+        keep = total if preview is not None else 60 * engine.fps if plot is not None else 0
+        written = engine.write(audio, output, force=force, progress=bar.update, keep_frames=keep)
     duration = written.duration_s
     typer.echo(
         f"wrote {output}: {written.n_frames} frames at {written.fps} fps for {duration:.2f} s of audio "
@@ -161,10 +173,19 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, f
         from a2bs.core.plots import plot_curves
 
         try:
-            plot_curves(np.concatenate(written.kept), written.fps, plot, title=f"{audio.name} ({written.label})")
+            plot_curves(np.concatenate(written.kept)[: 60 * written.fps], written.fps, plot,
+                        title=f"{audio.name} ({written.label})")  # fmt: skip
         except OSError as exc:
             raise A2BSError(f"cannot write --plot {plot}: {exc.strerror or exc} ({output} was written)") from None
         typer.echo(f"wrote {plot}")
+    if preview is not None and written.kept:
+        import numpy as np
+
+        from a2bs.core.preview import render_preview
+
+        render_preview(np.concatenate(written.kept), written.fps, preview, audio, labels=[written.label],
+                       title=audio.name, force=force)  # fmt: skip
+        typer.echo(f"wrote {preview}")
 
 
 def _refuse_overwriting_inputs(what: str, written: Path | None, inputs: dict[str, Path | None]) -> None:
@@ -175,6 +196,15 @@ def _refuse_overwriting_inputs(what: str, written: Path | None, inputs: dict[str
     for name, path in inputs.items():
         if path is not None and path.exists() and os.path.samefile(written, path):
             raise A2BSError(f"{what} {written} is {name} ({path}): choose another output path")
+
+
+def _check_preview_path(preview: Path, force: bool) -> None:
+    if preview.suffix.lower() != ".mp4":
+        raise A2BSError(f"--preview must end in .mp4, got {preview.name}")
+    if preview.exists() and not force:
+        raise A2BSError(f"{preview} exists: pass --force to overwrite")
+    if not preview.parent.is_dir():
+        raise A2BSError(f"folder {preview.parent} does not exist: create it first (mkdir -p {preview.parent})")
 
 
 def _check_plot_path(plot: Path, force: bool) -> None:

@@ -200,3 +200,25 @@ def test_ctrl_c_in_the_middle_keeps_finished_files_and_resumes(tmp_path: Path, c
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{len(finished)} skipped" in done.stdout
     assert len(list(out.glob("lines/*.csv"))) == 8
+
+
+def test_previews_single_and_batch(tmp_path: Path, checkpoint_dirs: dict[int, Path], monkeypatch, capsys) -> None:
+    import imageio_ffmpeg
+
+    lines = tmp_path / "lines"
+    lines.mkdir()
+    one = write_tone(lines, "one.wav", seconds=0.8)
+    write_tone(lines, "two.wav", seconds=0.5)
+    base = ("--checkpoint", checkpoint_dirs[30], "--no-progress")
+    code, _, err = run(monkeypatch, capsys, "infer", one, "-o", tmp_path / "one.csv", "--preview",
+                       tmp_path / "one.mp4", *base)  # fmt: skip
+    assert code == 0, err
+    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "one.mp4"))
+    assert frames == 24 and seconds == pytest.approx(0.8, abs=0.05)  # ceil(0.8 * 30) frames at 30 fps
+    code, _, err = run(monkeypatch, capsys, "infer", one, "-o", tmp_path / "x.csv", "--preview",
+                       tmp_path / "one.gif", *base)  # fmt: skip
+    assert code == 2 and "--preview must end in .mp4" in err and not (tmp_path / "x.csv").exists()
+    out = tmp_path / "out"
+    code, _, err = run(monkeypatch, capsys, "infer", lines, "-o", out, "--previews", *base)
+    assert code == 0, err
+    assert _tree(out) == [REPORT, "lines/one.csv", "lines/one.mp4", "lines/two.csv", "lines/two.mp4"]
