@@ -9,7 +9,7 @@ STAMP := $(VENV)/.a2bs-installed
 # the Android sample's JVM-only engine logic for its tests.
 APT_PACKAGES := espeak-ng kotlin
 
-.PHONY: demo test setup bench clean
+.PHONY: demo test setup bench clean shipped-models
 
 setup: $(STAMP)
 
@@ -45,6 +45,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_infer.py
 	$(BIN)/python benchmarks/bench_artifacts.py
 	$(BIN)/python benchmarks/bench_articulation.py
+
+# The LiteRT fp16 models of the default checkpoints that `a2bs infer` runs without torch (runtime/assets).
+# Rebuild after retraining a default checkpoint; tests/test_shipped_models.py fails until you do.
+shipped-models: $(STAMP)
+	for fps in 30 60; do $(BIN)/a2bs-convert android --checkpoint core/assets/checkpoints/default-$${fps}fps \
+		--quantize fp16 --only --out runtime/assets/default-$${fps}fps --force --no-validate; done
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -18,6 +18,7 @@ import numpy as np
 
 from a2bs.core.animation_io import open_writer
 from a2bs.core.errors import A2BSError, raise_if_interrupted
+from a2bs.runtime.manifest import SHIPPED_DIR
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,19 @@ class Engine:
             self.threads_note = f", {n} torch thread{'s' * (n > 1)} of {free_cores()} free cores"
             self.fps = self.ckpt.fps
         else:
+            import os
+
             from a2bs.runtime.manifest import load_manifest
+
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # LiteRT's "INFO: Created ... delegate" lines
 
             if spec.bundle is None:
                 raise A2BSError(f"--backend {spec.backend} needs --bundle DIR (a folder made by a2bs-convert)")
             self.fps = int(load_manifest(spec.bundle)["fps"])
             if spec.fps is not None and spec.fps != self.fps:
                 raise A2BSError(f"{spec.bundle} is a {self.fps} fps bundle: drop --fps or pass --fps {self.fps}")
-            self.threads_note = ", 1 runtime thread"
+            shipped = spec.bundle.resolve().parent == SHIPPED_DIR
+            self.threads_note = f", {'the shipped LiteRT model' if shipped else spec.backend}, 1 thread"
 
     def animate(self, audio: Path) -> Animation:
         spec = self.spec

@@ -37,6 +37,9 @@ def convert(
     install_into: Annotated[
         Path | None, typer.Option(help="Sample app folder (ios_sample, android_sample): copy the bundle into it.")
     ] = None,
+    only: Annotated[
+        bool, typer.Option("--only", help="Just the --quantize variant, as the bundle's default.")
+    ] = False,
     strict_latency: Annotated[
         bool | None,
         typer.Option(help="Validation also fails on the absolute per-frame budget and on an inconclusive latency "
@@ -57,7 +60,7 @@ def convert(
     if install_into is not None and not validate:
         raise A2BSError("--install-into installs only a bundle that passed validation: drop --no-validate")
     target, clip = install_target(install_into, platform, force) if install_into else (None, "")
-    variants = resolve_variants(platform, quantize)
+    variants = resolve_variants(platform, quantize, only)
     ckpt = load_model(checkpoint, fps)
     started = time.perf_counter()
 

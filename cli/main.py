@@ -26,6 +26,7 @@ DEFAULT_CLIP = "speech_en_us.wav"
 
 
 class Backend(StrEnum):
+    auto = "auto"
     torch = "torch"
     tflite = "tflite"
     coreml = "coreml"
@@ -49,8 +50,11 @@ def infer(
         typer.Option(help="Checkpoint folder (config.json + model.safetensors). Default: bundled."),
     ] = None,
     backend: Annotated[
-        Backend, typer.Option(help="torch (reference), or a bundle's artifacts: tflite (LiteRT), coreml (macOS).")
-    ] = Backend.torch,
+        Backend,
+        typer.Option(help="auto: the shipped LiteRT model of the default checkpoint (no torch: small and fast), or "
+                          "PyTorch when --checkpoint, --stride or --emotion-refresh ask for it; torch (the reference); "
+                          "a bundle's artifacts: tflite (LiteRT), coreml (macOS)."),
+    ] = Backend.auto,
     bundle: Annotated[Path | None, typer.Option(help="Bundle folder for --backend tflite/coreml.")] = None,
     variant: Annotated[str | None, typer.Option(help="Bundle variant (default: the bundle's default).")] = None,
     stride: Annotated[
@@ -98,8 +102,16 @@ def infer(
     # Every cheap check first (audio, options, output paths), so mistakes fail before the model loads.
     if fps is not None and fps not in SUPPORTED_FPS:
         raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
-    if backend == Backend.torch and (bundle is not None or variant is not None):
+    if backend in (Backend.auto, Backend.torch) and (bundle is not None or variant is not None):
         raise A2BSError("--bundle and --variant go with --backend tflite or coreml")
+    if backend == Backend.auto:
+        from a2bs.runtime.manifest import shipped_bundle
+
+        shipped = shipped_bundle(fps or 30)
+        if checkpoint is None and stride == 1 and emotion_refresh is None and (shipped / "manifest.json").is_file():
+            backend, bundle = Backend.tflite, shipped
+        else:
+            backend = Backend.torch
     if backend != Backend.torch:
         if bundle is None:
             raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")

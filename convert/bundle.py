@@ -35,18 +35,22 @@ FORMAT = "a2bs-bundle"
 FORMAT_VERSION = 1
 
 
-def resolve_variants(platform: str, quantize: str | None) -> list[str]:
-    """--quantize VARIANT|all (default: the platform's default variant) -> variants, default first."""
+def resolve_variants(platform: str, quantize: str | None, only: bool = False) -> list[str]:
+    """--quantize VARIANT|all (default: the platform's default variant) -> variants, the bundle's default
+    first. `only`: just VARIANT, which becomes the bundle's default (e.g. the fp16 model shipped inside
+    a2bs for torch-free inference)."""
     if platform not in PLATFORMS:
         raise A2BSError(f"unknown platform {platform!r}: use ios or android")
     variants, default = platform_variants(platform), default_variant(platform)
+    if only and quantize in (None, "all"):
+        raise A2BSError("--only needs --quantize VARIANT: the one variant the bundle holds")
     if quantize is None:
         return [default]
     if quantize == "all":
         return [default, *(v for v in variants if v != default)]
     if quantize not in variants:
         raise A2BSError(f"unknown {platform} variant {quantize!r}: use one of {', '.join(variants)} or all")
-    return [quantize] if quantize == default else [default, quantize]
+    return [quantize] if quantize == default or only else [default, quantize]
 
 
 def check_out_dir(out: Path, force: bool) -> None:
@@ -204,13 +208,14 @@ def build_bundle(
     platform: str, ckpt: Checkpoint, variants: list[str], out: Path, *, force: bool = False,
     progress: Progress = print, check: Callable[[Path], bool] | None = None,
 ) -> BundleResult:  # fmt: skip
-    """Convert every variant, write manifest.json and README.md in a staging folder beside `out`, run
+    """Convert every variant (the first is the bundle's default), write manifest.json and README.md in a
+    staging folder beside `out`, run
     `check` on it (validation) and only if that passes move it into place; a bundle that fails goes to
     `rejected_dir(out)` and `out` is left untouched. A lock keeps concurrent builds of `out` apart; an
     interruption (SIGINT/SIGTERM) or error removes the staging folder."""
     started = time.perf_counter()
     check_out_dir(out, force)
-    default = default_variant(platform)
+    default = variants[0]
     out.parent.mkdir(parents=True, exist_ok=True)
     with OutputLock(out):
         tmp = staging_dir(out)

@@ -12,6 +12,16 @@ from a2bs.core.emotion import EmotionStats
 from a2bs.core.errors import A2BSError, Fields, read_json
 
 MANIFEST = "manifest.json"
+# The LiteRT fp16 models of the bundled default checkpoints, shipped inside a2bs: `a2bs infer` runs them by
+# default, without torch. Rebuilt by `make shipped-models` whenever a default checkpoint changes (a test
+# checks their fingerprints against the checkpoints and their parity against PyTorch).
+SHIPPED_DIR = Path(__file__).resolve().parent / "assets"
+
+
+def shipped_bundle(fps: int) -> Path:
+    return SHIPPED_DIR / f"default-{fps}fps"
+
+
 ROLES = ("front_end", "step")
 MAX_FILES = 64
 _SHA256_CHARS = set("0123456789abcdef")
