@@ -160,7 +160,9 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, p
     if plot is not None:
         _check_plot_path(plot, force)
     if preview is not None:
-        _check_preview_path(preview, force)
+        from a2bs.core.preview import check_preview_path
+
+        check_preview_path(preview, force)
     inputs = {"the input audio": audio, "--emotion-from": spec.emotion_from}
     for what, written in (("-o", output), ("--plot", plot), ("--preview", preview)):
         _refuse_overwriting_inputs(what, written, inputs)
@@ -208,15 +210,6 @@ def _refuse_overwriting_inputs(what: str, written: Path | None, inputs: dict[str
     for name, path in inputs.items():
         if path is not None and path.exists() and os.path.samefile(written, path):
             raise A2BSError(f"{what} {written} is {name} ({path}): choose another output path")
-
-
-def _check_preview_path(preview: Path, force: bool) -> None:
-    if preview.suffix.lower() != ".mp4":
-        raise A2BSError(f"--preview must end in .mp4, got {preview.name}")
-    if preview.exists() and not force:
-        raise A2BSError(f"{preview} exists: pass --force to overwrite")
-    if not preview.parent.is_dir():
-        raise A2BSError(f"folder {preview.parent} does not exist: create it first (mkdir -p {preview.parent})")
 
 
 def _check_plot_path(plot: Path, force: bool) -> None:

@@ -58,7 +58,7 @@ from a2bs.core.blendshapes import (
     LIVE_LINK_FACE_ROTATIONS,
 )
 from a2bs.core.errors import A2BSError
-from a2bs.core.files import OutputLock, fsync_dir, umask
+from a2bs.core.files import OutputLock, check_new_file, fsync_dir, umask
 
 __all__ = [
     "FORMATS",
@@ -350,18 +350,7 @@ def check_output_path(path: str | Path, *, force: bool = False) -> Path:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise A2BSError(f"unsupported output format '{path.suffix}': use .csv, .json or .npy")
-    if path.is_dir():
-        raise A2BSError(f"{path} is a directory: give a file path such as {path / ('animation' + suffix)}")
-    parent = path.parent
-    if not parent.exists():
-        raise A2BSError(f"output directory {parent} does not exist: create it first (mkdir -p {parent})")
-    if not parent.is_dir():
-        raise A2BSError(f"{parent} is not a directory, cannot write {path}")
-    if os.path.lexists(path) and not force:
-        raise A2BSError(f"{path} exists: pass --force to overwrite")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise A2BSError(f"cannot write to directory {parent}: permission denied")
-    return path
+    return check_new_file(path, force=force, example="animation")
 
 
 def open_writer(

@@ -175,3 +175,20 @@ def fsync_dir(directory: Path) -> None:
 
 
 # --- reader -------------------------------------------------------------------------------
+
+
+def check_new_file(path: Path, *, force: bool = False, example: str = "output") -> Path:
+    """The checks every writer makes before expensive work: `path` is not a folder, its folder exists and
+    is writable, and no file is there unless `force`. One-line A2BSError otherwise."""
+    if path.is_dir():
+        raise A2BSError(f"{path} is a directory: give a file path such as {path / (example + path.suffix)}")
+    parent = path.parent
+    if not parent.exists():
+        raise A2BSError(f"output directory {parent} does not exist: create it first (mkdir -p {parent})")
+    if not parent.is_dir():
+        raise A2BSError(f"{parent} is not a directory, cannot write {path}")
+    if os.path.lexists(path) and not force:
+        raise A2BSError(f"{path} exists: pass --force to overwrite")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise A2BSError(f"cannot write to directory {parent}: permission denied")
+    return path

@@ -46,7 +46,7 @@ from a2bs.core.audio import stream_audio
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError, raise_if_interrupted
-from a2bs.core.files import OutputLock, fsync_dir, umask
+from a2bs.core.files import OutputLock, check_new_file, fsync_dir, umask
 
 __all__ = ["FaceRenderer", "render_preview"]
 
@@ -331,20 +331,12 @@ def _fit(text: str, width: float, font: Any) -> str:
     return text + "…"
 
 
-def _check_out(out: str | Path, force: bool) -> Path:
+def check_preview_path(out: str | Path, force: bool = False) -> Path:
+    """The checks `render_preview` makes before any drawing, for callers that want them earlier."""
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise A2BSError(f"unsupported preview format '{out.suffix}': the preview is an H.264 video, use .mp4")
-    if out.is_dir():
-        raise A2BSError(f"{out} is a directory: give a file path such as {out / 'preview.mp4'}")
-    parent = out.parent
-    if not parent.is_dir():
-        raise A2BSError(f"output directory {parent} does not exist: create it first (mkdir -p {parent})")
-    if os.path.lexists(out) and not force:
-        raise A2BSError(f"{out} exists: pass --force to overwrite")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise A2BSError(f"cannot write to directory {parent}: permission denied")
-    return out
+    return check_new_file(out, force=force, example="preview")
 
 
 def _check_frames(frames: Any, out: Path) -> list[Any]:
@@ -447,7 +439,7 @@ def render_preview(
     or cut to that length. `progress(frames_done)` is called about once a second of video and at the end.
     Returns `out`. Raises A2BSError (one line) for bad input, an existing `out` without `force`, an
     unwritable folder or an ffmpeg failure; leaves no temp file behind on any error or Ctrl-C."""
-    out = _check_out(out, force)
+    out = check_preview_path(out, force)
     if isinstance(fps, bool) or not isinstance(fps, int | np.integer) or not 1 <= fps <= 240:
         raise A2BSError(f"fps must be an integer in [1, 240], got {fps!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size % 2 or not 64 <= size <= 2048:
