@@ -24,8 +24,9 @@ mel alone, and the only recurrence, the smoothing, shrinks errors.
 full_int8 is the slowest on the CPU. XNNPACK takes the fp32/fp16/dynamic graphs whole (one partition)
 but splits the int8 graph into 12 partitions and leaves the rest to TFLite's reference int8 kernels.
 Keep it for Hexagon DSP/NPU delegates, which need integer activations. fp16 is the variant for the GPU
-delegate. For a model this small (16.7 M MACs per frame), the CPU is the right place: every variant runs
-far inside the 16.7 ms of a 60 fps frame, and a delegate's dispatch cost would eat its speed-up.
+delegate. For a model this small (MACs per frame: docs/ARCHITECTURE.md), the CPU is the right place:
+every variant runs far inside the 16.7 ms of a 60 fps frame, and a delegate's dispatch cost would eat its
+speed-up.
 
 Problems met with litert-torch 0.10 / ai-edge-quantizer 0.10, and their workarounds (all done here):
 * Constant aliasing (litert-torch issue #1061, fix proposed in PR #1063): litert-torch caches inlined constants
