@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from a2bs.core.audio import load_audio
-from a2bs.core.checkpoint import bundled_audio_dir
+from a2bs.core.audio import bundled_audio_dir, load_audio
 from a2bs.core.constants import RTF_TARGET, SAMPLE_RATE
 
 RESULTS = Path(__file__).resolve().parent / "results" / "infer.json"

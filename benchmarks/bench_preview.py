@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from a2bs.core.checkpoint import bundled_audio_dir
+from a2bs.core.audio import bundled_audio_dir
 from a2bs.core.preview import FaceRenderer, render_preview
 from a2bs.mobile_validation.checks import machine_summary
 

@@ -86,7 +86,8 @@ class Engine:
         spec = self.spec
         emotion_from = str(spec.emotion_from) if spec.emotion_from else None
         if spec.backend == "torch":
-            from a2bs.core.inference import iter_blendshapes, plan
+            from a2bs.core.inference import iter_blendshapes
+            from a2bs.core.plan import plan
 
             the_plan = plan(audio, self.fps, spec.stride, spec.emotion_refresh, spec.emotion_from)
             metadata = {"audio": str(audio), "checkpoint": self.ckpt.source, "trained": self.ckpt.trained,

@@ -145,7 +145,7 @@ def install_bundle(bundle: Path, target: Path, clip: str) -> None:
     file-playback mode) into the sample, replacing an installed bundle atomically."""
     import shutil
 
-    from a2bs.core.checkpoint import bundled_audio_dir
+    from a2bs.core.audio import bundled_audio_dir
     from a2bs.core.files import OutputLock, replace_dir, staging_dir
     from a2bs.mobile_validation.parity import PLOTS_DIR
     from a2bs.mobile_validation.validate import REPORT_HTML

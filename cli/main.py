@@ -95,7 +95,7 @@ def infer(
     """Animate audio: write one row of 52 blendshapes per frame at k / fps, for one file or many."""
     from a2bs.cli.animate import EngineSpec
     from a2bs.cli.batch import is_batch
-    from a2bs.core.checkpoint import bundled_audio_dir
+    from a2bs.core.audio import bundled_audio_dir
     from a2bs.core.constants import SUPPORTED_FPS
 
     inputs = audio or [bundled_audio_dir() / DEFAULT_CLIP]
@@ -142,7 +142,7 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, p
     from a2bs.cli.animate import Engine
     from a2bs.core.animation_io import check_output_path
     from a2bs.core.audio import n_output_frames
-    from a2bs.core.inference import plan
+    from a2bs.core.plan import plan
 
     default_output = output is None
     output = output or Path("out") / f"{audio.stem}.csv"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from a2bs.core.audio import load_audio
-from a2bs.core.checkpoint import Checkpoint, bundled_audio_dir
+from a2bs.core.audio import bundled_audio_dir, load_audio
+from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
 from a2bs.core.emotion import emotion_features_at
 

@@ -15,6 +15,7 @@ import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from a2bs.core.errors import AudioError
 
 __all__ = [
     "AudioInfo",
+    "bundled_audio_dir",
     "load_audio",
     "n_output_frames",
     "probe",
@@ -53,6 +55,11 @@ MAX_SAMPLE_MAGNITUDE = 1000.0
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # data sizes written by streaming recorders that never finalised
 # Errors libsndfile/soundfile raise for unreadable or corrupt input (LibsndfileError is a RuntimeError).
 _READ_ERRORS = (sf.LibsndfileError, RuntimeError, EOFError, OSError, ValueError, TypeError, struct.error)
+
+
+def bundled_audio_dir() -> Path:
+    """The real speech clips shipped with a2bs (the default input, calibration and parity audio)."""
+    return Path(str(resources.files("a2bs.core") / "assets" / "audio"))
 
 
 @dataclass(frozen=True)

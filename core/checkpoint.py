@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from a2bs.core.audio import load_audio
+from a2bs.core.audio import bundled_audio_dir, load_audio
 from a2bs.core.constants import N_MELS, SUPPORTED_FPS
 from a2bs.core.emotion import EmotionStats, emotion_features_at_times
 from a2bs.core.errors import CheckpointError, Fields, read_json
@@ -51,10 +51,6 @@ class Checkpoint:
 def default_checkpoint_dir(fps: int) -> Path:
     """Where the bundled default checkpoint for `fps` lives inside the installed package."""
     return Path(str(resources.files("a2bs.core") / "assets" / "checkpoints" / f"default-{fps}fps"))
-
-
-def bundled_audio_dir() -> Path:
-    return Path(str(resources.files("a2bs.core") / "assets" / "audio"))
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path, *, force: bool = False) -> Path:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from a2bs.core import constants as C
-from a2bs.core.audio import probe
+from a2bs.core.audio import bundled_audio_dir, probe
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging_dir, write_text_atomic
 from a2bs.core.threads import Progress, choose_threads, usable_cores
@@ -147,7 +147,6 @@ def _restore_threads(threads: int) -> None:
 
 def _clips(audio: list[Path] | None) -> list[dict[str, Any]]:
     """The bundled clips plus `--audio`, each probed once (a clear AudioError before any slow work)."""
-    from a2bs.core.checkpoint import bundled_audio_dir
 
     clips = []
     for path in sorted(bundled_audio_dir().glob("*.wav")) + [Path(a) for a in audio or []]:

@@ -15,7 +15,8 @@ from a2bs.core.audio import load_audio
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.emotion import emotion_features_at
-from a2bs.core.inference import infer_array, iter_blendshapes, plan
+from a2bs.core.inference import infer_array, iter_blendshapes
+from a2bs.core.plan import plan
 from a2bs.mobile_validation import parity as P
 
 

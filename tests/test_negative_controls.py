@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from a2bs.convert.bundle import sha256, size_bytes
+from a2bs.core.audio import bundled_audio_dir
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
-from a2bs.core.checkpoint import Checkpoint, bundled_audio_dir
+from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.deploy import DeployStep
 from a2bs.mobile_validation import parity as P
 from a2bs.mobile_validation import validate as V

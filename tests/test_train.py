@@ -16,9 +16,9 @@ from audio_fixtures import write_audio
 
 from a2bs.core.animation_io import open_writer
 from a2bs.core.articulation import auc
-from a2bs.core.audio import load_audio
+from a2bs.core.audio import bundled_audio_dir, load_audio
 from a2bs.core.blendshapes import INDEX, LIVE_LINK_FACE_COLUMNS
-from a2bs.core.checkpoint import bundled_audio_dir, load_checkpoint
+from a2bs.core.checkpoint import load_checkpoint
 from a2bs.core.dataset import load_takes, resample_curves, split_takes
 from a2bs.core.errors import A2BSError
 from a2bs.core.train import TrainConfig, train, training_loss
