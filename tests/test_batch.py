@@ -215,3 +215,22 @@ def test_previews_single_and_batch(tmp_path: Path, checkpoint_dirs: dict[int, Pa
     code, _, err = run(monkeypatch, capsys, "infer", lines, "-o", out, "--previews", *base)
     assert code == 0, err
     assert _tree(out) == [REPORT, "lines/one.csv", "lines/one.mp4", "lines/two.csv", "lines/two.mp4"]
+
+
+def test_default_infer_and_batch_load_no_torch(tmp_path: Path) -> None:
+    """The default engine (the shipped LiteRT model) keeps torch and pandas out of the process: what keeps
+    `a2bs infer` and each batch worker small (benchmarks/bench_memory.py measures the RSS)."""
+    write_tone(tmp_path, "a.wav", seconds=0.5)
+    write_tone(tmp_path, "b.wav", seconds=0.5)
+    code = (
+        "import sys\nfrom a2bs.cli import main\n"
+        f"for argv in (['infer', {str(tmp_path / 'a.wav')!r}, '-o', {str(tmp_path / 'a.csv')!r}, '--no-progress'],"
+        f" ['infer', {str(tmp_path)!r}, '-o', {str(tmp_path / 'out')!r}, '--no-progress']):\n"
+        "    sys.argv = ['a2bs', *argv]\n"
+        "    try:\n        main.main()\n    except SystemExit as exc:\n        assert not exc.code, exc.code\n"
+        "print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "a.csv").is_file() and (tmp_path / "out" / REPORT).is_file()
