@@ -7,7 +7,7 @@ and real-time factor. Speech files of 6 s, 6.5 min, 1 h and 3 h are chained from
 - `cli tflite`: the real `a2bs infer AUDIO --backend tflite --bundle B` (the bundle's default variant),
   at 30 fps for every length and at 60 fps for the short ones (a 60 fps bundle);
 - `runtime tflite`: the same path without the CLI (`iter_bundle_blendshapes` feeding `open_writer`,
-  as `a2bs infer` does), so the figure of the torch-free path shows even while the CLI imports torch;
+  as `a2bs infer` does), the path alone, without the CLI's own imports (typer, tqdm);
 - `cli torch`: `a2bs infer AUDIO --fps F` on the 6 s file, for comparison.
 
 Then which heavy libraries each CLI process loaded, and the cost of each import and step of the LiteRT
@@ -106,8 +106,8 @@ PATH_STEPS = [
     ("open the bundle's two interpreters", "runners = open_runners(Path(bundle), 'tflite', None)"),
     ("import a2bs.core.animation_io (writers)", "import a2bs.core.animation_io"),
     ("import typer, tqdm, a2bs.cli.main (the CLI)", "import typer, tqdm, a2bs.cli.main"),
-    ("import torch (a2bs.core.inference, the CLI today)", "import torch"),
-    ("import a2bs.core.inference, a2bs.core.checkpoint", "import a2bs.core.inference, a2bs.core.checkpoint"),
+    ("import torch (only the torch backend loads it)", "import torch"),
+    ("import a2bs.core.inference, a2bs.core.checkpoint (torch)", "import a2bs.core.inference, a2bs.core.checkpoint"),
 ]
 # Each alone on top of numpy, in its own child: what the inference path no longer loads.
 ALONE_STEPS = [

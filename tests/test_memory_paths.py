@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from a2bs.core.audio import load_audio
 from a2bs.runtime.bundle_inference import open_runners
@@ -66,13 +65,9 @@ def test_bundle_inference_loads_no_pandas_or_torch(android_bundle: Path, tmp_pat
     assert output.is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/main.py `infer` imports a2bs.core.inference and a2bs.core.checkpoint (torch) for every backend; "
-    "the lead's change to the CLI removes this (then drop this marker)",
-)
 def test_cli_tflite_inference_loads_no_torch(android_bundle: Path, tmp_path: Path) -> None:
-    """`a2bs infer --backend tflite` itself, through its console entry point."""
+    """`a2bs infer --backend tflite` itself, through its console entry point: no torch, pandas or opensmile
+    package in the whole process."""
     argv = ["a2bs", "infer", str(CLIP), "-o", str(tmp_path / "out.csv"), "--backend", "tflite",
             "--bundle", str(android_bundle), "--no-progress"]  # fmt: skip
     loaded = _loaded_in_child(f"""
