@@ -8,7 +8,7 @@ and real-time factor. Speech files of 6 s, 6.5 min, 1 h and 3 h are chained from
   at 30 fps for every length and at 60 fps for the short ones (a 60 fps bundle);
 - `runtime tflite`: the same path without the CLI (`iter_bundle_blendshapes` feeding `open_writer`,
   as `a2bs infer` does), the path alone, without the CLI's own imports (typer, tqdm);
-- `cli torch`: `a2bs infer AUDIO --fps F` on the 6 s file, for comparison.
+- `cli torch`: `a2bs infer AUDIO --backend torch --fps F` on the 6 s file, for comparison.
 
 Then which heavy libraries each CLI process loaded, and the cost of each import and step of the LiteRT
 path (VmRSS after each one in a fresh child).
@@ -153,7 +153,9 @@ def count_rows(csv: Path) -> int:
 
 def infer_args(backend: str, audio: Path, output: Path, fps: int, bundle: Path | None) -> list[str]:
     args = ["infer", str(audio), "-o", str(output), "--force", "--no-progress"]
-    return args + (["--backend", "tflite", "--bundle", str(bundle)] if backend == "tflite" else ["--fps", str(fps)])
+    if backend == "tflite":
+        return [*args, "--backend", "tflite", "--bundle", str(bundle)]
+    return [*args, "--backend", "torch", "--fps", str(fps)]
 
 
 def run(kind: str, backend: str, audio: Path, label: str, audio_s: float, fps: int, bundle: Path | None,
