@@ -79,8 +79,13 @@ class Engine:
             self.fps = int(load_manifest(spec.bundle)["fps"])
             if spec.fps is not None and spec.fps != self.fps:
                 raise A2BSError(f"{spec.bundle} is a {self.fps} fps bundle: drop --fps or pass --fps {self.fps}")
+            from a2bs.core.threads import choose_threads, omp_threads, usable_cores
+
+            # LiteRT threads: the free cores (a batch worker: OMP_NUM_THREADS=1, one each)
+            self.threads = choose_threads(omp_threads() or usable_cores(), "LiteRT") if spec.backend == "tflite" else 1
             shipped = spec.bundle.resolve().parent == SHIPPED_DIR
-            self.threads_note = f", {'the shipped LiteRT model' if shipped else spec.backend}, 1 thread"
+            what = "the shipped LiteRT model" if shipped else spec.backend
+            self.threads_note = f", {what}, {self.threads} thread{'s' * (self.threads > 1)}"
 
     def animate(self, audio: Path) -> Animation:
         spec = self.spec
@@ -98,8 +103,9 @@ class Engine:
         from a2bs.core.audio import probe
         from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
 
-        fps, n_frames, frames = iter_bundle_blendshapes(audio, spec.bundle, spec.backend, spec.variant,
-                                                        emotion_from=spec.emotion_from)  # fmt: skip
+        fps, n_frames, frames = iter_bundle_blendshapes(
+            audio, spec.bundle, spec.backend, spec.variant, emotion_from=spec.emotion_from, num_threads=self.threads
+        )
         metadata = {"audio": str(audio), "bundle": str(spec.bundle), "backend": spec.backend,
                     "variant": spec.variant, "emotion_from": emotion_from}  # fmt: skip
 

@@ -42,11 +42,12 @@ def set_torch_threads(what: str, progress: Progress | None = None, wanted: int |
     else every usable core; capped by the free cores."""
     import torch
 
-    threads = choose_threads(wanted or _omp_threads() or usable_cores(), what, progress)
+    threads = choose_threads(wanted or omp_threads() or usable_cores(), what, progress)
     torch.set_num_threads(threads)
     return threads
 
 
-def _omp_threads() -> int | None:
+def omp_threads() -> int | None:
+    """$OMP_NUM_THREADS when the user (or a batch worker) set it to a positive number."""
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else None

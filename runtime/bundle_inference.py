@@ -27,21 +27,23 @@ from a2bs.runtime.tflite_runner import TFLiteRunner
 Runner = Callable[..., dict[str, np.ndarray]]
 
 
-def open_runners(bundle: Path, backend: str, variant: str | None) -> tuple[dict[str, Any], Runner, Runner]:
-    """(manifest, front_end runner, step runner) for a bundle on the given runtime."""
+def open_runners(bundle: Path, backend: str, variant: str | None,
+                 num_threads: int = 1) -> tuple[dict[str, Any], Runner, Runner]:  # fmt: skip
+    """(manifest, front_end runner, step runner) for a bundle on the given runtime (`num_threads`: LiteRT's)."""
     manifest = load_manifest(bundle)
     platform = {"tflite": "android", "coreml": "ios"}[backend]
     if manifest.get("platform") != platform:
         raise A2BSError(f"--backend {backend} needs an {platform} bundle; {bundle} is for {manifest.get('platform')}")
     front, step = bundle_file(manifest, "front_end", None), bundle_file(manifest, "step", variant)
-    return manifest, model_runner(bundle / front["path"], platform), model_runner(bundle / step["path"], platform)
+    runners = (model_runner(bundle / f["path"], platform, num_threads=num_threads) for f in (front, step))
+    return manifest, *runners
 
 
-def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY") -> Runner:
+def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY", num_threads: int = 1) -> Runner:
     """Named-input runner of one model file: the LiteRT interpreter for android; Core ML itself on macOS
     (`compute_units` as in coremltools' ComputeUnit) and the NumPy MIL executor elsewhere for ios."""
     if platform == "android":
-        return TFLiteRunner(path)
+        return TFLiteRunner(path, num_threads=num_threads)
     if host.system() == "Darwin":
         import coremltools as ct
 
@@ -55,13 +57,13 @@ def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY") -> 
 def iter_bundle_blendshapes(
     audio_path: Path, bundle: Path, backend: str, variant: str | None = None,
     progress: Callable[[int], None] | None = None, chunk_frames: int = 256, neutral_emotion: bool = False,
-    emotion_from: Path | None = None,
+    emotion_from: Path | None = None, num_threads: int = 1,
 ) -> tuple[int, int, Iterator[np.ndarray]]:  # fmt: skip
     """(fps, n_frames, iterator of (n, 52) chunks) running the bundle frame by frame.
 
     `neutral_emotion` passes the manifest's neutral vector, as the sample apps do (no openSMILE on the
     phone), instead of the file's eGeMAPS features; `emotion_from` takes them from another clip."""
-    manifest, front_end, step = open_runners(bundle, backend, variant)
+    manifest, front_end, step = open_runners(bundle, backend, variant, num_threads)
     fps = int(manifest["fps"])
     info = probe(audio_path)
     n_frames = n_output_frames(info, fps)
