@@ -5,7 +5,11 @@ Kept free of torch so that the latency harness can measure the runtime alone (it
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ class TFLiteRunner:
         inputs = sorted(self._runner.get_input_details().items(), key=lambda item: item[1]["index"])
         self._inputs = {name: _tensor_info(d) for name, d in inputs}
         self._outputs = {name: _tensor_info(d) for name, d in self._runner.get_output_details().items()}
+        self._first_call = True
 
     def signature_io(self) -> dict[str, Any]:
         """{"signature": key, "inputs": {name: {"shape", "dtype", "quantization"}}, "outputs": {...}}.
@@ -65,8 +70,29 @@ class TFLiteRunner:
             if value.shape != info["shape"]:
                 raise ValueError(f"{self.path.name}: input {name!r} must have shape {info['shape']}, got {value.shape}")
             feeds[name] = value
-        outputs = self._runner(**feeds)
+        if self._first_call:  # LiteRT applies XNNPACK here and prints an INFO line from C++ (no switch for it)
+            with _native_stderr_silenced():
+                outputs = self._runner(**feeds)
+            self._first_call = False
+        else:
+            outputs = self._runner(**feeds)
         return {name: np.array(outputs[name], copy=True) for name in self._outputs}
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for a moment: "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+    comes from C++ on every interpreter's first run, once per process and worker. A real failure still
+    raises a Python exception with its message."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _tensor_info(detail: dict) -> dict[str, Any]:
