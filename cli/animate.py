@@ -68,11 +68,7 @@ class Engine:
             self.threads_note = f", {n} torch thread{'s' * (n > 1)} of {free_cores()} free cores"
             self.fps = self.ckpt.fps
         else:
-            import os
-
             from a2bs.runtime.manifest import load_manifest
-
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # LiteRT's "INFO: Created ... delegate" lines
 
             if spec.bundle is None:
                 raise A2BSError(f"--backend {spec.backend} needs --bundle DIR (a folder made by a2bs-convert)")

@@ -266,27 +266,22 @@ def _run_dask(todo: list[Job], spec: EngineSpec, force: bool, preview: bool, wor
             cluster.close()
 
 
-class _progress_bar:
-    """One bar in seconds of audio, with files done and failed beside it."""
+@contextlib.contextmanager
+def _progress_bar(total_s: float, files: int, show: bool) -> Iterator[Callable[[float, Outcome], None]]:
+    """One bar in seconds of audio, with files done and failed beside it; yields `advance(seconds, outcome)`."""
+    from tqdm import tqdm
 
-    def __init__(self, total_s: float, files: int, show: bool) -> None:
-        from tqdm import tqdm
+    layout = "{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}{postfix}]"
+    done, failed = 0, 0
+    with tqdm(total=round(total_s, 1), disable=not show, desc="a2bs infer", bar_format=layout) as bar:
 
-        layout = "{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}{postfix}]"
-        self.bar = tqdm(total=round(total_s, 1), disable=not show, desc="a2bs infer", bar_format=layout)
-        self.files, self.done, self.failed = files, 0, 0
+        def advance(seconds: float, outcome: Outcome) -> None:
+            nonlocal done, failed
+            done, failed = done + 1, failed + (outcome.status == "failed")
+            bar.set_postfix_str(f"{done}/{files} files, {failed} failed", refresh=False)
+            bar.update(round(seconds, 1))
 
-    def __enter__(self) -> Callable[[float, Outcome], None]:
-        return self.advance
-
-    def advance(self, seconds: float, outcome: Outcome) -> None:
-        self.done += 1
-        self.failed += outcome.status == "failed"
-        self.bar.set_postfix_str(f"{self.done}/{self.files} files, {self.failed} failed", refresh=False)
-        self.bar.update(round(seconds, 1))
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()
+        yield advance
 
 
 def _write_report(out_dir: Path, jobs: list[Job], outcomes: list[Outcome], spec: EngineSpec, workers: int,

@@ -92,7 +92,7 @@ def heavy_modules(graph: dict[str, list[Import]]) -> dict[str, str]:
                 if imp.local:
                     continue
                 root = imp.target.split(".")[0]
-                reason = root if root in HEAVY_LIBRARIES else heavy.get(imp.target) and f"{imp.target}"
+                reason = root if root in HEAVY_LIBRARIES else imp.target if imp.target in heavy else None
                 if reason:
                     heavy[module] = reason
                     changed = True
