@@ -104,8 +104,9 @@ def test_list_file_and_several_inputs(tmp_path: Path, checkpoint_dirs: dict[int,
         (lambda d, t: [d / "scene1" / "a.wav", t / "a.wav"], "would both be written to"),
         (lambda d, t: [d, t / "missing_folder"], "does not exist"),
         (lambda d, t: [t / "empty_dir"], "no audio files"),
+        (lambda d, t: [d, "--format", "txt"], "unsupported --format 'txt'"),
     ],
-    ids=["duplicate-output-names", "missing-input", "no-audio"],
+    ids=["duplicate-output-names", "missing-input", "no-audio", "bad-format"],
 )
 def test_bad_batches_are_refused_before_any_work(
     make, says: str, dialogue: Path, tmp_path: Path, checkpoint_dirs: dict[int, Path], monkeypatch, capsys

@@ -53,6 +53,10 @@ def test_variant_resolution() -> None:
     assert resolve_variants("android", None) == ["dynamic_int8"]
     assert resolve_variants("android", "fp32") == ["dynamic_int8", "fp32"]
     assert resolve_variants("ios", "all")[0] == "fp16" and len(resolve_variants("ios", "all")) == 5
+    assert resolve_variants("android", "fp16", only=True) == ["fp16"]  # the shipped models' bundle
+    for quantize in (None, "all"):
+        with pytest.raises(A2BSError, match="--only needs --quantize VARIANT"):
+            resolve_variants("android", quantize, only=True)
     with pytest.raises(A2BSError, match="unknown ios variant"):
         resolve_variants("ios", "int3")
     with pytest.raises(A2BSError, match="unknown platform"):
