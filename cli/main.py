@@ -252,6 +252,12 @@ def train(
     seed: int = 0,
     init: Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights.")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after the epoch that passes this.")] = None,
+    emotion_dropout: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of training sequences that see "
+                                                   "the neutral emotion vector.")] = 0.3,
+    specialization_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the loss term that asks each "
+                                                         "blendshape to lean on one stream.")] = 0.01,
+    channel_db: Annotated[float, typer.Option(min=0.0, help="Random microphone/room colour per training sequence "
+                                              "(dB standard deviation; 0 = off).")] = 6.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Start over in a non-empty OUT.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
@@ -266,7 +272,8 @@ def train(
     config = TrainConfig(
         data=[str(d) for d in data], out=str(out), fps=fps, epochs=epochs, steps_per_epoch=steps_per_epoch,
         batch_size=batch_size, seq_frames=seq_frames, lr=lr, seed=seed, init=str(init) if init else None,
-        max_minutes=max_minutes,
+        max_minutes=max_minutes, emotion_dropout=emotion_dropout, specialization_weight=specialization_weight,
+        channel_db=channel_db,
     )  # fmt: skip
     show = sys.stderr.isatty() if progress is None else progress
     run_training(config, resume=resume, force=force, log=typer.echo, progress=show)

@@ -34,6 +34,7 @@ from a2bs.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from a2bs.core.dataset import Take, load_takes, split_takes
 from a2bs.core.emotion import EmotionStats, emotion_features_at
 from a2bs.core.errors import A2BSError
+from a2bs.core.features import MelFrontEnd
 from a2bs.core.inference import mel_windows
 from a2bs.core.model import A2BSModel, ModelConfig, smooth
 from a2bs.core.plots import plot_training
@@ -61,6 +62,16 @@ class TrainConfig:
     # The 105 stream-weight scalars (theta_mel, theta_emotion, tau) learn this much faster and without
     # weight decay (decay would pull every blendshape back to a 50/50 mix of the streams).
     stream_lr_scale: float = 5.0
+    # Stream specialization (docs/DECISIONS.md). With probability `emotion_dropout` a training sequence
+    # sees the neutral emotion vector, so shapes the speaking style does not drive learn to do without
+    # it; `specialization_weight` x mean(1 - |w_mel - w_emotion|) asks each blendshape to commit to one
+    # stream (the fit decides which), as the spec's S_overall 0.6-0.9 expects.
+    emotion_dropout: float = 0.3
+    specialization_weight: float = 0.01
+    # Microphone and room colour: each training sequence's mel power is multiplied by a random smooth
+    # gain curve over the mel bins (level and tilt/bumps, this many dB standard deviation), so the
+    # one real training voice's recording chain is not learned as part of the phones.
+    channel_db: float = 6.0
 
     @property
     def data_dirs(self) -> list[str]:
@@ -89,6 +100,34 @@ def training_loss(
              + C.W_SMOOTHING * smoothing)  # fmt: skip
     parts = {"mse": mse, "l1": l1, "mouth": mouth, "expression": expression, "temporal": temporal}
     return total, {k: float(v.detach()) for k, v in parts.items()} | {"loss": float(total.detach())}
+
+
+def drop_emotion(emotion: torch.Tensor, probability: float, rng: np.random.Generator) -> torch.Tensor:
+    """Replace each sequence's emotion input (B, 264) by the neutral vector (zeros) with `probability`."""
+    if probability <= 0:
+        return emotion
+    keep = torch.from_numpy(rng.random(emotion.shape[0]) >= probability).to(emotion.dtype)
+    return emotion * keep[:, None]
+
+
+def colour_channel(mel: torch.Tensor, front_end: MelFrontEnd, db: float, rng: np.random.Generator) -> torch.Tensor:
+    """Normalized log-mel (B, T, 80) as heard through a random linear channel, one per sequence: a level
+    ~N(0, db) dB plus three cosine terms over the bins of ~N(0, db / 2) dB each, applied to the mel power
+    exactly (log(g P + eps)), so digital silence stays silent."""
+    if db <= 0:
+        return mel
+    bins = np.arange(C.N_MELS) / (C.N_MELS - 1)
+    shapes = np.cos(np.pi * np.arange(1, 4)[:, None] * bins[None])  # (3, 80)
+    curve_db = rng.normal(0, db, (mel.shape[0], 1)) + rng.normal(0, db / 2, (mel.shape[0], 3)) @ shapes
+    gain = torch.from_numpy(10 ** (curve_db / 10)).to(mel.dtype)[:, None, :]
+    power = ((mel / front_end.mel_inv_std + front_end.mel_mean).exp() - C.LOG_EPS).clamp(min=0)
+    return front_end.normalize(torch.log(power * gain + C.LOG_EPS))
+
+
+def stream_uncommitment(model: A2BSModel) -> torch.Tensor:
+    """mean over blendshapes of 1 - |w_mel - w_emotion|: 1 for an even mix, 0 when each uses one stream."""
+    w_mel, w_emotion = model.stream_weights()
+    return (1 - (w_mel - w_emotion).abs()).mean()
 
 
 # ---- prepared data --------------------------------------------------------------------------------
@@ -332,8 +371,14 @@ def train(
                    disable=not progress or rank != 0, leave=False)  # fmt: skip
         for _ in bar:
             mel, emotion, target, mask = sample_batch(train_data, config.batch_size, config.seq_frames, rng, silence)
+            emotion = drop_emotion(emotion, config.emotion_dropout, rng)
+            mel = colour_channel(mel, model.front_end, config.channel_db, rng)
             pred = ddp_model(mel, emotion)
             loss, parts = training_loss(pred, target, mask, model.alpha, config.fps)
+            if config.specialization_weight:
+                uncommitted = stream_uncommitment(model)
+                loss = loss + config.specialization_weight * uncommitted
+                parts["uncommitted"] = float(uncommitted.detach())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -19,9 +19,18 @@ from a2bs.core.articulation import auc
 from a2bs.core.audio import bundled_audio_dir, load_audio
 from a2bs.core.blendshapes import INDEX, LIVE_LINK_FACE_COLUMNS
 from a2bs.core.checkpoint import load_checkpoint
+from a2bs.core.constants import LOG_EPS
 from a2bs.core.dataset import load_takes, resample_curves, split_takes
 from a2bs.core.errors import A2BSError
-from a2bs.core.train import TrainConfig, train, training_loss
+from a2bs.core.features import MelFrontEnd
+from a2bs.core.train import (
+    TrainConfig,
+    colour_channel,
+    drop_emotion,
+    stream_uncommitment,
+    train,
+    training_loss,
+)
 
 
 def _energy_curves(audio: np.ndarray, fps: int) -> np.ndarray:
@@ -211,3 +220,37 @@ def test_several_datasets_mix_with_their_own_splits(corpus: Path, tmp_path: Path
     # the emotion ablation and the four articulation contrasts are part of every validation
     for key in ("neutral_emotion_mae_expression", "auc_closure", "auc_rounding", "auc_labiodental"):
         assert key in row
+
+
+# --- stream specialization and channel colour (docs/DECISIONS.md) ---------------------------------
+def test_drop_emotion_uses_the_neutral_vector_at_the_asked_rate() -> None:
+    emotion = torch.randn(2000, 264)
+    dropped = drop_emotion(emotion, 0.3, np.random.default_rng(0))
+    zero_rows = (dropped == 0).all(dim=1)
+    assert 0.25 < float(zero_rows.float().mean()) < 0.35
+    assert torch.equal(dropped[~zero_rows], emotion[~zero_rows])  # the others are untouched
+    assert torch.equal(drop_emotion(emotion, 0.0, np.random.default_rng(0)), emotion)
+
+
+def test_colour_channel_is_one_gain_curve_per_sequence_and_keeps_silence() -> None:
+    fe = MelFrontEnd(np.full(80, -2.0), np.full(80, 3.0))
+    raw = torch.log(torch.rand(3, 40, 80) * 10 + 0.01)
+    raw[2, :5] = float(np.log(LOG_EPS))  # digital silence
+    coloured = colour_channel(fe.normalize(raw), fe, 6.0, np.random.default_rng(1))
+    delta = coloured / fe.mel_inv_std + fe.mel_mean - raw
+    assert float(delta[:2].std(dim=1).max()) < 1e-3  # the same gain on every frame of a sequence ...
+    assert float((delta[0, 0] - delta[1, 0]).abs().max()) > 0.1  # ... a different one per sequence
+    assert float(delta[0, 0].std()) > 0.05  # a colour over the bins, not only a level
+    assert float(delta[2, :5].abs().max()) < 1e-3  # silence stays silent
+    assert torch.equal(colour_channel(fe.normalize(raw), fe, 0.0, np.random.default_rng(1)), fe.normalize(raw))
+
+
+def test_specialization_weight_makes_the_streams_commit(corpus: Path, tmp_path: Path) -> None:
+    """With the term the blendshapes commit to one stream; without it (the negative control) they stay mixed."""
+    uncommitted = {}
+    for weight in (0.0, 1.0):
+        out = tmp_path / f"w{weight}"
+        train(_config(corpus, out, specialization_weight=weight, epochs=2), progress=False, log=lambda _: None)
+        uncommitted[weight] = float(stream_uncommitment(load_checkpoint(out / "last").model).detach())
+    assert uncommitted[0.0] > 0.9, uncommitted  # 50/50 start, barely moved
+    assert uncommitted[1.0] < uncommitted[0.0] - 0.03, uncommitted  # measured: 0.944 -> 0.891
