@@ -75,7 +75,7 @@ def convert(
 
         progress("validation (a2bs validate) of the new bundle before it replaces anything")
         reports.append(validate_bundle(staged, checkpoint=None, progress=progress, reference=ckpt,
-                                       strict_latency=strict_latency))  # fmt: skip
+                                       strict_latency=strict_latency, shown_as=out))  # fmt: skip
         return reports[-1].passed
 
     result = build_bundle(platform, ckpt, variants, out, force=force, progress=progress,

@@ -63,6 +63,7 @@ class Report:
     plots: list[str]
     seconds: float
     skipped: list[str] = field(default_factory=list)  # checks the caller chose not to run, said in the report
+    shown_as: Path | None = None  # the bundle's path in the reports (default: `bundle`)
     data: dict[str, Any] = field(default_factory=dict)  # report.json as written
 
     @property
@@ -76,13 +77,15 @@ class Report:
 def validate_bundle(
     bundle: Path, audio: list[Path] | None = None, checkpoint: Path | None = None, *,
     latency: bool = True, progress: Progress = lambda _: None, reference: Any = None,
-    strict_latency: bool | None = None,
+    strict_latency: bool | None = None, shown_as: Path | None = None,
 ) -> Report:  # fmt: skip
     """Run every check on `bundle`, write the reports into it, and return the report.
 
     `reference` (a loaded Checkpoint) saves loading it again when the caller has it; it is still
     checked against the bundle's fingerprint. `strict_latency` (default: the environment variable
-    A2BS_STRICT_LATENCY=1) judges latency by the absolute budget too, for a quiet, dedicated host."""
+    A2BS_STRICT_LATENCY=1) judges latency by the absolute budget too, for a quiet, dedicated host.
+    `shown_as` is the path the reports name: a2bs-convert validates a staging folder that it then
+    renames to the bundle's own path."""
 
     started = time.perf_counter()
     bundle = Path(bundle)
@@ -115,7 +118,7 @@ def validate_bundle(
         if latency:
             run_latency(bundle, manifest, intact, ckpt, clip_paths[0], checks, progress, strict=strict_latency)
         skipped = [] if latency else ["latency (--no-latency)"]
-        report = Report(bundle, manifest, checks, clips, plots, 0.0, skipped)
+        report = Report(bundle, manifest, checks, clips, plots, 0.0, skipped, shown_as=shown_as or bundle)
         report.seconds = time.perf_counter() - started
 
         with OutputLock(bundle):  # a concurrent a2bs-convert --force or validate of this bundle waits its turn
@@ -286,7 +289,7 @@ def report_json(report: Report) -> dict[str, Any]:
     return {
         "format": "a2bs-validation",
         "passed": report.passed,
-        "bundle": str(report.bundle),
+        "bundle": str(report.shown_as or report.bundle),
         "platform": report.manifest["platform"],
         "fps": report.manifest["fps"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

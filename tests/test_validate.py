@@ -322,6 +322,9 @@ def test_convert_validates_and_installs(monkeypatch, capsys, tmp_path: Path) -> 
     code, out, err = _run(monkeypatch, capsys, convert_cli.main, *args, "--install-into", str(sample))
     assert code == 0, err
     assert "validation PASSED" in out and json.loads((tmp_path / "b/manifest.json").read_text())["validation"]["passed"]
+    report = json.loads((tmp_path / "b/report.json").read_text())
+    assert report["bundle"] == str(tmp_path / "b")  # the bundle's own path, not the staging folder it was checked in
+    assert str(tmp_path / "b") in (tmp_path / "b/report.html").read_text()
     installed = sample / "app/assets/a2bs"
     assert (installed / "manifest.json").is_file() and (installed / "report.json").is_file()
     assert not (installed / "report.html").exists() and not (installed / "validation_plots").exists()  # not app data
