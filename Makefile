@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.a2bs-installed
-# Debian packages the project needs: espeak-ng speaks the synthetic training corpus; kotlin compiles
-# the Android sample's JVM-only engine logic for its tests.
-APT_PACKAGES := espeak-ng kotlin
+# Debian packages the project needs: espeak-ng speaks the synthetic training corpus; Festival and Flite
+# voices (kal, ked, rms) give `a2bs data voices` more speakers; kotlin compiles the Android sample's
+# JVM-only engine logic for its tests.
+APT_PACKAGES := espeak-ng festival festvox-kallpc16k festvox-kdlpc16k flite kotlin
 
 .PHONY: demo test setup bench clean shipped-models
 
@@ -16,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@if [ -n "$(APT_PACKAGES)" ]; then \
 		missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-		if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi; fi
+		if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: the CPU wheel (a looser requirement would pull a multi-GB CUDA build)

@@ -353,6 +353,35 @@ def data_align(
     typer.echo(f"wrote {out}: {len(split['train'])} training and {len(split['val'])} validation takes")
 
 
+@data_app.command("voices")
+def data_voices(
+    texts: Annotated[Path, typer.Argument(help="Sentences: a transcripts.tsv (its text column) or one per line.")],
+    out: Annotated[Path, typer.Option(help="Folder to create (must not exist): <voice>/<name>.wav + .txt + .segs.")],
+    voice: Annotated[list[str] | None, typer.Option(help="Voice (repeatable): kal, ked (Festival), rms (Flite). "
+                                                    "Default: all three.")] = None,
+    lines: Annotated[int | None, typer.Option(min=1, help="Use only the first N sentences.")] = None,
+    progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
+) -> None:
+    """Festival and Flite voices speak the sentences with their own phone timings, for `a2bs data align`.
+
+    More speakers for training (core/voices.py); the evaluation set's speakers are never among them."""
+    from tqdm import tqdm
+
+    from a2bs.core.voices import VOICES, read_texts, speak_lines
+
+    sentences = read_texts(texts)[:lines]
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(unit="line", desc="a2bs data voices", disable=not show) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        written = speak_lines(sentences, out, voice or list(VOICES), progress=advance, log=typer.echo)
+    typer.echo(f"wrote {out}: " + ", ".join(f"{name} {n} lines" for name, n in written.items())
+               + f"; next: a2bs data align {out} --out CORPUS")
+
+
 @app.command()
 def validate(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder from a2bs-convert (e.g. artifacts/ios).")],

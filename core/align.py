@@ -79,6 +79,7 @@ class Line:
     speaker: str
     audio: Path
     text: str
+    timings: Path | None = None  # a Festival .segs file beside the audio: phone timings given, not aligned
 
 
 # ---- transcripts ---------------------------------------------------------------------------------
@@ -105,7 +106,8 @@ def read_lines(folder: str | Path) -> tuple[list[Line], list[tuple[str, str]]]:
             if not rel:
                 skipped.append((name, f"line {i} of transcripts.tsv has no audio path"))
                 continue
-            lines.append(Line(name, (row.get("speaker") or "speaker").strip() or "speaker", audio, row["text"] or ""))
+            speaker = (row.get("speaker") or "speaker").strip() or "speaker"
+            lines.append(Line(name, speaker, audio, row["text"] or "", _timings_beside(audio)))
     else:
         for txt in sorted(root.rglob("*.txt")):
             audio = next((txt.with_suffix(s) for s in AUDIO_SUFFIXES if txt.with_suffix(s).is_file()), None)
@@ -114,7 +116,8 @@ def read_lines(folder: str | Path) -> tuple[list[Line], list[tuple[str, str]]]:
                 skipped.append((name, f"{txt.name} has no audio file with the same name (.wav/.flac/.ogg)"))
                 continue
             speaker = txt.parent.name if txt.parent != root else "speaker"
-            lines.append(Line(name, speaker, audio, txt.read_text(encoding="utf-8", errors="replace")))
+            text = txt.read_text(encoding="utf-8", errors="replace")
+            lines.append(Line(name, speaker, audio, text, _timings_beside(audio)))
     seen: Counter = Counter()
     unique = []
     for line in lines:  # names are file names in the corpus: make duplicates distinct
@@ -123,6 +126,30 @@ def read_lines(folder: str | Path) -> tuple[list[Line], list[tuple[str, str]]]:
     if not unique and not skipped:
         raise A2BSError(f"no lines in {root}: expected transcripts.tsv or <name>.wav + <name>.txt pairs")
     return unique, skipped
+
+
+def _timings_beside(audio: Path) -> Path | None:
+    segs = audio.with_suffix(".segs")
+    return segs if segs.is_file() else None
+
+
+def given_phones(segs: Path, duration: float) -> Phones:
+    """Phone timings from a Festival segment file (what Festival and Flite write; ARPAbet labels), checked
+    against the audio they belong to. They are used as given: no stress digits, so no accent-driven brows."""
+    from a2bs.core.articulation import read_segs
+
+    try:
+        raw = read_segs(segs)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise AlignmentError(f"unreadable phone timings {segs.name} ({exc})") from None
+    if any(b < a for _, a, b in raw):
+        raise AlignmentError(f"{segs.name}: phone times go backwards")
+    phones = [(("pau" if n.lower() in ("pau", "sil", "h#") else n.lower()), a, b) for n, a, b in raw if b > a]
+    if not phones:
+        raise AlignmentError(f"{segs.name} has no phones")
+    if phones[-1][2] > duration + 0.1:
+        raise AlignmentError(f"{segs.name} ends at {phones[-1][2]:.2f} s but the audio lasts {duration:.2f} s")
+    return _cover(phones, duration)
 
 
 def _safe_name(name: str) -> str:
@@ -288,7 +315,10 @@ def _process(job: _Job, takes: Path) -> tuple[list[dict], str | None]:
     records: list[dict] = []
     try:
         audio = load_audio(job.line.audio)
-        phones = _aligner().align(audio, job.line.text)
+        if job.line.timings is not None:
+            phones = given_phones(job.line.timings, len(audio) / SAMPLE_RATE)
+        else:
+            phones = _aligner().align(audio, job.line.text)
         for copy in range(job.copies + 1):
             rng = np.random.default_rng([job.seed, 3, job.index, copy])
             p = Perturbation() if copy == 0 else Perturbation.draw(rng)
@@ -318,6 +348,7 @@ def _write(takes: Path, name: str, job: _Job, audio: np.ndarray, curves: np.ndar
         "text": " ".join(job.line.text.split()),
         "speaker": job.line.speaker,
         "source": str(job.line.audio),
+        "timings": str(job.line.timings) if job.line.timings else "PocketSphinx",
         "duration_s": round(len(audio) / SAMPLE_RATE, 6),
         "fps": job.fps,
         "n_frames": len(curves),
