@@ -138,7 +138,14 @@ def emotion_report(ckpt: Checkpoint, synthetic: Path | None) -> dict[str, Any]:
     groups = {g: {"mel": float(np.mean([w_mel[INDEX[n]] for n in names])),
                   "emotion": float(np.mean([w_emotion[INDEX[n]] for n in names]))}
               for g, names in GROUPS.items()}  # fmt: skip
-    out: dict[str, Any] = {"s_overall": specialization(model), "stream_weights_by_group": groups}
+    out: dict[str, Any] = {
+        "s_overall": specialization(model),
+        "stream_weights_by_group": groups,
+        # the spec's S_overall averages over categories first; this is how far each shape commits itself
+        "mean_commitment_per_shape": float(np.mean(np.abs(w_mel - w_emotion))),
+        "lean_on_emotion": [n for n, i in INDEX.items() if w_emotion[i] > 0.5],
+        "mel_weight_by_shape": {n: round(float(w_mel[i]), 3) for n, i in INDEX.items()},
+    }
     if synthetic is not None:
         takes, _ = load_takes(synthetic, model.config.fps)
         _, val = split_takes(synthetic, takes)
@@ -304,6 +311,9 @@ def summary(results: dict[str, Any]) -> str:
             e = m["emotion"]
             lines.append(f"  S_overall {e['s_overall']:.3f}; stream weights (mel/emotion): " + ", ".join(
                 f"{g} {w['mel']:.2f}/{w['emotion']:.2f}" for g, w in e["stream_weights_by_group"].items()))
+            if "lean_on_emotion" in e:
+                lines.append(f"  per shape |w_mel - w_emotion| {e['mean_commitment_per_shape']:.2f}; on the emotion "
+                             f"stream: {', '.join(e['lean_on_emotion']) or 'none'}")  # fmt: skip
             ab = e.get("ablation_synthetic_val")
             if ab:
                 lines.append("  ablation, MAE with file / neutral emotion: " + ", ".join(
