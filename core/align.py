@@ -45,6 +45,7 @@ import numpy as np
 import soundfile as sf
 
 from a2bs.core.animation_io import open_writer
+from a2bs.core.articulation import read_segs
 from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.errors import A2BSError
@@ -136,8 +137,6 @@ def _timings_beside(audio: Path) -> Path | None:
 def given_phones(segs: Path, duration: float) -> Phones:
     """Phone timings from a Festival segment file (what Festival and Flite write; ARPAbet labels), checked
     against the audio they belong to. They are used as given: no stress digits, so no accent-driven brows."""
-    from a2bs.core.articulation import read_segs
-
     try:
         raw = read_segs(segs)
     except (OSError, ValueError, UnicodeDecodeError) as exc:

@@ -248,7 +248,8 @@ def speech_40_frames(trained30: Checkpoint) -> tuple[np.ndarray, np.ndarray, np.
     return clip, raw, emotion
 
 
-@pytest.mark.parametrize("variant, limit", [("fp32", 1e-4), (DEFAULT_TFLITE_VARIANT, 5e-3)])
+# dynamic_int8: max over 40 frames x 52 shapes; measured 5.4e-3 (mean 1.9e-4) with the default of 2026-11-30
+@pytest.mark.parametrize("variant, limit", [("fp32", 1e-4), (DEFAULT_TFLITE_VARIANT, 1e-2)])
 def test_streaming_matches_offline_inference(
     bundle30: dict, trained30: Checkpoint, speech_40_frames: tuple, variant: str, limit: float
 ) -> None:
