@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -296,14 +298,14 @@ def data_synth(
     from tqdm import tqdm
 
     from a2bs.core.constants import SUPPORTED_FPS
+    from a2bs.core.files import check_new_dir
     from a2bs.core.synth import build_corpus, espeak_available
 
     if fps not in SUPPORTED_FPS:
         raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
     if not 0 < minutes <= 600:
         raise A2BSError(f"--minutes must be between 0 and 600, got {minutes}")
-    if out.exists():
-        raise A2BSError(f"{out} exists: choose a new folder (corpora are never overwritten)")
+    check_new_dir(out, "a corpus")  # before the espeak-ng check: the cheaper mistake first
     if not espeak_available():
         raise A2BSError("espeak-ng is not installed: run `make setup` (or apt-get install espeak-ng)")
     show = sys.stderr.isatty() if progress is None else progress
@@ -316,6 +318,21 @@ def data_synth(
     split = corpus.get("split", {})
     n_train, n_val = len(split.get("train", [])), len(split.get("val", []))
     typer.echo(f"wrote {out}: {n_train} training and {n_val} validation takes ({corpus['duration_s'] / 60:.1f} min)")
+
+
+@contextmanager
+def _line_progress(desc: str, progress: bool | None) -> Iterator[Callable[[int, int], None]]:
+    """A bar in lines for the corpus builders; yields their `progress(done, total)` callback."""
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(unit="line", desc=desc, disable=not show) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield advance
 
 
 @data_app.command("align")
@@ -334,19 +351,11 @@ def data_align(
 
     Lines that cannot be used (missing audio, empty or non-English text, unknown words, digits, a
     transcript that does not match its audio) are skipped with a reason; see core/align.py."""
-    from tqdm import tqdm
-
     from a2bs.core.align import build_aligned_corpus
 
     if fps not in (30, 60):
         raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
-    show = sys.stderr.isatty() if progress is None else progress
-    with tqdm(unit="line", desc="a2bs data align", disable=not show) as bar:
-
-        def advance(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with _line_progress("a2bs data align", progress) as advance:
         corpus = build_aligned_corpus(speech, out, fps=fps, copies=copies, seed=seed, val_speakers=val_speaker,
                                       workers=workers, progress=advance, log=typer.echo)  # fmt: skip
     split = corpus["split"]
@@ -365,18 +374,10 @@ def data_voices(
     """Festival and Flite voices speak the sentences with their own phone timings, for `a2bs data align`.
 
     More speakers for training (core/voices.py); the evaluation set's speakers are never among them."""
-    from tqdm import tqdm
-
     from a2bs.core.voices import VOICES, read_texts, speak_lines
 
     sentences = read_texts(texts)[:lines]
-    show = sys.stderr.isatty() if progress is None else progress
-    with tqdm(unit="line", desc="a2bs data voices", disable=not show) as bar:
-
-        def advance(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with _line_progress("a2bs data voices", progress) as advance:
         written = speak_lines(sentences, out, voice or list(VOICES), progress=advance, log=typer.echo)
     typer.echo(f"wrote {out}: " + ", ".join(f"{name} {n} lines" for name, n in written.items())
                + f"; next: a2bs data align {out} --out CORPUS")

@@ -49,7 +49,7 @@ from a2bs.core.articulation import read_segs
 from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.errors import A2BSError
-from a2bs.core.files import sha256
+from a2bs.core.files import check_new_dir, sha256
 from a2bs.core.synth import (
     ARPABET_ACCENT,
     SpeakingStyle,
@@ -393,10 +393,7 @@ def build_aligned_corpus(
         raise A2BSError(f"fps must be one of {SUPPORTED_FPS}, got {fps!r}")
     if not isinstance(copies, int) or not 0 <= copies <= 10:
         raise A2BSError(f"copies must be between 0 and 10, got {copies!r}")
-    if os.path.lexists(out_dir):
-        raise A2BSError(f"{out_dir} exists: choose a new folder (a corpus is never written over another)")
-    if not out_dir.parent.is_dir():
-        raise A2BSError(f"output directory {out_dir.parent} does not exist: create it first")
+    check_new_dir(out_dir, "a corpus")
     lines, skipped = read_lines(src)
     speakers = sorted({line.speaker for line in lines})
     held = list(val_speakers) if val_speakers is not None else default_val_speakers(lines)

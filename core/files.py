@@ -192,3 +192,18 @@ def check_new_file(path: Path, *, force: bool = False, example: str = "output") 
     if not os.access(parent, os.W_OK | os.X_OK):
         raise A2BSError(f"cannot write to directory {parent}: permission denied")
     return path
+
+
+def check_new_dir(path: Path, what: str = "a folder") -> None:
+    """A folder a builder is about to create (corpora, voice sets): nothing is there yet, and its parent is."""
+    if os.path.lexists(path):
+        raise A2BSError(f"{path} exists: choose a new folder ({what} is never written over another)")
+    if not path.parent.is_dir():
+        raise A2BSError(f"output directory {path.parent} does not exist: create it first (mkdir -p {path.parent})")
+
+
+def publish_new_dir(staged: Path, target: Path) -> None:
+    """Rename a finished staging folder to `target`, never over a folder that appeared meanwhile."""
+    if os.path.lexists(target):
+        raise A2BSError(f"{target} appeared while it was being built; nothing was written there")
+    os.rename(staged, target)

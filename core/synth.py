@@ -56,7 +56,7 @@ from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
 from a2bs.core.constants import EGEMAPS_DIM, SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.emotion import emotion_features_at  # openSMILE is heavy: corpus builders only
 from a2bs.core.errors import A2BSError
-from a2bs.core.files import sha256
+from a2bs.core.files import check_new_dir, publish_new_dir, sha256
 
 __all__ = [
     "ACCENTS",
@@ -1130,9 +1130,7 @@ def _write_take(takes: Path, plan: _Plan, utt: Utterance, audio: np.ndarray, aug
 def publish_corpus(tmp: Path, out_dir: Path, manifest: dict) -> None:
     """Write corpus.json into the finished temp folder and rename it to `out_dir` (never over another)."""
     (tmp / "corpus.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    if os.path.lexists(out_dir):
-        raise A2BSError(f"{out_dir} appeared while the corpus was being built; nothing was written there")
-    os.rename(tmp, out_dir)
+    publish_new_dir(tmp, out_dir)
 
 
 def build_corpus(
@@ -1160,11 +1158,8 @@ def build_corpus(
         raise A2BSError(f"fps must be one of {SUPPORTED_FPS}, got {fps!r}")
     if not (isinstance(minutes, int | float) and math.isfinite(minutes) and minutes > 0):
         raise A2BSError(f"minutes must be a positive number, got {minutes!r}")
-    if os.path.lexists(out_dir):
-        raise A2BSError(f"{out_dir} exists: choose a new folder (the corpus is never written over another)")
+    check_new_dir(out_dir, "a corpus")
     parent = out_dir.parent
-    if not parent.is_dir():
-        raise A2BSError(f"output directory {parent} does not exist: create it first (mkdir -p {parent})")
     held_out = tuple(held_out_voices)
     train_voices = [v for v in voices if not _is_held_out(v, held_out)]
     val_voices = [v for v in voices if _is_held_out(v, held_out)] or [h for h in held_out if "+" in h or h in ACCENTS]

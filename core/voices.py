@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from a2bs.core.errors import A2BSError
+from a2bs.core.files import check_new_dir, publish_new_dir
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,14 @@ class Voice:
     name: str
     engine: str  # "festival" or "flite"
     ident: str  # Festival's voice function or Flite's voice name
-    about: str
 
 
+# All US English male: two diphone voices (Debian festvox-kallpc16k, festvox-kdlpc16k) and CMU ARCTIC's
+# rms as a Flite clustergen voice.
 VOICES: dict[str, Voice] = {
-    "kal": Voice("kal", "festival", "voice_kal_diphone", "US English male, diphone (festvox-kallpc16k)"),
-    "ked": Voice("ked", "festival", "voice_ked_diphone", "US English male, diphone (festvox-kdlpc16k)"),
-    "rms": Voice("rms", "flite", "rms", "US English male, CMU ARCTIC rms, clustergen (flite)"),
+    "kal": Voice("kal", "festival", "voice_kal_diphone"),
+    "ked": Voice("ked", "festival", "voice_ked_diphone"),
+    "rms": Voice("rms", "flite", "rms"),
 }
 EVALUATION_SPEAKERS = ("awb", "slt")  # Flite has them; the evaluation set has them: never trained on
 _FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices/english")
@@ -116,10 +118,7 @@ def speak_lines(
     problems = missing_voices(voices)
     if problems:
         raise A2BSError("; ".join(problems))
-    if os.path.lexists(out):
-        raise A2BSError(f"{out} exists: choose a new folder")
-    if not out.parent.is_dir():
-        raise A2BSError(f"output directory {out.parent} does not exist: create it first")
+    check_new_dir(out, "a voice set")
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     written: dict[str, int] = {}
     try:
@@ -149,7 +148,7 @@ def speak_lines(
                     segs.unlink(missing_ok=True)
             if written[name] < len(jobs):
                 log(f"{name}: {len(jobs) - written[name]} of {len(jobs)} lines failed to synthesize and are left out")
-        os.replace(tmp, out)
+        publish_new_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -118,7 +118,7 @@ def validate_bundle(
         if latency:
             run_latency(bundle, manifest, intact, ckpt, clip_paths[0], checks, progress, strict=strict_latency)
         skipped = [] if latency else ["latency (--no-latency)"]
-        report = Report(bundle, manifest, checks, clips, plots, 0.0, skipped, shown_as=shown_as or bundle)
+        report = Report(bundle, manifest, checks, clips, plots, 0.0, skipped, shown_as=shown_as)
         report.seconds = time.perf_counter() - started
 
         with OutputLock(bundle):  # a concurrent a2bs-convert --force or validate of this bundle waits its turn
