@@ -626,3 +626,24 @@ def test_npy_on_a_full_disk_is_an_error_not_sigbus(tmp_path: Path) -> None:
                           timeout=120)  # fmt: skip
     assert proc.returncode == 2 and "cannot write" in proc.stdout, proc
     assert os.listdir(tmp_path) == []
+
+
+def test_a_built_folder_never_lands_on_one_that_appeared_meanwhile(tmp_path: Path) -> None:
+    """publish_new_dir (corpora, voice sets) refuses a target that appeared during the build, even an empty
+    folder that os.replace would silently replace; check_new_dir refuses it up front."""
+    from a2bs.core.files import check_new_dir, publish_new_dir
+
+    staged, target = tmp_path / ".staged", tmp_path / "corpus"
+    staged.mkdir()
+    (staged / "takes").mkdir()
+    target.mkdir()  # the rival, empty
+    with pytest.raises(A2BSError, match="appeared while it was being built"):
+        publish_new_dir(staged, target)
+    assert (staged / "takes").is_dir() and not any(target.iterdir())
+    with pytest.raises(A2BSError, match="exists: choose a new folder"):
+        check_new_dir(target, "a corpus")
+    with pytest.raises(A2BSError, match="does not exist: create it first"):
+        check_new_dir(tmp_path / "missing" / "corpus", "a corpus")
+    target.rmdir()
+    publish_new_dir(staged, target)
+    assert (target / "takes").is_dir() and not staged.exists()
