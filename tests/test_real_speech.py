@@ -263,5 +263,10 @@ def test_voices_speak_with_timings_that_align_uses(tmp_path: Path) -> None:
     assert "evaluation set" in missing_voices(["slt"])[0] and "unknown voice" in missing_voices(["bob"])[0]
     with pytest.raises(A2BSError, match="evaluation set"):
         speak_lines(texts, tmp_path / "v2", ["awb"])
+    with pytest.raises(A2BSError, match="text file not found"):
+        read_texts(tmp_path / "missing.tsv")
+    (tmp_path / "bad.tsv").write_text("name\tpath\nx\ty\n")
+    with pytest.raises(A2BSError, match="no 'text' column"):
+        read_texts(tmp_path / "bad.tsv")
     with pytest.raises(A2BSError, match="exists"):
         speak_lines(texts, src, ["kal"])
