@@ -170,6 +170,8 @@ def test_gradle_wrapper_pins_a_gradle_the_agp_supports() -> None:
     url = re.search(r"(?m)^distributionUrl=\S*/gradle-([\d.]+)-(bin|all)\.zip$", properties)
     assert url, "gradle-wrapper.properties must pin distributionUrl to a released Gradle"
     gradle = _version(url.group(1))
+    # The wrapper verifies the download only when the checksum is given (a SHA-256: 64 hex digits).
+    assert re.search(r"(?m)^distributionSha256Sum=[0-9a-f]{64}$", properties), "pin distributionSha256Sum"
     assert agp[:2] in AGP_MIN_GRADLE, f"AGP {agp}: add its minimum Gradle to AGP_MIN_GRADLE"
     assert gradle >= AGP_MIN_GRADLE[agp[:2]], f"Gradle {gradle} is older than AGP {agp} requires"
     assert gradle[0] == agp[0], f"AGP {agp[0]}.x needs Gradle {agp[0]}.x, the wrapper pins {url.group(1)}"
