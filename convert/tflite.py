@@ -47,8 +47,10 @@ Problems met with litert-torch 0.10 / ai-edge-quantizer 0.10, and their workarou
   but the int8 BATCH_MATMUL kernel reads a single scale. The attention logits came out as garbage
   (relative error 1.0), and the trained checkpoint's blendshapes were off by up to 0.6. Per-tensor
   (TENSORWISE) quantization for BATCH_MATMUL fixes it: MAE 0.022 -> 0.003, max 0.61 -> 0.08.
-  If more accuracy is ever needed, the next step is int16 SOFTMAX and att x V (Hexagon supports 16-bit
-  activations). The largest error left is the int8 softmax over 259 keys, whose step is 1/256.
+  The int8 softmax over 259 / 515 keys (step 1/256) was the largest error left, and it failed the 60
+  fps default: SOFTMAX and the weights x values BATCH_MATMUL that reads it now take 16-bit activations
+  (`ATTENTION_WEIGHT_BITS`; the kernel accepts int16 x int8, not int8 x int16, so the queries x keys
+  matmul stays int8). The matmuls are found from the graph, not by name (`_softmax_readers`).
 * full_int8 calibration: `Quantizer.calibrate` keeps an exponential moving average of per-frame
   activation ranges, which clips the loud frames (untrained fixture: context_frame MAE 0.08). The global min/max over
   the calibration frames gives 0.013 (`_calibrate`).
@@ -295,6 +297,13 @@ def _dynamic_int8(q: Any) -> list[Any]:
     return [qtyping.TFLOperationName.BATCH_MATMUL]  # constant LHS (folded queries): no hybrid int8 x float kernel
 
 
+# full_int8's attention weights (softmax outputs): the mel attention spreads over N + 3 keys (515 at 60 fps),
+# so a typical weight is below one 8-bit step (1/255) and rounds to 0. 8 bits failed the 60 fps default
+# (worst error 0.91 of a shape's range, correlation 0.915); 16 bits pass (0.17, 0.988). Hexagon and the
+# reference kernels run int16 x int8 BATCH_MATMUL and int16 SOFTMAX.
+ATTENTION_WEIGHT_BITS = 16
+
+
 def _full_int8(q: Any) -> list[Any]:
     from ai_edge_quantizer import qtyping, recipe
 
@@ -303,7 +312,28 @@ def _full_int8(q: Any) -> list[Any]:
     # The int8 BATCH_MATMUL kernel has one scale per operand; AEQ's default per-channel scales for the
     # constant (folded queries) operand are silently misread: garbage attention logits.
     q.add_static_config(".*", op.BATCH_MATMUL, 8, 8, weight_granularity=qtyping.QuantGranularity.TENSORWISE)
+    if ATTENTION_WEIGHT_BITS == 16:  # the softmax outputs and the (weights x values) matmuls that read them
+        for scope in _softmax_readers(q._float_model):
+            q.add_static_config(f"^{re.escape(scope)}$", op.BATCH_MATMUL, 16, 8,
+                                weight_granularity=qtyping.QuantGranularity.TENSORWISE)  # fmt: skip
+        q.add_static_config(".*", op.SOFTMAX, 16, 8)
     return [op.INPUT, op.OUTPUT]  # float I/O; QUANTIZE/DEQUANTIZE inserted at the edges
+
+
+def _softmax_readers(model: Any) -> list[str]:
+    """ai-edge-quantizer scopes (output tensor names) of the BATCH_MATMULs whose left operand is a SOFTMAX
+    output. The int8 kernel accepts int16 x int8 (weights x values) but not int8 x int16 (the constant
+    queries x keys), so only these matmuls can take 16-bit activations."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    subgraph = model.subgraphs[0]
+    names = {i: fb.TFL_OP_CODE_TO_NAME.get(code.builtinCode) for i, code in enumerate(model.operatorCodes)}
+    softmax_out = {t for o in subgraph.operators if names[o.opcodeIndex] == "SOFTMAX" for t in o.outputs}
+    scopes = [fb.get_op_scope(o, subgraph.tensors) for o in subgraph.operators
+              if names[o.opcodeIndex] == "BATCH_MATMUL" and o.inputs[0] in softmax_out]  # fmt: skip
+    if not scopes:
+        raise ConversionError("quantize:full_int8", "found no attention matmul after a softmax")
+    return scopes
 
 
 # How each variant of runtime/variants.py is built: a configuration of ai-edge-quantizer's Quantizer that
