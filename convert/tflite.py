@@ -50,7 +50,10 @@ Problems met with litert-torch 0.10 / ai-edge-quantizer 0.10, and their workarou
   The int8 softmax over 259 / 515 keys (step 1/256) was the largest error left, and it failed the 60
   fps default: SOFTMAX and the weights x values BATCH_MATMUL that reads it now take 16-bit activations
   (`ATTENTION_WEIGHT_BITS`; the kernel accepts int16 x int8, not int8 x int16, so the queries x keys
-  matmul stays int8). The matmuls are found from the graph, not by name (`_softmax_readers`).
+  matmul stays int8). The matmuls are found from the graph, not by name (`_softmax_readers`). The
+  price is CPU time: int16 runs on the reference kernels, so the step is 2.6x (30 fps) / 2.3x (60 fps)
+  slower in the LiteRT CPU interpreter (interleaved runs of both versions, this project's VM); the
+  variant is for integer-only accelerators, and the CPU variants are unaffected.
 * full_int8 calibration: `Quantizer.calibrate` keeps an exponential moving average of per-frame
   activation ranges, which clips the loud frames (untrained fixture: context_frame MAE 0.08). The global min/max over
   the calibration frames gives 0.013 (`_calibrate`).
