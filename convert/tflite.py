@@ -327,13 +327,15 @@ def _softmax_readers(model: Any) -> list[str]:
     """ai-edge-quantizer scopes (output tensor names) of the BATCH_MATMULs whose left operand is a SOFTMAX
     output. The int8 kernel accepts int16 x int8 (weights x values) but not int8 x int16 (the constant
     queries x keys), so only these matmuls can take 16-bit activations."""
-    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_quantizer.utils.tfl_flatbuffer_utils import get_op_scope
 
     subgraph = model.subgraphs[0]
-    names = {i: fb.TFL_OP_CODE_TO_NAME.get(code.builtinCode) for i, code in enumerate(model.operatorCodes)}
-    softmax_out = {t for o in subgraph.operators if names[o.opcodeIndex] == "SOFTMAX" for t in o.outputs}
-    scopes = [fb.get_op_scope(o, subgraph.tensors) for o in subgraph.operators
-              if names[o.opcodeIndex] == "BATCH_MATMUL" and o.inputs[0] in softmax_out]  # fmt: skip
+    softmax, matmul = (_opcode_indices(model, op) for op in (schema.BuiltinOperator.SOFTMAX,
+                                                               schema.BuiltinOperator.BATCH_MATMUL))  # fmt: skip
+    softmax_out = {t for o in subgraph.operators if o.opcodeIndex in softmax for t in o.outputs}
+    scopes = [get_op_scope(o, subgraph.tensors) for o in subgraph.operators
+              if o.opcodeIndex in matmul and o.inputs[0] in softmax_out]  # fmt: skip
     if not scopes:
         raise ConversionError("quantize:full_int8", "found no attention matmul after a softmax")
     return scopes
@@ -394,17 +396,20 @@ def _calibrate(fp32: bytes, quant_recipe: list, calibration: CalibrationSet) -> 
     return calib.get_model_qsvs()
 
 
+def _opcode_indices(graph: Any, operator: int) -> set[int]:
+    """The `operatorCodes` indices of one builtin operator (codes below 127 may sit only in the
+    deprecated field)."""
+    return {i for i, code in enumerate(graph.operatorCodes)
+            if max(code.builtinCode, code.deprecatedBuiltinCode) == operator}  # fmt: skip
+
+
 def _rewire_float_outputs(model: bytes, stage: str) -> bytes:
     """Point every non-float signature output at the float DEQUANTIZE of it that AEQ inserted."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
     graph = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
-    dequantize = {
-        i
-        for i, code in enumerate(graph.operatorCodes)
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.DEQUANTIZE
-    }
+    dequantize = _opcode_indices(graph, schema.BuiltinOperator.DEQUANTIZE)
     changed = False
     for signature in graph.signatureDefs:
         subgraph = graph.subgraphs[signature.subgraphIndex]
