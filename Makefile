@@ -39,6 +39,7 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || { test -x /opt/swift/usr/bin/sw
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	@[ -n "$(SWIFT)" ] || echo "make test: no Swift toolchain (swift not on PATH nor in /opt/swift/usr/bin): the iOS engine's Swift build and tests are skipped$${CI:+, which fails in CI}"
 	A2BS_SWIFT="$(SWIFT)" $(BIN)/python -m pytest
 

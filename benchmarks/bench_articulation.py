@@ -309,15 +309,22 @@ def summary(results: dict[str, Any]) -> str:
             lines.append(f"{'  loudness baseline':24} {lb:>9.3f}   targets met: {m['targets_met']}")
         if "emotion" in m:
             e = m["emotion"]
-            lines.append(f"  S_overall {e['s_overall']:.3f}; stream weights (mel/emotion): " + ", ".join(
-                f"{g} {w['mel']:.2f}/{w['emotion']:.2f}" for g, w in e["stream_weights_by_group"].items()))
+            lines.append(
+                f"  S_overall {e['s_overall']:.3f}; stream weights (mel/emotion): "
+                + ", ".join(f"{g} {w['mel']:.2f}/{w['emotion']:.2f}" for g, w in e["stream_weights_by_group"].items())
+            )
             if "lean_on_emotion" in e:
                 lines.append(f"  per shape |w_mel - w_emotion| {e['mean_commitment_per_shape']:.2f}; on the emotion "
                              f"stream: {', '.join(e['lean_on_emotion']) or 'none'}")  # fmt: skip
             ab = e.get("ablation_synthetic_val")
             if ab:
-                lines.append("  ablation, MAE with file / neutral emotion: " + ", ".join(
-                    f"{k[4:]} {ab['file_emotion'][k]:.4f}/{ab['neutral_emotion'][k]:.4f}" for k in ab["file_emotion"]))
+                lines.append(
+                    "  ablation, MAE with file / neutral emotion: "
+                    + ", ".join(
+                        f"{k[4:]} {ab['file_emotion'][k]:.4f}/{ab['neutral_emotion'][k]:.4f}"
+                        for k in ab["file_emotion"]
+                    )
+                )
     return "\n".join(lines)
 
 

@@ -75,8 +75,12 @@ def bench(platform: str, fps: int, work: Path, latency: bool, strict: bool) -> l
             if c.kind == "parity" and c.name == "decompressed weights":
                 row.update(weights_rel_rms=c.value, weights_limit=c.threshold)
             if c.kind == "latency" and "threads" in c.details:
-                row.update(latency_verdict=c.details["verdict"], latency_reason=c.reason,
-                           ratio_vs_torch=c.details.get("ratio_vs_torch"), peak_rss_mb=c.details.get("peak_rss_mb"))
+                row.update(
+                    latency_verdict=c.details["verdict"],
+                    latency_reason=c.reason,
+                    ratio_vs_torch=c.details.get("ratio_vs_torch"),
+                    peak_rss_mb=c.details.get("peak_rss_mb"),
+                )
                 for threads, f in c.details["threads"].items():
                     for key in ("median_ms", "p95_ms", "torch_median_ms", "ratio_vs_torch", "spread"):
                         if key in f:
@@ -129,6 +133,7 @@ def show(rows: list[dict]) -> None:
     print(f"\n{'platform':<8} {'fps':>3} {'variant':<13} {'role':<9} {'MB':>5} {'relMAE':>8} {'PSNR':>6} "
           f"{'corr':>8} {'1t med':>7} {'torch 1t':>8} {'ratio':>6} {'latency':<12}")  # fmt: skip
     for r in rows:
+
         def num(key: str, fmt: str, row: dict = r) -> str:
             return format(row[key], fmt) if row.get(key) is not None else "-"
 

@@ -97,8 +97,11 @@ def main() -> None:
                    "speedup_vs_loop": round(loop_wall / wall, 2) if loop_wall else None,
                    "peak_rss_mb_any_process": round(rss, 1)}  # fmt: skip
             results["runs"].append(row)
-            print(f"{name:<32} {wall:7.1f} s  {row['audio_h_per_wall_h']:6.1f} audio h / wall h  "
-                  f"speed-up {row['speedup_vs_loop']}x  peak RSS {rss:.0f} MB", flush=True)
+            print(
+                f"{name:<32} {wall:7.1f} s  {row['audio_h_per_wall_h']:6.1f} audio h / wall h  "
+                f"speed-up {row['speedup_vs_loop']}x  peak RSS {rss:.0f} MB",
+                flush=True,
+            )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {RESULTS}")

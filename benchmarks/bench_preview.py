@@ -30,9 +30,7 @@ def curves(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n)[:, None] / 30.0
     level, amount = rng.uniform(0.0, 0.5, 52), rng.uniform(0.1, 0.5, 52)
-    return np.clip(level + amount * np.sin(rng.uniform(1, 12, 52) * t + rng.uniform(0, 6, 52)), 0, 1).astype(
-        np.float32
-    )
+    return np.clip(level + amount * np.sin(rng.uniform(1, 12, 52) * t + rng.uniform(0, 6, 52)), 0, 1).astype(np.float32)
 
 
 def draw_ms(frames: np.ndarray, faces: int) -> float:
@@ -71,8 +69,10 @@ def main() -> None:
                    "video_ms_per_frame": round(video_ms(frames, faces, audio, out), 2)}  # fmt: skip
             run["mp4_kb_per_s"] = round(out.stat().st_size / 1000 / args.seconds, 1)
             runs.append(run)
-            print(f"{faces} face(s) of {SIZE}x{SIZE}: drawing {run['draw_ms_per_frame']} ms/frame, whole video "
-                  f"(drawing + ffmpeg H.264/AAC) {run['video_ms_per_frame']} ms/frame, {run['mp4_kb_per_s']} kB/s")
+            print(
+                f"{faces} face(s) of {SIZE}x{SIZE}: drawing {run['draw_ms_per_frame']} ms/frame, whole video "
+                f"(drawing + ffmpeg H.264/AAC) {run['video_ms_per_frame']} ms/frame, {run['mp4_kb_per_s']} kB/s"
+            )
     results = {"machine": machine_summary(), "load_average_1min": round(os.getloadavg()[0], 2), "runs": runs}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")

@@ -250,8 +250,9 @@ def _run_dask(todo: list[Job], spec: EngineSpec, force: bool, preview: bool, wor
     except OSError as exc:
         if cluster is not None:
             cluster.close()
-        raise A2BSError(f"cannot reach the Dask scheduler at {address}: {exc}; start one with `dask scheduler`"
-                        ) from None
+        raise A2BSError(
+            f"cannot reach the Dask scheduler at {address}: {exc}; start one with `dask scheduler`"
+        ) from None
     futures = []
     try:
         futures = client.map(animate_job, todo, spec=spec, force=force, preview=preview, pure=False)
@@ -311,4 +312,3 @@ def _write_report(out_dir: Path, jobs: list[Job], outcomes: list[Outcome], spec:
 
 def _sorted(outcomes: Iterable[Outcome]) -> list[Outcome]:
     return sorted(outcomes, key=lambda o: o.source)
-

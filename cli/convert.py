@@ -37,13 +37,13 @@ def convert(
     install_into: Annotated[
         Path | None, typer.Option(help="Sample app folder (ios_sample, android_sample): copy the bundle into it.")
     ] = None,
-    only: Annotated[
-        bool, typer.Option("--only", help="Just the --quantize variant, as the bundle's default.")
-    ] = False,
+    only: Annotated[bool, typer.Option("--only", help="Just the --quantize variant, as the bundle's default.")] = False,
     strict_latency: Annotated[
         bool | None,
-        typer.Option(help="Validation also fails on the absolute per-frame budget and on an inconclusive latency "
-                     "measurement: for a quiet, dedicated host (default: $A2BS_STRICT_LATENCY=1)."),
+        typer.Option(
+            help="Validation also fails on the absolute per-frame budget and on an inconclusive latency "
+            "measurement: for a quiet, dedicated host (default: $A2BS_STRICT_LATENCY=1)."
+        ),
     ] = None,
 ) -> None:
     """Build a bundle: model files, manifest.json, README.md; validate it; print a summary table.

@@ -38,13 +38,19 @@ class Backend(StrEnum):
 def infer(
     audio: Annotated[
         list[Path] | None,
-        typer.Argument(help="WAV, FLAC or OGG files (any rate, bit depth, channels), folders (searched recursively) "
-                            "or list files (.txt: one path per line). Default: the bundled clip."),
+        typer.Argument(
+            help="WAV, FLAC or OGG files (any rate, bit depth, channels), folders (searched recursively) "
+            "or list files (.txt: one path per line). Default: the bundled clip."
+        ),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Output .csv (Live Link Face layout), .json or .npy; for several "
-                                            "inputs a folder that mirrors the input tree (default: out/)."),
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output .csv (Live Link Face layout), .json or .npy; for several "
+            "inputs a folder that mirrors the input tree (default: out/).",
+        ),
     ] = None,
     fps: Annotated[int | None, typer.Option(help="30 or 60 (default: the checkpoint's fps, else 30).")] = None,
     checkpoint: Annotated[
@@ -53,9 +59,11 @@ def infer(
     ] = None,
     backend: Annotated[
         Backend,
-        typer.Option(help="auto: the shipped LiteRT model of the default checkpoint (no torch: small and fast), or "
-                          "PyTorch when --checkpoint, --stride or --emotion-refresh ask for it; torch (the reference); "
-                          "a bundle's artifacts: tflite (LiteRT), coreml (macOS)."),
+        typer.Option(
+            help="auto: the shipped LiteRT model of the default checkpoint (no torch: small and fast), or "
+            "PyTorch when --checkpoint, --stride or --emotion-refresh ask for it; torch (the reference); "
+            "a bundle's artifacts: tflite (LiteRT), coreml (macOS)."
+        ),
     ] = Backend.auto,
     bundle: Annotated[Path | None, typer.Option(help="Bundle folder for --backend tflite/coreml.")] = None,
     variant: Annotated[str | None, typer.Option(help="Bundle variant (default: the bundle's default).")] = None,
@@ -68,14 +76,17 @@ def infer(
     ] = None,
     emotion_from: Annotated[
         Path | None,
-        typer.Option(help="Take the expression (emotion features) from this clip instead of AUDIO, e.g. a "
-                     "take in the style you want."),
+        typer.Option(
+            help="Take the expression (emotion features) from this clip instead of AUDIO, e.g. a "
+            "take in the style you want."
+        ),
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="Also save a PNG of the mouth-critical curves.")] = None,
     preview: Annotated[
         Path | None,
-        typer.Option(help="Also render an .mp4 of a face driven by the curves, with the sound (several inputs: "
-                          "--previews)."),
+        typer.Option(
+            help="Also render an .mp4 of a face driven by the curves, with the sound (several inputs: --previews)."
+        ),
     ] = None,
     previews: Annotated[
         bool, typer.Option("--previews", help="Several inputs: an .mp4 preview beside each animation.")
@@ -88,8 +99,10 @@ def infer(
     ] = 1,
     dask: Annotated[
         str | None,
-        typer.Option(help="Several inputs: run on a Dask cluster, `auto` (local processes, --workers of them) or "
-                          "a scheduler address (tcp://host:8786)."),
+        typer.Option(
+            help="Several inputs: run on a Dask cluster, `auto` (local processes, --workers of them) or "
+            "a scheduler address (tcp://host:8786)."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
@@ -242,8 +255,13 @@ def info(
 
 @app.command()
 def train(
-    data: Annotated[list[Path], typer.Option(help="Dataset folder: takes/<name>.wav + <name>.csv (Live Link Face). "
-                                                  "Repeat to mix several (each keeps its own validation split).")],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            help="Dataset folder: takes/<name>.wav + <name>.csv (Live Link Face). "
+            "Repeat to mix several (each keeps its own validation split)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Output folder: last/ and best/ checkpoints, metrics.jsonl.")],
     fps: Annotated[int, typer.Option(help="30 or 60.")] = 30,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
@@ -254,12 +272,18 @@ def train(
     seed: int = 0,
     init: Annotated[Path | None, typer.Option(help="Start from this checkpoint's weights.")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Stop after the epoch that passes this.")] = None,
-    emotion_dropout: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of training sequences that see "
-                                                   "the neutral emotion vector.")] = 0.3,
-    specialization_weight: Annotated[float, typer.Option(min=0.0, help="Weight of the loss term that asks each "
-                                                         "blendshape to lean on one stream.")] = 0.01,
-    channel_db: Annotated[float, typer.Option(min=0.0, help="Random microphone/room colour per training sequence "
-                                              "(dB standard deviation; 0 = off).")] = 6.0,
+    emotion_dropout: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of training sequences that see the neutral emotion vector.")
+    ] = 0.3,
+    specialization_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the loss term that asks each blendshape to lean on one stream.")
+    ] = 0.01,
+    channel_db: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Random microphone/room colour per training sequence (dB standard deviation; 0 = off)."
+        ),
+    ] = 6.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Start over in a non-empty OUT.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
@@ -281,8 +305,9 @@ def train(
     run_training(config, resume=resume, force=force, log=typer.echo, progress=show)
 
 
-data_app = typer.Typer(help="Training data: synthetic espeak-ng speech, or real speech aligned to its transcripts.",
-                        no_args_is_help=True)
+data_app = typer.Typer(
+    help="Training data: synthetic espeak-ng speech, or real speech aligned to its transcripts.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 
@@ -341,8 +366,10 @@ def data_align(
     out: Annotated[Path, typer.Option(help="Corpus folder to create (must not exist).")],
     fps: Annotated[int, typer.Option(help="Frame rate of the curves.")] = 60,
     copies: Annotated[int, typer.Option(help="Perturbed copies per line (speaker, pitch, rate, room, noise).")] = 2,
-    val_speaker: Annotated[list[str] | None, typer.Option(
-        help="Validation speaker (repeatable). Default: the speaker with the least audio.")] = None,
+    val_speaker: Annotated[
+        list[str] | None,
+        typer.Option(help="Validation speaker (repeatable). Default: the speaker with the least audio."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Processes (one aligner each).")] = 2,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
@@ -366,8 +393,9 @@ def data_align(
 def data_voices(
     texts: Annotated[Path, typer.Argument(help="Sentences: a transcripts.tsv (its text column) or one per line.")],
     out: Annotated[Path, typer.Option(help="Folder to create (must not exist): <voice>/<name>.wav + .txt + .segs.")],
-    voice: Annotated[list[str] | None, typer.Option(help="Voice (repeatable): kal, ked (Festival), rms (Flite). "
-                                                    "Default: all three.")] = None,
+    voice: Annotated[
+        list[str] | None, typer.Option(help="Voice (repeatable): kal, ked (Festival), rms (Flite). Default: all three.")
+    ] = None,
     lines: Annotated[int | None, typer.Option(min=1, help="Use only the first N sentences.")] = None,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
@@ -379,8 +407,11 @@ def data_voices(
     sentences = read_texts(texts)[:lines]
     with _line_progress("a2bs data voices", progress) as advance:
         written = speak_lines(sentences, out, voice or list(VOICES), progress=advance, log=typer.echo)
-    typer.echo(f"wrote {out}: " + ", ".join(f"{name} {n} lines" for name, n in written.items())
-               + f"; next: a2bs data align {out} --out CORPUS")
+    typer.echo(
+        f"wrote {out}: "
+        + ", ".join(f"{name} {n} lines" for name, n in written.items())
+        + f"; next: a2bs data align {out} --out CORPUS"
+    )
 
 
 @app.command()
@@ -395,8 +426,10 @@ def validate(
     latency: Annotated[bool, typer.Option(help="Measure latency (--no-latency skips those checks).")] = True,
     strict_latency: Annotated[
         bool | None,
-        typer.Option(help="Also fail on the absolute per-frame budget and on an inconclusive measurement: for a "
-                     "quiet, dedicated benchmark host (default: $A2BS_STRICT_LATENCY=1)."),
+        typer.Option(
+            help="Also fail on the absolute per-frame budget and on an inconclusive measurement: for a "
+            "quiet, dedicated benchmark host (default: $A2BS_STRICT_LATENCY=1)."
+        ),
     ] = None,
 ) -> None:
     """Check every model of a bundle: integrity, parity with PyTorch, size, streaming, latency.

@@ -253,7 +253,6 @@ def _row(platform: str, ckpt: Checkpoint, folder: Path, artifact: ArtifactFile, 
     from a2bs.core.deploy import DeployFrontEnd, DeployStep
 
     if platform == "android":
-
         runner, runtime = TFLiteRunner(folder / artifact.path), "LiteRT interpreter"
     else:
         from a2bs.runtime.mil_executor import MILExecutor

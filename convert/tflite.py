@@ -171,9 +171,7 @@ def convert_tflite(
     say(f"tflite {variant}: save")
     _write_atomic(step_path, model_bytes, overwrite)
     records = [
-        ArtifactFile(
-            Path(step_path.name), "step", variant, row.precision, notes=_parity_notes(errors, check_inputs)
-        )
+        ArtifactFile(Path(step_path.name), "step", variant, row.precision, notes=_parity_notes(errors, check_inputs))
     ]
 
     if reuse_front:

@@ -38,9 +38,7 @@ def _set(text: str) -> frozenset[str]:
 
 CONTRASTS: dict[str, Contrast] = {
     "jaw": Contrast(("jawOpen",), _set("aa ae ah ao aw ay"), _set("p b m")),
-    "closure": Contrast(
-        ("mouthClose", "mouthPressLeft", "mouthPressRight"), _set("p b m"), _set("t d n k g s z l ng")
-    ),
+    "closure": Contrast(("mouthClose", "mouthPressLeft", "mouthPressRight"), _set("p b m"), _set("t d n k g s z l ng")),
     "rounding": Contrast(("mouthPucker", "mouthFunnel"), _set("uw uh ow oy w"), _set("iy ih ey eh ae")),
     "labiodental": Contrast(("mouthRollLower",), _set("f v"), _set("t d n k g s z l")),
 }

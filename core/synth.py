@@ -1246,14 +1246,26 @@ def tables_markdown() -> str:
         for name, spec in over.items():
             lines.append(f"| `{name}` ({accent}) | {spec.visemes} | {spec.strength:g} | {spec.dominance:g} |")
     lines.append(f"| unknown | {UNKNOWN_PHONE.visemes} | {UNKNOWN_PHONE.strength:g} | {UNKNOWN_PHONE.dominance:g} |")
-    lines += ["", "### ARPAbet -> viseme (aligned real speech)", "",
-              f"Vowels with CMUdict stress 0 get strength x{_UNSTRESSED[0]:g} and dominance x{_UNSTRESSED[1]:g}; "
-              "`ah0` is `ax`.", "", "| ARPAbet | visemes (time split) | strength | dominance x |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "### ARPAbet -> viseme (aligned real speech)",
+        "",
+        f"Vowels with CMUdict stress 0 get strength x{_UNSTRESSED[0]:g} and dominance x{_UNSTRESSED[1]:g}; "
+        "`ah0` is `ax`.",
+        "",
+        "| ARPAbet | visemes (time split) | strength | dominance x |",
+        "|---|---|---|---|",
+    ]
     for name, spec in ARPABET.items():
         parts = " + ".join(f"{v} ({f:.2f})" if len(spec.parts) > 1 else v for v, f in spec.parts)
         lines.append(f"| `{name}` | {parts} | {spec.strength:g} | {spec.dominance:g} |")
-    lines += ["", "### Speaking style (eGeMAPSv02 functionals of the take, z = (x - mean) / spread, clipped "
-              f"to +-{_Z_CLIP:g})", "", "| feature | eGeMAPS index | mean | spread |", "|---|---|---|---|"]
+    lines += [
+        "",
+        f"### Speaking style (eGeMAPSv02 functionals of the take, z = (x - mean) / spread, clipped to +-{_Z_CLIP:g})",
+        "",
+        "| feature | eGeMAPS index | mean | spread |",
+        "|---|---|---|---|",
+    ]
     for key, (i, mean, sd) in _STYLE_FEATURES.items():
         lines.append(f"| {key} | {i} | {mean:g} | {sd:g} |")
     lines += ["", "### Viseme -> ARKit targets (unlisted shapes are 0)", "", "| viseme | targets |", "|---|---|"]

@@ -187,7 +187,6 @@ def _tflite_latency(bundle: Path, manifest: dict[str, Any], entry: dict[str, Any
                     budget_ms: float, macs: float | None, strict: bool, progress: Progress) -> Check:  # fmt: skip
     import torch
 
-
     front_entry = next(e for e in manifest["files"] if e["role"] == "front_end")
     audio = load_audio(clip)[: int(LATENCY_AUDIO_S * C.SAMPLE_RATE)]
     wanted = 2 if usable_cores() >= 2 else 1

@@ -98,9 +98,11 @@ def _latency_section(checks: list[dict[str, Any]]) -> str:
         return ""
     header = ["artifact", "threads", "median", "p95", "PyTorch median", "ratio", "block spread", "verdict",
               "RTF (own process)", "peak memory"]  # fmt: skip
-    return ("<h2>Latency (front end + step, per frame, interleaved with the PyTorch reference)</h2>"
-            "<p>The build host is not the phone: the ratio to PyTorch is judged, absolute figures are evidence. "
-            "A noisy measurement is inconclusive, not a failure (unless strict).</p>" + _table(header, rows))
+    return (
+        "<h2>Latency (front end + step, per frame, interleaved with the PyTorch reference)</h2>"
+        "<p>The build host is not the phone: the ratio to PyTorch is judged, absolute figures are evidence. "
+        "A noisy measurement is inconclusive, not a failure (unless strict).</p>" + _table(header, rows)
+    )
 
 
 def _plots(data: dict[str, Any], bundle: Path) -> str:
@@ -167,28 +169,28 @@ def render_html(data: dict[str, Any], bundle: Path) -> str:
     if data.get("skipped"):
         skipped = f"<br><b>Not run at the caller's request: {html.escape(', '.join(data['skipped']))}</b>"
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>a2bs validation: {data['platform']} bundle</title>
+<html><head><meta charset="utf-8"><title>a2bs validation: {data["platform"]} bundle</title>
 <style>
 body {{ font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em; max-width: 1200px; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; }}
 th {{ background: #f2f2f2; }} .ok {{ color: #087f23; }} .bad {{ color: #c62828; }} .na {{ color: #8a6d00; }}
 .verdict {{ font-size: 1.4em; padding: 0.4em 0.8em; display: inline-block;
-           background: {'#e6f4ea' if data['passed'] else '#fdecea'}; }}
+           background: {"#e6f4ea" if data["passed"] else "#fdecea"}; }}
 img, video {{ max-width: 100%; }} figure {{ margin: 1em 0; }}
 </style></head><body>
-<h1>a2bs validation: {data['platform']} bundle, {data['fps']} fps</h1>
+<h1>a2bs validation: {data["platform"]} bundle, {data["fps"]} fps</h1>
 <p class="verdict">{verdict}</p>
-<p>Bundle <code>{html.escape(data['bundle'])}</code>, validated {data['created']} in {data['seconds']} s on
-{html.escape(machine['cpu'])} ({machine['cores']} cores, {html.escape(machine['os'])}); {html.escape(versions)}.<br>
+<p>Bundle <code>{html.escape(data["bundle"])}</code>, validated {data["created"]} in {data["seconds"]} s on
+{html.escape(machine["cpu"])} ({machine["cores"]} cores, {html.escape(machine["os"])}); {html.escape(versions)}.<br>
 Speech: {html.escape(clips)}. Every figure names the runtime that produced it.
 {skipped}</p>
-{f'<h2>Failures</h2><ul>{failures}</ul>' if failures else ''}
-<h2>Checks</h2>{_checks_table(data['checks'])}
-<h2>Parity against PyTorch</h2>{_parity_section(data['checks'])}
+{f"<h2>Failures</h2><ul>{failures}</ul>" if failures else ""}
+<h2>Checks</h2>{_checks_table(data["checks"])}
+<h2>Parity against PyTorch</h2>{_parity_section(data["checks"])}
 {_previews(data, bundle)}
-{_latency_section(data['checks'])}
-<p>{ON_DEVICE[data['platform']]}</p>
+{_latency_section(data["checks"])}
+<p>{ON_DEVICE[data["platform"]]}</p>
 {_thresholds(data)}
 {_plots(data, bundle)}
 </body></html>

@@ -220,7 +220,6 @@ def _declared_io(model: Any) -> list[tuple[str, tuple[int, ...]]]:
 
 def _actual_io(path: Path, platform: str) -> tuple[list, list]:
     if platform == "android":
-
         io = TFLiteRunner(path).signature_io()
         return ([(n, tuple(i["shape"])) for n, i in io["inputs"].items()],
                 [(n, tuple(i["shape"])) for n, i in io["outputs"].items()])  # fmt: skip
@@ -300,8 +299,11 @@ def report_json(report: Report) -> dict[str, Any]:
         "thresholds": {
             "parity": {k: asdict(v) for k, v in PARITY_LIMITS.items()},
             "front_end": asdict(FRONT_END_LIMITS),
-            "weights": {name: {"relative_rms": row.weight_limit[0], "reason": row.weight_limit[1]}
-                        for name, row in platform_variants(report.manifest["platform"]).items() if row.weight_limit},
+            "weights": {
+                name: {"relative_rms": row.weight_limit[0], "reason": row.weight_limit[1]}
+                for name, row in platform_variants(report.manifest["platform"]).items()
+                if row.weight_limit
+            },
             "model_bytes": MAX_MODEL_BYTES,
             "latency_ms_per_frame": C.RTF_TARGET * 1000.0 / report.manifest["fps"],
             "latency": {

@@ -34,8 +34,12 @@ FUZZ = settings(
     deadline=timedelta(seconds=5),  # a hang (e.g. fps 10^9) fails the example instead of stalling CI
     derandomize=True,
     database=None,  # writes nothing into the repository
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                           HealthCheck.function_scoped_fixture],  # the sentinel check runs once per test
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],  # the sentinel check runs once per test
 )
 
 HOSTILE = st.sampled_from([
@@ -172,6 +176,7 @@ def test_fuzz_mlpackage_manifest(ios_bundle: Path, arena: dict[str, Path], data:
 
 
 # --- sample configs ---------------------------------------------------------------------------------
+
 
 @settings(FUZZ, max_examples=800)
 @given(data=st.data())

@@ -181,8 +181,6 @@ def test_no_model_numbers_in_swift(manifest: dict[str, Any]) -> None:
         assert '.mlpackage"' not in path.read_text() or "Tests" in path.parts, path
 
 
-
-
 # --- The Swift engine: build, unit tests, replay against the real Core ML models -------------------------------
 
 

@@ -129,7 +129,7 @@ def _cycles(graph: dict[str, list[Import]]) -> list[str]:
         state[node] = 1
         for nxt in sorted(edges[node]):
             if state[nxt] == 1:
-                found.append("import cycle: " + " -> ".join([*path[path.index(nxt):], nxt]))
+                found.append("import cycle: " + " -> ".join([*path[path.index(nxt) :], nxt]))
             elif state[nxt] == 0:
                 walk(nxt, [*path, nxt])
         state[node] = 2

@@ -33,9 +33,7 @@ def _frames(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n)[:, None] / 30.0
     level, amount = rng.uniform(0.0, 0.4, 52), rng.uniform(0.0, 0.4, 52)
-    return np.clip(level + amount * np.sin(rng.uniform(1, 8, 52) * t + rng.uniform(0, 6, 52)), 0, 1).astype(
-        np.float32
-    )
+    return np.clip(level + amount * np.sin(rng.uniform(1, 8, 52) * t + rng.uniform(0, 6, 52)), 0, 1).astype(np.float32)
 
 
 def _decode(path: Path) -> tuple[dict, np.ndarray]:

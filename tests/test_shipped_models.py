@@ -18,7 +18,8 @@ def test_shipped_model_is_the_default_checkpoint(fps: int) -> None:
     manifest = load_manifest(shipped_bundle(fps))
     assert manifest["fps"] == fps and manifest["platform"] == "android"
     assert manifest["checkpoint"]["fingerprint"] == fingerprint(load_default(fps)), (
-        "the default checkpoint changed: rebuild the shipped models with `make shipped-models`")
+        "the default checkpoint changed: rebuild the shipped models with `make shipped-models`"
+    )
 
 
 @pytest.mark.slow

@@ -335,4 +335,3 @@ def test_convert_validates_and_installs(monkeypatch, capsys, tmp_path: Path) -> 
     code, _, err = _run(monkeypatch, capsys, convert_cli.main, "a2bs-convert", "ios", "--out", str(tmp_path / "i"),
                         "--install-into", str(sample))  # fmt: skip
     assert code == 2 and "android sample" in err and not (tmp_path / "i").exists()
-
