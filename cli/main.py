@@ -284,6 +284,14 @@ def train(
             min=0.0, help="Random microphone/room colour per training sequence (dB standard deviation; 0 = off)."
         ),
     ] = 6.0,
+    vocal_tract_warp: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Random vocal-tract length per training sequence: spectrum scaled by up to 1 +/- this (0 = off).",
+        ),
+    ] = 0.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Start over in a non-empty OUT.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
@@ -299,7 +307,7 @@ def train(
         data=[str(d) for d in data], out=str(out), fps=fps, epochs=epochs, steps_per_epoch=steps_per_epoch,
         batch_size=batch_size, seq_frames=seq_frames, lr=lr, seed=seed, init=str(init) if init else None,
         max_minutes=max_minutes, emotion_dropout=emotion_dropout, specialization_weight=specialization_weight,
-        channel_db=channel_db,
+        channel_db=channel_db, vocal_tract_warp=vocal_tract_warp,
     )  # fmt: skip
     show = sys.stderr.isatty() if progress is None else progress
     run_training(config, resume=resume, force=force, log=typer.echo, progress=show)

@@ -36,6 +36,11 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
     return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
 
 
+def mel_edges_hz(n_mels: int = N_MELS, fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
+    """(n_mels + 2,) filter edges in Hz, evenly spaced in mel; filter k peaks at edge k + 1 (its centre)."""
+    return mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+
+
 def mel_filterbank(
     sample_rate: int = SAMPLE_RATE,
     n_fft: int = N_FFT,
@@ -45,7 +50,7 @@ def mel_filterbank(
 ) -> np.ndarray:
     """(n_mels, n_fft // 2 + 1) triangular filters on the Slaney mel scale, area-normalized ("slaney")."""
     fft_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    edges_hz = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    edges_hz = mel_edges_hz(n_mels, fmin, fmax)
     widths = np.diff(edges_hz)
     ramps = edges_hz[:, None] - fft_hz[None, :]
     lower = -ramps[:-2] / widths[:-1, None]

@@ -34,7 +34,7 @@ from a2bs.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from a2bs.core.dataset import Take, load_takes, split_takes
 from a2bs.core.emotion import EmotionStats, emotion_features_at
 from a2bs.core.errors import A2BSError
-from a2bs.core.features import MelFrontEnd
+from a2bs.core.features import MelFrontEnd, mel_edges_hz
 from a2bs.core.inference import mel_windows
 from a2bs.core.model import A2BSModel, ModelConfig, smooth
 from a2bs.core.plots import plot_training
@@ -72,6 +72,10 @@ class TrainConfig:
     # gain curve over the mel bins (level and tilt/bumps, this many dB standard deviation), so the
     # one real training voice's recording chain is not learned as part of the phones.
     channel_db: float = 6.0
+    # Vocal-tract length: each training sequence's mel spectrum is warped along frequency by a random
+    # factor in [1 / (1 + warp), 1 + warp] (formants move together, as between speakers), so every
+    # corpus shows a continuum of vocal tracts, not the handful of voices it was recorded with.
+    vocal_tract_warp: float = 0.0
 
     @property
     def data_dirs(self) -> list[str]:
@@ -122,6 +126,23 @@ def colour_channel(mel: torch.Tensor, front_end: MelFrontEnd, db: float, rng: np
     gain = torch.from_numpy(10 ** (curve_db / 10)).to(mel.dtype)[:, None, :]
     power = ((mel / front_end.mel_inv_std + front_end.mel_mean).exp() - C.LOG_EPS).clamp(min=0)
     return front_end.normalize(torch.log(power * gain + C.LOG_EPS))
+
+
+def warp_vocal_tract(mel: torch.Tensor, front_end: MelFrontEnd, warp: float, rng: np.random.Generator) -> torch.Tensor:
+    """Normalized log-mel (B, T, 80) with each sequence's spectrum scaled along frequency by its own factor
+    a ~ logU(1 / (1 + warp), 1 + warp): bin k takes the log-mel found at f_k / a (linear interpolation between
+    bin centres, the edge bins beyond the range), so a formant at f moves to a * f (VTLP, Jaitly & Hinton 2013)."""
+    if warp <= 0:
+        return mel
+    centres = mel_edges_hz()[1:-1]
+    factors = np.exp(rng.uniform(-np.log1p(warp), np.log1p(warp), mel.shape[0]))
+    source = np.interp(centres[None] / factors[:, None], centres, np.arange(C.N_MELS))  # (B, 80) fractional bins
+    low = np.minimum(np.floor(source).astype(np.int64), C.N_MELS - 2)
+    frac = torch.from_numpy(source - low).to(mel.dtype)[:, None, :]
+    index = torch.from_numpy(low)[:, None, :].expand(-1, mel.shape[1], -1)
+    raw = mel / front_end.mel_inv_std + front_end.mel_mean
+    warped = torch.gather(raw, 2, index) * (1 - frac) + torch.gather(raw, 2, index + 1) * frac
+    return front_end.normalize(warped)
 
 
 def stream_uncommitment(model: A2BSModel) -> torch.Tensor:
@@ -372,6 +393,7 @@ def train(
         for _ in bar:
             mel, emotion, target, mask = sample_batch(train_data, config.batch_size, config.seq_frames, rng, silence)
             emotion = drop_emotion(emotion, config.emotion_dropout, rng)
+            mel = warp_vocal_tract(mel, model.front_end, config.vocal_tract_warp, rng)
             mel = colour_channel(mel, model.front_end, config.channel_db, rng)
             pred = ddp_model(mel, emotion)
             loss, parts = training_loss(pred, target, mask, model.alpha, config.fps)

@@ -22,7 +22,7 @@ from a2bs.core.checkpoint import load_checkpoint
 from a2bs.core.constants import LOG_EPS
 from a2bs.core.dataset import load_takes, resample_curves, split_takes
 from a2bs.core.errors import A2BSError
-from a2bs.core.features import MelFrontEnd
+from a2bs.core.features import MelFrontEnd, mel_edges_hz
 from a2bs.core.train import (
     TrainConfig,
     colour_channel,
@@ -30,6 +30,7 @@ from a2bs.core.train import (
     stream_uncommitment,
     train,
     training_loss,
+    warp_vocal_tract,
 )
 
 
@@ -243,6 +244,22 @@ def test_colour_channel_is_one_gain_curve_per_sequence_and_keeps_silence() -> No
     assert float(delta[0, 0].std()) > 0.05  # a colour over the bins, not only a level
     assert float(delta[2, :5].abs().max()) < 1e-3  # silence stays silent
     assert torch.equal(colour_channel(fe.normalize(raw), fe, 0.0, np.random.default_rng(1)), fe.normalize(raw))
+
+
+def test_warp_vocal_tract_moves_formants_by_one_factor_per_sequence() -> None:
+    """A formant at 1.5 kHz lands at a * 1.5 kHz, one a per sequence within 1 +/- warp; warp 0 is the identity."""
+    fe = MelFrontEnd(np.full(80, -2.0), np.full(80, 3.0))
+    centres = mel_edges_hz()[1:-1]
+    formant = torch.from_numpy(-(np.log(centres / 1500.0) ** 2) / 0.01).float()
+    raw = formant[None, None, :].repeat(6, 4, 1)
+    warped = warp_vocal_tract(fe.normalize(raw), fe, 0.15, np.random.default_rng(3))
+    peaks = centres[(warped / fe.mel_inv_std + fe.mel_mean).argmax(dim=2).numpy()]  # (6, 4) Hz
+    factors = np.exp(np.random.default_rng(3).uniform(-np.log1p(0.15), np.log1p(0.15), 6))  # the same draws
+    assert (peaks == peaks[:, :1]).all()  # one factor for every frame of a sequence
+    spacing = np.diff(centres)[np.searchsorted(centres, 1500 * factors)]
+    assert (np.abs(peaks[:, 0] - 1500 * factors) <= spacing).all(), (peaks[:, 0], 1500 * factors)
+    assert peaks[:, 0].max() - peaks[:, 0].min() > 200  # the voices differ
+    assert torch.equal(warp_vocal_tract(fe.normalize(raw), fe, 0.0, np.random.default_rng(3)), fe.normalize(raw))
 
 
 def test_specialization_weight_makes_the_streams_commit(corpus: Path, tmp_path: Path) -> None:
