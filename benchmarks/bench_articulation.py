@@ -3,10 +3,12 @@
 For every utterance with phone timings, each phone is scored by the mean of a contrast's shapes over
 the middle half of the phone; the AUC between two phone classes says how well the face tells them
 apart (`a2bs.core.articulation.CONTRASTS`: jaw, closure, rounding, labiodental). Reported per speaker
-and as the mean over speakers, beside the loudness baseline (normalized log-RMS as "jawOpen"), for
-the PyTorch models (30 and 60 fps) and the default iOS and Android bundles (run frame by frame in
-their runtimes, as the apps do). Also: where the peaks of the short gestures (closures, f/v) fall
-relative to their phones, and the emotion stream (S_overall, per-group stream weights, ablation).
+(with the phones behind each figure) and as the mean over speakers with a bootstrap 95 % interval
+(some speakers have three short utterances), beside the loudness baseline (normalized log-RMS as
+"jawOpen"), for the PyTorch models (30 and 60 fps) and the default iOS and Android bundles (run
+frame by frame in their runtimes, as the apps do). Also: where the peaks of the short gestures
+(closures, f/v) fall relative to their phones, and the emotion stream (S_overall, per-group stream
+weights, ablation).
 
     python benchmarks/bench_articulation.py                       # defaults (converts the bundles)
     python benchmarks/bench_articulation.py --checkpoint-30 runs/x/best --no-bundles
@@ -66,7 +68,8 @@ def eval_set(folder: Path) -> list[dict[str, Any]]:
 
 
 def score(curves: Curves, utterances: list[dict[str, Any]], fps: int, espeak: bool = False) -> dict[str, Any]:
-    """AUC per contrast per speaker, their mean over speakers, and the peak offsets of the short gestures."""
+    """AUC per contrast per speaker, their mean over speakers with a bootstrap 95 % interval, the phones
+    behind each speaker's figure, and the peak offsets of the short gestures."""
     by_speaker: dict[str, list] = defaultdict(list)
     offsets: dict[str, list[float]] = defaultdict(list)
     for u in utterances:
@@ -76,10 +79,14 @@ def score(curves: Curves, utterances: list[dict[str, Any]], fps: int, espeak: bo
             offsets[name] += A.peak_offsets_ms(y, u["phones"], fps, name, espeak)
     per_speaker = {s: A.contrast_aucs(v) for s, v in sorted(by_speaker.items())}
     mean = {c: float(np.nanmean([v[c] for v in per_speaker.values()])) for c in A.CONTRASTS}
+    counts = {s: {c: [len(pos), len(neg)] for c, (pos, neg) in A.contrast_pools(v).items()}
+              for s, v in sorted(by_speaker.items())}  # fmt: skip
     return {
         "per_speaker": per_speaker,
         "mean_over_speakers": mean,
         "mean_of_contrasts": float(np.mean(list(mean.values()))),
+        "phones_per_speaker": counts,  # [positive, negative] phones per contrast
+        "interval_95": A.speaker_mean_interval(by_speaker),
         "peak_offset_ms": {
             k: {"mean": float(np.mean(v)), "median": float(np.median(v)), "n": len(v)} for k, v in offsets.items() if v
         },
@@ -304,6 +311,12 @@ def summary(results: dict[str, Any]) -> str:
         peaks = "/".join(f"{r['peak_offset_ms'][k]['mean']:+.0f}" for k in A.TIMED if k in r["peak_offset_ms"])
         lines.append(f"{name:24} {row[0]:>9} {row[1]:>8} {row[2]:>8} {row[3]:>6} {row[4]:>6} | "
                      f"{srow[0]:>10} {srow[1]:>8} {srow[2]:>8} {srow[3]:>6} | {peaks}")  # fmt: skip
+        if "interval_95" in r:
+            ci = [
+                f"{r['interval_95'][c][0]:.2f}-{r['interval_95'][c][1]:.2f}"
+                for c in (*A.CONTRASTS, "mean_of_contrasts")
+            ]
+            lines.append(f"{'  95 % interval':24} {ci[0]:>9} {ci[1]:>8} {ci[2]:>8} {ci[3]:>6} {ci[4]:>6}")
         if "loudness_baseline" in m:
             lb = m["loudness_baseline"]["mean_over_speakers"]["jaw"]
             lines.append(f"{'  loudness baseline':24} {lb:>9.3f}   targets met: {m['targets_met']}")

@@ -120,11 +120,46 @@ def contrast_samples(
     return out
 
 
+def contrast_pools(
+    samples: Sequence[dict[str, tuple[list[float], list[float]]]],
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per contrast, (positive scores, negative scores) of several utterances, pooled."""
+    return {
+        name: tuple(np.array([v for s in samples for v in s[name][side]], dtype=np.float64) for side in (0, 1))
+        for name in CONTRASTS
+    }
+
+
 def contrast_aucs(samples: Sequence[dict[str, tuple[list[float], list[float]]]]) -> dict[str, float]:
     """AUC per contrast over several utterances' samples (pooled)."""
-    pooled = {name: ([v for s in samples for v in s[name][0]], [v for s in samples for v in s[name][1]])
-              for name in CONTRASTS}  # fmt: skip
-    return {name: auc(np.array(pos), np.array(neg)) for name, (pos, neg) in pooled.items()}
+    return {name: auc(pos, neg) for name, (pos, neg) in contrast_pools(samples).items()}
+
+
+def speaker_mean_interval(
+    by_speaker: dict[str, Sequence[dict[str, tuple[list[float], list[float]]]]],
+    reps: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Bootstrap interval of each contrast's mean over speakers and of the mean of the contrasts.
+
+    Each replicate redraws, per speaker and contrast, its positive and its negative phone scores with
+    replacement. A speaker with a handful of phones of a class (three short utterances) moves its AUC,
+    and the mean over speakers, a lot: the interval says how far the figures can be read. Phones of
+    one utterance are treated as independent, so the interval is, if anything, too narrow."""
+    rng = np.random.default_rng(seed)
+    pooled = {spk: contrast_pools(samples) for spk, samples in by_speaker.items()}
+    draws = {name: np.empty(reps) for name in CONTRASTS}
+    for r in range(reps):
+        for name in CONTRASTS:
+            values = [
+                auc(rng.choice(pos, len(pos)), rng.choice(neg, len(neg))) if len(pos) and len(neg) else math.nan
+                for pos, neg in (pools[name] for pools in pooled.values())
+            ]
+            draws[name][r] = np.nanmean(values) if not np.all(np.isnan(values)) else math.nan
+    draws["mean_of_contrasts"] = np.mean([draws[name] for name in CONTRASTS], axis=0)
+    tail = 100 * (1 - level) / 2
+    return {k: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail))) for k, v in draws.items()}
 
 
 def peak_offsets_ms(curves: np.ndarray, phones: Phones, fps: int, contrast: str, espeak: bool = False) -> list[float]:

@@ -215,6 +215,25 @@ def test_contrast_aucs_and_controls() -> None:
     )
 
 
+def test_speaker_mean_interval_is_wide_for_a_few_phones_and_narrow_for_many() -> None:
+    rng = np.random.default_rng(0)
+
+    def speaker(n: int) -> list[dict[str, tuple[list[float], list[float]]]]:
+        pos, neg = list(rng.normal(1, 1, n)), list(rng.normal(0, 1, n))
+        return [{name: (pos, neg) for name in A.CONTRASTS}]
+
+    many, few = speaker(300), speaker(3)
+    narrow = A.speaker_mean_interval({"lj": many}, reps=300)
+    wide = A.speaker_mean_interval({"axb": few}, reps=300)
+    point = A.contrast_aucs(many)["jaw"]  # about 0.76
+    assert narrow["jaw"][0] < point < narrow["jaw"][1] and narrow["jaw"][1] - narrow["jaw"][0] < 0.1, narrow
+    assert wide["jaw"][1] - wide["jaw"][0] > 0.4, wide  # three phones a class: the AUC can be read to +-0.2 at best
+    # a speaker without a class (slt has no rounded vowel) drops out of that contrast's mean, not to NaN
+    no_rounding = [{name: (([], []) if name == "rounding" else many[0][name]) for name in A.CONTRASTS}]
+    both = A.speaker_mean_interval({"lj": many, "slt": no_rounding}, reps=50)
+    assert all(np.isfinite(both[k]).all() for k in both), both
+
+
 def test_espeak_phone_classes() -> None:
     assert A.arpabet_class("m", espeak=True) == "m" and A.arpabet_class("aI", espeak=True) == "ay"
     assert A.arpabet_class("u:", espeak=True) == "uw" and A.arpabet_class("@", espeak=True) is None
