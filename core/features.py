@@ -131,6 +131,10 @@ class MelFrontEnd(nn.Module):
     def normalize(self, log_mel: torch.Tensor) -> torch.Tensor:
         return (log_mel - self.mel_mean) * self.mel_inv_std
 
+    def denormalize(self, mel: torch.Tensor) -> torch.Tensor:
+        """Normalized log-mel -> log-mel (the inverse of `normalize`; training's augmentations work on it)."""
+        return mel / self.mel_inv_std + self.mel_mean
+
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.normalize(self.log_mel(windows))
 

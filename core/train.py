@@ -124,7 +124,7 @@ def colour_channel(mel: torch.Tensor, front_end: MelFrontEnd, db: float, rng: np
     shapes = np.cos(np.pi * np.arange(1, 4)[:, None] * bins[None])  # (3, 80)
     curve_db = rng.normal(0, db, (mel.shape[0], 1)) + rng.normal(0, db / 2, (mel.shape[0], 3)) @ shapes
     gain = torch.from_numpy(10 ** (curve_db / 10)).to(mel.dtype)[:, None, :]
-    power = ((mel / front_end.mel_inv_std + front_end.mel_mean).exp() - C.LOG_EPS).clamp(min=0)
+    power = (front_end.denormalize(mel).exp() - C.LOG_EPS).clamp(min=0)
     return front_end.normalize(torch.log(power * gain + C.LOG_EPS))
 
 
@@ -140,7 +140,7 @@ def warp_vocal_tract(mel: torch.Tensor, front_end: MelFrontEnd, warp: float, rng
     low = np.minimum(np.floor(source).astype(np.int64), C.N_MELS - 2)
     frac = torch.from_numpy(source - low).to(mel.dtype)[:, None, :]
     index = torch.from_numpy(low)[:, None, :].expand(-1, mel.shape[1], -1)
-    raw = mel / front_end.mel_inv_std + front_end.mel_mean
+    raw = front_end.denormalize(mel)
     warped = torch.gather(raw, 2, index) * (1 - frac) + torch.gather(raw, 2, index + 1) * frac
     return front_end.normalize(warped)
 
