@@ -5,9 +5,9 @@ scored by the mean of some shapes over the middle half of the phone, and the AUC
 classes says how well the shapes tell them apart (1 = always, 0.5 = chance). Used by training's
 validation metrics and by `benchmarks/bench_articulation.py` (real speech with phone timings).
 
-Phones are ARPAbet (lower case, optional stress digit; "ax" = unstressed AH, "pau" = pause) or
-espeak-ng mnemonics (the synthetic corpus), which are mapped to the same classes through their
-visemes (`a2bs.core.synth.PHONEMES`).
+Phones are ARPAbet (lower case, optional stress digit; "ax" = unstressed AH, i.e. schwa, which no
+contrast uses; "pau" = pause) or espeak-ng mnemonics (the synthetic corpus), which are mapped to the
+same classes through their visemes (`a2bs.core.synth.PHONEMES`).
 """
 
 from __future__ import annotations
@@ -61,8 +61,11 @@ def is_espeak(phones: Phones) -> bool:
 def arpabet_class(phone: str, espeak: bool = False) -> str | None:
     """The ARPAbet base name a phone counts as (stress removed; espeak-ng phones through their viseme)."""
     if not espeak:
-        base = phone.lower().rstrip("012")
-        return "ah" if base == "ax" else base
+        # Schwa (Festival's "ax", CMUdict's AH0) is its own class, in no contrast: it is a weak, reduced
+        # vowel that takes its neighbours' shape (docs/VISEMES.md), not an open vowel; the espeak-ng
+        # side leaves it out too (docs/DECISIONS.md, "Schwa is not an open vowel").
+        name = phone.lower()
+        return "ax" if name == "ah0" else name.rstrip("012")
 
     spec = PHONEMES.get(phone)
     if spec is None or spec.dominance < 1.0 or spec.strength < 0.75:

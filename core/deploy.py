@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from a2bs.core.constants import N_FFT
+from a2bs.core.errors import A2BSError
 from a2bs.core.model import A2BSModel, count_parameters, macs_per_frame
 
 STEP_INPUTS = ("mel_frames", "context", "emotion", "previous")
@@ -39,6 +40,8 @@ class DeployStep(nn.Module):
     def __init__(self, model: A2BSModel) -> None:
         super().__init__()
         cfg = model.config
+        if cfg.detail_spacing != 1:  # the bundles' mel ring and manifest hold exactly frames j-2, j-1, j
+            raise A2BSError(f"detail_spacing {cfg.detail_spacing} cannot be exported to a bundle yet (only 1)")
         self.n_context = cfg.context_frames
         self.d, self.h = cfg.d_model, cfg.n_heads
         self.dh = self.d // self.h

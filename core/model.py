@@ -10,8 +10,8 @@ smoothing). The encoders are designed so that shared work is computed once (docs
   So a frame's key/value is the same in all 256 (or 512) windows that contain it: offline inference
   encodes each frame once, and on device the app keeps a ring buffer of encoded frames.
 * Output frame k attends over the N encoded frames ending at mel frame j = k + lookahead, plus
-  3 short-term detail tokens (frames j, j-1, j-2 through a separate frame-local encoder): N + 3 tokens,
-  the spec's enhanced mel stream.
+  3 short-term detail tokens (frames j, j-s, j-2s through a separate frame-local encoder; spacing s = 1
+  in the shipped models): N + 3 tokens, the spec's enhanced mel stream.
 * The emotion vector (264 = 3 x 88 eGeMAPS) is compressed to 256 and expanded into several
   key/value tokens (DESIGN.md decision 8: one key would make attention degenerate).
 * Stream weights per blendshape: softmax over (theta_mel, theta_emotion) / tau, tau in [0.05, 0.5].
@@ -42,6 +42,10 @@ class ModelConfig:
     lookahead_frames: int = C.LOOKAHEAD_FRAMES[30]
     n_mels: int = C.N_MELS
     detail_frames: int = C.DETAIL_FRAMES
+    # Mel frames between detail tokens: 1 gives j, j-1, j-2. At 60 fps with a 4-frame look-ahead those are
+    # all 33-67 ms ahead of the output frame; 2 (j, j-2, j-4) reaches "now" (docs/DECISIONS.md, the 60 fps
+    # limit). Only 1 can be exported to the bundles yet.
+    detail_spacing: int = 1
     d_model: int = C.D_MODEL
     n_heads: int = C.N_HEADS
     encoder_hidden: int = 384
@@ -56,6 +60,11 @@ class ModelConfig:
         if fps not in C.SUPPORTED_FPS:
             raise ValueError(f"fps must be one of {C.SUPPORTED_FPS}, got {fps}")
         return cls(fps=fps, context_frames=C.CONTEXT_FRAMES[fps], lookahead_frames=C.LOOKAHEAD_FRAMES[fps])
+
+    @property
+    def step_mel_frames(self) -> int:
+        """Mel frames one device step reads: the newest frame's 3 for the frame encoder, and the detail tokens."""
+        return max(self.detail_frames, (self.detail_frames - 1) * self.detail_spacing + 1)
 
     @property
     def window_mel_frames(self) -> int:
@@ -96,6 +105,7 @@ class ModelConfig:
         return cls(
             fps=fps, context_frames=context, lookahead_frames=f.int("lookahead_frames", 0, min(fps, context - 1)),
             n_mels=f.int("n_mels", C.N_MELS, C.N_MELS), detail_frames=f.int("detail_frames", 3, 3),
+            detail_spacing=f.int("detail_spacing", 1, 4, optional=True) or 1,
             d_model=d_model, n_heads=n_heads, encoder_hidden=f.int("encoder_hidden", 1, 4096),
             emotion_dim=f.int("emotion_dim", C.EMOTION_DIM, C.EMOTION_DIM),
             emotion_tokens=f.int("emotion_tokens", 1, 16), decoder_hidden=f.int("decoder_hidden", 1, 1024),
@@ -124,7 +134,7 @@ class A2BSModel(nn.Module):
         )
         self.detail_encoder = nn.Sequential(nn.Linear(config.n_mels, d), nn.GELU(), nn.Linear(d, d), nn.LayerNorm(d))
         self.mel_kv = nn.Linear(d, 2 * d)
-        # Positions 0..N-1: long-term frames, oldest first; N..N+2: detail tokens for frames j, j-1, j-2.
+        # Positions 0..N-1: long-term frames, oldest first; N..N+2: detail tokens for frames j, j-s, j-2s.
         recency = -4.0 * torch.arange(config.context_frames - 1, -1, -1, dtype=torch.float32) / config.context_frames
         bias = torch.cat([recency, torch.zeros(config.detail_frames)])
         self.mel_position_bias = nn.Parameter(bias.expand(h, config.n_blendshapes, -1).clone())
@@ -259,7 +269,10 @@ class A2BSModel(nn.Module):
         values = torch.cat([values, values.new_ones((*values.shape[:-1], 1))], dim=-1)
         queries = self.mel_queries()
         scores = torch.einsum("bthd,hqd->bhqt", keys, queries)  # (B, h, 52, T'): each frame scored once
-        detail_mel = mel.unfold(1, cfg.detail_frames, 1).flip(-1).movedim(-1, 2)  # (B, T', 3, 80): j, j-1, j-2
+        # Detail index t holds mel frames t + reach - 1 (j), j - s, j - 2s; encoded index t is mel frame t + 2.
+        reach, spacing = cfg.step_mel_frames, cfg.detail_spacing
+        detail_mel = mel.unfold(1, reach, 1).flip(-1)[..., ::spacing].movedim(-1, 2)  # (B, T_in-reach+1, 3, 80)
+        shift = reach - cfg.detail_frames
         # exp(score_j + bias_p - peak) = exp(score_j - peak + bias_peak) * exp(bias_p - bias_peak): the
         # exponentials are taken once per frame and once per position, not once per (frame, window).
         bias_long, bias_detail = self.mel_position_bias[..., :n], self.mel_position_bias[..., n:]
@@ -270,7 +283,7 @@ class A2BSModel(nn.Module):
             stop = min(start + chunk, t_out)
             first, last = start * stride, (stop - 1) * stride + n  # encoded frames used by this chunk
             current = slice(first + n - 1, last, stride)  # encoded index of each output's newest frame
-            detail_kv = self.encode_detail(detail_mel[:, current])  # (B, c, 3, 2d)
+            detail_kv = self.encode_detail(detail_mel[:, current.start - shift : current.stop - shift : stride])
             detail_k, detail_v = self._heads(detail_kv[..., :d]), self._heads(detail_kv[..., d:])
             logits_detail = torch.einsum("bcnhd,hqd->bchqn", detail_k, queries) + bias_detail
             span_scores = scores[..., first:last]  # (B, h, 52, span)
@@ -312,16 +325,19 @@ class A2BSModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One output frame, stateless (the exported on-device model).
 
-        mel_frames (B, 3, 80): normalized mel frames j-2, j-1, j. context (B, N-1, 2d): keys|values of
+        mel_frames (B, step_mel_frames, 80): normalized mel frames up to j, oldest first (j-2, j-1, j at
+        detail spacing 1). context (B, N-1, 2d): keys|values of
         frames j-N+1 .. j-1, oldest first (the app's ring buffer). emotion (B, 264). previous (B, 52):
         the previous smoothed frame. Returns (smoothed, raw, new_context_frame (B, 2d)); the caller
         drops the oldest context row and appends new_context_frame.
         """
         d = self.config.d_model
-        new_kv = self.mel_kv(self.frame_encoder(mel_frames.flatten(-2)))  # (B, 2d)
+        cfg = self.config
+        newest = mel_frames[:, -cfg.detail_frames :]  # j-2, j-1, j
+        new_kv = self.mel_kv(self.frame_encoder(newest.flatten(-2)))  # (B, 2d)
         kv = torch.cat([context, new_kv[:, None]], dim=1)  # (B, N, 2d)
         keys, values = self._heads(kv[..., :d]), self._heads(kv[..., d:])
-        detail_kv = self.encode_detail(mel_frames.flip(1))  # (B, 3, 2d): j, j-1, j-2
+        detail_kv = self.encode_detail(mel_frames.flip(1)[:, :: cfg.detail_spacing])  # (B, 3, 2d): j, j-s, j-2s
         detail_k, detail_v = self._heads(detail_kv[..., :d]), self._heads(detail_kv[..., d:])
         q = self.mel_queries()
         logits_long = torch.einsum("bnhd,hqd->bhqn", keys, q)

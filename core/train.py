@@ -329,6 +329,7 @@ def train(
     out = Path(config.out)
     if rank == 0 and out.exists() and any(out.iterdir()) and not (resume or force):
         raise A2BSError(f"{out} is not empty: pass --resume to continue it or --force to start over")
+    base = load_checkpoint(config.init) if config.init else None  # a wrong --init fails before the data loads
     torch.manual_seed(config.seed)
     what = "training" if world == 1 else f"each of {world} training processes"
     set_torch_threads(what, log if rank == 0 else None, wanted=1 if world > 1 else None)
@@ -345,12 +346,9 @@ def train(
     if rank == 0:
         log(f"{len(train_takes)} training takes, {len(val_takes)} validation takes, {world} process(es)")
 
-    if config.init:
-        base = load_checkpoint(config.init)
-        model = A2BSModel(ModelConfig.for_fps(config.fps))
+    model = A2BSModel(ModelConfig.for_fps(config.fps))
+    if base is not None:
         _transfer(base.model, model)
-    else:
-        model = A2BSModel(ModelConfig.for_fps(config.fps))
     val_takes = val_takes or train_takes[:1]
     train_mels, val_mels = raw_log_mels(train_takes, model), raw_log_mels(val_takes, model)
     mel_mean, mel_std, emotion_stats = fit_statistics(train_takes, train_mels, model.config)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.constants import N_FFT
 from a2bs.core.deploy import DeployFrontEnd, DeployStep, initial_state
+from a2bs.core.errors import A2BSError
+from a2bs.core.model import A2BSModel, ModelConfig
 
 
 @pytest.mark.parametrize("fps", [30, 60])
@@ -22,6 +26,13 @@ def test_deploy_step_equals_model_step(fps: int, request: pytest.FixtureRequest)
     for e, g in zip(expected, got, strict=True):
         assert e.shape == g.shape
         torch.testing.assert_close(g, e, atol=1e-6, rtol=0)
+
+
+def test_deploy_refuses_a_detail_spacing_the_bundles_cannot_run() -> None:
+    spaced = A2BSModel(dataclasses.replace(ModelConfig.for_fps(60), detail_spacing=2))
+    with pytest.raises(A2BSError, match="detail_spacing 2 cannot be exported"):
+        DeployStep(spaced)
+    DeployStep(A2BSModel(ModelConfig.for_fps(60)))  # the control: spacing 1 exports
 
 
 def test_deploy_step_has_no_query_projection_at_run_time(ckpt30: Checkpoint) -> None:

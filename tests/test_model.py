@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -11,15 +13,19 @@ from a2bs.core.deploy import deployed_macs, describe
 from a2bs.core.model import A2BSModel, ModelConfig, count_parameters, macs_per_frame, smooth
 
 
-@pytest.fixture(scope="module", params=[30, 60])
-def model(request: pytest.FixtureRequest) -> A2BSModel:
+def _model(config: ModelConfig) -> A2BSModel:
     torch.manual_seed(0)
-    m = A2BSModel(ModelConfig.for_fps(request.param)).eval()
+    m = A2BSModel(config).eval()
     with torch.no_grad():  # give the stream weights and position bias non-trivial values
         m.theta_mel.normal_(0, 1)
         m.theta_emotion.normal_(0, 1)
         m.mel_position_bias.add_(torch.randn_like(m.mel_position_bias))
     return m
+
+
+@pytest.fixture(scope="module", params=[30, 60])
+def model(request: pytest.FixtureRequest) -> A2BSModel:
+    return _model(ModelConfig.for_fps(request.param))
 
 
 def _inputs(model: A2BSModel, extra: int, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,10 +64,14 @@ def test_sequence_output_shape_and_range(model: A2BSModel) -> None:
     assert torch.all((out >= 0) & (out <= 1))
 
 
-def test_device_step_equals_sequence_path(model: A2BSModel) -> None:
-    """The stateless step with a carried ring buffer reproduces offline inference, smoothing included."""
+@pytest.mark.parametrize("spacing", [1, 2])
+def test_device_step_equals_sequence_path(model: A2BSModel, spacing: int) -> None:
+    """The stateless step with a carried ring buffer reproduces offline inference, smoothing included,
+    with the detail tokens one or two mel frames apart."""
+    if spacing != 1:
+        model = _model(dataclasses.replace(model.config, detail_spacing=spacing))
     mel, emotion = _inputs(model, extra=12)
-    n = model.config.context_frames
+    n, reach = model.config.context_frames, model.config.step_mel_frames
     with torch.no_grad():
         offline = model(mel, emotion)
         encoded = model.encode_frames(mel)
@@ -70,7 +80,7 @@ def test_device_step_equals_sequence_path(model: A2BSModel) -> None:
         previous = None
         for i in range(offline.shape[1]):
             prev_in = previous if previous is not None else torch.zeros(2, 52)
-            smoothed, raw, new = model.step(mel[:, i + n - 1 : i + n + 2], ring, emotion, prev_in)
+            smoothed, raw, new = model.step(mel[:, i + n + 2 - reach : i + n + 2], ring, emotion, prev_in)
             if previous is None:  # frame 0: the file reset, B_{-1} = B_0^raw
                 smoothed = raw
             torch.testing.assert_close(smoothed, offline[:, i], atol=2e-6, rtol=0)
@@ -87,6 +97,24 @@ def test_stride_picks_every_nth_window(model: A2BSModel, stride: int) -> None:
         full = model.forward_sequence(mel, ctx)
         strided = model.forward_sequence(mel, ctx, stride=stride)
     torch.testing.assert_close(strided, full[:, ::stride], atol=1e-6, rtol=0)
+
+
+def test_detail_spacing_moves_the_detail_tokens() -> None:
+    """Spacing 2 feeds the detail encoder frames j, j-2, j-4: frame j-4, outside the frame encoder's
+    j-2 .. j, moves the output; checkpoints written before the field existed read as spacing 1."""
+    config = ModelConfig.for_fps(60)
+    spaced = _model(dataclasses.replace(config, detail_spacing=2))
+    assert spaced.config.step_mel_frames == 5 and config.step_mel_frames == 3
+    assert ModelConfig.from_json(spaced.config.to_json()) == spaced.config
+    old_json = {k: v for k, v in config.to_json().items() if k != "detail_spacing"}  # older checkpoints
+    assert ModelConfig.from_json(old_json).detail_spacing == 1
+    mel, emotion = torch.randn(1, 5, 80), torch.randn(1, EMOTION_DIM)
+    ring, previous = torch.randn(1, config.context_frames - 1, 2 * config.d_model), torch.zeros(1, 52)
+    with torch.no_grad():
+        base = spaced.step(mel, ring, emotion, previous)[1]
+        far = mel.clone()
+        far[:, 0] += 1.0  # frame j-4: a detail token at spacing 2, outside the frame encoder's j-2 .. j
+        assert (spaced.step(far, ring, emotion, previous)[1] - base).abs().max() > 1e-4
 
 
 def test_chunking_does_not_change_results(model: A2BSModel) -> None:

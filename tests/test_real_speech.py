@@ -234,6 +234,21 @@ def test_speaker_mean_interval_is_wide_for_a_few_phones_and_narrow_for_many() ->
     assert all(np.isfinite(both[k]).all() for k in both), both
 
 
+def test_schwa_is_in_no_contrast() -> None:
+    """Festival's "ax" and CMUdict's AH0 are schwa, a reduced vowel: not an open vowel; stressed AH is."""
+    jaw = A.CONTRASTS["jaw"]
+    assert A.arpabet_class("ax") == A.arpabet_class("AH0") == "ax"
+    assert all("ax" not in c.positive | c.negative for c in A.CONTRASTS.values())
+    assert A.arpabet_class("ah1") == A.arpabet_class("ah") == "ah" and "ah" in jaw.positive
+    # a schwa with a closed jaw between an open vowel and a bilabial leaves the jaw contrast at 1
+    curves = np.zeros((30, 52), dtype=np.float32)
+    curves[0:10, INDEX["jawOpen"]] = 0.8
+    phones = [("aa1", 0.0, 10 / 30), ("ax", 10 / 30, 20 / 30), ("m", 20 / 30, 1.0)]
+    assert A.contrast_aucs([A.contrast_samples(curves, phones, 30)])["jaw"] == 1.0
+    counted_as_open = [("aa1", 0.0, 10 / 30), ("ah1", 10 / 30, 20 / 30), ("m", 20 / 30, 1.0)]
+    assert A.contrast_aucs([A.contrast_samples(curves, counted_as_open, 30)])["jaw"] == 0.75
+
+
 def test_espeak_phone_classes() -> None:
     assert A.arpabet_class("m", espeak=True) == "m" and A.arpabet_class("aI", espeak=True) == "ay"
     assert A.arpabet_class("u:", espeak=True) == "uw" and A.arpabet_class("@", espeak=True) is None

@@ -3,6 +3,7 @@ resume, and two-process data-parallel training on gloo."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -139,6 +140,15 @@ def test_no_takes_is_an_error(tmp_path: Path) -> None:
         load_takes(tmp_path, 30)
     with pytest.raises(A2BSError, match="not found"):
         load_takes(tmp_path / "missing", 30)
+
+
+def test_a_wrong_init_fails_before_the_data_loads(tmp_path: Path) -> None:
+    """Loading a corpus takes minutes: a bad --init is reported first (the data here is missing too)."""
+    config = TrainConfig(data=[str(tmp_path / "missing")], out=str(tmp_path / "out"), fps=30, init=str(tmp_path))
+    with pytest.raises(A2BSError, match=r"no config\.json"):
+        train(config)
+    with pytest.raises(A2BSError, match="not found"):  # the control: without --init the data is read
+        train(dataclasses.replace(config, init=None))
 
 
 def test_split_uses_corpus_json(corpus: Path) -> None:
