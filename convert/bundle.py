@@ -23,9 +23,17 @@ from a2bs.convert.common import ArtifactFile, CalibrationSet, calibration_set
 from a2bs.core import constants as C
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, GROUPS
 from a2bs.core.checkpoint import Checkpoint, fingerprint
-from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, initial_state
+from a2bs.core.deploy import (
+    FRONT_END_INPUTS,
+    FRONT_END_OUTPUTS,
+    STEP_INPUTS,
+    STEP_OUTPUTS,
+    initial_state,
+    mel_history_names,
+)
 from a2bs.core.errors import A2BSError, raise_if_interrupted
 from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging_dir
+from a2bs.core.model import ModelConfig
 from a2bs.core.threads import Progress
 from a2bs.runtime.tflite_runner import TFLiteRunner
 from a2bs.runtime.variants import PLATFORMS, default_variant, platform_variants
@@ -102,7 +110,8 @@ def build_manifest(platform: str, ckpt: Checkpoint, files: list[ArtifactFile], f
     n = cfg.context_frames
     d2 = 2 * cfg.d_model
     step_inputs = [
-        _tensor_spec(STEP_INPUTS[0], (1, 3, C.N_MELS), "normalized log-mel frames j-2, j-1, j, oldest first"),
+        _tensor_spec(STEP_INPUTS[0], (1, cfg.step_mel_frames, C.N_MELS),
+                     f"normalized log-mel frames {', '.join(mel_history_names(cfg))}, oldest first"),
         _tensor_spec(STEP_INPUTS[1], (1, n - 1, d2), "ring buffer: the last N-1 context_frame outputs, oldest first"),
         _tensor_spec(STEP_INPUTS[2], (1, C.EMOTION_DIM), "z-normalized eGeMAPS features; zeros = neutral"),
         _tensor_spec(STEP_INPUTS[3], (1, C.N_BLENDSHAPES), "the previous frame's `blendshapes` output"),
@@ -176,7 +185,7 @@ def build_manifest(platform: str, ckpt: Checkpoint, files: list[ArtifactFile], f
             }
             for f in files
         ],
-        "call_sequence": CALL_SEQUENCE,
+        "call_sequence": call_sequence(cfg),
         "validation": None,
     }
 
@@ -191,17 +200,21 @@ EMOTION_NOTE = (
     "computes the vector."
 )
 
-CALL_SEQUENCE = [
-    "Keep a 16 kHz mono float PCM buffer. For mel frame j = 0, 1, 2, ... wait until sample center_j + 512 exists.",
-    "mel_j = front_end(pcm[center_j - 512 : center_j + 512]) (zeros before the stream start).",
-    "mel_frames = [mel_{j-2}, mel_{j-1}, mel_j] (initial_state.mel_frames before the start).",
-    "outputs = step(mel_frames, context, emotion, previous);"
-    " context starts as N-1 copies of initial_state.context_frame.",
-    "context = context[1:] + [outputs.context_frame] (drop the oldest row, append the new one).",
-    "If j - lookahead_frames >= 0, that output frame's blendshapes are outputs.blendshapes "
-    "(for output frame 0 use outputs.blendshapes_raw); previous = that frame. Before output frame 0, previous is "
-    "ignored: pass zeros.",
-]  # fmt: skip
+
+def call_sequence(config: ModelConfig) -> list[str]:
+    """The on-device call sequence in words (manifest and bundle README)."""
+    history = ", ".join("mel_j" if name == "j" else f"mel_{{{name}}}" for name in mel_history_names(config))
+    return [
+        "Keep a 16 kHz mono float PCM buffer. For mel frame j = 0, 1, 2, ... wait until sample center_j + 512 exists.",
+        "mel_j = front_end(pcm[center_j - 512 : center_j + 512]) (zeros before the stream start).",
+        f"mel_frames = [{history}] (initial_state.mel_frames before the start).",
+        "outputs = step(mel_frames, context, emotion, previous);"
+        " context starts as N-1 copies of initial_state.context_frame.",
+        "context = context[1:] + [outputs.context_frame] (drop the oldest row, append the new one).",
+        "If j - lookahead_frames >= 0, that output frame's blendshapes are outputs.blendshapes "
+        "(for output frame 0 use outputs.blendshapes_raw); previous = that frame. Before output frame 0, previous "
+        "is ignored: pass zeros.",
+    ]  # fmt: skip
 
 
 def build_bundle(

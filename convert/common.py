@@ -70,9 +70,10 @@ def calibration_set(
         smoothed = smooth(raw, model.alpha)
         picks = np.sort(rng.choice(np.arange(1, n_out), size=min(per_file, n_out - 1), replace=False))
         n = cfg.context_frames
-        for k in picks:  # output k: encoded window k .. k+N-1, mel frames k+N-1 .. k+N+1
+        history = cfg.step_mel_frames
+        for k in picks:  # output k: encoded window k .. k+N-1, newest mel frame j = k+N+1
             step_inputs.append(
-                (mel[k + n - 1 : k + n + 2][None].clone(), kv[k : k + n - 1][None].clone(),
+                (mel[k + n + 2 - history : k + n + 2][None].clone(), kv[k : k + n - 1][None].clone(),
                  emotion.clone(), smoothed[k - 1][None].clone())
             )  # fmt: skip
             front_inputs.append(windows[k + n + 1][None].clone())

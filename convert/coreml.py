@@ -109,6 +109,7 @@ from a2bs.core.deploy import (
     STEP_OUTPUTS,
     DeployFrontEnd,
     DeployStep,
+    mel_history_names,
 )
 from a2bs.core.files import size_bytes
 from a2bs.core.threads import Progress
@@ -123,7 +124,7 @@ FRONT_END_PACKAGE = "a2bs_front_end.mlpackage"
 WEIGHT_THRESHOLD = 2048  # tensors with at most this many elements are never compressed
 
 STEP_DESCRIPTIONS = {
-    "mel_frames": "Normalized log-mel frames j-2, j-1, j (oldest first), each the front end's `mel`",
+    "mel_frames": "Normalized log-mel frames {history} (oldest first), each the front end's `mel`",
     "context": "Ring of the last N-1 `context_frame` outputs, oldest first (initial: silence state)",
     "emotion": "z-normalized eGeMAPS functionals (3 x 88, windows ending t, t-0.3 s, t-0.6 s); zeros = neutral",
     "previous": "The previous output frame's smoothed blendshapes (before the first frame: its blendshapes_raw)",
@@ -523,8 +524,9 @@ def _set_metadata(mlmodel: Any, ckpt: Checkpoint, role: str, variant: str, targe
     else:
         mlmodel.short_description = "a2bs mel front end: 1024 PCM samples (16 kHz) -> 80 normalized log-mel values"
     descriptions = STEP_DESCRIPTIONS if step else FRONT_END_DESCRIPTIONS
+    history = ", ".join(mel_history_names(ckpt.model.config))
     for name in STEP_INPUTS if step else FRONT_END_INPUTS:
-        mlmodel.input_description[name] = descriptions[name]
+        mlmodel.input_description[name] = descriptions[name].format(history=history)
     for name in STEP_OUTPUTS if step else FRONT_END_OUTPUTS:
         mlmodel.output_description[name] = descriptions[name]
     compute = "float16" if step else "float32"

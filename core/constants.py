@@ -19,6 +19,10 @@ SUPPORTED_FPS = (30, 60)
 CONTEXT_FRAMES = {30: 256, 60: 512}
 # Short-term detail: the newest 3 mel frames, concatenated (spec: "3 frames temporal concatenation").
 DETAIL_FRAMES = 3
+# Mel frames between the 3 detail tokens (j, j-s, j-2s). At 60 fps the look-ahead is 4 frames, so with
+# s = 1 they would all lie 33-67 ms in the future; s = 2 reaches the output frame's own time
+# (docs/DECISIONS.md, "Detail tokens at 60 fps").
+DETAIL_SPACING = {30: 1, 60: 2}
 # Output frame k may look this many frames past its own time (lip shapes anticipate sound).
 # Algorithmic latency on device = LOOKAHEAD_FRAMES / fps + half an analysis window (32 ms).
 LOOKAHEAD_FRAMES = {30: 2, 60: 4}

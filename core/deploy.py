@@ -10,7 +10,8 @@ the model; integer quantizers no longer meet constant subgraphs (DESIGN.md pitfa
 The on-device call sequence (the manifest repeats it for app developers):
   for each mel frame j (window centred on sample round(j * 16000 / fps)):
       mel_j = front_end(pcm[c_j - 512 : c_j + 512])
-      keep the last 3 mel frames -> mel_frames (1, 3, 80), oldest first
+      keep the last H mel frames -> mel_frames (1, H, 80), oldest first (H = 3 at 30 fps, 5 at 60 fps:
+      the frame encoder reads j-2 .. j, the detail tokens j, j-s, j-2s)
       blendshapes, blendshapes_raw, context_frame = step(mel_frames, context, emotion, previous)
       context = context[:, 1:] ++ context_frame          (ring buffer, oldest first)
       output frame k = j - lookahead gets `blendshapes` (frame 0: `blendshapes_raw`); previous = it
@@ -25,8 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from a2bs.core.constants import N_FFT
-from a2bs.core.errors import A2BSError
-from a2bs.core.model import A2BSModel, count_parameters, macs_per_frame
+from a2bs.core.model import A2BSModel, ModelConfig, count_parameters, macs_per_frame
 
 STEP_INPUTS = ("mel_frames", "context", "emotion", "previous")
 STEP_OUTPUTS = ("blendshapes", "blendshapes_raw", "context_frame")
@@ -40,9 +40,10 @@ class DeployStep(nn.Module):
     def __init__(self, model: A2BSModel) -> None:
         super().__init__()
         cfg = model.config
-        if cfg.detail_spacing != 1:  # the bundles' mel ring and manifest hold exactly frames j-2, j-1, j
-            raise A2BSError(f"detail_spacing {cfg.detail_spacing} cannot be exported to a bundle yet (only 1)")
         self.n_context = cfg.context_frames
+        self.n_history, self.n_encoded = cfg.step_mel_frames, cfg.detail_frames
+        # rows of mel_frames (oldest first) that feed the detail tokens, newest first: j, j-s, j-2s
+        self.detail_rows = [cfg.step_mel_frames - 1 - i * cfg.detail_spacing for i in range(cfg.detail_frames)]
         self.d, self.h = cfg.d_model, cfg.n_heads
         self.dh = self.d // self.h
         self.n_emotion_tokens = cfg.emotion_tokens
@@ -85,9 +86,10 @@ class DeployStep(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         d = self.d
         # mel stream: encode the newest frame (from frames j-2, j-1, j), attend over the ring + detail tokens
-        context_frame = self.mel_kv(self.frame_encoder(mel_frames.reshape(1, -1)))  # (1, 2d)
+        newest = mel_frames[0, self.n_history - self.n_encoded :]  # (3, 80)
+        context_frame = self.mel_kv(self.frame_encoder(newest.reshape(1, -1)))  # (1, 2d)
         tokens = torch.cat([context.reshape(self.n_context - 1, 2 * d), context_frame], dim=0)  # (N, 2d)
-        newest_first = torch.cat([mel_frames[0, 2:3], mel_frames[0, 1:2], mel_frames[0, 0:1]], dim=0)  # (3, 80)
+        newest_first = torch.cat([mel_frames[0, r : r + 1] for r in self.detail_rows], dim=0)  # (3, 80)
         detail = self.mel_kv(self.detail_encoder(newest_first))  # (3, 2d)
         keys = torch.cat([self._split_heads(tokens[:, :d]), self._split_heads(detail[:, :d])], dim=1)
         values = torch.cat([self._split_heads(tokens[:, d:]), self._split_heads(detail[:, d:])], dim=1)
@@ -110,7 +112,7 @@ class DeployStep(nn.Module):
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         g = torch.Generator().manual_seed(0)
         return (
-            torch.randn(1, 3, self.detail_encoder[0].in_features, generator=g),
+            torch.randn(1, self.n_history, self.detail_encoder[0].in_features, generator=g),
             torch.randn(1, self.n_context - 1, 2 * self.d, generator=g) * 0.5,
             torch.randn(1, self.emotion_compress.in_features, generator=g),
             torch.rand(1, self.decoder_bias.shape[0], generator=g),
@@ -132,13 +134,18 @@ class DeployFrontEnd(nn.Module):
         return (torch.randn(1, N_FFT, generator=torch.Generator().manual_seed(0)) * 0.1,)
 
 
+def mel_history_names(config: ModelConfig) -> list[str]:
+    """The step's mel_frames rows, oldest first, as frame names: ["j-2", "j-1", "j"] at 30 fps."""
+    return [f"j-{config.step_mel_frames - 1 - i}" for i in range(config.step_mel_frames - 1)] + ["j"]
+
+
 @torch.no_grad()
 def initial_state(model: A2BSModel) -> dict[str, torch.Tensor]:
     """What an app starts with: the context ring and mel history of digital silence."""
     silence_mel = model.front_end(torch.zeros(1, N_FFT))  # (1, 80)
     frame = model.silence_context_frame()
     return {
-        "mel_frames": silence_mel.expand(3, -1)[None].clone(),
+        "mel_frames": silence_mel.expand(model.config.step_mel_frames, -1)[None].clone(),
         "context": frame.expand(model.config.context_frames - 1, -1)[None].clone(),
     }
 

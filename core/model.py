@@ -10,8 +10,8 @@ smoothing). The encoders are designed so that shared work is computed once (docs
   So a frame's key/value is the same in all 256 (or 512) windows that contain it: offline inference
   encodes each frame once, and on device the app keeps a ring buffer of encoded frames.
 * Output frame k attends over the N encoded frames ending at mel frame j = k + lookahead, plus
-  3 short-term detail tokens (frames j, j-s, j-2s through a separate frame-local encoder; spacing s = 1
-  in the shipped models): N + 3 tokens, the spec's enhanced mel stream.
+  3 short-term detail tokens (frames j, j-s, j-2s through a separate frame-local encoder; s = 1 at
+  30 fps, 2 at 60 fps): N + 3 tokens, the spec's enhanced mel stream.
 * The emotion vector (264 = 3 x 88 eGeMAPS) is compressed to 256 and expanded into several
   key/value tokens (DESIGN.md decision 8: one key would make attention degenerate).
 * Stream weights per blendshape: softmax over (theta_mel, theta_emotion) / tau, tau in [0.05, 0.5].
@@ -42,10 +42,7 @@ class ModelConfig:
     lookahead_frames: int = C.LOOKAHEAD_FRAMES[30]
     n_mels: int = C.N_MELS
     detail_frames: int = C.DETAIL_FRAMES
-    # Mel frames between detail tokens: 1 gives j, j-1, j-2. At 60 fps with a 4-frame look-ahead those are
-    # all 33-67 ms ahead of the output frame; 2 (j, j-2, j-4) reaches "now" (docs/DECISIONS.md, the 60 fps
-    # limit). Only 1 can be exported to the bundles yet.
-    detail_spacing: int = 1
+    detail_spacing: int = 1  # mel frames between detail tokens (C.DETAIL_SPACING); 1 in older checkpoints
     d_model: int = C.D_MODEL
     n_heads: int = C.N_HEADS
     encoder_hidden: int = 384
@@ -59,7 +56,8 @@ class ModelConfig:
     def for_fps(cls, fps: int) -> ModelConfig:
         if fps not in C.SUPPORTED_FPS:
             raise ValueError(f"fps must be one of {C.SUPPORTED_FPS}, got {fps}")
-        return cls(fps=fps, context_frames=C.CONTEXT_FRAMES[fps], lookahead_frames=C.LOOKAHEAD_FRAMES[fps])
+        return cls(fps=fps, context_frames=C.CONTEXT_FRAMES[fps], lookahead_frames=C.LOOKAHEAD_FRAMES[fps],
+                   detail_spacing=C.DETAIL_SPACING[fps])  # fmt: skip
 
     @property
     def step_mel_frames(self) -> int:
@@ -381,7 +379,7 @@ def macs_per_frame(model: A2BSModel) -> dict[str, int]:
 
     cfg = model.config
     with torch.no_grad():
-        mel = torch.zeros(1, cfg.detail_frames, cfg.n_mels)
+        mel = torch.zeros(1, cfg.step_mel_frames, cfg.n_mels)
         context = torch.zeros(1, cfg.context_frames - 1, 2 * cfg.d_model)
         with FlopCounterMode(display=False) as counter:
             model.step(mel, context, torch.zeros(1, cfg.emotion_dim), torch.zeros(1, cfg.n_blendshapes))

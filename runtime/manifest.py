@@ -68,9 +68,13 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
     _tensors(models.obj("front_end"), 1, 1)
     _tensors(models.obj("step"), 4, 3)
     initial = m.obj("initial_state")
-    mel_frames = initial.list("mel_frames", 3, 3)
+    mel_frames = initial.list("mel_frames", 3, 9)  # the mel history: 3 at 30 fps, 5 at 60 fps
     for i, row in enumerate(mel_frames):
         Fields({str(i): row}, str(path), A2BSError, "initial_state.mel_frames.").numbers(str(i), N_MELS, -1e3, 1e3)
+    history_shape = models.data["step"]["inputs"][0]["shape"]
+    if history_shape != [1, len(mel_frames), N_MELS]:  # the apps size their mel ring from both
+        raise A2BSError(f"{path}: 'initial_state.mel_frames' has {len(mel_frames)} rows but the step's first "
+                        f"input has shape {history_shape}: rebuild the bundle with a2bs-convert")  # fmt: skip
     initial.numbers("context_frame", len(width), -1e6, 1e6)
     files = m.list("files", 2, MAX_FILES)
     entries = [Fields(e, str(path), A2BSError, f"files[{i}].") for i, e in enumerate(files)]

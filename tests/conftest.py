@@ -89,3 +89,15 @@ def android_bundle(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory)
 def ios_bundle(ckpt30: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An iOS bundle (fp16) of the seed-0 30 fps checkpoint; treat as read-only."""
     return _build_bundle(tmp_path_factory.mktemp("bundles") / "ios", "ios", ckpt30, ["fp16"])
+
+
+@pytest.fixture(scope="session")
+def android_bundle60(ckpt60: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Android bundle (dynamic_int8) of the seed-0 60 fps checkpoint: the 5-frame mel history; read-only."""
+    return _build_bundle(tmp_path_factory.mktemp("bundles60") / "android", "android", ckpt60, ["dynamic_int8"])
+
+
+@pytest.fixture(scope="session")
+def ios_bundle60(ckpt60: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An iOS bundle (fp16) of the seed-0 60 fps checkpoint: the 5-frame mel history; read-only."""
+    return _build_bundle(tmp_path_factory.mktemp("bundles60") / "ios", "ios", ckpt60, ["fp16"])

@@ -312,9 +312,11 @@ def record_trace(bundle: Path, clip: Path, out: Path, backend: str) -> np.ndarra
     return np.stack(frames)
 
 
-@pytest.fixture(scope="module")
-def replay_dir(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
-    """(folder with manifest, 16-bit clip and trace, reference frames from iter_bundle_blendshapes)."""
+@pytest.fixture(scope="module", params=["android_bundle", "android_bundle60"])
+def replay_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """(folder with manifest, 16-bit clip and trace, reference frames from iter_bundle_blendshapes), at 30 fps
+    and at 60 fps, whose step reads a 5-frame mel history."""
+    android_bundle: Path = request.getfixturevalue(request.param)
     out = tmp_path_factory.mktemp("android_replay")
     shutil.copy(android_bundle / "manifest.json", out / "manifest.json")
     speech, sr = sf.read(bundled_speech(), dtype="float32", frames=int(REPLAY_SECONDS * 16000) + 123)

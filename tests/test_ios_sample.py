@@ -209,11 +209,9 @@ def _run_swift(swift: str, package: Path, *args: str, env: dict[str, str] | None
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def replay_dir(ios_bundle: Path, android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _replay_dir(ios_bundle: Path, android_bundle: Path, out: Path) -> Path:
     """The folder ReplayTests.swift reads (A2BS_REPLAY_DIR): the bundle's manifest, a 16-bit clip, the trace of the
     bundle's Core ML models over it, the reference frames and an Android manifest the engine must refuse."""
-    out = tmp_path_factory.mktemp("ios_replay")
     shutil.copy(ios_bundle / "manifest.json", out / "manifest.json")
     shutil.copy(android_bundle / "manifest.json", out / "android_manifest.json")
     speech, sr = sf.read(bundled_speech(), dtype="float32", frames=int(REPLAY_SECONDS * 16000) + 123)
@@ -226,6 +224,22 @@ def replay_dir(ios_bundle: Path, android_bundle: Path, tmp_path_factory: pytest.
     assert np.ptp(reference, axis=0).max() > 0, "reference frames do not move: a useless replay"
     reference.astype("<f4").tofile(out / "reference.f32")
     return out
+
+
+@pytest.fixture(scope="module")
+def replay_dir(ios_bundle: Path, android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _replay_dir(ios_bundle, android_bundle, tmp_path_factory.mktemp("ios_replay"))
+
+
+def _replayed_frames(replay_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """The reference frames, after checking every chunking spec's Swift frames against them; the Swift summary."""
+    reference = np.fromfile(replay_dir / "reference.f32", dtype="<f4").reshape(-1, 52)
+    summary = json.loads((replay_dir / "swift_summary.json").read_text())
+    assert summary["specs"] == {spec: {"frames": len(reference)} for spec in REPLAY_SPECS}
+    for spec in REPLAY_SPECS:
+        frames = np.fromfile(replay_dir / f"out_{spec}.f32", dtype="<f4").reshape(-1, 52)
+        np.testing.assert_allclose(frames, reference, rtol=0, atol=1e-6, err_msg=f"Swift frames, chunks of {spec}")
+    return reference, summary
 
 
 def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) -> None:
@@ -243,12 +257,7 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
     assert "skipped" not in output.lower(), output[-4000:]
 
     manifest = load_manifest(replay_dir)
-    reference = np.fromfile(replay_dir / "reference.f32", dtype="<f4").reshape(-1, 52)
-    summary = json.loads((replay_dir / "swift_summary.json").read_text())
-    assert summary["specs"] == {spec: {"frames": len(reference)} for spec in REPLAY_SPECS}
-    for spec in REPLAY_SPECS:
-        frames = np.fromfile(replay_dir / f"out_{spec}.f32", dtype="<f4").reshape(-1, 52)
-        np.testing.assert_allclose(frames, reference, rtol=0, atol=1e-6, err_msg=f"Swift frames, chunks of {spec}")
+    _, summary = _replayed_frames(replay_dir)
     # What the engine decoded: the untrained flag the app shows, the groups in display order, the files it loads.
     assert summary["trained"] == manifest["checkpoint"]["trained"]
     group_order = swift_constants(ENGINE_SOURCES / "Contract.swift")["groupOrder"]
@@ -256,6 +265,22 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
     assert summary["fps"] == manifest["fps"]
     assert summary["front_end"] == bundle_file(manifest, "front_end", None)["path"]
     assert summary["variants"] == [bundle_file(manifest, "step", v)["path"] for v in manifest["variants"]]
+
+
+def test_swift_engine_replays_a_60fps_trace(
+    swift: str, ios_bundle60: Path, android_bundle60: Path, tmp_path: Path
+) -> None:
+    """At 60 fps the step reads a 5-frame mel history (detail tokens j, j-2, j-4): the engine sizes its mel
+    ring from the manifest and feeds the same inputs, call by call, as the Python trace."""
+    replay_dir = _replay_dir(ios_bundle60, android_bundle60, tmp_path)
+    assert len(load_manifest(replay_dir)["initial_state"]["mel_frames"]) == 5
+    run = _run_swift(swift, ENGINE, "test", "--filter", "ReplayTests.testReplaysTheRecordedCoreMLTrace",
+                     env={"A2BS_REPLAY_DIR": str(replay_dir), "CI": "1"})  # fmt: skip
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, f"swift test failed:\n{output[-8000:]}"
+    assert "Test Case 'ReplayTests.testReplaysTheRecordedCoreMLTrace' passed" in output, output[-4000:]
+    _, summary = _replayed_frames(replay_dir)
+    assert summary["fps"] == 60
 
 
 def test_apple_only_swift_parses(swift: str, tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_sequence_output_shape_and_range(model: A2BSModel) -> None:
 def test_device_step_equals_sequence_path(model: A2BSModel, spacing: int) -> None:
     """The stateless step with a carried ring buffer reproduces offline inference, smoothing included,
     with the detail tokens one or two mel frames apart."""
-    if spacing != 1:
+    if model.config.detail_spacing != spacing:
         model = _model(dataclasses.replace(model.config, detail_spacing=spacing))
     mel, emotion = _inputs(model, extra=12)
     n, reach = model.config.context_frames, model.config.step_mel_frames
@@ -100,11 +100,12 @@ def test_stride_picks_every_nth_window(model: A2BSModel, stride: int) -> None:
 
 
 def test_detail_spacing_moves_the_detail_tokens() -> None:
-    """Spacing 2 feeds the detail encoder frames j, j-2, j-4: frame j-4, outside the frame encoder's
-    j-2 .. j, moves the output; checkpoints written before the field existed read as spacing 1."""
+    """At 60 fps (spacing 2) the detail encoder reads frames j, j-2, j-4: frame j-4, outside the frame
+    encoder's j-2 .. j, moves the output; checkpoints written before the field existed read as spacing 1."""
     config = ModelConfig.for_fps(60)
-    spaced = _model(dataclasses.replace(config, detail_spacing=2))
-    assert spaced.config.step_mel_frames == 5 and config.step_mel_frames == 3
+    spaced = _model(config)
+    assert config.detail_spacing == 2 and config.step_mel_frames == 5
+    assert ModelConfig.for_fps(30).step_mel_frames == 3
     assert ModelConfig.from_json(spaced.config.to_json()) == spaced.config
     old_json = {k: v for k, v in config.to_json().items() if k != "detail_spacing"}  # older checkpoints
     assert ModelConfig.from_json(old_json).detail_spacing == 1

@@ -225,7 +225,7 @@ def test_front_end_parity(bundle30: dict, trained30: Checkpoint, held_out30: Cal
 
 
 def _stream(step: TFLiteRunner, front: TFLiteRunner, ckpt: Checkpoint, audio: np.ndarray, emotion: np.ndarray):
-    """Frame by frame, exactly as an app: front end -> last 3 mel frames -> step -> ring buffer."""
+    """Frame by frame, exactly as an app: front end -> mel history -> step -> ring buffer."""
     cfg = ckpt.model.config
     state = initial_state(ckpt.model)
     mel_frames, context = state["mel_frames"].numpy(), state["context"].numpy()
@@ -338,7 +338,7 @@ def _real_step_inputs(ckpt: Checkpoint, n: int = 4) -> list[tuple[torch.Tensor, 
     emotion = torch.zeros(1, 264)  # neutral
     inputs = []
     for i in range(n):  # newest mel frame i + N + 1; the step encodes it itself, the ring holds the N-1 before
-        mel_frames = mel[i + cfg.context_frames - 1 : i + cfg.context_frames + 2][None]
+        mel_frames = mel[i + cfg.context_frames + 2 - cfg.step_mel_frames : i + cfg.context_frames + 2][None]
         context = kv[i : i + cfg.context_frames - 1][None]
         inputs.append((mel_frames, context, emotion, torch.full((1, 52), 0.2)))
     return inputs
