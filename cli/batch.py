@@ -162,7 +162,7 @@ def run_batch(inputs: list[Path], out_dir: Path, spec: EngineSpec, *, output_for
     """Animate every input; returns the failures (also in OUT_DIR/batch_report.json)."""
     from a2bs.core.audio import probe
 
-    started = time.perf_counter()
+    started, started_wall = time.perf_counter(), time.time()
     jobs = collect_jobs(inputs, out_dir, output_format)
     check_out_dir(out_dir)
     outcomes: list[Outcome] = []
@@ -189,7 +189,7 @@ def run_batch(inputs: list[Path], out_dir: Path, spec: EngineSpec, *, output_for
                 outcomes.append(outcome)
                 advance(durations.get(Path(outcome.source), 0.0), outcome)
     finally:  # also on Ctrl-C: the report says what was finished, the next run resumes from there
-        _write_report(out_dir, jobs, outcomes, spec, workers, dask, time.perf_counter() - started)
+        _write_report(out_dir, jobs, outcomes, spec, workers, dask, time.perf_counter() - started, started_wall)
     failures = [o for o in outcomes if o.status == "failed"]
     elapsed = time.perf_counter() - started
     audio_h = sum(o.audio_s for o in outcomes if o.status == "written") / 3600
@@ -286,12 +286,11 @@ def _progress_bar(total_s: float, files: int, show: bool) -> Iterator[Callable[[
 
 
 def _write_report(out_dir: Path, jobs: list[Job], outcomes: list[Outcome], spec: EngineSpec, workers: int,
-                  dask: str | None, seconds: float) -> None:  # fmt: skip
+                  dask: str | None, seconds: float, started_wall: float) -> None:  # fmt: skip
     from a2bs.core.files import write_text_atomic
 
     finished = {o.source for o in outcomes}
-    pending = [Outcome(str(j.source), str(j.output), "not run", "interrupted") for j in jobs
-               if str(j.source) not in finished]  # fmt: skip
+    pending = [_unreported(j, started_wall) for j in jobs if str(j.source) not in finished]
     rows = [asdict(o) for o in _sorted([*outcomes, *pending])]
     written = [r for r in rows if r["status"] == "written"]
     report = {
@@ -308,6 +307,19 @@ def _write_report(out_dir: Path, jobs: list[Job], outcomes: list[Outcome], spec:
         "files": rows,
     }
     write_text_atomic(out_dir / REPORT, json.dumps(report, indent=1) + "\n")
+
+
+def _unreported(job: Job, started_wall: float) -> Outcome:
+    """A job whose result never reached this process (Ctrl-C). A worker may still have finished it between
+    the signal and the shutdown: outputs are renamed into place whole, so one written since the run
+    started is a finished file, and the report must say so."""
+    try:
+        done = job.output.stat().st_mtime >= started_wall
+    except OSError:
+        done = False
+    if done:
+        return Outcome(str(job.source), str(job.output), "written", "finished while the run was being interrupted")
+    return Outcome(str(job.source), str(job.output), "not run", "interrupted")
 
 
 def _sorted(outcomes: Iterable[Outcome]) -> list[Outcome]:

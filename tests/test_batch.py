@@ -16,7 +16,7 @@ from audio_fixtures import write_tone
 from test_hostile import run as run_entry_point
 
 from a2bs.cli import main as cli
-from a2bs.cli.batch import REPORT
+from a2bs.cli.batch import REPORT, Job, _unreported
 
 BIN = Path(sys.executable).parent
 
@@ -165,6 +165,19 @@ def test_dask_cluster_started_here(dialogue: Path, tmp_path: Path, checkpoint_di
     code, _, err = run(monkeypatch, capsys, "infer", dialogue, "-o", tmp_path / "x", "--dask", "tcp://127.0.0.1:9",
                        "--checkpoint", checkpoint_dirs[30], "--no-progress")  # fmt: skip
     assert code == 2 and "cannot reach the Dask scheduler" in err
+
+
+def test_a_file_finished_during_the_interrupt_is_reported_written(tmp_path: Path) -> None:
+    """Ctrl-C can land after a worker renamed its output into place but before its result arrived: the
+    report counts it as written; an older file (a --force run's previous output) or none is "not run"."""
+    started = time.time()
+    fresh, old, missing = (Job(tmp_path / f"{n}.wav", tmp_path / f"{n}.csv") for n in ("fresh", "old", "missing"))
+    fresh.output.write_text("frame\n")
+    old.output.write_text("frame\n")
+    os.utime(old.output, (started - 60, started - 60))
+    assert _unreported(fresh, started).status == "written"
+    assert _unreported(old, started).status == "not run"
+    assert _unreported(missing, started).status == "not run"
 
 
 @pytest.mark.slow
