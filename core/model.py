@@ -78,7 +78,10 @@ class ModelConfig:
         return self.context_frames + self.detail_frames
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["detail_spacing"] == 1:  # as written before the field existed: same config, same fingerprint
+            del data["detail_spacing"]
+        return data
 
     @classmethod
     def from_json(cls, data: Any, where: str = "checkpoint config") -> ModelConfig:

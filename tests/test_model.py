@@ -109,6 +109,8 @@ def test_detail_spacing_moves_the_detail_tokens() -> None:
     assert ModelConfig.from_json(spaced.config.to_json()) == spaced.config
     old_json = {k: v for k, v in config.to_json().items() if k != "detail_spacing"}  # older checkpoints
     assert ModelConfig.from_json(old_json).detail_spacing == 1
+    # spacing 1 is written as before the field existed, so older checkpoints keep their fingerprint
+    assert "detail_spacing" not in ModelConfig.for_fps(30).to_json() and config.to_json()["detail_spacing"] == 2
     mel, emotion = torch.randn(1, 5, 80), torch.randn(1, EMOTION_DIM)
     ring, previous = torch.randn(1, config.context_frames - 1, 2 * config.d_model), torch.zeros(1, 52)
     with torch.no_grad():
