@@ -259,8 +259,10 @@ def test_w8a8_calibrated_module_tracks_the_float_step(trained30: Checkpoint, cal
 
 def test_w8a8_keeps_attention_weights_float(trained60: Checkpoint, monkeypatch: pytest.MonkeyPatch) -> None:
     """At 60 fps the mel attention spreads over 515 keys: 8-bit softmax outputs (step 1/255) round most
-    weights to 0. Measured on the shipped default: worst error 0.28 of a shape's range with float
-    softmax outputs, 1.25 with 8-bit ones (negative control), per frame on frames not calibrated on."""
+    weights to 0. Per frame, on frames not calibrated on, worst error relative to each shape's range;
+    8-bit softmax outputs are the negative control. The 60 fps default with detail tokens j, j-1, j-2
+    measured 0.28 float / 1.25 8-bit (over the limit); the current one (j, j-2, j-4, which leans less on
+    the diffuse attention) 0.22 / 0.56, so the control is the ratio: a no-op fix gives 1.0."""
     frames = calibration_set(trained60, n_frames=64).step_inputs
     step = DeployStep(trained60.model).eval()
     limit = PARITY_LIMITS["activation_int8"].max_abs
@@ -271,9 +273,10 @@ def test_w8a8_keeps_attention_weights_float(trained60: Checkpoint, monkeypatch: 
             pairs = [(step(*inputs)[1][0].numpy(), quantized(*inputs)[1][0].numpy()) for inputs in frames[32:]]
         return P.parity_metrics(np.stack([r for r, _ in pairs]), np.stack([q for _, q in pairs]))["rel_max"]
 
-    assert worst_error() < limit / 2
+    float_softmax = worst_error()
+    assert float_softmax < limit / 2
     monkeypatch.setattr(coreml, "_float_softmax_outputs", lambda prepared: prepared)
-    assert worst_error() > limit
+    assert worst_error() > 2 * float_softmax
 
 
 # --- 60 fps ---------------------------------------------------------------------------------------

@@ -365,8 +365,10 @@ def test_full_int8_attention_weights_need_16_bits_at_60fps(trained60: Checkpoint
                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """The 60 fps mel attention spreads over 515 keys; 8-bit softmax outputs round most weights to 0.
     Per frame, on frames not calibrated on, worst error relative to each shape's range; 8 bits is the
-    negative control. Measured on the shipped default: 0.23 with 16 bits, 0.54 with 8 (through the app's
-    frame loop, where errors feed the smoothing, 8 bits failed validation at 0.91)."""
+    negative control. The 60 fps default with detail tokens j, j-1, j-2 measured 0.23 with 16 bits, 0.54
+    with 8 (through the app's frame loop, where errors feed the smoothing, 8 bits failed validation at
+    0.91); the current one (j, j-2, j-4) 0.20 / 0.29, and mean error 0.057 / 0.080: both must rise by
+    a third (a no-op ATTENTION_WEIGHT_BITS gives 1.0)."""
     frames = calibration_set(trained60, n_frames=96).step_inputs
     calibration, held_out = CalibrationSet(frames[:64], []), frames[64:]
     step = DeployStep(trained60.model).eval()
@@ -374,15 +376,16 @@ def test_full_int8_attention_weights_need_16_bits_at_60fps(trained60: Checkpoint
         reference = np.stack([step(*inputs)[1][0].numpy() for inputs in held_out])
     limit = PARITY_LIMITS["activation_int8"].max_abs
 
-    def worst_error(bits: int) -> float:
+    def worst_error(bits: int) -> tuple[float, float]:
         monkeypatch.setattr(tflite, "ATTENTION_WEIGHT_BITS", bits)
         out = tmp_path / f"bits{bits}"
         convert_tflite(trained60, "full_int8", out, calibration=calibration)
         runner = TFLiteRunner(out / step_file_name("full_int8"))
         got = np.stack([runner(**_feeds(STEP_INPUTS, inputs))["blendshapes_raw"][0] for inputs in held_out])
-        return P.parity_metrics(reference, got)["rel_max"]
+        metrics = P.parity_metrics(reference, got)
+        return metrics["rel_max"], metrics["rel_mae"]
 
-    sixteen, eight = worst_error(16), worst_error(8)
-    print(f"worst error / shape range: 16-bit attention weights {sixteen:.3f}, 8-bit {eight:.3f}")
+    (sixteen, sixteen_mean), (eight, eight_mean) = worst_error(16), worst_error(8)
+    print(f"worst / mean error: 16 bits {sixteen:.3f} / {sixteen_mean:.3f}, 8 bits {eight:.3f} / {eight_mean:.3f}")
     assert sixteen < limit / 2
-    assert eight > 1.5 * sixteen
+    assert eight > 1.3 * sixteen and eight_mean > 1.3 * sixteen_mean
