@@ -376,7 +376,7 @@ def test_full_int8_attention_weights_need_16_bits_at_60fps(trained60: Checkpoint
         reference = np.stack([step(*inputs)[1][0].numpy() for inputs in held_out])
     limit = PARITY_LIMITS["activation_int8"].max_abs
 
-    def worst_error(bits: int) -> tuple[float, float]:
+    def worst_and_mean_error(bits: int) -> tuple[float, float]:
         monkeypatch.setattr(tflite, "ATTENTION_WEIGHT_BITS", bits)
         out = tmp_path / f"bits{bits}"
         convert_tflite(trained60, "full_int8", out, calibration=calibration)
@@ -385,7 +385,7 @@ def test_full_int8_attention_weights_need_16_bits_at_60fps(trained60: Checkpoint
         metrics = P.parity_metrics(reference, got)
         return metrics["rel_max"], metrics["rel_mae"]
 
-    (sixteen, sixteen_mean), (eight, eight_mean) = worst_error(16), worst_error(8)
+    (sixteen, sixteen_mean), (eight, eight_mean) = worst_and_mean_error(16), worst_and_mean_error(8)
     print(f"worst / mean error: 16 bits {sixteen:.3f} / {sixteen_mean:.3f}, 8 bits {eight:.3f} / {eight_mean:.3f}")
     assert sixteen < limit / 2
     assert eight > 1.3 * sixteen and eight_mean > 1.3 * sixteen_mean
