@@ -383,11 +383,11 @@ def test_full_int8_attention_weights_need_16_bits_at_60fps(trained60: Checkpoint
         monkeypatch.setattr(tflite, "ATTENTION_WEIGHT_BITS", bits)
         out = tmp_path / f"bits{bits}"
         convert_tflite(trained60, "full_int8", out, calibration=calibration)
-        runner = TFLiteRunner(out / step_file_name("full_int8"))
+        step_path = out / step_file_name("full_int8")
+        runner = TFLiteRunner(step_path)
         got = np.stack([runner(**_feeds(STEP_INPUTS, inputs))["blendshapes_raw"][0] for inputs in held_out])
         metrics = P.parity_metrics(reference, got)
-        return metrics["rel_max"], metrics["rel_mae"], _zero_attention_share(out / step_file_name("full_int8"),
-                                                                              held_out[:4])  # fmt: skip
+        return metrics["rel_max"], metrics["rel_mae"], _zero_attention_share(step_path, held_out[:4])
 
     (sixteen, sixteen_mean, sixteen_zeros), (eight, eight_mean, eight_zeros) = measure(16), measure(8)
     print(f"worst / mean error: 16 bits {sixteen:.3f} / {sixteen_mean:.3f}, 8 bits {eight:.3f} / {eight_mean:.3f}; "
