@@ -2,7 +2,7 @@
 
 For every utterance with phone timings, each phone is scored by the mean of a contrast's shapes over
 the middle half of the phone; the AUC between two phone classes says how well the face tells them
-apart (`a2bs.core.articulation.CONTRASTS`: jaw, closure, rounding, labiodental). Reported per speaker
+apart (`a2bs.training.articulation.CONTRASTS`: jaw, closure, rounding, labiodental). Reported per speaker
 (with the phones behind each figure) and as the mean over speakers with a bootstrap 95 % interval
 (some speakers have three short utterances), beside the loudness baseline (normalized log-RMS as
 "jawOpen"), for the PyTorch models (30 and 60 fps) and the default iOS and Android bundles (run
@@ -34,13 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from a2bs.core import articulation as A
 from a2bs.core.audio import load_audio
 from a2bs.core.blendshapes import GROUPS, INDEX
 from a2bs.core.checkpoint import Checkpoint, load_checkpoint, load_default
-from a2bs.core.dataset import load_takes, split_takes
 from a2bs.core.inference import infer_array
 from a2bs.core.threads import set_torch_threads
+from a2bs.corpus.dataset import load_takes, split_takes
+from a2bs.corpus.voices import read_segs
+from a2bs.training import articulation as A
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "articulation.json"
@@ -61,7 +62,7 @@ def eval_set(folder: Path) -> list[dict[str, Any]]:
         meta = items.get(segs.stem, {}) if isinstance(items, dict) else {}
         speaker = meta.get("speaker") if isinstance(meta, dict) else None
         out.append({"name": segs.stem, "speaker": speaker or segs.stem.split("_")[0], "audio": wav,
-                    "phones": A.read_segs(segs)})  # fmt: skip
+                    "phones": read_segs(segs)})  # fmt: skip
     if not out:
         raise SystemExit(f"no .segs + .wav pairs in {folder}")
     return out
@@ -110,7 +111,7 @@ def bundle_curves(bundle: Path, backend: str, utterances: list[dict[str, Any]]) 
 def rule_curves(utterances: list[dict[str, Any]], fps: int) -> Curves:
     """The training targets' own rule applied to the reference phone timings: what a perfect model of
     the labels would score, and where the label rule puts the peaks (to tell label timing from model lag)."""
-    from a2bs.core.synth import ARPABET_ACCENT, phones_to_curves
+    from a2bs.corpus.synth import ARPABET_ACCENT, phones_to_curves
 
     out = {}
     for u in utterances:
@@ -138,7 +139,7 @@ def targets_met(result: dict[str, Any], loudness: dict[str, Any]) -> dict[str, b
 
 def emotion_report(ckpt: Checkpoint, synthetic: Path | None) -> dict[str, Any]:
     """S_overall, mean stream weights per blendshape group, and the ablation on the synthetic val split."""
-    from a2bs.core.train import predict, prepare, raw_log_mels, specialization
+    from a2bs.training.trainer import predict, prepare, raw_log_mels, specialization
 
     model = ckpt.model
     w_mel, w_emotion = (w.detach().numpy() for w in model.stream_weights())
@@ -228,7 +229,7 @@ def convert_defaults(tmp: Path) -> dict[str, Path]:
 
 
 def synthetic_val(tmp: Path) -> Path:
-    from a2bs.core.synth import build_corpus
+    from a2bs.corpus.synth import build_corpus
 
     folder = tmp / "synthetic"
     build_corpus(folder, 3.0, seed=101)  # held-out voices and sentences are its "val" split

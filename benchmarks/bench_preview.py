@@ -1,4 +1,4 @@
-"""Benchmark the face preview (`a2bs.core.preview`): drawing alone and the whole video (drawing + the
+"""Benchmark the face preview (`a2bs.viz.preview`): drawing alone and the whole video (drawing + the
 wheel's ffmpeg encoding H.264 + AAC), for one face and two side by side, 480 x 480 pixels per face.
 
     python benchmarks/bench_preview.py            # 20 s of speech-like curves at 30 fps
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from a2bs.core.audio import bundled_audio_dir
-from a2bs.core.preview import FaceRenderer, render_preview
 from a2bs.mobile_validation.checks import machine_summary
+from a2bs.viz.preview import FaceRenderer, render_preview
 
 RESULTS = Path(__file__).resolve().parent / "results" / "preview.json"
 SIZE = 480

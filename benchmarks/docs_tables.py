@@ -2,7 +2,7 @@
 
 - docs/ARCHITECTURE.md, "model-figures": sizes and MACs of the bundled default checkpoints, measured by
   `a2bs.core.deploy.model_figures` (what `a2bs info` prints);
-- docs/VALIDATION.md, "variants": every row of `a2bs.runtime.variants` (recipe, deployment target,
+- docs/VALIDATION.md, "variants": every row of `a2bs.core.variants` (recipe, deployment target,
   precision class and its limits, weight limit) with the step sizes of the last
   `benchmarks/bench_artifacts.py` run (benchmarks/results/artifacts.json).
 
@@ -44,7 +44,7 @@ def model_figures_table() -> str:
 
 
 def variants_table() -> str:
-    from a2bs.runtime.variants import VARIANTS
+    from a2bs.core.variants import VARIANTS
 
     sizes: dict[tuple[str, int, str], float] = {}
     measured = "no `benchmarks/results/artifacts.json` yet"
@@ -53,7 +53,7 @@ def variants_table() -> str:
         measured = f"sizes from `bench_artifacts.py` of {data['created'][:10]}"
         sizes = {(r["platform"], r["fps"], r["variant"]): r["mb"] for r in data["rows"] if r["role"] == "step"}
     lines = [
-        f"Generated from `runtime/variants.py` ({measured}). Limits: relative MAE / relative max / PSNR / "
+        f"Generated from `core/variants.py` ({measured}). Limits: relative MAE / relative max / PSNR / "
         "minimum correlation, as defined above.",
         "",
         "| platform | variant | recipe | deployment target | step size 30 / 60 fps | precision class: limits (why) "

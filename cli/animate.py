@@ -1,8 +1,8 @@
 """One audio file to one animation file, with a model loaded once: what `a2bs infer` does for a single
 file, and what each batch worker does for every file it is given (`cli/batch.py`).
 
-`EngineSpec` is the picklable description a worker receives (which backend, checkpoint or bundle, and
-the inference options); `Engine` is the loaded model; `Engine.write` streams one file into an atomic
+`AnimatorSpec` is the picklable description a worker receives (which backend, checkpoint or bundle, and
+the inference options); `Animator` is the loaded model; `Animator.write` streams one file into an atomic
 writer and names a NaN or infinite output's real cause.
 """
 
@@ -22,7 +22,7 @@ from a2bs.runtime.manifest import SHIPPED_DIR
 
 
 @dataclass(frozen=True)
-class EngineSpec:
+class AnimatorSpec:
     backend: str = "torch"  # torch | tflite | coreml
     checkpoint: Path | None = None  # torch: a checkpoint folder (default: the bundled one)
     fps: int | None = None
@@ -54,10 +54,10 @@ class Written:
     kept: list[np.ndarray] = field(default_factory=list)  # the first `keep_frames` frames, for a plot/preview
 
 
-class Engine:
+class Animator:
     """A model loaded once (a torch checkpoint, or a bundle's artifacts) that animates file after file."""
 
-    def __init__(self, spec: EngineSpec, load_checkpoint: Callable[[Path | None, int | None], Any]) -> None:
+    def __init__(self, spec: AnimatorSpec, load_checkpoint: Callable[[Path | None, int | None], Any]) -> None:
         self.spec = spec
         self.threads_note = ""
         if spec.backend == "torch":

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from a2bs.cli.animate import Engine, EngineSpec
+from a2bs.cli.animate import Animator, AnimatorSpec
 from a2bs.core.errors import A2BSError, AudioError, raise_if_interrupted, signals_raise
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
@@ -108,29 +108,29 @@ def check_out_dir(out_dir: Path) -> None:
 
 # --- the work of one file, in whichever process runs it ------------------------------------------
 
-_engines: dict[EngineSpec, Engine] = {}  # one loaded model per spec and process
+_animators: dict[AnimatorSpec, Animator] = {}  # one loaded model per spec and process
 
 
-def _engine(spec: EngineSpec) -> Engine:
-    if spec not in _engines:
+def _animator(spec: AnimatorSpec) -> Animator:
+    if spec not in _animators:
         from a2bs.cli.common import load_model
 
-        _engines[spec] = Engine(spec, load_model)
-    return _engines[spec]
+        _animators[spec] = Animator(spec, load_model)
+    return _animators[spec]
 
 
-def animate_job(job: Job, spec: EngineSpec, force: bool, preview: bool = False) -> Outcome:
+def animate_job(job: Job, spec: AnimatorSpec, force: bool, preview: bool = False) -> Outcome:
     """Animate one file (and render its preview beside it); any expected problem becomes a failed Outcome
     (the batch goes on)."""
     outcome = Outcome(str(job.source), str(job.output), "written", worker=f"pid {os.getpid()}")
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        written = _engine(spec).write(job.source, job.output, force=force, keep_frames=2**62 if preview else 0)
+        written = _animator(spec).write(job.source, job.output, force=force, keep_frames=2**62 if preview else 0)
         outcome.audio_s, outcome.seconds = written.duration_s, written.seconds
         if preview:
             import numpy as np
 
-            from a2bs.core.preview import render_preview
+            from a2bs.viz.preview import render_preview
 
             render_preview(np.concatenate(written.kept), written.fps, job.output.with_suffix(".mp4"), job.source,
                            labels=[written.label], title=job.source.name, force=True)  # fmt: skip
@@ -156,7 +156,7 @@ def _worker_init() -> None:
 # --- running a batch -----------------------------------------------------------------------------
 
 
-def run_batch(inputs: list[Path], out_dir: Path, spec: EngineSpec, *, output_format: str = "csv", workers: int = 1,
+def run_batch(inputs: list[Path], out_dir: Path, spec: AnimatorSpec, *, output_format: str = "csv", workers: int = 1,
               dask: str | None = None, force: bool = False, previews: bool = False, show_progress: bool = False,
               echo: Callable[[str], None] = print) -> list[Outcome]:  # fmt: skip
     """Animate every input; returns the failures (also in OUT_DIR/batch_report.json)."""
@@ -201,7 +201,7 @@ def run_batch(inputs: list[Path], out_dir: Path, spec: EngineSpec, *, output_for
     return failures
 
 
-def _run(todo: list[Job], spec: EngineSpec, force: bool, preview: bool, workers: int,
+def _run(todo: list[Job], spec: AnimatorSpec, force: bool, preview: bool, workers: int,
          dask: str | None) -> Iterator[Outcome]:  # fmt: skip
     if not todo:
         return
@@ -215,7 +215,7 @@ def _run(todo: list[Job], spec: EngineSpec, force: bool, preview: bool, workers:
             yield animate_job(job, spec, force, preview)
 
 
-def _run_processes(todo: list[Job], spec: EngineSpec, force: bool, preview: bool,
+def _run_processes(todo: list[Job], spec: AnimatorSpec, force: bool, preview: bool,
                    workers: int) -> Iterator[Outcome]:  # fmt: skip
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -237,7 +237,7 @@ def _run_processes(todo: list[Job], spec: EngineSpec, force: bool, preview: bool
     pool.shutdown(wait=True)
 
 
-def _run_dask(todo: list[Job], spec: EngineSpec, force: bool, preview: bool, workers: int,
+def _run_dask(todo: list[Job], spec: AnimatorSpec, force: bool, preview: bool, workers: int,
               address: str) -> Iterator[Outcome]:  # fmt: skip
     from distributed import Client, LocalCluster, as_completed
 
@@ -285,7 +285,7 @@ def _progress_bar(total_s: float, files: int, show: bool) -> Iterator[Callable[[
         yield advance
 
 
-def _write_report(out_dir: Path, jobs: list[Job], outcomes: list[Outcome], spec: EngineSpec, workers: int,
+def _write_report(out_dir: Path, jobs: list[Job], outcomes: list[Outcome], spec: AnimatorSpec, workers: int,
                   dask: str | None, seconds: float, started_wall: float) -> None:  # fmt: skip
     from a2bs.core.files import write_text_atomic
 

@@ -108,7 +108,7 @@ def infer(
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
     """Animate audio: write one row of 52 blendshapes per frame at k / fps, for one file or many."""
-    from a2bs.cli.animate import EngineSpec
+    from a2bs.cli.animate import AnimatorSpec
     from a2bs.cli.batch import is_batch
     from a2bs.core.audio import bundled_audio_dir
     from a2bs.core.constants import SUPPORTED_FPS
@@ -132,7 +132,7 @@ def infer(
             raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")
         if checkpoint is not None or stride != 1 or emotion_refresh is not None:
             raise A2BSError(f"--checkpoint, --stride and --emotion-refresh go with --backend torch, not {backend}")
-    spec = EngineSpec(backend.value, checkpoint, fps, bundle, variant, stride, emotion_refresh, emotion_from)
+    spec = AnimatorSpec(backend.value, checkpoint, fps, bundle, variant, stride, emotion_refresh, emotion_from)
     show = sys.stderr.isatty() if progress is None else progress
     if is_batch(inputs):
         from a2bs.cli.batch import run_batch
@@ -154,7 +154,7 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, p
                show: bool) -> None:  # fmt: skip
     from tqdm import tqdm
 
-    from a2bs.cli.animate import Engine
+    from a2bs.cli.animate import Animator
     from a2bs.core.animation_io import check_output_path
     from a2bs.core.audio import n_output_frames
     from a2bs.core.plan import plan
@@ -175,31 +175,31 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, p
     if plot is not None:
         _check_plot_path(plot, force)
     if preview is not None:
-        from a2bs.core.preview import check_preview_path
+        from a2bs.viz.preview import check_preview_path
 
         check_preview_path(preview, force)
     inputs = {"the input audio": audio, "--emotion-from": spec.emotion_from}
     for what, written in (("-o", output), ("--plot", plot), ("--preview", preview)):
         _refuse_overwriting_inputs(what, written, inputs)
-    engine = Engine(spec, load_model)
+    animator = Animator(spec, load_model)
     if default_output:  # the default output folder is created only once everything else checked out
         try:
             output.parent.mkdir(exist_ok=True)
         except OSError as exc:
             raise A2BSError(f"cannot create the output folder {output.parent}: {exc.strerror}; pass -o") from None
-    total = n_output_frames(early_plan.info, engine.fps)
+    total = n_output_frames(early_plan.info, animator.fps)
     with tqdm(total=total, unit="frame", disable=not show, desc="a2bs infer", file=sys.stderr) as bar:
-        keep = total if preview is not None else 60 * engine.fps if plot is not None else 0
-        written = engine.write(audio, output, force=force, progress=bar.update, keep_frames=keep)
+        keep = total if preview is not None else 60 * animator.fps if plot is not None else 0
+        written = animator.write(audio, output, force=force, progress=bar.update, keep_frames=keep)
     duration = written.duration_s
     typer.echo(
         f"wrote {output}: {written.n_frames} frames at {written.fps} fps for {duration:.2f} s of audio "
-        f"in {written.seconds:.2f} s (RTF {written.seconds / max(duration, 1e-9):.3f}{engine.threads_note})"
+        f"in {written.seconds:.2f} s (RTF {written.seconds / max(duration, 1e-9):.3f}{animator.threads_note})"
     )
     if plot is not None and written.kept:
         import numpy as np
 
-        from a2bs.core.plots import plot_curves
+        from a2bs.viz.plots import plot_curves
 
         try:
             plot_curves(np.concatenate(written.kept)[: 60 * written.fps], written.fps, plot,
@@ -210,7 +210,7 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, p
     if preview is not None and written.kept:
         import numpy as np
 
-        from a2bs.core.preview import render_preview
+        from a2bs.viz.preview import render_preview
 
         render_preview(np.concatenate(written.kept), written.fps, preview, audio, labels=[written.label],
                        title=audio.name, force=force)  # fmt: skip
@@ -298,8 +298,8 @@ def train(
 ) -> None:
     """Train the model on takes. Scale out with `torchrun --nproc_per_node N --no-python a2bs train ...`."""
     from a2bs.core.constants import SUPPORTED_FPS
-    from a2bs.core.train import TrainConfig
-    from a2bs.core.train import train as run_training
+    from a2bs.training.trainer import TrainConfig
+    from a2bs.training.trainer import train as run_training
 
     if fps not in SUPPORTED_FPS:
         raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
@@ -332,7 +332,7 @@ def data_synth(
 
     from a2bs.core.constants import SUPPORTED_FPS
     from a2bs.core.files import check_new_dir
-    from a2bs.core.synth import build_corpus, espeak_available
+    from a2bs.corpus.synth import build_corpus, espeak_available
 
     if fps not in SUPPORTED_FPS:
         raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
@@ -385,8 +385,8 @@ def data_align(
     """Real speech + transcripts -> phone timings (PocketSphinx) -> ARKit curves, as takes `a2bs train` reads.
 
     Lines that cannot be used (missing audio, empty or non-English text, unknown words, digits, a
-    transcript that does not match its audio) are skipped with a reason; see core/align.py."""
-    from a2bs.core.align import build_aligned_corpus
+    transcript that does not match its audio) are skipped with a reason; see corpus/align.py."""
+    from a2bs.corpus.align import build_aligned_corpus
 
     if fps not in (30, 60):
         raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
@@ -409,8 +409,8 @@ def data_voices(
 ) -> None:
     """Festival and Flite voices speak the sentences with their own phone timings, for `a2bs data align`.
 
-    More speakers for training (core/voices.py); the evaluation set's speakers are never among them."""
-    from a2bs.core.voices import VOICES, read_texts, speak_lines
+    More speakers for training (corpus/voices.py); the evaluation set's speakers are never among them."""
+    from a2bs.corpus.voices import VOICES, read_texts, speak_lines
 
     sentences = read_texts(texts)[:lines]
     with _line_progress("a2bs data voices", progress) as advance:

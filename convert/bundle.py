@@ -34,9 +34,9 @@ from a2bs.core.deploy import (
 from a2bs.core.errors import A2BSError, raise_if_interrupted
 from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging_dir
 from a2bs.core.model import ModelConfig
-from a2bs.core.threads import Progress
+from a2bs.core.progress import Progress
+from a2bs.core.variants import PLATFORMS, default_variant, platform_variants
 from a2bs.runtime.tflite_runner import TFLiteRunner
-from a2bs.runtime.variants import PLATFORMS, default_variant, platform_variants
 
 MANIFEST = "manifest.json"
 FORMAT = "a2bs-bundle"

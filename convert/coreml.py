@@ -34,7 +34,7 @@ w8a8       int8 per-channel weights, 8-bit activations calibrated  iOS17    quan
 whose inputs the quantizer makes 8-bit, so they are stored per-tensor 8-bit like activations.)
 Sizes of every variant, and the front end's (fp32, 2.3 MB), are in docs/VALIDATION.md (generated).
 
-Deployment targets (`MINIMUM_DEPLOYMENT_TARGET`, each row's `deployment_target` in runtime/variants.py)
+Deployment targets (`MINIMUM_DEPLOYMENT_TARGET`, each row's `deployment_target` in core/variants.py)
 ------------------------------------------------------------------------------
 A14 iPhones shipped with iOS 14 and run every release since. ML programs need iOS15; the compression
 ops need more: `constexpr_affine_dequantize` (per-channel int8 weights) and `constexpr_lut_to_dense`
@@ -115,11 +115,11 @@ from a2bs.core.deploy import (
     mel_history_names,
 )
 from a2bs.core.files import size_bytes
-from a2bs.core.threads import Progress
+from a2bs.core.progress import Progress
+from a2bs.core.variants import default_variant, find_variant, platform_variants
 from a2bs.runtime.coreml_package import ct, program_ops
-from a2bs.runtime.variants import default_variant, find_variant, platform_variants
 
-COREML_VARIANTS = platform_variants("ios")  # name -> row of runtime/variants.py
+COREML_VARIANTS = platform_variants("ios")  # name -> row of core/variants.py
 DEFAULT_COREML_VARIANT = default_variant("ios")
 MINIMUM_DEPLOYMENT_TARGET = ct.target.iOS16  # the bundle floor; see the module docstring
 FRONT_END_DEPLOYMENT_TARGET = ct.target.iOS16
@@ -436,7 +436,7 @@ def _quantize_w8a8(step: DeployStep, example: tuple[torch.Tensor, ...], calibrat
 # --- metadata, names, saving ----------------------------------------------------------------------
 
 
-# --- recipes: how each variant of runtime/variants.py is built ------------------------------------
+# --- recipes: how each variant of core/variants.py is built ------------------------------------
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Input names come from passing the sample inputs as keyword arguments, output nam
 forward returns a dict (litert-torch names outputs after the dict keys; a tuple would give output_0...).
 All inputs and outputs are float32 in every variant.
 
-Default variant: `dynamic_int8` (the variants are rows of runtime/variants.py; their sizes, parity and
+Default variant: `dynamic_int8` (the variants are rows of core/variants.py; their sizes, parity and
 latency are in docs/VALIDATION.md, measured by `benchmarks/bench_artifacts.py`).
 
 dynamic_int8 is the fastest variant on one XNNPACK thread, the CPU path every Android phone has, and
@@ -91,10 +91,10 @@ from a2bs.core.deploy import (
     DeployFrontEnd,
     DeployStep,
 )
+from a2bs.core.variants import default_variant, find_variant, platform_variants
 from a2bs.runtime.tflite_runner import TFLiteRunner
-from a2bs.runtime.variants import default_variant, find_variant, platform_variants
 
-TFLITE_VARIANTS = platform_variants("android")  # name -> row of runtime/variants.py
+TFLITE_VARIANTS = platform_variants("android")  # name -> row of core/variants.py
 DEFAULT_TFLITE_VARIANT = default_variant("android")
 SIGNATURE_KEY = "serving_default"
 FRONT_END_FILE = "a2bs_front_end.tflite"
@@ -339,7 +339,7 @@ def _softmax_readers(model: Any) -> list[str]:
     return scopes
 
 
-# How each variant of runtime/variants.py is built: a configuration of ai-edge-quantizer's Quantizer that
+# How each variant of core/variants.py is built: a configuration of ai-edge-quantizer's Quantizer that
 # returns the ops to keep float (None: the fp32 graph as converted).
 Recipe = Callable[[Any], list[Any]]
 RECIPES: dict[str, Recipe | None] = {

@@ -6,9 +6,8 @@ thread (CPU time 14 s -> 140 s): extra threads wait on each other and on the oth
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
-Progress = Callable[[str], None]  # one line per stage, for the user
+from a2bs.core.progress import Progress
 
 
 def usable_cores() -> int:

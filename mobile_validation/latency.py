@@ -26,7 +26,8 @@ import soundfile as sf
 
 from a2bs.core import constants as C
 from a2bs.core.audio import load_audio
-from a2bs.core.threads import Progress, choose_threads, usable_cores
+from a2bs.core.progress import Progress
+from a2bs.core.threads import choose_threads, usable_cores
 from a2bs.mobile_validation.checks import Check, machine_summary, not_run
 from a2bs.runtime.bundle_inference import model_runner
 from a2bs.runtime.engine import BundleEngine, run_stream

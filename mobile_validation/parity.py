@@ -17,13 +17,13 @@ from a2bs.core import constants as C
 from a2bs.core.audio import load_audio
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, MOUTH_CRITICAL
 from a2bs.core.emotion import emotion_features_for_file
-from a2bs.core.plots import plot_curves, plot_error_map
-from a2bs.core.preview import render_preview
-from a2bs.core.threads import Progress
+from a2bs.core.progress import Progress
+from a2bs.core.variants import FRONT_END_LIMITS, ParityLimits, find_variant, platform_variants
 from a2bs.mobile_validation.checks import Check, not_run, short
 from a2bs.runtime.bundle_inference import model_runner
 from a2bs.runtime.engine import BundleEngine, run_stream
-from a2bs.runtime.variants import FRONT_END_LIMITS, ParityLimits, find_variant, platform_variants
+from a2bs.viz.plots import plot_curves, plot_error_map
+from a2bs.viz.preview import render_preview
 
 PLOTS_DIR = "validation_plots"
 STREAM_CHUNKS = [1, 7, 160, 333, 1024, 4000, 17, 2]  # irregular PCM pieces, cycled

@@ -39,14 +39,15 @@ from a2bs.core import constants as C
 from a2bs.core.audio import bundled_audio_dir, probe
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging_dir, write_text_atomic
-from a2bs.core.threads import Progress, choose_threads, usable_cores
+from a2bs.core.progress import Progress
+from a2bs.core.threads import choose_threads, usable_cores
+from a2bs.core.variants import FRONT_END_LIMITS, PARITY_LIMITS, platform_variants
 from a2bs.mobile_validation.checks import Check, machine_summary, not_run, short
 from a2bs.mobile_validation.latency import MAC_BUDGET_PER_S, MAX_RATIO_VS_TORCH, run_latency
 from a2bs.mobile_validation.parity import PLOTS_DIR, run_parity
 from a2bs.mobile_validation.report import README_HEADING, readme_section, render_html
 from a2bs.runtime.manifest import load_manifest
 from a2bs.runtime.tflite_runner import TFLiteRunner
-from a2bs.runtime.variants import FRONT_END_LIMITS, PARITY_LIMITS, platform_variants
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"

@@ -32,9 +32,9 @@ from a2bs.core.audio import bundled_audio_dir
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, DeployStep
+from a2bs.core.variants import PARITY_LIMITS, find_variant
 from a2bs.mobile_validation import parity as P
 from a2bs.runtime.coreml_package import compressed_weights, ct, load_spec_summary
-from a2bs.runtime.variants import PARITY_LIMITS, find_variant
 
 MB = 1_000_000
 COMPRESSED = ("int8", "palettize6", "palettize4", "w8a8")

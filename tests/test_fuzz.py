@@ -1,6 +1,6 @@
 """Property-based fuzzing (hypothesis) of every untrusted file a2bs reads: bundle manifests (and the
 Core ML package manifest inside an .mlpackage), sample configs (a2bs-sample.json), checkpoint configs
-(config.json) and phone files (<take>.phones.json, through `a2bs.core.dataset.load_take`).
+(config.json) and phone files (<take>.phones.json, through `a2bs.corpus.dataset.load_take`).
 
 Each case starts from a real, valid file and mutates it (values replaced by random JSON, by values
 chosen to be hostile, e.g. `../..` paths, huge or negative numbers, or deleted), or is raw random text.
@@ -240,7 +240,7 @@ def test_fuzz_checkpoint_config_raw_text(fuzz_checkpoint: tuple[Path, dict[str, 
     one_line(info.value)
 
 
-# --- phone files (parsed by core/dataset.py, tested through its public load_take) ------------------
+# --- phone files (parsed by corpus/dataset.py, tested through its public load_take) ------------------
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +263,7 @@ PHONES = st.lists(st.tuples(st.sampled_from(["aa", "p", "sil", ""]), st.floats(-
 @settings(FUZZ, max_examples=600)
 @given(data=st.data())
 def test_fuzz_phone_file(take: tuple[Path, Path], data: st.DataObject) -> None:
-    from a2bs.core.dataset import load_take
+    from a2bs.corpus.dataset import load_take
 
     audio, csv = take
     valid = {"phones": [list(p) for p in data.draw(PHONES, label="phones")]}

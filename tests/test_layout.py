@@ -1,9 +1,14 @@
 """The layout's dependency rule (docs/ARCHITECTURE.md), read from the source by `ast`:
 
-    cli  ->  convert, mobile_validation  ->  runtime  ->  core
+    cli, a2bs (the public API)  ->  convert, mobile_validation, training  ->  runtime, corpus, viz  ->  core
 
-- an arrow points down only: core imports no other package; runtime imports core's torch-free modules
-  only; convert and mobile_validation import core and runtime, never each other; cli composes them all;
+- an arrow points down only: core (the model and what inference needs, plus the torch-free variant
+  table) imports no other package; runtime imports core's torch-free modules only; corpus (training
+  data) and viz (previews, plots) import core; training imports corpus and viz; convert imports runtime;
+  mobile_validation imports runtime and viz; convert and mobile_validation never import each other;
+  cli and the public API compose them all;
+- the public API (`a2bs/__init__`, in api/) is imported by every `import a2bs.<package>`: at its top it
+  imports nothing of the project but core's torch-free modules, and nothing heavy;
 - no import cycle between modules;
 - an import inside a function is allowed only where it keeps start-up fast: the module it imports is
   heavy (loads torch, coremltools, LiteRT, openSMILE or matplotlib, directly or through its imports).
@@ -21,13 +26,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "runtime", "convert", "mobile_validation", "cli")
+PACKAGES = ("core", "runtime", "corpus", "viz", "training", "convert", "mobile_validation", "cli")
+API = "api"  # the folder of the package root `a2bs` (its public API)
 MAY_IMPORT = {
     "core": {"core"},
     "runtime": {"core", "runtime"},
+    "corpus": {"core", "corpus"},
+    "viz": {"core", "viz"},
+    "training": {"core", "corpus", "viz", "training"},
     "convert": {"core", "runtime", "convert"},
-    "mobile_validation": {"core", "runtime", "mobile_validation"},
+    "mobile_validation": {"core", "runtime", "viz", "mobile_validation"},
     "cli": set(PACKAGES),
+    API: set(PACKAGES),
 }
 HEAVY_LIBRARIES = {"torch", "coremltools", "ai_edge_litert", "litert_torch", "ai_edge_quantizer", "opensmile",
                    "matplotlib", "parselmouth", "pocketsphinx"}  # fmt: skip
@@ -42,7 +52,8 @@ class Import:
 
 
 def _module_name(path: Path) -> str:
-    return "a2bs." + ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return "a2bs" if parts == (API, "__init__") else "a2bs." + ".".join(parts)
 
 
 def _imports(module: str, source: str) -> list[Import]:
@@ -71,11 +82,13 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def project_sources() -> dict[str, str]:
-    return {_module_name(p): p.read_text() for pkg in PACKAGES for p in sorted((ROOT / pkg).glob("*.py"))}
+    return {_module_name(p): p.read_text() for pkg in (*PACKAGES, API) for p in sorted((ROOT / pkg).glob("*.py"))}
 
 
 def _package(module: str) -> str | None:
     parts = module.split(".")
+    if parts == ["a2bs"]:
+        return API
     return parts[1] if len(parts) > 1 and parts[0] == "a2bs" and parts[1] in PACKAGES else None
 
 
@@ -115,7 +128,11 @@ def violations(sources: dict[str, str]) -> list[str]:
                 problems.append(f"{where}: {source_pkg} may not depend on {target_pkg}")
             if source_pkg == "runtime" and target_pkg == "core" and imp.target not in torch_free_core:
                 problems.append(f"{where}: runtime may use only core's torch-free modules")
-            if imp.local and source_pkg != "cli" and target_pkg is not None and imp.target not in heavy:
+            if source_pkg == API and not imp.local and target_pkg is not None and imp.target not in torch_free_core:
+                problems.append(f"{where}: the package root may import only core's torch-free modules at its top")
+            if source_pkg == API and not imp.local and imp.target.split(".")[0] in HEAVY_LIBRARIES:
+                problems.append(f"{where}: the package root may not import a heavy library at its top")
+            if imp.local and source_pkg not in ("cli", API) and target_pkg is not None and imp.target not in heavy:
                 problems.append(f"{where} inside a function, but it is light: import it at the top")
     problems += _cycles(graph)
     return problems
@@ -153,6 +170,10 @@ def test_the_layout_keeps_its_dependency_rule() -> None:
         ("a2bs.runtime.x", "from a2bs.core.model import A2BSModel\n", "only core's torch-free modules"),
         ("a2bs.convert.x", "def f():\n    from a2bs.core.files import sha256\n", "light: import it at the top"),
         ("a2bs.core.constants", "from a2bs.core.errors import A2BSError\n", "import cycle"),
+        ("a2bs.corpus.x", "from a2bs.training.trainer import train\n", "corpus may not depend on training"),
+        ("a2bs.viz.x", "from a2bs.runtime.manifest import load_manifest\n", "viz may not depend on runtime"),
+        ("a2bs", "from a2bs.core.model import A2BSModel\n", "only core's torch-free modules at its top"),
+        ("a2bs", "import torch\n", "heavy library at its top"),
     ],
 )
 def test_the_checker_catches_a_forbidden_arrow(module: str, source: str, says: str) -> None:
@@ -168,7 +189,7 @@ def test_the_runtime_runs_without_torch() -> None:
     loads no torch: an app-like process stays small. (Reading Core ML packages goes through coremltools,
     which imports torch when it is installed.)"""
     modules = "a2bs.runtime.manifest, a2bs.runtime.engine, a2bs.runtime.bundle_inference, a2bs.runtime.tflite_runner"
-    code = f"import sys\nimport {modules}, a2bs.runtime.variants\nprint(sorted(m for m in sys.modules if m == 'torch'))"
+    code = f"import sys\nimport {modules}, a2bs.core.variants\nprint(sorted(m for m in sys.modules if m == 'torch'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

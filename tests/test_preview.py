@@ -1,4 +1,4 @@
-"""Face previews (`a2bs.core.preview`): real videos encoded by the wheel's ffmpeg and decoded back, the face
+"""Face previews (`a2bs.viz.preview`): real videos encoded by the wheel's ffmpeg and decoded back, the face
 drawn from the curves (with negative controls), the writer's safety (no overwrite, no temp file after an
 error or Ctrl-C), and the face video in a real bundle's validation report."""
 
@@ -20,9 +20,9 @@ import pytest
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError
-from a2bs.core.preview import FaceRenderer, render_preview
 from a2bs.mobile_validation import parity as P
 from a2bs.mobile_validation import validate as V
+from a2bs.viz.preview import FaceRenderer, render_preview
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 SIZE = 128  # small faces keep the encoding tests fast; the geometry is relative to the size
@@ -234,7 +234,7 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
 
 def test_ffmpeg_failure_names_its_last_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real ffmpeg failure (an audio bitrate it refuses) is one line with ffmpeg's own last message."""
-    from a2bs.core import preview
+    from a2bs.viz import preview
 
     monkeypatch.setattr(preview, "_AUDIO_BITRATE", "-5")
     with pytest.raises(A2BSError, match=r"cannot write .*face\.mp4: ffmpeg failed: .+") as caught:

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from a2bs.core import articulation as A
-from a2bs.core import synth
-from a2bs.core.align import (
+from a2bs.core.blendshapes import INDEX
+from a2bs.core.errors import A2BSError
+from a2bs.corpus import synth
+from a2bs.corpus.align import (
     Aligner,
     AlignmentError,
     Perturbation,
@@ -22,9 +23,9 @@ from a2bs.core.align import (
     read_lines,
     transcript_words,
 )
-from a2bs.core.blendshapes import INDEX
-from a2bs.core.dataset import load_takes, split_takes
-from a2bs.core.errors import A2BSError
+from a2bs.corpus.dataset import load_takes, split_takes
+from a2bs.corpus.voices import read_segs
+from a2bs.training import articulation as A
 
 SENTENCES = {
     "bob": "Bob bought a big blue map by the pool.",
@@ -263,14 +264,14 @@ def test_loudness_baseline_and_segs(tmp_path: Path) -> None:
     assert np.count_nonzero(y[:, [i for i in range(52) if i != INDEX["jawOpen"]]]) == 0
     segs = tmp_path / "a.segs"
     segs.write_text("#\n0.1300 100 pau\n0.3100 100 ao\n0.4200 100 th\n")
-    assert A.read_segs(segs) == [("pau", 0.0, 0.13), ("ao", 0.13, 0.31), ("th", 0.31, 0.42)]
+    assert read_segs(segs) == [("pau", 0.0, 0.13), ("ao", 0.13, 0.31), ("th", 0.31, 0.42)]
 
 
 # ---- more voices: Festival and Flite with their own phone timings (`a2bs data voices`) -------------
 def test_voices_speak_with_timings_that_align_uses(tmp_path: Path) -> None:
     """Each voice writes wav + txt + segs; `a2bs data align` uses the given timings (no aligner), and a
     broken timing file is a skip reason, not a crash."""
-    from a2bs.core.voices import missing_voices, read_texts, speak_lines
+    from a2bs.corpus.voices import missing_voices, read_texts, speak_lines
 
     texts_file = tmp_path / "texts.txt"
     texts_file.write_text(f"{SENTENCES['bob']}\n\n{SENTENCES['five']}\n{SENTENCES['bob']}\n")
@@ -280,7 +281,7 @@ def test_voices_speak_with_timings_that_align_uses(tmp_path: Path) -> None:
     written = speak_lines(texts, src, ["kal", "rms"], log=lambda _: None)
     assert written == {"kal": 2, "rms": 2} and not list(tmp_path.glob(".voices*"))
     for voice in ("kal", "rms"):
-        phones = A.read_segs(src / voice / f"{voice}_0000.segs")
+        phones = read_segs(src / voice / f"{voice}_0000.segs")
         audio, rate = sf.read(src / voice / f"{voice}_0000.wav")
         assert rate == 16000 and abs(phones[-1][2] - len(audio) / rate) < 0.3
         assert [p for p, _, _ in phones if p in ("b", "m", "p")] == list("bbbbbmpbp")  # "Bob bought a big ..."
@@ -291,7 +292,7 @@ def test_voices_speak_with_timings_that_align_uses(tmp_path: Path) -> None:
     assert "backwards" in manifest["skipped"][0]["reason"]
     record = json.loads((out / "takes" / "kal_kal_0000.phones.json").read_text())
     assert record["timings"].endswith("kal_0000.segs")
-    given = [(p, round(a, 3)) for p, a, _ in A.read_segs(src / "kal" / "kal_0000.segs")]
+    given = [(p, round(a, 3)) for p, a, _ in read_segs(src / "kal" / "kal_0000.segs")]
     assert [(p, round(a, 3)) for p, a, _ in record["phones"]][: len(given)] == given  # used as given
     # the evaluation set's speakers are refused, as are unknown voices and an existing folder
     assert "evaluation set" in missing_voices(["slt"])[0] and "unknown voice" in missing_voices(["bob"])[0]

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from a2bs.core import synth
 from a2bs.core.animation_io import read_live_link_face_csv
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, MOUTH_INDICES
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError
+from a2bs.corpus import synth
 
 JAW, CLOSE, PUCKER, FUNNEL = INDEX["jawOpen"], INDEX["mouthClose"], INDEX["mouthPucker"], INDEX["mouthFunnel"]
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "VISEMES.md"

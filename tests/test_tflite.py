@@ -44,8 +44,8 @@ from a2bs.core.deploy import (
 from a2bs.core.emotion import emotion_features_at
 from a2bs.core.features import frame_centers, gather_windows
 from a2bs.core.inference import infer_array
+from a2bs.core.variants import PARITY_LIMITS
 from a2bs.mobile_validation import parity as P
-from a2bs.runtime.variants import PARITY_LIMITS
 
 VARIANTS = list(TFLITE_VARIANTS)
 # (blendshapes MAE, blendshapes MAE / reference frame-to-frame deviation, context_frame MAE / mean |context|)

@@ -16,15 +16,15 @@ import torch
 from audio_fixtures import write_audio
 
 from a2bs.core.animation_io import open_writer
-from a2bs.core.articulation import auc
 from a2bs.core.audio import bundled_audio_dir, load_audio
 from a2bs.core.blendshapes import INDEX, LIVE_LINK_FACE_COLUMNS
 from a2bs.core.checkpoint import load_checkpoint
 from a2bs.core.constants import LOG_EPS
-from a2bs.core.dataset import load_takes, resample_curves, split_takes
 from a2bs.core.errors import A2BSError
 from a2bs.core.features import MelFrontEnd, mel_edges_hz
-from a2bs.core.train import (
+from a2bs.corpus.dataset import load_takes, resample_curves, split_takes
+from a2bs.training.articulation import auc
+from a2bs.training.trainer import (
     TrainConfig,
     colour_channel,
     drop_emotion,

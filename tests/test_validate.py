@@ -18,11 +18,11 @@ from a2bs.cli import main as core_cli
 from a2bs.convert.bundle import build_bundle
 from a2bs.core.audio import n_output_frames, probe
 from a2bs.core.checkpoint import Checkpoint, default_checkpoint_dir
+from a2bs.core.variants import PARITY_LIMITS, find_variant
 from a2bs.mobile_validation import latency as L
 from a2bs.mobile_validation import parity as P
 from a2bs.mobile_validation import validate as V
 from a2bs.runtime.engine import BundleEngine, run_stream
-from a2bs.runtime.variants import PARITY_LIMITS, find_variant
 
 KINDS = {"integrity", "manifest", "size", "parity", "streaming", "latency"}
 

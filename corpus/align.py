@@ -15,8 +15,8 @@ into the same takes the synthetic corpus has (``takes/<name>.wav`` + Live Link F
 3. **Speaker spread** (`perturb`): each line is used as recorded and in `copies` perturbed versions:
    Praat's PSOLA "Change gender" (formant shift = vocal-tract length, pitch median and range, speaking
    rate; phone times scale with the duration), then room reverberation, gain and noise
-   (`a2bs.core.synth.augment_audio`).
-4. **Curves**: `a2bs.core.synth.face_curves` with the ARPAbet table (docs/VISEMES.md) and the
+   (`a2bs.corpus.synth.augment_audio`).
+4. **Curves**: `a2bs.corpus.synth.face_curves` with the ARPAbet table (docs/VISEMES.md) and the
    speaking style read from the perturbed audio's eGeMAPS features.
 
 Validation is speaker-disjoint: the speakers in `val_speakers` (default: the speaker with the least
@@ -45,12 +45,11 @@ import numpy as np
 import soundfile as sf
 
 from a2bs.core.animation_io import open_writer
-from a2bs.core.articulation import read_segs
 from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import check_new_dir, sha256
-from a2bs.core.synth import (
+from a2bs.corpus.synth import (
     ARPABET_ACCENT,
     SpeakingStyle,
     augment_audio,
@@ -58,6 +57,7 @@ from a2bs.core.synth import (
     heard_style,
     publish_corpus,
 )
+from a2bs.corpus.voices import read_segs
 
 Phones = list[tuple[str, float, float]]
 
@@ -418,7 +418,7 @@ def build_aligned_corpus(
             raise A2BSError(f"no line in {src} could be aligned:\n" + "\n".join(f"  {n}: {r}" for n, r in skipped))
         manifest = {
             "format": "a2bs-aligned-corpus/1",
-            "generator": "a2bs.core.align",
+            "generator": "a2bs.corpus.align",
             "source": str(Path(src).resolve()),
             "fps": fps,
             "sample_rate": SAMPLE_RATE,

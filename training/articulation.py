@@ -7,7 +7,7 @@ validation metrics and by `benchmarks/bench_articulation.py` (real speech with p
 
 Phones are ARPAbet (lower case, optional stress digit; "ax" = unstressed AH, i.e. schwa, which no
 contrast uses; "pau" = pause) or espeak-ng mnemonics (the synthetic corpus), which are mapped to the
-same classes through their visemes (`a2bs.core.synth.PHONEMES`).
+same classes through their visemes (`a2bs.corpus.synth.PHONEMES`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from a2bs.core.blendshapes import INDEX
-from a2bs.core.synth import ARPABET, PHONEMES
+from a2bs.corpus.synth import ARPABET, PHONEMES
 
 Phones = Sequence[tuple[str, float, float]]
 
@@ -206,17 +205,3 @@ def loudness_jaw(audio: np.ndarray, fps: int, n_frames: int, sample_rate: int = 
     curves = np.zeros((n_frames, len(INDEX)), dtype=np.float32)
     curves[:, INDEX["jawOpen"]] = level
     return curves
-
-
-def read_segs(path: str | Path) -> list[tuple[str, float, float]]:
-    """Festival segment file (`#`, then `END_S 100 PHONE` lines) -> (phone, start, end)."""
-    phones, t = [], 0.0
-    body = Path(path).read_text().split("#", 1)[-1]
-    for line in body.splitlines():
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        end = float(parts[0])
-        phones.append((parts[2], t, end))
-        t = end
-    return phones

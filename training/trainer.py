@@ -22,24 +22,24 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from a2bs.core import constants as C
-from a2bs.core.articulation import (
+from a2bs.core.blendshapes import EXPRESSION_INDICES, MOUTH_INDICES
+from a2bs.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from a2bs.core.emotion import EmotionStats, emotion_features_at
+from a2bs.core.errors import A2BSError
+from a2bs.core.features import MelFrontEnd, mel_edges_hz
+from a2bs.core.inference import mel_windows
+from a2bs.core.model import A2BSModel, ModelConfig, smooth
+from a2bs.core.threads import set_torch_threads
+from a2bs.corpus.dataset import Take, load_takes, split_takes
+from a2bs.corpus.synth import PAUSES
+from a2bs.training.articulation import (
     CONTRASTS,
     contrast_aucs,
     contrast_samples,
     is_espeak,
     peak_offsets_ms,
 )
-from a2bs.core.blendshapes import EXPRESSION_INDICES, MOUTH_INDICES
-from a2bs.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from a2bs.core.dataset import Take, load_takes, split_takes
-from a2bs.core.emotion import EmotionStats, emotion_features_at
-from a2bs.core.errors import A2BSError
-from a2bs.core.features import MelFrontEnd, mel_edges_hz
-from a2bs.core.inference import mel_windows
-from a2bs.core.model import A2BSModel, ModelConfig, smooth
-from a2bs.core.plots import plot_training
-from a2bs.core.synth import PAUSES
-from a2bs.core.threads import set_torch_threads
+from a2bs.viz.plots import plot_training
 
 STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
@@ -245,7 +245,7 @@ def predict(model: A2BSModel, take: PreparedTake, neutral_emotion: bool = False)
 @torch.no_grad()
 def evaluate(model: A2BSModel, takes: list[PreparedTake]) -> dict[str, float]:
     """Whole-take inference on the validation takes: MAE (all, mouth, expression), the articulation
-    contrasts (AUC per phone class pair, `a2bs.core.articulation`), closure timing, stillness in
+    contrasts (AUC per phone class pair, `a2bs.training.articulation`), closure timing, stillness in
     pauses, S_overall, and the emotion ablation (expression / mouth MAE with a neutral emotion input)."""
 
     model.eval()

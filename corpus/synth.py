@@ -396,7 +396,7 @@ _ACCENT_OVERRIDES: dict[str, dict[str, PhoneSpec]] = {
 UNKNOWN_PHONE = _p("E", strength=0.5, dominance=0.5)  # neutral half-open mouth
 
 # ARPAbet (lower case, as in CMUdict / Festival segment files), for real speech aligned by
-# `a2bs.core.align`. Vowels may carry a CMUdict stress digit ("ih0", "aa1"); unstressed ones are
+# `a2bs.corpus.align`. Vowels may carry a CMUdict stress digit ("ih0", "aa1"); unstressed ones are
 # articulated weaker (`_UNSTRESSED`). "ax" is unstressed AH (Festival's name for AH0).
 ARPABET_ACCENT = "arpabet"  # the `accent` value that selects this table
 ARPABET: dict[str, PhoneSpec] = {
@@ -1200,7 +1200,7 @@ def build_corpus(
         split = {s: [r["take"] for r in records if r["split"] == s] for s in ("train", "val")}
         manifest = {
             "format": "a2bs-synthetic-corpus/1",
-            "generator": "a2bs.core.synth",
+            "generator": "a2bs.corpus.synth",
             "espeak_ng_version": espeak_version,
             "seed": seed,
             "fps": fps,

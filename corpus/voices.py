@@ -4,7 +4,7 @@ The real training speech is one speaker. Diphone and cluster voices are built fr
 recordings, so their formant transitions into and out of closures are real speech from other vocal
 tracts, and the synthesizer reports its own phone timings (no aligner error). `speak_lines` writes
 ``OUT/<voice>/<voice>_<n>.wav`` + ``.txt`` + ``.segs`` (Festival segment format); `a2bs data align OUT`
-then uses those timings instead of aligning (`a2bs.core.align.given_phones`) and adds the usual
+then uses those timings instead of aligning (`a2bs.corpus.align.given_phones`) and adds the usual
 perturbed copies, curves and speaking style.
 
 Voices (Debian packages, installed by `make setup`): Festival's ``kal`` and ``ked`` diphone voices and
@@ -153,3 +153,17 @@ def speak_lines(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return written
+
+
+def read_segs(path: str | Path) -> list[tuple[str, float, float]]:
+    """Festival segment file (`#`, then `END_S 100 PHONE` lines) -> (phone, start, end)."""
+    phones, t = [], 0.0
+    body = Path(path).read_text().split("#", 1)[-1]
+    for line in body.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        end = float(parts[0])
+        phones.append((parts[2], t, end))
+        t = end
+    return phones
