@@ -10,20 +10,25 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from a2bs.core.constants import SUPPORTED_FPS
 from a2bs.core.errors import A2BSError, signals_raise
 
 if TYPE_CHECKING:  # torch loads only when a command needs the model
     from a2bs.core.checkpoint import Checkpoint
 
 
+def check_fps(fps: int | None) -> None:
+    """`--fps` is 30 or 60 (None: the command's default)."""
+    if fps is not None and fps not in SUPPORTED_FPS:
+        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+
+
 def load_model(checkpoint: Path | None, fps: int | None) -> Checkpoint:
     """The checkpoint that `--checkpoint` / `--fps` name (default: the bundled one), with a warning when it
     is untrained; a mismatch of the two is a one-line error."""
     from a2bs.core.checkpoint import load_checkpoint, load_default
-    from a2bs.core.constants import SUPPORTED_FPS
 
-    if fps is not None and fps not in SUPPORTED_FPS:
-        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    check_fps(fps)
     if checkpoint is None:
         ckpt = load_default(fps or 30)
     else:

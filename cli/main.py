@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from a2bs.cli.common import load_model, run_app
+from a2bs.cli.common import check_fps, load_model, run_app
 from a2bs.core.errors import A2BSError
 
 app = typer.Typer(
@@ -111,12 +111,10 @@ def infer(
     from a2bs.cli.animate import AnimatorSpec
     from a2bs.cli.batch import is_batch
     from a2bs.core.audio import bundled_audio_dir
-    from a2bs.core.constants import SUPPORTED_FPS
 
     inputs = audio or [bundled_audio_dir() / DEFAULT_CLIP]
     # Every cheap check first (audio, options, output paths), so mistakes fail before the model loads.
-    if fps is not None and fps not in SUPPORTED_FPS:
-        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    check_fps(fps)
     if backend in (Backend.auto, Backend.torch) and (bundle is not None or variant is not None):
         raise A2BSError("--bundle and --variant go with --backend tflite or coreml")
     if backend == Backend.auto:
@@ -297,12 +295,10 @@ def train(
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
     """Train the model on takes. Scale out with `torchrun --nproc_per_node N --no-python a2bs train ...`."""
-    from a2bs.core.constants import SUPPORTED_FPS
     from a2bs.training.trainer import TrainConfig
     from a2bs.training.trainer import train as run_training
 
-    if fps not in SUPPORTED_FPS:
-        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    check_fps(fps)
     config = TrainConfig(
         data=[str(d) for d in data], out=str(out), fps=fps, epochs=epochs, steps_per_epoch=steps_per_epoch,
         batch_size=batch_size, seq_frames=seq_frames, lr=lr, seed=seed, init=str(init) if init else None,
@@ -330,12 +326,10 @@ def data_synth(
     """Speech from espeak-ng with ARKit curves from its phoneme timing (docs/VISEMES.md)."""
     from tqdm import tqdm
 
-    from a2bs.core.constants import SUPPORTED_FPS
     from a2bs.core.files import check_new_dir
     from a2bs.corpus.synth import build_corpus, espeak_available
 
-    if fps not in SUPPORTED_FPS:
-        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    check_fps(fps)
     if not 0 < minutes <= 600:
         raise A2BSError(f"--minutes must be between 0 and 600, got {minutes}")
     check_new_dir(out, "a corpus")  # before the espeak-ng check: the cheaper mistake first
@@ -388,8 +382,7 @@ def data_align(
     transcript that does not match its audio) are skipped with a reason; see corpus/align.py."""
     from a2bs.corpus.align import build_aligned_corpus
 
-    if fps not in (30, 60):
-        raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")
+    check_fps(fps)
     with _line_progress("a2bs data align", progress) as advance:
         corpus = build_aligned_corpus(speech, out, fps=fps, copies=copies, seed=seed, val_speakers=val_speaker,
                                       workers=workers, progress=advance, log=typer.echo)  # fmt: skip

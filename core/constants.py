@@ -8,7 +8,6 @@ from __future__ import annotations
 # --- audio front end -------------------------------------------------------------
 SAMPLE_RATE = 16_000
 N_FFT = 1024  # analysis window (Hann), centred on each frame's time
-N_FREQ = N_FFT // 2 + 1
 N_MELS = 80
 FMIN = 80.0
 FMAX = 8000.0
@@ -42,12 +41,10 @@ N_BLENDSHAPES = 52
 DECODER_HIDDEN = 64
 TAU_MIN = 0.05
 TAU_MAX = 0.5
-CONTEXT_DURATION_S = 8.5
 
 # --- training -------------------------------------------------------------------
 BATCH_SIZE = 4
 LEARNING_RATE = 3e-4
-MAX_EPOCHS = 100
 W_MSE = 1.0
 W_L1 = 0.1
 W_PERCEPTUAL = 0.5

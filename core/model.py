@@ -23,7 +23,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -407,8 +406,3 @@ def _encoder_macs(model: A2BSModel) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.encode_frames(torch.zeros(1, cfg.detail_frames, cfg.n_mels))
     return counter.get_total_flops() // 2
-
-
-def set_seed(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)
