@@ -4,7 +4,7 @@ The public API, four calls (everything else is internal and may move):
 
     import a2bs
     ckpt = a2bs.load_checkpoint(fps=30)                  # the bundled default, or a folder
-    frames = a2bs.animate("talk.wav", ckpt)              # (n_frames, 52) float32, row k at k / fps
+    frames = a2bs.animate(a2bs.example_audio(), ckpt)    # (n_frames, 52) float32, row k at k / fps
     bundle = a2bs.build_bundle("android", "build/android", ckpt)   # converted, validated, swapped in
     report = a2bs.validate_bundle("build/android")       # report.passed, report.json in the bundle
 
@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from a2bs.core.checkpoint import Checkpoint
     from a2bs.mobile_validation.validate import Report
 
-__all__ = ["BLENDSHAPES", "animate", "build_bundle", "load_checkpoint", "validate_bundle"]
+__all__ = ["BLENDSHAPES", "animate", "build_bundle", "example_audio", "load_checkpoint", "validate_bundle"]
+
+
+def example_audio() -> Path:
+    """The bundled speech clip that `a2bs infer` animates when given no file (16 kHz WAV, 14 s)."""
+    from a2bs.core.audio import bundled_audio_dir
+
+    return bundled_audio_dir() / "speech_en_us.wav"
 
 
 def load_checkpoint(path: str | Path | None = None, *, fps: int = 30) -> Checkpoint:
