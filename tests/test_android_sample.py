@@ -10,7 +10,10 @@ The Android app module itself cannot be built here (no Android SDK). What is che
 * replay: the bundle's real TFLite models run in Python over 3 s of real speech, recording every model
   call; the Kotlin engine, fed the same 16-bit WAV in several chunkings, calls replay models that check
   each input it builds against the recording and return the recorded outputs; the frames it publishes
-  must equal the Python reference (``iter_bundle_blendshapes`` with neutral emotion, as on the phone).
+  must equal the Python reference (``iter_bundle_blendshapes`` with neutral emotion, as on the phone);
+* the face drawing's lip geometry (``FaceGeometry.kt`` in the engine module, which the app's Compose ``Face``
+  calls): lips sealed when mouthClose = jawOpen, open without mouthClose, and the same formula and constants
+  as the preview video's ``lip_opening`` (the Compose drawing itself needs Android Studio).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, S
 from a2bs.core.features import frame_centers, gather_windows
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes, open_runners
 from a2bs.runtime.manifest import bundle_file, load_manifest
+from a2bs.viz import preview
 
 SAMPLE = Path(__file__).resolve().parents[1] / "android_sample"
 ENGINE_MAIN = SAMPLE / "engine/src/main/kotlin"
@@ -47,6 +51,9 @@ REPLAY_SPECS = ("160", "1024", "irregular", "all", "1")
 TENSOR_ENTRY_KEYS = ("TENSOR_NAME", "TENSOR_SHAPE", "TENSOR_DTYPE")
 FILE_ENTRY_KEYS = ("FILE_PATH", "FILE_ROLE", "FILE_VARIANT", "FILE_BYTES", "FILE_SHA256")
 ROLE_KEYS = ("ROLE_FRONT_END", "ROLE_STEP")
+FACE_GEOMETRY = ENGINE_MAIN / "com/a2bs/engine/FaceGeometry.kt"
+FACE_CONSTANTS = ("LIP_OPENING_PER_JAW", "LIP_OPENING_PER_LOWER_DOWN", "LIP_OPENING_PER_FUNNEL", "LIP_OPENING_PRESS",
+                  "UPPER_LIP_SHARE", "CHIN_DROP_PER_JAW")  # fmt: skip
 
 
 def _tool(name: str) -> str:
@@ -360,3 +367,48 @@ def test_replay_catches_a_wrong_input(engine_jar: Path, replay_dir: tuple[Path, 
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode != 0 and f"step call 5 {STEP_INPUTS[2]}" in proc.stderr, proc.stderr[-2000:]
+
+
+# --- the face drawing's lip geometry ---------------------------------------------------------------------
+
+
+def write_face_cases(path: Path) -> list[dict[str, Any]]:
+    """Inputs (jawOpen, mouthClose, lowerDown, funnel, press) and the preview's `lip_opening` of each, as JSON for
+    the Kotlin and Swift geometry tests: the sealed and open cases, equal jaw and close at several heights, values
+    out of [0, 1] (clipped), and random frames. Also used by tests/test_ios_sample.py."""
+    rng = np.random.default_rng(26)
+    inputs = [[0.3, 0.3, 0, 0, 0], [0.3, 0, 0, 0, 0], [0.3, 0.6, 0, 0, 0], [0.3, 0.3, 0, 0, 1], [1.5, -0.2, 2, -1, 0]]
+    inputs += [[x, x, 0, 0, 0] for x in (0.05, 0.5, 0.8, 1.0)]
+    inputs += np.round(rng.uniform(0, 1, (40, 5)), 4).tolist()
+    cases = [{"in": [float(x) for x in row], "opening": preview.lip_opening(*row)} for row in inputs]
+    path.write_text(json.dumps(cases))
+    return cases
+
+
+def _face_constants(source: str) -> dict[str, float]:
+    """{NAME: value} of every `const val NAME = <number>f` in Kotlin source."""
+    return {name: float(value) for name, value in re.findall(r"const val (\w+)\s*=\s*([\d.]+)f", source)}
+
+
+def test_face_geometry_constants_match_the_preview() -> None:
+    """Read as text: each constant of FaceGeometry.kt has the preview's value (the formula is compared by running
+    it, below); negative control: a changed constant is seen."""
+    source = FACE_GEOMETRY.read_text()
+    want = {name: getattr(preview, name) for name in FACE_CONSTANTS}
+    assert _face_constants(source) == want
+    assert "LIP_OPENING_PER_JAW = 0.17f" in source
+    assert _face_constants(source.replace("LIP_OPENING_PER_JAW = 0.17f", "LIP_OPENING_PER_JAW = 0.16f")) != want
+
+
+def test_face_geometry_seals_the_lips_like_the_preview(engine_jar: Path, tmp_path: Path) -> None:
+    """The Kotlin lip opening: 0 at mouthClose = jawOpen = 0.3, open at mouthClose = 0, and equal to the preview's
+    on every case; negative control: one Python answer changed to the old mapping's (the jaw scaled by
+    mouthClose) fails the run, naming the case."""
+    cases = write_face_cases(tmp_path / "face_cases.json")
+    (line,) = _run_engine(engine_jar, "face", str(tmp_path))
+    assert json.loads(line) == {"face_cases": len(cases)}
+    cases[0]["opening"] = 0.17 * 0.3 * (1 - 0.85 * 0.3)
+    (tmp_path / "face_cases.json").write_text(json.dumps(cases))
+    proc = subprocess.run([_tool("java"), "-cp", str(engine_jar), "com.a2bs.engine.EngineTestsKt", "face",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode != 0 and "lip opening of [0.3, 0.3, 0.0, 0.0, 0.0]" in proc.stderr, proc.stderr[-2000:]

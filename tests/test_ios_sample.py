@@ -9,7 +9,10 @@
    Python reference, neutral emotion as on the phone).
 2. Negative controls: the same replay, compiled from copies of the sources with a wrong frame schedule and a wrong
    context-ring update, must fail and name the mismatch.
-3. What the compiler cannot type-check here (the app target needs SwiftUI/Core ML/AVFoundation, Apple-only): those
+3. The face drawing's lip geometry (`FaceGeometry.swift` in the engine package, which the app's `FaceView` calls):
+   `swift test` proves lips sealed when mouthClose = jawOpen, open without mouthClose, and the preview video's
+   `lip_opening` answers on every case Python writes (A2BS_FACE_CASES); its constants are read as text too.
+4. What the compiler cannot type-check here (the app target needs SwiftUI/Core ML/AVFoundation, Apple-only): those
    files at least parse (`swiftc -parse`); the blendshapes the face drawing reads exist, a2bs-sample.json points
    inside the app's declared resources, and no model size is a literal in any Swift file (read as text).
 
@@ -32,10 +35,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 from audio_fixtures import bundled_speech
-from test_android_sample import record_trace
+from test_android_sample import FACE_CONSTANTS, record_trace, write_face_cases
 
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
 from a2bs.runtime.manifest import bundle_file, load_manifest
+from a2bs.viz import preview
 
 SAMPLE = Path(__file__).resolve().parents[1] / "ios_sample"
 ENGINE = SAMPLE / "A2BSEngine"
@@ -44,6 +48,11 @@ APP = SAMPLE / "A2BSSample.swiftpm"
 SWIFT_FALLBACK = Path("/opt/swift/usr/bin/swift")
 REPLAY_SECONDS = 3.0
 REPLAY_SPECS = ("1", "160", "1024", "irregular", "all")  # ReplayTests.swift's replaySpecs
+FACE_TESTS = (
+    "testLipsAreSealedWhenMouthCloseEqualsJawOpen",
+    "testLipsAreOpenWithoutMouthClose",
+    "testMatchesThePythonPreview",
+)  # FaceGeometryTests.swift
 SWIFT_TIMEOUT_S = 1800
 
 
@@ -209,6 +218,12 @@ def _run_swift(swift: str, package: Path, *args: str, env: dict[str, str] | None
     )  # fmt: skip
 
 
+def _build_engine(swift: str) -> None:
+    """swift build of the engine and its tests, warnings as errors (Swift 6 strict concurrency)."""
+    build = _run_swift(swift, ENGINE, "build", "--build-tests", "-Xswiftc", "-warnings-as-errors")
+    assert build.returncode == 0, f"swift build failed:\n{build.stdout[-6000:]}\n{build.stderr[-3000:]}"
+
+
 def _replay_dir(ios_bundle: Path, android_bundle: Path, out: Path) -> Path:
     """The folder ReplayTests.swift reads (A2BS_REPLAY_DIR): the bundle's manifest, a 16-bit clip, the trace of the
     bundle's Core ML models over it, the reference frames and an Android manifest the engine must refuse."""
@@ -244,14 +259,16 @@ def _replayed_frames(replay_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) -> None:
     """swift build (warnings are errors: Swift 6 strict concurrency) + swift test with the Core ML trace."""
-    build = _run_swift(swift, ENGINE, "build", "--build-tests", "-Xswiftc", "-warnings-as-errors")
-    assert build.returncode == 0, f"swift build failed:\n{build.stdout[-6000:]}\n{build.stderr[-3000:]}"
-    run = _run_swift(swift, ENGINE, "test", "--skip-build", env={"A2BS_REPLAY_DIR": str(replay_dir), "CI": "1"})
+    _build_engine(swift)
+    write_face_cases(replay_dir / "face_cases.json")
+    env = {"A2BS_REPLAY_DIR": str(replay_dir), "A2BS_FACE_CASES": str(replay_dir / "face_cases.json"), "CI": "1"}
+    run = _run_swift(swift, ENGINE, "test", "--skip-build", env=env)
     output = run.stdout + run.stderr
     assert run.returncode == 0, f"swift test failed:\n{output[-8000:]}"
     for test in (
         "ReplayTests.testReplaysTheRecordedCoreMLTrace", "ReplayTests.testRefusesAnAndroidManifest",
         "ManifestTests.testRefusesOtherBundlesUpFront", "BackgroundEngineTests.testFramesArriveOnTheMainActorInOrder",
+        *(f"FaceGeometryTests.{name}" for name in FACE_TESTS),
     ):  # fmt: skip
         assert f"Test Case '{test}' passed" in output, f"{test} did not run and pass:\n{output[-4000:]}"
     assert "skipped" not in output.lower(), output[-4000:]
@@ -324,3 +341,52 @@ def test_swift_replay_catches_a_wrong_schedule_and_ring(swift: str, replay_dir: 
         output = run.stdout + run.stderr
         assert run.returncode != 0, f"the replay passed with a wrong {name}"
         assert "replay with chunks of" in output and named in output, f"wrong {name}:\n{output[-4000:]}"
+
+
+# --- The face drawing's lip geometry ----------------------------------------------------------------------------
+
+
+def _camel(snake: str) -> str:
+    first, *rest = snake.lower().split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+def _face_constants(source: str) -> dict[str, float]:
+    """{name: value} of every numeric `static let name = <number>` in Swift source."""
+    code = swift_code(source)
+    return {name: float(value) for name, value in re.findall(r"static\s+let\s+(\w+)\s*=\s*([\d.]+)\b", code)}
+
+
+def test_face_geometry_constants_match_the_preview() -> None:
+    """Read as text: each constant of FaceGeometry.swift has the preview's value (the formula is compared by running
+    it, below); negative control: a changed constant is seen."""
+    source = (ENGINE_SOURCES / "FaceGeometry.swift").read_text()
+    want = {_camel(name): getattr(preview, name) for name in FACE_CONSTANTS}
+    assert _face_constants(source) == want
+    assert "lipOpeningPerJaw = 0.17" in source
+    assert _face_constants(source.replace("lipOpeningPerJaw = 0.17", "lipOpeningPerJaw = 0.16")) != want
+
+
+def test_swift_face_geometry_seals_the_lips_like_the_preview(swift: str, tmp_path: Path) -> None:
+    """`swift test` of FaceGeometryTests: lips sealed at mouthClose = jawOpen = 0.3, open at mouthClose = 0, and the
+    preview's answer on every case; negative control: one Python answer changed to the old mapping's (the jaw scaled
+    by mouthClose) fails the run, naming the case."""
+    _build_engine(swift)
+    cases = write_face_cases(tmp_path / "face_cases.json")
+
+    def run() -> str:
+        done = _run_swift(swift, ENGINE, "test", "--skip-build", "--filter", "FaceGeometryTests",
+                          env={"A2BS_FACE_CASES": str(tmp_path / "face_cases.json"), "CI": "1"})  # fmt: skip
+        return f"rc={done.returncode}\n{done.stdout}{done.stderr}"
+
+    output = run()
+    assert output.startswith("rc=0\n"), f"swift test failed:\n{output[-8000:]}"
+    for name in FACE_TESTS:
+        assert f"Test Case 'FaceGeometryTests.{name}' passed" in output, (
+            f"{name} did not run and pass:\n{output[-4000:]}"
+        )
+    assert "skipped" not in output.lower(), output[-4000:]
+    cases[0]["opening"] = 0.17 * 0.3 * (1 - 0.85 * 0.3)
+    (tmp_path / "face_cases.json").write_text(json.dumps(cases))
+    output = run()
+    assert not output.startswith("rc=0\n") and "lip opening of [0.3, 0.3, 0.0, 0.0, 0.0]" in output, output[-4000:]

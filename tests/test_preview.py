@@ -22,7 +22,8 @@ from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError
 from a2bs.mobile_validation import parity as P
 from a2bs.mobile_validation import validate as V
-from a2bs.viz.preview import FaceRenderer, render_preview
+from a2bs.viz import preview
+from a2bs.viz.preview import FaceRenderer, lip_opening, render_preview
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 SIZE = 128  # small faces keep the encoding tests fast; the geometry is relative to the size
@@ -144,6 +145,62 @@ def test_the_face_moves_with_the_curves(tmp_path: Path) -> None:
     assert np.abs(video[15][eyes] - video[5][eyes]).mean() < 2  # the jaw does not move the eyes
 
 
+def _lips_frames() -> np.ndarray:
+    """Neutral; sealed (mouthClose = jawOpen = 0.3); open (jawOpen 0.3, mouthClose 0); over-closed (0.3, 0.6);
+    sealed with the jaw far down (0.8, 0.8)."""
+    frames = np.zeros((5, 52), np.float32)
+    for k, (jaw, close) in enumerate([(0, 0), (0.3, 0.3), (0.3, 0), (0.3, 0.6), (0.8, 0.8)]):
+        frames[k, INDEX["jawOpen"]], frames[k, INDEX["mouthClose"]] = jaw, close
+    return frames
+
+
+def _mouth_interior(image: np.ndarray) -> int:
+    """Pixels of the open mouth's inside (its dark red, or the teeth's white) around the lips of an RGB face."""
+    size = image.shape[0]
+    box = image[int(0.6 * size) : int(0.8 * size), int(0.3 * size) : int(0.7 * size)].astype(np.int16)
+    r, g, b = box[..., 0], box[..., 1], box[..., 2]
+    return int(((r < 130) & (g < 70) & (b < 80)).sum() + ((g > 225) & (b > 215)).sum())
+
+
+def _chin(image: np.ndarray) -> int:
+    """The lowest row of the head's outline down the middle of the face."""
+    column = image[:, image.shape[1] // 2].astype(np.int16)
+    return int(np.flatnonzero(np.abs(column - np.array(preview.SKIN_LINE)).sum(axis=1) < 60).max())
+
+
+def test_lips_meet_when_mouth_close_equals_jaw_open(tmp_path: Path) -> None:
+    """ARKit's lips: sealed when mouthClose = jawOpen (0.3), whatever the jaw (also at 0.8, with a longer face),
+    open with mouthClose = 0, never opened further by mouthClose above jawOpen. In the decoded video (the
+    neutral face gives compression's count of look-alike pixels) and in the exact drawing (none at all)."""
+    frames = _lips_frames()
+    _, video = _decode(render_preview(frames, 30, tmp_path / "lips.mp4", size=256))
+    neutral, sealed, opened, over, sealed_low = (_mouth_interior(image) for image in video)
+    assert sealed <= neutral + 3 and over <= neutral + 3 and sealed_low <= neutral + 3, (neutral, sealed, over)
+    assert opened > 200, opened
+    face = FaceRenderer(256)
+    drawn = [np.asarray(face.draw(frame)) for frame in frames]
+    assert [_mouth_interior(image) for image in drawn] == [0, 0, _mouth_interior(drawn[2]), 0, 0]
+    assert _mouth_interior(drawn[2]) > 200
+    chins = [_chin(image) for image in drawn]  # the jaw still drops with the lips sealed
+    assert chins[0] < chins[1] == chins[2] == chins[3] < chins[4], chins
+    # Negative control: the old mapping (the jaw scaled by mouthClose) draws the sealed frame with parted lips.
+    old = lambda jaw, close, lower, funnel, press: 0.17 * jaw * (1 - 0.85 * close)  # noqa: E731
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(preview, "lip_opening", old)
+        assert _mouth_interior(np.asarray(face.draw(frames[1]))) > 100
+
+
+def test_lip_opening_is_arkits_lip_gap() -> None:
+    """The formula the sample apps share: jawOpen - mouthClose (clipped at 0) times the jaw constant; press
+    thins, never opens; lowerDown and funnel part the lips on their own."""
+    assert lip_opening(0.3, 0.3, 0, 0, 0) == 0 and lip_opening(0.8, 0.8, 0, 0, 0) == 0
+    assert lip_opening(0.3, 0, 0, 0, 0) == pytest.approx(preview.LIP_OPENING_PER_JAW * 0.3)
+    assert lip_opening(0.3, 0.6, 0, 0, 0) == 0 and lip_opening(0.3, 0.3, 0, 0, 1) == 0
+    assert lip_opening(0.3, 0.1, 0, 0, 1) == pytest.approx(0.5 * lip_opening(0.3, 0.1, 0, 0, 0))
+    assert lip_opening(0, 0, 1, 0, 0) > 0 and lip_opening(0, 0, 0, 1, 0) > 0
+    assert lip_opening(2, -1, 0, 0, 0) == lip_opening(1, 0, 0, 0, 0)  # inputs clipped to [0, 1]
+
+
 def test_renderer_is_exact_and_every_mapped_shape_shows() -> None:
     """The drawing itself (before compression): identical frames give identical pixels; each shape the face
     shows changes the picture, on the person's own side (their left on the viewer's right)."""
@@ -155,7 +212,7 @@ def test_renderer_is_exact_and_every_mapped_shape_shows() -> None:
     one_sided = ("eye", "brow", "cheekSquint", "noseSneer", "mouthSmile", "mouthFrown", "mouthStretch", "mouthDimple")
     for name in shown:
         frame = neutral.copy()
-        if name == "mouthClose":  # it holds the lips together while the jaw is open
+        if name == "mouthClose":  # it brings the lips together while the jaw is open
             frame[INDEX["jawOpen"]] = 0.6
         before = np.asarray(face.draw(frame), dtype=np.int16)
         frame[INDEX[name]] = 1.0
@@ -234,8 +291,6 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
 
 def test_ffmpeg_failure_names_its_last_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real ffmpeg failure (an audio bitrate it refuses) is one line with ffmpeg's own last message."""
-    from a2bs.viz import preview
-
     monkeypatch.setattr(preview, "_AUDIO_BITRATE", "-5")
     with pytest.raises(A2BSError, match=r"cannot write .*face\.mp4: ffmpeg failed: .+") as caught:
         render_preview(_frames(40), 30, tmp_path / "face.mp4", np.zeros(SAMPLE_RATE, np.float32), size=SIZE)

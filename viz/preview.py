@@ -13,8 +13,9 @@ with silence or cut to that length. Written like every output of the project: a 
 files and stops ffmpeg. Expected problems are one-line `A2BSError`s.
 
 Mapping (ARKit Left / Right are the person's own sides: their left is drawn on the viewer's right):
-jaw: jawOpen drops the chin and opens the mouth, jawLeft / jawRight shift chin and mouth;
-lips: mouthClose keeps them together while the jaw is open, mouthFunnel rounds and opens, mouthPucker
+jaw: jawOpen drops the chin, jawLeft / jawRight shift chin and mouth;
+lips: as in ARKit, they part by jawOpen - mouthClose (sealed when the two are equal, whatever the jaw; see
+`lip_opening`, the formula the sample apps share), mouthFunnel rounds and opens, mouthPucker
 narrows and thickens, mouthSmile* / mouthFrown* lift / lower each corner, mouthStretch* / mouthDimple*
 widen each side, mouthLeft / mouthRight shift, mouthRollLower / mouthRollUpper roll a lip in (thinner),
 mouthUpperUp* raise the upper lip (with mouthRollLower: f / v, upper teeth on the lower lip),
@@ -48,7 +49,7 @@ from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError, raise_if_interrupted
 from a2bs.core.files import OutputLock, check_new_file, fsync_dir, umask
 
-__all__ = ["FaceRenderer", "render_preview"]
+__all__ = ["FaceRenderer", "lip_opening", "render_preview"]
 
 N_SHAPES = len(ARKIT_BLENDSHAPES)
 SUPERSAMPLE = 2  # drawn at twice the size, then box-filtered down: antialiased edges for ~1 ms a frame
@@ -85,6 +86,29 @@ _COS, _SIN = np.cos(_THETA), np.sin(_THETA)
 _TEETH_T = (_T > 0.12) & (_T < 0.88)  # upper teeth: most of the opening
 _LOWER_TEETH_T = (_T > 0.25) & (_T < 0.75)
 _TONGUE_T = (_T > 0.2) & (_T < 0.8)
+
+
+# The lips' geometry, in fractions of the face's size. The same formula and constants are written in the sample
+# apps (ios_sample A2BSEngine FaceGeometry.swift, android_sample engine FaceGeometry.kt); tests compare them.
+LIP_OPENING_PER_JAW = 0.17  # per unit of jawOpen - mouthClose
+LIP_OPENING_PER_LOWER_DOWN = 0.04  # per unit of mouthLowerDown (mean of the two sides)
+LIP_OPENING_PER_FUNNEL = 0.03
+LIP_OPENING_PRESS = 0.5  # mouthPress = 1 halves the opening (pressing thins the lips, never opens them)
+UPPER_LIP_SHARE = 0.2  # the upper lip takes this share of the opening, the lower lip (on the jaw) the rest
+CHIN_DROP_PER_JAW = 0.07  # the chin drops with jawOpen, sealed lips or not
+
+
+def lip_opening(jaw_open: float, mouth_close: float, lower_down: float, funnel: float, press: float) -> float:
+    """The gap between the lips at the middle of the mouth, in fractions of the face's size (inputs clipped to
+    [0, 1]; `lower_down` and `press` are the means of their Left / Right shapes). ARKit's lips meet when
+    mouthClose equals jawOpen, so the jaw parts them by jawOpen - mouthClose, never below 0."""
+
+    def unit(x: float) -> float:
+        return min(1.0, max(0.0, x))
+
+    opening = LIP_OPENING_PER_JAW * max(0.0, unit(jaw_open) - unit(mouth_close))
+    opening += LIP_OPENING_PER_LOWER_DOWN * unit(lower_down) + LIP_OPENING_PER_FUNNEL * unit(funnel)
+    return opening * (1 - LIP_OPENING_PRESS * unit(press))
 
 
 def _quad(p0: tuple[float, float], c: tuple[float, float], p2: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +185,7 @@ class FaceRenderer:
         # The upper half is fixed (in `_base`); the lower half drops with the jaw, shifts with jawLeft /
         # jawRight and widens at the cheeks with cheekPuff.
         shift = 0.03 * s * (v["jawLeft"] - v["jawRight"])
-        self._half_head(d, (0.45 + 0.07 * v["jawOpen"]) * s, shift, puff)
+        self._half_head(d, (0.45 + CHIN_DROP_PER_JAW * v["jawOpen"]) * s, shift, puff)
         for side in (-1, 1):  # cheeks: rounder and further out when puffed, raised by cheekSquint
             r = 0.045 * s * (1 + 0.6 * puff)
             x0 = cx + side * (0.2 + 0.02 * puff) * s
@@ -241,15 +265,13 @@ class FaceRenderer:
             return mx + side * half, my - 0.04 * s * smile + 0.035 * s * frown
 
         left, right = corner(-1), corner(1)
-        # The jaw opens the lips unless mouthClose holds them together; lower-down / upper-up part them.
-        jaw_gap = 0.17 * s * v["jawOpen"] * (1 - 0.85 * v["mouthClose"])
-        lip_gap = 0.02 * s * (v["mouthLowerDownLeft"] + v["mouthLowerDownRight"])
-        opening = (jaw_gap + lip_gap + 0.03 * s * funnel) * (1 - 0.5 * press)
+        lower_down = (v["mouthLowerDownLeft"] + v["mouthLowerDownRight"]) / 2
+        opening = s * lip_opening(v["jawOpen"], v["mouthClose"], lower_down, funnel, press)
         lift = 0.015 * s * (v["mouthUpperUpLeft"] + v["mouthUpperUpRight"]) + 0.01 * s * v["mouthShrugUpper"]
         # A quadratic curve reaches half-way to its control point: controls sit at twice the offset.
         shrug = 0.012 * s * v["mouthShrugLower"]  # the chin pushes the lower lip (and the seam a little) up
-        inner_top = my - 2 * (lift + 0.2 * opening + 0.4 * shrug)
-        inner_bottom = max(inner_top, my + 2 * (0.8 * opening - shrug))
+        inner_top = my - 2 * (lift + UPPER_LIP_SHARE * opening + 0.4 * shrug)
+        inner_bottom = max(inner_top, my + 2 * ((1 - UPPER_LIP_SHARE) * opening - shrug))
         fullness = (1 - 0.5 * press) * (1 + 0.5 * pucker + 0.3 * funnel)
         upper_lip = 0.022 * s * (1 - 0.75 * v["mouthRollUpper"]) * fullness
         lower_lip = 0.028 * s * (1 - 0.75 * v["mouthRollLower"]) * fullness

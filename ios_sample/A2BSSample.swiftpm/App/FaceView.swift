@@ -23,6 +23,8 @@ enum FaceBlendshape: String, CaseIterable {
     case mouthLowerDownRight
     case mouthUpperUpLeft
     case mouthUpperUpRight
+    case mouthPressLeft
+    case mouthPressRight
     case browInnerUp
     case browDownLeft
     case browDownRight
@@ -55,10 +57,10 @@ struct FaceView: View {
                 screenSide < 0 ? v(right) : v(left)
             }
 
-            // Head: the chin drops with the jaw, cheeks puff out.
+            // Head: the chin drops with the jaw (whether the lips are sealed or not), cheeks puff out.
             let top = (size.height - s) / 2 + s * 0.02
             let headWidth = s * 0.74 * (1 + 0.06 * v(.cheekPuff))
-            let headHeight = s * 0.9 + s * 0.07 * v(.jawOpen)
+            let headHeight = s * 0.9 + s * CGFloat(FaceGeometry.chinDrop(jawOpen: Double(v(.jawOpen))))
             let head = Path(ellipseIn: CGRect(x: cx - headWidth / 2, y: top, width: headWidth, height: headHeight))
             context.fill(head, with: .color(Color(red: 0.98, green: 0.86, blue: 0.74)))
             context.stroke(head, with: .color(.brown.opacity(0.6)), lineWidth: s * 0.008)
@@ -97,35 +99,56 @@ struct FaceView: View {
                 context.stroke(brow, with: .color(.brown), style: StrokeStyle(lineWidth: s * 0.022, lineCap: .round))
             }
 
-            // Mouth: corners follow smile / frown / stretch, pucker and funnel narrow it, the jaw opens it
-            // (mouthClose keeps the lips together while the jaw is open), lower-down / upper-up part the lips.
+            // Mouth: corners follow smile / frown / stretch, pucker and funnel narrow it. As in ARKit, the lips part by
+            // jawOpen - mouthClose (sealed when equal, whatever the jaw), plus lower-down and funnel; pressing thins
+            // them (FaceGeometry in A2BSEngine, shared with the preview video and the Android app); upper-up lifts
+            // the upper lip.
             let shift: CGFloat = s * 0.03 * (v(.jawLeft) - v(.jawRight) + v(.mouthLeft) - v(.mouthRight))
             let mouth = CGPoint(x: cx + shift, y: top + s * 0.66)
             let smile = (v(.mouthSmileLeft) + v(.mouthSmileRight)) / 2
             let stretch = (v(.mouthStretchLeft) + v(.mouthStretchRight)) / 2
+            let press = (v(.mouthPressLeft) + v(.mouthPressRight)) / 2
+            let lowerDown = (v(.mouthLowerDownLeft) + v(.mouthLowerDownRight)) / 2
             // Split into typed parts: long literal-heavy CGFloat expressions can exceed the type checker's budget.
             let narrowing: CGFloat = 0.5 * v(.mouthPucker) + 0.3 * v(.mouthFunnel)
             let widening: CGFloat = 1 + 0.3 * smile + 0.3 * stretch
             let halfWidth: CGFloat = s * 0.12 * max(0.35, widening - narrowing)
-            let jawGap: CGFloat = s * 0.17 * v(.jawOpen) * (1 - 0.85 * v(.mouthClose))
-            let lipGap: CGFloat = s * 0.02 * (v(.mouthLowerDownLeft) + v(.mouthLowerDownRight))
-            let opening: CGFloat = jawGap + lipGap + s * 0.03 * v(.mouthFunnel)
+            let lipOpening: Double = FaceGeometry.lipOpening(
+                jawOpen: Double(v(.jawOpen)), mouthClose: Double(v(.mouthClose)), lowerDown: Double(lowerDown),
+                funnel: Double(v(.mouthFunnel)), press: Double(press))
+            let opening: CGFloat = s * CGFloat(lipOpening)
+            let upperShare = CGFloat(FaceGeometry.upperLipShare)
             let upperLift: CGFloat = s * 0.015 * (v(.mouthUpperUpLeft) + v(.mouthUpperUpRight))
+            // A quadratic curve reaches half-way to its control point: controls sit at twice the offset.
+            let innerTop: CGFloat = mouth.y - 2 * (upperLift + upperShare * opening)
+            let innerBottom: CGFloat = max(innerTop, mouth.y + 2 * (1 - upperShare) * opening)
+            let fullness: CGFloat = (1 - 0.5 * press) * (1 + 0.5 * v(.mouthPucker) + 0.3 * v(.mouthFunnel))
             func corner(_ screenSide: CGFloat) -> CGPoint {
                 let up = side(screenSide, .mouthSmileRight, .mouthSmileLeft)
                 let frown = side(screenSide, .mouthFrownRight, .mouthFrownLeft)
                 return CGPoint(x: mouth.x + screenSide * halfWidth, y: mouth.y - s * 0.04 * up + s * 0.035 * frown)
             }
             let left = corner(-1), right = corner(1)
-            // A quadratic curve reaches half-way to its control point: controls sit at twice the offset.
-            var lips = Path()
-            lips.move(to: left)
-            lips.addQuadCurve(to: right, control: CGPoint(x: mouth.x, y: mouth.y - 2 * (upperLift + opening * 0.2)))
-            lips.addQuadCurve(to: left, control: CGPoint(x: mouth.x, y: mouth.y + 2 * opening * 0.8))
-            lips.closeSubpath()
-            context.fill(lips, with: .color(Color(red: 0.45, green: 0.1, blue: 0.12)))
-            context.stroke(lips, with: .color(Color(red: 0.75, green: 0.3, blue: 0.32)),
-                           style: StrokeStyle(lineWidth: s * 0.02, lineCap: .round, lineJoin: .round))
+            func lens(_ topControl: CGFloat, _ bottomControl: CGFloat) -> Path {
+                var path = Path()
+                path.move(to: left)
+                path.addQuadCurve(to: right, control: CGPoint(x: mouth.x, y: topControl))
+                path.addQuadCurve(to: left, control: CGPoint(x: mouth.x, y: bottomControl))
+                path.closeSubpath()
+                return path
+            }
+            let lips = lens(innerTop - 2 * s * 0.022 * fullness, innerBottom + 2 * s * 0.028 * fullness)
+            context.fill(lips, with: .color(Color(red: 0.77, green: 0.36, blue: 0.38)))
+            context.stroke(lips, with: .color(Color(red: 0.59, green: 0.24, blue: 0.26)), lineWidth: s * 0.006)
+            if innerBottom - innerTop > s * 0.006 {
+                context.fill(lens(innerTop, innerBottom), with: .color(Color(red: 0.33, green: 0.09, blue: 0.12)))
+            } else {
+                var seam = Path()
+                seam.move(to: left)
+                seam.addQuadCurve(to: right, control: CGPoint(x: mouth.x, y: innerTop))
+                context.stroke(seam, with: .color(Color(red: 0.59, green: 0.24, blue: 0.26)),
+                               style: StrokeStyle(lineWidth: s * 0.008, lineCap: .round))
+            }
         }
         .accessibilityLabel("Animated face")
     }

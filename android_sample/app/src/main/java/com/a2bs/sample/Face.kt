@@ -12,6 +12,7 @@ import androidx.compose.ui.graphics.StrokeCap
 import androidx.compose.ui.graphics.drawscope.DrawScope
 import androidx.compose.ui.graphics.drawscope.Stroke
 import com.a2bs.engine.BlendshapeFrame
+import com.a2bs.engine.FaceGeometry
 
 /**
  * A flat 2D face driven by a few of the 52 ARKit blendshapes: jaw and mouth shape, brows, blinks.
@@ -25,7 +26,9 @@ fun Face(frame: BlendshapeFrame?, modifier: Modifier = Modifier) {
         val h = size.height
         val skin = Color(0xFFF2D3B3)
         val ink = Color(0xFF3B2A20)
-        drawOval(skin, topLeft = Offset(w * 0.1f, h * 0.05f), size = Size(w * 0.8f, h * 0.9f))
+        // The chin drops with jawOpen, whether the lips are sealed or not.
+        val headHeight = h * (0.88f + FaceGeometry.chinDrop(v("jawOpen"))) // at most the canvas: 0.05 + 0.88 + 0.07
+        drawOval(skin, topLeft = Offset(w * 0.1f, h * 0.05f), size = Size(w * 0.8f, headHeight))
 
         // Eyes: the lid closes with eyeBlink, opens wider with eyeWide, narrows with eyeSquint.
         for ((side, x) in listOf("Right" to 0.35f, "Left" to 0.65f)) {
@@ -56,23 +59,39 @@ private fun DrawScope.drawMouth(v: (String) -> Float, ink: Color) {
     val smile = (v("mouthSmileLeft") + v("mouthSmileRight")) / 2
     val stretch = (v("mouthStretchLeft") + v("mouthStretchRight")) / 2
     val frown = (v("mouthFrownLeft") + v("mouthFrownRight")) / 2
+    val press = (v("mouthPressLeft") + v("mouthPressRight")) / 2
     val narrow = 0.5f * v("mouthPucker") + 0.35f * v("mouthFunnel")
-    val halfWidth = w * 0.14f * (1f + 0.35f * smile + 0.3f * stretch - narrow)
+    val halfWidth = w * 0.14f * maxOf(0.35f, 1f + 0.35f * smile + 0.3f * stretch - narrow)
     val shift = w * 0.04f * (v("mouthLeft") - v("mouthRight")) // subject's left = viewer's right
     val cx = w * 0.5f + shift
     val cy = h * 0.72f
     val corner = h * 0.03f * (frown - smile) // corners up when smiling
-    // The lips part with jawOpen unless mouthClose holds them together; funnel rounds the opening.
-    val open = h * 0.16f * (v("jawOpen") * (1f - v("mouthClose")) + 0.3f * v("mouthFunnel")).coerceIn(0f, 1f)
-    val upper = cy - h * 0.01f - 0.25f * open
-    val lower = cy + h * 0.01f + 0.75f * open + h * 0.02f * smile
-
-    val path = Path().apply {
-        moveTo(cx - halfWidth, cy + corner)
-        quadraticTo(cx, upper - 0.4f * (upper - cy), cx + halfWidth, cy + corner)
-        quadraticTo(cx, lower + 0.4f * (lower - cy), cx - halfWidth, cy + corner)
+    // As in ARKit, the lips part by jawOpen - mouthClose (sealed when equal, whatever the jaw), plus lower-down
+    // and funnel; pressing thins them (FaceGeometry, shared with the preview video and the iOS app).
+    val lowerDown = (v("mouthLowerDownLeft") + v("mouthLowerDownRight")) / 2
+    val opening = h * FaceGeometry.lipOpening(v("jawOpen"), v("mouthClose"), lowerDown, v("mouthFunnel"), press)
+    // A quadratic curve reaches half-way to its control point: controls sit at twice the offset.
+    val innerTop = cy - 2f * FaceGeometry.UPPER_LIP_SHARE * opening
+    val innerBottom = cy + 2f * (1f - FaceGeometry.UPPER_LIP_SHARE) * opening
+    val fullness = (1f - 0.5f * press) * (1f + 0.5f * v("mouthPucker") + 0.3f * v("mouthFunnel"))
+    val left = Offset(cx - halfWidth, cy + corner)
+    val right = Offset(cx + halfWidth, cy + corner)
+    fun lens(top: Float, bottom: Float) = Path().apply {
+        moveTo(left.x, left.y)
+        quadraticTo(cx, top, right.x, right.y)
+        quadraticTo(cx, bottom, left.x, left.y)
         close()
     }
-    drawPath(path, if (open > h * 0.01f) Color(0xFF5A1E1E) else ink)
-    drawPath(path, ink, style = Stroke(width = w * 0.012f))
+    val lips = lens(innerTop - 2f * h * 0.022f * fullness, innerBottom + 2f * h * 0.028f * fullness)
+    drawPath(lips, Color(0xFFC45C62))
+    drawPath(lips, Color(0xFF963C42), style = Stroke(width = w * 0.006f))
+    if (innerBottom - innerTop > h * 0.006f) {
+        drawPath(lens(innerTop, innerBottom), Color(0xFF54181E))
+    } else {
+        val seam = Path().apply {
+            moveTo(left.x, left.y)
+            quadraticTo(cx, innerTop, right.x, right.y)
+        }
+        drawPath(seam, ink, style = Stroke(width = w * 0.008f, cap = StrokeCap.Round))
+    }
 }

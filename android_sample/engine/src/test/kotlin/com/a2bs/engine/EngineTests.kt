@@ -15,15 +15,19 @@ import java.util.Random
  *                                  prints one JSON line describing the parsed manifest
  *   replay DIR SPEC[,SPEC...]      replays DIR/trace.json + trace.f32 through the engine, fed DIR/clip.wav
  *                                  in chunks of SPEC (a number, "irregular" or "all"); writes DIR/out_SPEC.f32
+ *   face DIR                       the face drawing's lip geometry: known answers (lips sealed when mouthClose =
+ *                                  jawOpen, open without mouthClose), then DIR/face_cases.json (inputs and the
+ *                                  Python preview's answers, written by the test) must match
  *
  * Exit code 0 when every check passed; a failed check throws (non-zero exit, message on stderr).
  */
 fun main(args: Array<String>) {
-    require(args.size >= 2) { "usage: unit DIR | replay DIR SPECS" }
+    require(args.size >= 2) { "usage: unit DIR | replay DIR SPECS | face DIR" }
     val dir = File(args[1])
     when (args[0]) {
         "unit" -> UnitTests(dir).runAll()
         "replay" -> for (spec in args[2].split(',')) Replay(dir).run(spec)
+        "face" -> faceGeometry(dir)
         else -> throw IllegalArgumentException("unknown mode ${args[0]}")
     }
 }
@@ -58,6 +62,28 @@ private fun writeF32(file: File, values: FloatArray) {
 }
 
 private fun jsonString(s: String): String = "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\""
+
+private fun faceGeometry(dir: File) {
+    val sealed = FaceGeometry.lipOpening(0.3f, 0.3f, 0f, 0f, 0f)
+    expect(sealed == 0f) { "face: lips not sealed at mouthClose = jawOpen = 0.3 (opening $sealed)" }
+    expect(FaceGeometry.lipOpening(0.8f, 0.8f, 0f, 0f, 0f) == 0f) { "face: lips not sealed with the jaw at 0.8" }
+    expect(FaceGeometry.lipOpening(0.3f, 0.6f, 0f, 0f, 0f) == 0f) { "face: mouthClose above jawOpen opens the lips" }
+    expect(FaceGeometry.lipOpening(0.3f, 0.3f, 0f, 0f, 1f) == 0f) { "face: pressing opens the lips" }
+    expect(FaceGeometry.chinDrop(0.3f) > 0f) { "face: the chin does not drop with the lips sealed" }
+    val open = FaceGeometry.lipOpening(0.3f, 0f, 0f, 0f, 0f)
+    expect(Math.abs(open - FaceGeometry.LIP_OPENING_PER_JAW * 0.3f) < 1e-7f && open > 0.04f) {
+        "face: lips not open at jawOpen 0.3, mouthClose 0 (opening $open)"
+    }
+    val cases = Json.parse(File(dir, "face_cases.json").readText()) as List<*>
+    expect(cases.size > 10) { "face: only ${cases.size} cases from Python" }
+    for (case in cases) {
+        val x = ((case as Map<*, *>)["in"] as List<*>).map { (it as Double).toFloat() }
+        val want = (case["opening"] as Double).toFloat()
+        val got = FaceGeometry.lipOpening(x[0], x[1], x[2], x[3], x[4])
+        expect(Math.abs(got - want) <= 1e-6f) { "face: lip opening of $x: Kotlin $got, Python $want" }
+    }
+    println("{\"face_cases\": ${cases.size}}")
+}
 
 private class UnitTests(private val dir: File) {
     private var passed = 0
