@@ -332,7 +332,8 @@ def data_synth(
 
     from a2bs.core.constants import SUPPORTED_FPS
     from a2bs.core.files import check_new_dir
-    from a2bs.corpus.synth import build_corpus, espeak_available
+    from a2bs.corpus.espeak import espeak_available
+    from a2bs.corpus.synth import build_corpus
 
     if fps not in SUPPORTED_FPS:
         raise A2BSError(f"unsupported --fps {fps}: use 30 or 60")

@@ -15,7 +15,7 @@ from a2bs.core.animation_io import read_live_link_face_csv
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, MOUTH_INDICES
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError
-from a2bs.corpus import synth
+from a2bs.corpus import augment, coarticulation, espeak, sentences, synth, visemes
 
 JAW, CLOSE, PUCKER, FUNNEL = INDEX["jawOpen"], INDEX["mouthClose"], INDEX["mouthPucker"], INDEX["mouthFunnel"]
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "VISEMES.md"
@@ -34,8 +34,8 @@ def _centre(u: synth.Utterance, start: float, end: float) -> np.ndarray:
 
 
 def test_phoneme_events_ordered_within_audio_and_aligned() -> None:
-    res = synth.run_espeak("Bob and mama want five blue boots. Who are you?", "en-us")
-    assert res.sample_rate == synth.ESPEAK_RATE
+    res = espeak.run_espeak("Bob and mama want five blue boots. Who are you?", "en-us")
+    assert res.sample_rate == espeak.ESPEAK_RATE
     names = [n for n, _ in res.events]
     samples = np.array([s for _, s in res.events])
     assert {"b", "m", "u:", "f", "v"} <= set(names)
@@ -121,7 +121,7 @@ def test_phones_to_curves_anticipation_and_unknown() -> None:
         ("A:", 0.56, 0.7),
         ("_", 0.7, 1.2),
     ]
-    y, unknown = synth.phones_to_curves(phones, 1200, 1000)
+    y, unknown = coarticulation.phones_to_curves(phones, 1200, 1000)
     assert unknown == {"Qx": 1}
     assert y.shape == (1200, 52) and np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
     # mouthClose rises before the /b/ onset (at 500 ms) ...
@@ -134,7 +134,7 @@ def test_phones_to_curves_anticipation_and_unknown() -> None:
 
 def test_silence_is_still() -> None:
     u = _utt("Who moved my blue boat? Bob did.", seed=5)
-    speech = [(a, b) for p, a, b in u.phones if p not in synth.PAUSES]
+    speech = [(a, b) for p, a, b in u.phones if p not in visemes.PAUSES]
     t = np.arange(len(u.curves)) / u.fps
     far = np.array([all(x < a - 0.12 or x > b + 0.12 for a, b in speech) for x in t])
     assert far.sum() >= 10
@@ -149,7 +149,7 @@ def test_deterministic_for_a_seed() -> None:
     def make(seed: int) -> tuple[synth.Utterance, np.ndarray]:
         rng = np.random.default_rng(seed)
         u = synth.synthesize_utterance("Five fluffy puppies moved home.", "en-gb+f3", 180, 60, 60, rng)
-        audio, _ = synth.augment_audio(u.audio, rng)
+        audio, _ = augment.augment_audio(u.audio, rng)
         return u, audio
 
     (u1, a1), (u2, a2), (u3, a3) = make(11), make(11), make(12)
@@ -162,7 +162,7 @@ def test_augmentation_is_bounded_and_keeps_length() -> None:
     rng = np.random.default_rng(0)
     x = (0.5 * np.sin(np.arange(16000) / 10)).astype(np.float32)
     for _ in range(5):
-        y, info = synth.augment_audio(x, rng)
+        y, info = augment.augment_audio(x, rng)
         assert y.shape == x.shape and y.dtype == np.float32 and np.abs(y).max() <= 1.0
         assert -12 <= info["gain_db"] <= 3
         if "noise" in info:
@@ -172,16 +172,16 @@ def test_augmentation_is_bounded_and_keeps_length() -> None:
 
 
 def test_sentences_are_deterministic_and_varied() -> None:
-    a = [synth.generate_sentence(np.random.default_rng(3)) for _ in range(2)]
+    a = [sentences.generate_sentence(np.random.default_rng(3)) for _ in range(2)]
     assert a[0] == a[1]
     rng = np.random.default_rng(4)
-    many = [synth.generate_sentence(rng) for _ in range(200)]
+    many = [sentences.generate_sentence(rng) for _ in range(200)]
     assert len(set(many)) > 150 and all("{" not in s for s in many)
 
 
 def test_unknown_voice_is_an_error() -> None:
     with pytest.raises(A2BSError, match="unknown espeak-ng voice"):
-        synth.run_espeak("hello", "xx-nowhere+m3")
+        espeak.run_espeak("hello", "xx-nowhere+m3")
 
 
 def test_build_corpus(tmp_path: Path) -> None:
@@ -234,4 +234,4 @@ def test_docs_tables_match_code() -> None:
 
 def test_espeak_runtime_is_installed() -> None:
     """`make` installs espeak-ng (APT_PACKAGES); without it the corpus cannot be built."""
-    assert synth.espeak_available()
+    assert espeak.espeak_available()
