@@ -4,6 +4,13 @@ Each articulatory segment (a phone, or a part of a diphthong) has a dominance th
 inside the segment and falls off as a Gaussian before (anticipation, ``tau_before``) and after
 (carry-over, ``tau_after``) it; the curve at time t is the dominance-weighted mean of the segments'
 targets (`a2bs.corpus.visemes`), sampled at t = k / fps. Synthetic and aligned real speech share it.
+
+The lips follow ARKit's semantics: they meet when mouthClose equals jawOpen. So mouthClose is not
+blended on its own: the lip gap (jawOpen - mouthClose) is, and over a sealing segment (p, b, m) the
+gap is multiplied by (1 - closure), where the closure is 1 inside the segment and falls off with its
+own dominance shape outside; mouthClose = jawOpen - gap. A bilabial therefore seals however short it
+is and whatever its neighbours (a dominance-weighted mean alone leaves a gap next to open vowels), and
+mouthClose never exceeds jawOpen (no lips pushed through each other).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from a2bs.corpus.visemes import (
     PAUSE_FULL_S,
     PAUSE_MIN_S,
     PAUSES,
+    SEALED_VISEMES,
     TAU_LEAD,
     UNKNOWN_PHONE,
     VISEME_TARGETS,
@@ -27,6 +35,7 @@ from a2bs.corpus.visemes import (
 )
 
 N = len(ARKIT_BLENDSHAPES)
+_JAW, _CLOSE = INDEX["jawOpen"], INDEX["mouthClose"]
 _BASELINE_DOMINANCE = 1e-3  # of the rest pose, everywhere (keeps the weighted mean defined)
 
 
@@ -40,8 +49,16 @@ def _target_vectors() -> dict[str, np.ndarray]:
     return out
 
 
+def _as_gap(v: np.ndarray) -> np.ndarray:
+    """A target with its mouthClose entry replaced by the lip gap jawOpen - mouthClose (what is blended)."""
+    out = v.copy()
+    out[..., _CLOSE] = v[..., _JAW] - v[..., _CLOSE]
+    return out
+
+
 _TARGETS = _target_vectors()
 _REST_VEC = _TARGETS["sil"]
+_REST_GAP_VEC = _as_gap(_REST_VEC)
 
 
 @dataclass(frozen=True)
@@ -60,12 +77,14 @@ _SPREAD = ("mouthStretchLeft", "mouthStretchRight", "mouthSmileLeft", "mouthSmil
 
 def _segments(
     phones: Sequence[tuple[str, float, float]], accent: str, style: ArticulationScale
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, Counter]:
-    """Articulatory segments: (n, 2) times, (n, 4) dominance params, (n, 52) targets; unknown counts."""
-    times, doms, targets = [], [], []
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Counter]:
+    """Articulatory segments: (n, 2) times, (n, 4) dominance params, (n, 52) targets with the lip gap in
+    place of mouthClose, (n,) whether the segment seals the lips; unknown phone counts."""
+    times, doms, targets, sealed = [], [], [], []
     unknown: Counter = Counter()
     scale = np.ones(N)
-    scale[INDEX["jawOpen"]] = style.jaw
+    scale[_JAW] = style.jaw
+    scale[_CLOSE] = style.jaw  # the lip gap scales with the jaw: a sealed target stays sealed
     for k in _ROUND:
         scale[INDEX[k]] = style.round
     for k in _SPREAD:
@@ -97,11 +116,12 @@ def _segments(
             tgt = _TARGETS[vis] if vis == "sil" else spec.strength * scale * _TARGETS[vis]
             times.append((t, te))
             doms.append((alpha, d.tau_before, d.tau_after, d.lead))
-            targets.append(tgt)
+            targets.append(_as_gap(tgt))
+            sealed.append(vis in SEALED_VISEMES)
             t = te
     if not times:
-        return np.zeros((0, 2)), np.zeros((0, 4)), np.zeros((0, N)), unknown
-    return np.array(times), np.array(doms), np.array(targets), unknown
+        return np.zeros((0, 2)), np.zeros((0, 4)), np.zeros((0, N)), np.zeros(0, dtype=bool), unknown
+    return np.array(times), np.array(doms), np.array(targets), np.array(sealed, dtype=bool), unknown
 
 
 def phones_to_curves(
@@ -114,9 +134,10 @@ def phones_to_curves(
 ) -> tuple[np.ndarray, Counter]:
     """Mouth/jaw/tongue curves (n_frames, 52) in [0, 1] from phone segments; frame k at time k / fps.
 
-    Returns the curves and a Counter of phone names that are not in `PHONEMES`.
+    Returns the curves and a Counter of phone names that are not in `PHONEMES`. mouthClose comes from
+    the blended lip gap and the bilabials' closure (module docstring): 0 <= mouthClose <= jawOpen.
     """
-    seg_t, seg_d, seg_y, unknown = _segments(phones, accent, style or ArticulationScale())
+    seg_t, seg_d, seg_y, seg_sealed, unknown = _segments(phones, accent, style or ArticulationScale())
     t = np.arange(n_frames, dtype=np.float64)[:, None] / fps
     if len(seg_t) == 0:
         return np.tile(_REST_VEC, (n_frames, 1)).astype(np.float32), unknown
@@ -125,7 +146,12 @@ def phones_to_curves(
     shape = np.exp(-((d_before / seg_d[None, :, 1]) ** 2) - (d_after / seg_d[None, :, 2]) ** 2)
     lead = np.where(d_before > 0, seg_d[None, :, 3] * np.exp(-d_before / TAU_LEAD), 0.0)
     w = seg_d[None, :, 0] * (shape + lead)  # (frames, segments)
-    num = w @ seg_y + _BASELINE_DOMINANCE * _REST_VEC
+    num = w @ seg_y + _BASELINE_DOMINANCE * _REST_GAP_VEC
     den = w.sum(axis=1, keepdims=True) + _BASELINE_DOMINANCE
-    curves = np.clip(num / den, 0.0, 1.0)
+    curves = num / den
+    gap = np.clip(curves[:, _CLOSE], 0.0, None)
+    if seg_sealed.any():  # 1 inside a bilabial, its own dominance shape outside
+        gap = gap * (1.0 - shape[:, seg_sealed].max(axis=1))
+    curves = np.clip(curves, 0.0, 1.0)
+    curves[:, _CLOSE] = np.clip(curves[:, _JAW] - gap, 0.0, 1.0)
     return curves.astype(np.float32), unknown

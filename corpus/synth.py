@@ -42,6 +42,7 @@ from a2bs.core.emotion import emotion_features_at  # openSMILE is heavy: corpus 
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import check_new_dir, publish_new_dir, sha256
 from a2bs.corpus.augment import augment_audio
+from a2bs.corpus.background import RoomToneBank, add_background
 from a2bs.corpus.coarticulation import ArticulationScale, phones_to_curves
 from a2bs.corpus.espeak import ACCENTS, VOICES, run_espeak
 from a2bs.corpus.motion import STYLE_FEATURES, Z_CLIP, SpeakingStyle, non_speech_motion
@@ -51,6 +52,7 @@ from a2bs.corpus.visemes import (
     ARPABET,
     DOMINANCE,
     PHONEMES,
+    SEALED_VISEMES,
     UNKNOWN_PHONE,
     UNSTRESSED,
     VISEME_TARGETS,
@@ -255,11 +257,16 @@ def _plans(seed: int, train_voices: Sequence[str], val_voices: Sequence[str]) ->
         i += 1
 
 
-def _make_take(plan: _Plan, fps: int) -> tuple[Utterance, np.ndarray, dict]:
-    """Speak, augment, then read the speaking style from the augmented audio (what the model hears)."""
+def _make_take(plan: _Plan, fps: int, background: RoomToneBank | None = None) -> tuple[Utterance, np.ndarray, dict]:
+    """Speak, augment, add real room tone and non-speech stretches (with `background`), then read the
+    speaking style from the result (what the model hears)."""
     rng = np.random.default_rng([plan.seed[0], 2, plan.seed[1]])
     clean, speech, phones, meta = speak(plan.text, plan.voice, plan.rate, plan.pitch, rng, pitch_range=plan.pitch_range)
     augmented, aug = augment_audio(speech, rng)
+    if background is not None:
+        augmented, phones, aug["background"] = add_background(augmented, phones, rng, background, pause="_")
+        lead = round(aug["background"]["pad_s"][0] * SAMPLE_RATE)
+        speech = np.pad(speech, (lead, len(augmented) - len(speech) - lead))
     audio, emotion, style = heard_style(augmented)
     accent = plan.voice.partition("+")[0]
     curves, unknown = face_curves(phones, speech, fps, rng, accent=accent, style=style)
@@ -323,6 +330,7 @@ def build_corpus(
     *,
     voices: Sequence[str] = VOICES,
     workers: int | None = None,
+    background: RoomToneBank | None = None,
 ) -> dict:
     """Write a synthetic corpus of about `minutes` of speech to `out_dir` (which must not exist).
 
@@ -331,7 +339,8 @@ def build_corpus(
     -- val takes use `held_out_voices` (an accent without "+variant" holds out all its variants) and
     sentences never used for training --, every take's phone segments, unknown-phoneme counts).
     Built in a temp folder next to `out_dir` and renamed into place; deterministic for `seed`
-    (independent of `workers`). Returns the contents of corpus.json.
+    (independent of `workers`). With `background` (real room tone, `a2bs.corpus.background`), every
+    take gets non-speech stretches with rest targets and room tone under it. Returns the contents of corpus.json.
     """
     out_dir = Path(out_dir)
     if isinstance(fps, bool) or fps not in SUPPORTED_FPS:
@@ -366,7 +375,7 @@ def build_corpus(
             while total < target_s:
                 while len(queue) < _LOOKAHEAD:
                     p = next(plans)
-                    queue.append((p, pool.submit(_make_take, p, fps)))
+                    queue.append((p, pool.submit(_make_take, p, fps, background)))
                 plan, fut = queue.pop(0)
                 utt, audio, aug = fut.result()
                 records.append(_write_take(takes_dir, plan, utt, audio, aug))
@@ -394,6 +403,7 @@ def build_corpus(
             "held_out_sentences": sorted({r["text"] for r in records if r["split"] == "val"}),
             "split": split,
             "unknown_phonemes": dict(unknown.most_common()),
+            "background_rooms": len(background.rooms) if background is not None else 0,
             "takes": {
                 r["take"]: {k: r[k] for k in ("split", "text", "voice", "rate", "pitch", "duration_s", "phones")}
                 for r in records
@@ -448,7 +458,17 @@ def tables_markdown() -> str:
     ]
     for key, (i, mean, sd) in STYLE_FEATURES.items():
         lines.append(f"| {key} | {i} | {mean:g} | {sd:g} |")
-    lines += ["", "### Viseme -> ARKit targets (unlisted shapes are 0)", "", "| viseme | targets |", "|---|---|"]
+    lines += [
+        "",
+        "### Viseme -> ARKit targets (unlisted shapes are 0)",
+        "",
+        "The lip gap jawOpen - mouthClose is what is blended (ARKit's lips meet at 0); over "
+        + ", ".join(sorted(SEALED_VISEMES))
+        + " it is held at 0 (sealed). mouthClose never exceeds jawOpen.",
+        "",
+        "| viseme | targets |",
+        "|---|---|",
+    ]
     for vis in VISEMES:
         vals = VISEME_TARGETS[vis]
         lines.append(f"| {vis} | " + ", ".join(f"{k} {x:.2f}" for k, x in vals.items()) + " |")

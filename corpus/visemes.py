@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 VISEMES: tuple[str, ...] = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
 VOWEL_VISEMES = frozenset({"aa", "E", "ih", "oh", "ou"})
+# Visemes whose lips meet: over the whole segment the lip gap (jawOpen - mouthClose, ARKit's lips
+# touch when the two are equal) is 0 whatever the neighbours do; pressing is mouthPress/mouthRoll's job.
+SEALED_VISEMES = frozenset({"PP"})
 
 
 def _lr(name: str, value: float) -> dict[str, float]:
@@ -25,9 +28,11 @@ REST: dict[str, float] = {
 }  # fmt: skip
 
 # Absolute values of the mouth/jaw/tongue shapes for each viseme; unlisted shapes are 0 (sil: the rest pose).
+# mouthClose is never above jawOpen: what counts is the lip gap jawOpen - mouthClose (ARKit's lips meet
+# at 0), which `a2bs.corpus.coarticulation` blends as its own quantity.
 VISEME_TARGETS: dict[str, dict[str, float]] = {
     "sil": REST,
-    "PP": {"jawOpen": 0.08, "mouthClose": 0.42, **_lr("mouthPress", 0.45), "mouthRollLower": 0.22,
+    "PP": {"jawOpen": 0.08, "mouthClose": 0.08, **_lr("mouthPress", 0.45), "mouthRollLower": 0.22,
            "mouthRollUpper": 0.15, "mouthShrugLower": 0.12, "cheekPuff": 0.06},
     "FF": {"jawOpen": 0.10, "mouthRollLower": 0.50, **_lr("mouthUpperUp", 0.28), "mouthShrugUpper": 0.15,
            **_lr("mouthPress", 0.10), "mouthClose": 0.05, "jawForward": 0.06, **_lr("noseSneer", 0.05)},

@@ -58,7 +58,7 @@ def test_arpabet_phones_make_the_expected_shapes() -> None:
     def at(t: float, shape: str) -> float:
         return float(y[round(t * 30), INDEX[shape]])
 
-    assert at(0.35, "mouthClose") > 0.3 and at(0.5, "jawOpen") > 0.45
+    assert at(0.35, "mouthClose") == at(0.35, "jawOpen") and at(0.5, "jawOpen") > 0.45  # /m/: lips sealed
     assert at(0.65, "mouthRollLower") > 0.35 and at(0.8, "mouthPucker") > 0.5
     # unstressed vowels are weaker than stressed ones; "ax" is AH0
     weak, _ = coarticulation.phones_to_curves([("pau", 0, 0.2), ("aa0", 0.2, 0.5), ("pau", 0.5, 0.7)], 21, 30,
@@ -164,9 +164,9 @@ def test_build_aligned_corpus(tmp_path: Path) -> None:
     assert take.emotion_raw is not None and take.emotion_raw.shape == (264,)  # cached, matches the file
     record = json.loads((out / "takes" / "anna_bob_v1.phones.json").read_text())
     assert record["perturbation"]["duration"] != 1.0 and record["speaker"] == "anna"
-    # bilabial phones close the lips in the targets
-    closes = [take.curves[round((a + b) / 2 * 30), INDEX["mouthClose"]] for p, a, b in take.phones if p == "b"]
-    assert min(closes) > 0.2
+    # bilabial phones seal the lips in the targets (ARKit: mouthClose = jawOpen)
+    mid = [take.curves[round((a + b) / 2 * 30)] for p, a, b in take.phones if p == "b"]
+    assert mid and max(abs(float(c[INDEX["jawOpen"]]) - float(c[INDEX["mouthClose"]])) for c in mid) <= 0.005
     with pytest.raises(A2BSError, match="exists"):
         build_aligned_corpus(src, out, fps=30, copies=0, workers=1)
     with pytest.raises(A2BSError, match="not among"):
