@@ -111,7 +111,8 @@ def bundle_curves(bundle: Path, backend: str, utterances: list[dict[str, Any]]) 
 def rule_curves(utterances: list[dict[str, Any]], fps: int) -> Curves:
     """The training targets' own rule applied to the reference phone timings: what a perfect model of
     the labels would score, and where the label rule puts the peaks (to tell label timing from model lag)."""
-    from a2bs.corpus.synth import ARPABET_ACCENT, phones_to_curves
+    from a2bs.corpus.coarticulation import phones_to_curves
+    from a2bs.corpus.visemes import ARPABET_ACCENT
 
     out = {}
     for u in utterances:

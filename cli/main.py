@@ -327,7 +327,8 @@ def data_synth(
     from tqdm import tqdm
 
     from a2bs.core.files import check_new_dir
-    from a2bs.corpus.synth import build_corpus, espeak_available
+    from a2bs.corpus.espeak import espeak_available
+    from a2bs.corpus.synth import build_corpus
 
     check_fps(fps)
     if not 0 < minutes <= 600:

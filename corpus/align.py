@@ -15,7 +15,7 @@ into the same takes the synthetic corpus has (``takes/<name>.wav`` + Live Link F
 3. **Speaker spread** (`perturb`): each line is used as recorded and in `copies` perturbed versions:
    Praat's PSOLA "Change gender" (formant shift = vocal-tract length, pitch median and range, speaking
    rate; phone times scale with the duration), then room reverberation, gain and noise
-   (`a2bs.corpus.synth.augment_audio`).
+   (`a2bs.corpus.augment.augment_audio`).
 4. **Curves**: `a2bs.corpus.synth.face_curves` with the ARPAbet table (docs/VISEMES.md) and the
    speaking style read from the perturbed audio's eGeMAPS features.
 
@@ -49,14 +49,10 @@ from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import check_new_dir, sha256
-from a2bs.corpus.synth import (
-    ARPABET_ACCENT,
-    SpeakingStyle,
-    augment_audio,
-    face_curves,
-    heard_style,
-    publish_corpus,
-)
+from a2bs.corpus.augment import augment_audio
+from a2bs.corpus.motion import SpeakingStyle
+from a2bs.corpus.synth import face_curves, heard_style, publish_corpus
+from a2bs.corpus.visemes import ARPABET_ACCENT
 from a2bs.corpus.voices import read_segs
 
 Phones = list[tuple[str, float, float]]

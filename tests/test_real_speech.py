@@ -13,7 +13,7 @@ import soundfile as sf
 
 from a2bs.core.blendshapes import INDEX
 from a2bs.core.errors import A2BSError
-from a2bs.corpus import synth
+from a2bs.corpus import coarticulation, motion, synth, visemes
 from a2bs.corpus.align import (
     Aligner,
     AlignmentError,
@@ -52,20 +52,20 @@ def aligner() -> Aligner:
 def test_arpabet_phones_make_the_expected_shapes() -> None:
     phones = [("pau", 0.0, 0.3), ("m", 0.3, 0.4), ("aa1", 0.4, 0.6), ("f", 0.6, 0.7), ("uw1", 0.7, 0.9),
               ("pau", 0.9, 1.3)]  # fmt: skip
-    y, unknown = synth.phones_to_curves(phones, 39, 30, accent=synth.ARPABET_ACCENT)
+    y, unknown = coarticulation.phones_to_curves(phones, 39, 30, accent=visemes.ARPABET_ACCENT)
     assert not unknown
 
     def at(t: float, shape: str) -> float:
         return float(y[round(t * 30), INDEX[shape]])
 
-    assert at(0.35, "mouthClose") > 0.3 and at(0.5, "jawOpen") > 0.45
+    assert at(0.35, "mouthClose") == at(0.35, "jawOpen") and at(0.5, "jawOpen") > 0.45  # /m/: lips sealed
     assert at(0.65, "mouthRollLower") > 0.35 and at(0.8, "mouthPucker") > 0.5
     # unstressed vowels are weaker than stressed ones; "ax" is AH0
-    weak, _ = synth.phones_to_curves([("pau", 0, 0.2), ("aa0", 0.2, 0.5), ("pau", 0.5, 0.7)], 21, 30,
-                                     accent=synth.ARPABET_ACCENT)  # fmt: skip
+    weak, _ = coarticulation.phones_to_curves([("pau", 0, 0.2), ("aa0", 0.2, 0.5), ("pau", 0.5, 0.7)], 21, 30,
+                                     accent=visemes.ARPABET_ACCENT)  # fmt: skip
     assert weak[10, INDEX["jawOpen"]] < y[15, INDEX["jawOpen"]]
-    assert synth._phone_spec("ah0", synth.ARPABET_ACCENT) == synth.ARPABET["ax"]
-    _, unknown = synth.phones_to_curves([("qq", 0, 0.2)], 6, 30, accent=synth.ARPABET_ACCENT)
+    assert visemes.phone_spec("ah0", visemes.ARPABET_ACCENT) == visemes.ARPABET["ax"]
+    _, unknown = coarticulation.phones_to_curves([("qq", 0, 0.2)], 6, 30, accent=visemes.ARPABET_ACCENT)
     assert unknown == {"qq": 1}
 
 
@@ -74,16 +74,16 @@ def test_speaking_style_drives_expression_levels() -> None:
     calm = np.zeros(88)
     lively = np.zeros(88)
     for key, i in names.items():
-        _, mean, sd = synth._STYLE_FEATURES[key]
+        _, mean, sd = motion.STYLE_FEATURES[key]
         calm[i] = mean - sd
         lively[i] = mean + 1.5 * sd
-    lively[81] = synth._STYLE_FEATURES["rate"][1]  # same rate: only range, loudness and pitch differ
+    lively[81] = motion.STYLE_FEATURES["rate"][1]  # same rate: only range, loudness and pitch differ
     calm[81] = lively[81]
-    a, b = synth.SpeakingStyle.from_egemaps(calm), synth.SpeakingStyle.from_egemaps(lively)
+    a, b = motion.SpeakingStyle.from_egemaps(calm), motion.SpeakingStyle.from_egemaps(lively)
     assert b.arousal > a.arousal + 1.0 and b.brightness > a.brightness
     la, lb = a.levels(), b.levels()
     assert lb["brow_up"] > la["brow_up"] + 0.1 and lb["smile"] > la["smile"] + 0.05
-    assert synth.SpeakingStyle.from_egemaps(np.full(88, np.nan)) == synth.SpeakingStyle()
+    assert motion.SpeakingStyle.from_egemaps(np.full(88, np.nan)) == motion.SpeakingStyle()
     # the same phones and rng with two styles: brows differ, mouth shapes do not
     _, audio, phones, _ = synth.speak("Who would move the moon?", "en-us", 160, 50, np.random.default_rng(1))
     ya, _ = synth.face_curves(phones, audio, 30, np.random.default_rng(2), style=a)
@@ -164,9 +164,9 @@ def test_build_aligned_corpus(tmp_path: Path) -> None:
     assert take.emotion_raw is not None and take.emotion_raw.shape == (264,)  # cached, matches the file
     record = json.loads((out / "takes" / "anna_bob_v1.phones.json").read_text())
     assert record["perturbation"]["duration"] != 1.0 and record["speaker"] == "anna"
-    # bilabial phones close the lips in the targets
-    closes = [take.curves[round((a + b) / 2 * 30), INDEX["mouthClose"]] for p, a, b in take.phones if p == "b"]
-    assert min(closes) > 0.2
+    # bilabial phones seal the lips in the targets (ARKit: mouthClose = jawOpen)
+    mid = [take.curves[round((a + b) / 2 * 30)] for p, a, b in take.phones if p == "b"]
+    assert mid and max(abs(float(c[INDEX["jawOpen"]]) - float(c[INDEX["mouthClose"]])) for c in mid) <= 0.005
     with pytest.raises(A2BSError, match="exists"):
         build_aligned_corpus(src, out, fps=30, copies=0, workers=1)
     with pytest.raises(A2BSError, match="not among"):
@@ -203,7 +203,7 @@ def test_read_lines_tsv(tmp_path: Path) -> None:
 def test_contrast_aucs_and_controls() -> None:
     phones = [("pau", 0, 0.2), ("m", 0.2, 0.3), ("aa", 0.3, 0.5), ("t", 0.5, 0.6), ("f", 0.6, 0.7),
               ("uw", 0.7, 0.9), ("iy", 0.9, 1.1), ("b", 1.1, 1.2), ("s", 1.2, 1.3), ("pau", 1.3, 1.5)]  # fmt: skip
-    truth, _ = synth.phones_to_curves(phones, 45, 30, accent=synth.ARPABET_ACCENT)
+    truth, _ = coarticulation.phones_to_curves(phones, 45, 30, accent=visemes.ARPABET_ACCENT)
     aucs = A.contrast_aucs([A.contrast_samples(truth, phones, 30)])
     assert all(v == 1.0 for v in aucs.values()), aucs
     # negative control: a face that ignores the phones scores chance

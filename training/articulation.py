@@ -7,7 +7,7 @@ validation metrics and by `benchmarks/bench_articulation.py` (real speech with p
 
 Phones are ARPAbet (lower case, optional stress digit; "ax" = unstressed AH, i.e. schwa, which no
 contrast uses; "pau" = pause) or espeak-ng mnemonics (the synthetic corpus), which are mapped to the
-same classes through their visemes (`a2bs.corpus.synth.PHONEMES`).
+same classes through their visemes (`a2bs.corpus.visemes.PHONEMES`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from a2bs.core.blendshapes import INDEX
-from a2bs.corpus.synth import ARPABET, PHONEMES
+from a2bs.corpus.visemes import ARPABET, PHONEMES
 
 Phones = Sequence[tuple[str, float, float]]
 

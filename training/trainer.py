@@ -31,7 +31,7 @@ from a2bs.core.inference import mel_windows
 from a2bs.core.model import A2BSModel, ModelConfig, smooth
 from a2bs.core.threads import set_torch_threads
 from a2bs.corpus.dataset import Take, load_takes, split_takes
-from a2bs.corpus.synth import PAUSES
+from a2bs.corpus.visemes import PAUSES
 from a2bs.training.articulation import (
     CONTRASTS,
     contrast_aucs,
