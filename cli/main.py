@@ -321,12 +321,17 @@ def data_synth(
     minutes: Annotated[float, typer.Option(help="Minutes of speech to synthesize.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Same seed, same corpus, byte for byte.")] = 0,
     fps: Annotated[int, typer.Option(help="Frame rate of the curves (Live Link Face records 60).")] = 60,
+    background: Annotated[
+        Path | None,
+        typer.Option(help="Folder of real recordings: their room tone mixed in, rest targets on added non-speech."),
+    ] = None,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
     """Speech from espeak-ng with ARKit curves from its phoneme timing (docs/VISEMES.md)."""
     from tqdm import tqdm
 
     from a2bs.core.files import check_new_dir
+    from a2bs.corpus.background import RoomToneBank
     from a2bs.corpus.espeak import espeak_available
     from a2bs.corpus.synth import build_corpus
 
@@ -336,13 +341,14 @@ def data_synth(
     check_new_dir(out, "a corpus")  # before the espeak-ng check: the cheaper mistake first
     if not espeak_available():
         raise A2BSError("espeak-ng is not installed: run `make setup` (or apt-get install espeak-ng)")
+    bank = None if background is None else RoomToneBank.from_folder(background)
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(total=100, unit="%", desc="a2bs data synth", disable=not show) as bar:
 
         def advance(fraction_done: float) -> None:
             bar.update(max(0, round(100 * fraction_done) - bar.n))
 
-        corpus = build_corpus(out, minutes, seed, fps=fps, progress=advance)
+        corpus = build_corpus(out, minutes, seed, fps=fps, progress=advance, background=bank)
     split = corpus.get("split", {})
     n_train, n_val = len(split.get("train", [])), len(split.get("val", []))
     typer.echo(f"wrote {out}: {n_train} training and {n_val} validation takes ({corpus['duration_s'] / 60:.1f} min)")
@@ -375,6 +381,10 @@ def data_align(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Processes (one aligner each).")] = 2,
+    background: Annotated[
+        Path | None,
+        typer.Option(help="Folder of real recordings: their room tone mixed in, rest targets on added non-speech."),
+    ] = None,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
     """Real speech + transcripts -> phone timings (PocketSphinx) -> ARKit curves, as takes `a2bs train` reads.
@@ -386,9 +396,29 @@ def data_align(
     check_fps(fps)
     with _line_progress("a2bs data align", progress) as advance:
         corpus = build_aligned_corpus(speech, out, fps=fps, copies=copies, seed=seed, val_speakers=val_speaker,
-                                      workers=workers, progress=advance, log=typer.echo)  # fmt: skip
+                                      workers=workers, background=background, progress=advance,
+                                      log=typer.echo)  # fmt: skip
     split = corpus["split"]
     typer.echo(f"wrote {out}: {len(split['train'])} training and {len(split['val'])} validation takes")
+
+
+@data_app.command("retarget")
+def data_retarget(
+    corpus: Annotated[Path, typer.Argument(help="An aligned corpus (a2bs data align) made with older targets.")],
+    out: Annotated[Path, typer.Option(help="Corpus folder to create (must not exist).")],
+    background: Annotated[
+        Path | None,
+        typer.Option(help="Folder of real recordings: their room tone mixed in, rest targets on added non-speech."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the per-take articulation scale and background.")] = 0,
+    progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
+) -> None:
+    """Today's viseme targets for an aligned corpus, from its stored phones, without aligning again."""
+    from a2bs.corpus.align import retarget_corpus
+
+    with _line_progress("a2bs data retarget", progress) as advance:
+        made = retarget_corpus(corpus, out, background=background, seed=seed, progress=advance, log=typer.echo)
+    typer.echo(f"wrote {out}: {len(made['split']['train'])} training and {len(made['split']['val'])} validation takes")
 
 
 @data_app.command("voices")

@@ -50,6 +50,7 @@ from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import check_new_dir, sha256
 from a2bs.corpus.augment import augment_audio
+from a2bs.corpus.background import RoomToneBank, with_background
 from a2bs.corpus.motion import SpeakingStyle
 from a2bs.corpus.synth import face_curves, heard_style, publish_corpus
 from a2bs.corpus.visemes import ARPABET_ACCENT
@@ -293,9 +294,18 @@ class _Job:
     fps: int
     seed: int
     index: int
+    background: str | None = None  # a folder of recordings whose room tone is mixed in (corpus.background)
 
 
 _ALIGNER: Aligner | None = None
+_BANKS: dict[str, RoomToneBank] = {}
+
+
+def _bank(folder: str) -> RoomToneBank:
+    """The room-tone bank of `folder`, harvested once per process."""
+    if folder not in _BANKS:
+        _BANKS[folder] = RoomToneBank.from_folder(folder)
+    return _BANKS[folder]
 
 
 def _aligner() -> Aligner:
@@ -319,6 +329,9 @@ def _process(job: _Job, takes: Path) -> tuple[list[dict], str | None]:
             p = Perturbation() if copy == 0 else Perturbation.draw(rng)
             speech, ph = (audio, phones) if copy == 0 else perturb(audio, phones, p)
             augmented, aug = (speech, {}) if copy == 0 else augment_audio(speech, rng)
+            if job.background is not None:
+                bank = _bank(job.background)
+                augmented, ph, speech, aug["background"] = with_background(augmented, ph, speech, rng, bank)
             heard, emotion, style = heard_style(augmented)
             curves, _ = face_curves(ph, speech, job.fps, rng, accent=ARPABET_ACCENT, style=style)
             name = job.line.name if copy == 0 else f"{job.line.name}_v{copy}"
@@ -376,14 +389,16 @@ def build_aligned_corpus(
     seed: int = 0,
     val_speakers: Sequence[str] | None = None,
     workers: int | None = None,
+    background: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Align every line under `src` and write a corpus to `out_dir` (which must not exist).
 
-    Returns corpus.json's contents: the split (validation = `val_speakers`; with a single speaker,
-    every tenth line, and the summary says validation is not speaker-disjoint), and every skipped
-    line with its reason."""
+    With `background` (a folder of recordings), every take gets real room tone and non-speech
+    stretches with rest targets (`a2bs.corpus.background`). Returns corpus.json's contents: the split
+    (validation = `val_speakers`; with a single speaker, every tenth line, and the summary says
+    validation is not speaker-disjoint), and every skipped line with its reason."""
     out_dir = Path(out_dir)
     if fps not in SUPPORTED_FPS:
         raise A2BSError(f"fps must be one of {SUPPORTED_FPS}, got {fps!r}")
@@ -396,8 +411,11 @@ def build_aligned_corpus(
     unknown = sorted(set(held) - set(speakers))
     if unknown:
         raise A2BSError(f"validation speaker(s) {', '.join(unknown)} not among {', '.join(speakers)}")
-    jobs = [_Job(line, "val" if (line.speaker in held if held else i % 10 == 1) else "train", copies, fps, seed, i)
-            for i, line in enumerate(lines)]  # fmt: skip
+    room = None if background is None else str(Path(background).resolve())
+    if room is not None:
+        _bank(room)  # a folder without room tone fails here, before any work
+    jobs = [_Job(line, "val" if (line.speaker in held if held else i % 10 == 1) else "train", copies, fps, seed, i,
+                 room) for i, line in enumerate(lines)]  # fmt: skip
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     records: list[dict] = []
     try:
@@ -420,6 +438,7 @@ def build_aligned_corpus(
             "sample_rate": SAMPLE_RATE,
             "copies": copies,
             "seed": seed,
+            "background": room,
             "speakers": speakers,
             "val_speakers": held,
             "speaker_disjoint_validation": bool(held),
@@ -441,6 +460,71 @@ def build_aligned_corpus(
         log(f"  ... {len(skipped) - 20} more in {out_dir / 'corpus.json'}")
     if not held:
         log("note: one speaker only, so validation holds out lines, not speakers")
+    return manifest
+
+
+def retarget_corpus(
+    src: str | Path,
+    out_dir: str | Path,
+    *,
+    background: str | Path | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """An aligned corpus with today's targets, without aligning again: each take's stored phones and audio
+    give new curves (`face_curves`); with `background`, room tone and non-speech stretches are added first
+    (and the speaking style is read again from what the model will hear). For corpora built before a
+    change of the viseme targets. `out_dir` must not exist; the source is only read."""
+    src, out_dir = Path(src), Path(out_dir)
+    try:
+        manifest = json.loads((src / "corpus.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise A2BSError(f"{src} has no readable corpus.json ({exc.__class__.__name__}): pass a corpus folder") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "a2bs-aligned-corpus/1":
+        raise A2BSError(f"{src} is not an aligned corpus (a2bs data align); synthetic ones: a2bs data synth")
+    check_new_dir(out_dir, "a corpus")
+    room = None if background is None else str(Path(background).resolve())
+    bank = None if room is None else _bank(room)
+    fps = int(manifest["fps"])
+    records = sorted((src / "takes").glob("*.phones.json"))
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    try:
+        takes = tmp / "takes"
+        takes.mkdir()
+        for i, path in enumerate(records, 1):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            name = record["take"]
+            audio = load_audio(src / "takes" / f"{name}.wav")
+            phones: Phones = [(str(p), float(a), float(b)) for p, a, b in record["phones"]]
+            rng = np.random.default_rng([seed, 7, i])
+            speech = audio
+            emotion, style = np.asarray(record["emotion_raw"]), SpeakingStyle(**record["speaking_style"])
+            if bank is not None:
+                audio, phones, speech, info = with_background(audio, phones, audio, rng, bank)
+                record["augmentation"] = {**record.get("augmentation", {}), "background": info}
+                audio, emotion, style = heard_style(audio)
+            curves, _ = face_curves(phones, speech, fps, rng, accent=ARPABET_ACCENT, style=style)
+            wav = takes / f"{name}.wav"
+            sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
+            with open_writer(takes / f"{name}.csv", fps=fps, n_frames=len(curves)) as w:
+                w.write(curves)
+            record.update({
+                "duration_s": round(len(audio) / SAMPLE_RATE, 6), "n_frames": len(curves),
+                "speaking_style": asdict(style), "audio_sha256": sha256(wav),
+                "emotion_raw": [float(v) for v in emotion],
+                "phones": [[n, round(a, 6), round(b, 6)] for n, a, b in phones],
+            })  # fmt: skip
+            (takes / f"{name}.phones.json").write_text(json.dumps(record) + "\n")
+            if progress is not None:
+                progress(i, len(records))
+        manifest = {**manifest, "retargeted_from": str(src.resolve()), "background": room}
+        manifest["duration_s"] = round(sum(json.loads(p.read_text())["duration_s"] for p in takes.glob("*.json")), 3)
+        publish_corpus(tmp, out_dir, manifest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"retargeted {len(records)} takes of {src} into {out_dir}")
     return manifest
 
 

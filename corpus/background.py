@@ -116,6 +116,17 @@ def add_background(
     return np.clip(x, -1.0, 1.0).astype(np.float32), out, info
 
 
+def with_background(
+    heard: np.ndarray, phones: Sequence[tuple[str, float, float]], speech: np.ndarray, rng: np.random.Generator,
+    bank: RoomToneBank, *, pause: str = "sil",
+) -> tuple[np.ndarray, Phones, np.ndarray, dict]:  # fmt: skip
+    """`add_background` for a take builder: (heard audio with background, phones, the clean `speech` padded
+    to the same length and timeline, what was done). `pause` is a pause phone of the take's phone table."""
+    audio, moved, info = add_background(heard, phones, rng, bank, pause=pause)
+    lead = round(info["pad_s"][0] * SAMPLE_RATE)
+    return audio, moved, np.pad(speech, (lead, len(audio) - len(speech) - lead)), info
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Print what a folder gives as room tone: `python -m a2bs.corpus.background DIR`."""
     import sys

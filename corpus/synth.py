@@ -42,7 +42,7 @@ from a2bs.core.emotion import emotion_features_at  # openSMILE is heavy: corpus 
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import check_new_dir, publish_new_dir, sha256
 from a2bs.corpus.augment import augment_audio
-from a2bs.corpus.background import RoomToneBank, add_background
+from a2bs.corpus.background import RoomToneBank, with_background
 from a2bs.corpus.coarticulation import ArticulationScale, phones_to_curves
 from a2bs.corpus.espeak import ACCENTS, VOICES, run_espeak
 from a2bs.corpus.motion import STYLE_FEATURES, Z_CLIP, SpeakingStyle, non_speech_motion
@@ -264,9 +264,9 @@ def _make_take(plan: _Plan, fps: int, background: RoomToneBank | None = None) ->
     clean, speech, phones, meta = speak(plan.text, plan.voice, plan.rate, plan.pitch, rng, pitch_range=plan.pitch_range)
     augmented, aug = augment_audio(speech, rng)
     if background is not None:
-        augmented, phones, aug["background"] = add_background(augmented, phones, rng, background, pause="_")
-        lead = round(aug["background"]["pad_s"][0] * SAMPLE_RATE)
-        speech = np.pad(speech, (lead, len(augmented) - len(speech) - lead))
+        augmented, phones, speech, aug["background"] = with_background(
+            augmented, phones, speech, rng, background, pause="_"
+        )
     audio, emotion, style = heard_style(augmented)
     accent = plan.voice.partition("+")[0]
     curves, unknown = face_curves(phones, speech, fps, rng, accent=accent, style=style)

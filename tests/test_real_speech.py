@@ -305,3 +305,59 @@ def test_voices_speak_with_timings_that_align_uses(tmp_path: Path) -> None:
         read_texts(tmp_path / "bad.tsv")
     with pytest.raises(A2BSError, match="exists"):
         speak_lines(texts, src, ["kal"])
+
+
+def test_retarget_rebuilds_targets_and_adds_background(tmp_path: Path) -> None:
+    """A corpus made with old targets (here: over-closed bilabials written into its CSV) gets today's
+    targets from its stored phones; with a background folder, non-speech stretches with rest targets."""
+    from a2bs.core.animation_io import open_writer
+    from a2bs.corpus.align import retarget_corpus
+
+    src = tmp_path / "lines"
+    _espeak_line(src, "bob", SENTENCES["bob"], "en-us")
+    old = tmp_path / "old"
+    build_aligned_corpus(src, old, fps=30, copies=0, workers=1, log=lambda _: None)
+    take = load_takes(old, 30)[0][0]
+    stale = take.curves.copy()
+    stale[:, INDEX["mouthClose"]] = np.minimum(1.0, stale[:, INDEX["jawOpen"]] + 0.3)  # lips through each other
+    with open_writer(old / "takes" / "bob.csv", fps=30, n_frames=len(stale), force=True) as w:
+        w.write(stale)
+
+    new = tmp_path / "new"
+    retarget_corpus(old, new, log=lambda _: None)
+    fresh = load_takes(new, 30)[0][0]
+    assert fresh.curves.shape == take.curves.shape and fresh.emotion_raw is not None  # same audio, cache holds
+
+    def gaps(curves: np.ndarray) -> list[float]:  # smallest lip gap over each bilabial, one frame either side
+        gap = curves[:, INDEX["jawOpen"]] - curves[:, INDEX["mouthClose"]]
+        return [float(gap[max(0, int(a * 30) - 1) : int(b * 30) + 2].min()) for p, a, b in take.phones if p in "pbm"]
+
+    assert min(gaps(stale)) < -0.2  # the control: the stale targets are over-closed
+    assert all(-0.01 <= g <= 0.01 for g in gaps(fresh.curves))  # today's: sealed, not pushed through
+
+    room = tmp_path / "room"  # a recording with quiet stretches: a faint hiss, speech in the middle
+    speech = sf.read(src / "bob.flac", dtype="float32")[0]
+    hiss = 0.003 * np.random.default_rng(1).standard_normal(len(speech) + 32000).astype(np.float32)
+    hiss[16000 : 16000 + len(speech)] += speech
+    room.mkdir()
+    sf.write(room / "r.wav", hiss, 16000)
+    padded = tmp_path / "padded"
+    retarget_corpus(old, padded, background=room, log=lambda _: None)
+    with_room = load_takes(padded, 30)[0][0]
+    lead = json.loads((padded / "takes" / "bob.phones.json").read_text())["augmentation"]["background"]["pad_s"][0]
+    assert len(with_room.curves) > len(take.curves) and lead >= 0.3
+    head = with_room.curves[: int(lead * 30) - 3]
+    assert head[:, INDEX["jawOpen"]].max() <= 0.04  # rest on the added non-speech
+    assert np.abs(head[:, INDEX["jawOpen"]] - head[:, INDEX["mouthClose"]]).max() <= 0.01  # lips together
+    aligned = tmp_path / "aligned"  # the same background when aligning
+    made = build_aligned_corpus(src, aligned, fps=30, copies=0, workers=1, background=room, log=lambda _: None)
+    assert made["background"] == str(room.resolve())
+    record = json.loads((aligned / "takes" / "bob.phones.json").read_text())
+    assert record["phones"][0][0] == "sil" and record["augmentation"]["background"]["pad_s"][0] >= 0.3
+    (tmp_path / "no_audio").mkdir()
+    with pytest.raises(A2BSError, match="no room tone"):
+        build_aligned_corpus(src, tmp_path / "a2", fps=30, copies=0, workers=1, background=tmp_path / "no_audio")
+    with pytest.raises(A2BSError, match="exists"):
+        retarget_corpus(old, new, log=lambda _: None)
+    with pytest.raises(A2BSError, match=r"not an aligned corpus|no readable corpus\.json"):
+        retarget_corpus(src, tmp_path / "x", log=lambda _: None)
