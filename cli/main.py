@@ -411,13 +411,17 @@ def data_retarget(
         typer.Option(help="Folder of real recordings: their room tone mixed in, rest targets on added non-speech."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the per-take articulation scale and background.")] = 0,
+    val_speaker: Annotated[
+        list[str] | None, typer.Option(help="Validation speaker (repeatable). Default: the corpus's own split.")
+    ] = None,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
     """Today's viseme targets for an aligned corpus, from its stored phones, without aligning again."""
     from a2bs.corpus.align import retarget_corpus
 
     with _line_progress("a2bs data retarget", progress) as advance:
-        made = retarget_corpus(corpus, out, background=background, seed=seed, progress=advance, log=typer.echo)
+        made = retarget_corpus(corpus, out, background=background, seed=seed, val_speakers=val_speaker,
+                               progress=advance, log=typer.echo)  # fmt: skip
     typer.echo(f"wrote {out}: {len(made['split']['train'])} training and {len(made['split']['val'])} validation takes")
 
 

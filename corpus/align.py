@@ -469,13 +469,15 @@ def retarget_corpus(
     *,
     background: str | Path | None = None,
     seed: int = 0,
+    val_speakers: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
     """An aligned corpus with today's targets, without aligning again: each take's stored phones and audio
     give new curves (`face_curves`); with `background`, room tone and non-speech stretches are added first
     (and the speaking style is read again from what the model will hear). For corpora built before a
-    change of the viseme targets. `out_dir` must not exist; the source is only read."""
+    change of the viseme targets. `val_speakers` re-draws the validation split by speaker (default: the
+    source's split). `out_dir` must not exist; the source is only read."""
     src, out_dir = Path(src), Path(out_dir)
     try:
         manifest = json.loads((src / "corpus.json").read_text(encoding="utf-8"))
@@ -484,6 +486,10 @@ def retarget_corpus(
     if not isinstance(manifest, dict) or manifest.get("format") != "a2bs-aligned-corpus/1":
         raise A2BSError(f"{src} is not an aligned corpus (a2bs data align); synthetic ones: a2bs data synth")
     check_new_dir(out_dir, "a corpus")
+    if val_speakers is not None:
+        unknown = sorted(set(val_speakers) - set(manifest.get("speakers", [])))
+        if unknown:
+            raise A2BSError(f"validation speaker(s) {', '.join(unknown)} not among the corpus's speakers")
     room = None if background is None else str(Path(background).resolve())
     bank = None if room is None else _bank(room)
     fps = int(manifest["fps"])
@@ -500,6 +506,8 @@ def retarget_corpus(
             rng = np.random.default_rng([seed, 7, i])
             speech = audio
             emotion, style = np.asarray(record["emotion_raw"]), SpeakingStyle(**record["speaking_style"])
+            if val_speakers is not None:
+                record["split"] = "val" if record["speaker"] in val_speakers else "train"
             if bank is not None:
                 audio, phones, speech, info = with_background(audio, phones, audio, rng, bank)
                 record["augmentation"] = {**record.get("augmentation", {}), "background": info}
@@ -518,8 +526,13 @@ def retarget_corpus(
             (takes / f"{name}.phones.json").write_text(json.dumps(record) + "\n")
             if progress is not None:
                 progress(i, len(records))
+        done = [json.loads(p.read_text()) for p in sorted(takes.glob("*.phones.json"))]
         manifest = {**manifest, "retargeted_from": str(src.resolve()), "background": room}
-        manifest["duration_s"] = round(sum(json.loads(p.read_text())["duration_s"] for p in takes.glob("*.json")), 3)
+        manifest["duration_s"] = round(sum(r["duration_s"] for r in done), 3)
+        if val_speakers is not None:
+            manifest["val_speakers"] = sorted(val_speakers)
+            manifest["speaker_disjoint_validation"] = bool(val_speakers)
+            manifest["split"] = {s: [r["take"] for r in done if r["split"] == s] for s in ("train", "val")}
         publish_corpus(tmp, out_dir, manifest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -357,6 +357,11 @@ def test_retarget_rebuilds_targets_and_adds_background(tmp_path: Path) -> None:
     (tmp_path / "no_audio").mkdir()
     with pytest.raises(A2BSError, match="no room tone"):
         build_aligned_corpus(src, tmp_path / "a2", fps=30, copies=0, workers=1, background=tmp_path / "no_audio")
+    speaker = json.loads((old / "corpus.json").read_text())["speakers"][0]
+    resplit = retarget_corpus(old, tmp_path / "resplit", val_speakers=[speaker], log=lambda _: None)
+    assert resplit["split"] == {"train": [], "val": ["bob"]} and resplit["speaker_disjoint_validation"]
+    with pytest.raises(A2BSError, match="not among"):
+        retarget_corpus(old, tmp_path / "x", val_speakers=["nobody"], log=lambda _: None)
     with pytest.raises(A2BSError, match="exists"):
         retarget_corpus(old, new, log=lambda _: None)
     with pytest.raises(A2BSError, match=r"not an aligned corpus|no readable corpus\.json"):
