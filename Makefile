@@ -10,7 +10,7 @@ STAMP := $(VENV)/.a2bs-installed
 # JVM-only engine logic for its tests.
 APT_PACKAGES := espeak-ng festival festvox-kallpc16k festvox-kdlpc16k flite kotlin
 
-.PHONY: demo test setup bench clean shipped-models
+.PHONY: demo test test-fast setup bench clean shipped-models
 
 setup: $(STAMP)
 
@@ -42,6 +42,12 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	@[ -n "$(SWIFT)" ] || echo "make test: no Swift toolchain (swift not on PATH nor in /opt/swift/usr/bin): the iOS engine's Swift build and tests are skipped$${CI:+, which fails in CI}"
 	A2BS_SWIFT="$(SWIFT)" $(BIN)/python -m pytest
+
+# The everyday tier: no conversions, no sample engine builds, small untrained models (tests/conftest.py).
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	A2BS_TEST_TIER=fast $(BIN)/python -m pytest -m "not slow" -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_infer.py

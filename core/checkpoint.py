@@ -175,12 +175,13 @@ def _short(value: object) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def fresh_checkpoint(fps: int, seed: int = 0) -> Checkpoint:
-    """A deterministic, untrained model with statistics fitted on the bundled speech clips."""
+def fresh_checkpoint(fps: int, seed: int = 0, config: ModelConfig | None = None) -> Checkpoint:
+    """A deterministic, untrained model with statistics fitted on the bundled speech clips (`config`:
+    another architecture for `fps`, e.g. the small one of the fast test tier)."""
     from a2bs.core.features import log_mel_frames
 
     torch.manual_seed(seed)
-    model = A2BSModel(ModelConfig.for_fps(fps)).eval()
+    model = A2BSModel(config or ModelConfig.for_fps(fps)).eval()
     clips = [load_audio(p) for p in sorted(bundled_audio_dir().glob("*.wav"))]
     mel = np.concatenate([log_mel_frames(clip, fps) for clip in clips])
     model.front_end.set_stats(mel.mean(0), mel.std(0) + 1e-3)

@@ -6,10 +6,18 @@ Two families:
 - `ckpt30` / `ckpt60` and `android_bundle` / `ios_bundle`: deterministic UNTRAINED (seed 0) models, for
   mechanics only (file formats, interfaces, chunking): their outputs barely move, so a model that ignores
   its input would match them closely; never use them as evidence that a variant is accurate.
+
+Two tiers: `make test` runs everything; `make test-fast` (A2BS_TEST_TIER=fast, `-m "not slow"`) skips what
+converts models, builds the sample engines or keeps a CPU busy, and gives the untrained mechanics models a
+small architecture (`TINY`: same timeline, narrower layers), so everyday work gets an answer in minutes.
+A test is slow when it is marked so, lives in a folder of `SLOW_FOLDERS`, or uses a fixture of
+`SLOW_FIXTURES`.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +30,28 @@ from a2bs.core.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from a2bs.core.model import ModelConfig
+
+FAST = os.environ.get("A2BS_TEST_TIER") == "fast"
+TINY = {"d_model": 32, "n_heads": 4, "encoder_hidden": 48, "decoder_hidden": 16, "emotion_tokens": 2}
+SLOW_FOLDERS = ("convert", "mobile_validation", "samples")
+SLOW_FIXTURES = {"trained_android_bundle", "trained_ios_bundle", "android_bundle", "ios_bundle", "android_bundle60",
+                 "ios_bundle60"}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tier (see the module docstring)."""
+    root = Path(__file__).parent
+    for item in items:
+        folder = Path(item.path).relative_to(root).parts[0]
+        if folder in SLOW_FOLDERS or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def mechanics_config(fps: int) -> ModelConfig:
+    """The architecture of the untrained mechanics models: the shipped one, or `TINY` in the fast tier."""
+    config = ModelConfig.for_fps(fps)
+    return replace(config, **TINY) if FAST else config
 
 
 def load_trained(fps: int) -> Checkpoint:
@@ -66,7 +96,8 @@ def trained_ios_bundle(trained30: Checkpoint, tmp_path_factory: pytest.TempPathF
 def checkpoint_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     """{fps: folder} of deterministic UNTRAINED (seed 0) checkpoints in the real on-disk format (mechanics)."""
     root = tmp_path_factory.mktemp("checkpoints")
-    return {fps: save_checkpoint(fresh_checkpoint(fps), root / f"fresh-{fps}fps") for fps in (30, 60)}
+    return {fps: save_checkpoint(fresh_checkpoint(fps, config=mechanics_config(fps)), root / f"fresh-{fps}fps")
+            for fps in (30, 60)}  # fmt: skip
 
 
 @pytest.fixture(scope="session")

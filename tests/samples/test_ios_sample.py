@@ -41,7 +41,7 @@ from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
 from a2bs.runtime.manifest import bundle_file, load_manifest
 from a2bs.viz import preview
 
-SAMPLE = Path(__file__).resolve().parents[1] / "ios_sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "ios_sample"
 ENGINE = SAMPLE / "A2BSEngine"
 ENGINE_SOURCES = ENGINE / "Sources" / "A2BSEngine"
 APP = SAMPLE / "A2BSSample.swiftpm"

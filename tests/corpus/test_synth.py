@@ -18,7 +18,7 @@ from a2bs.core.errors import A2BSError
 from a2bs.corpus import augment, background, coarticulation, espeak, sentences, synth, visemes
 
 JAW, CLOSE, PUCKER, FUNNEL = INDEX["jawOpen"], INDEX["mouthClose"], INDEX["mouthPucker"], INDEX["mouthFunnel"]
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "VISEMES.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "VISEMES.md"
 
 
 def _utt(text: str, voice: str = "en-us", seed: int = 0, fps: int = 60, rate: int = 160) -> synth.Utterance:

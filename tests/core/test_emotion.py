@@ -30,7 +30,7 @@ from a2bs.core.emotion import (
 )
 from a2bs.core.errors import CheckpointError
 
-AUDIO_DIR = Path(__file__).resolve().parents[1] / "core/assets/audio"
+AUDIO_DIR = Path(__file__).resolve().parents[2] / "core/assets/audio"
 SR = SAMPLE_RATE
 W = 20 * SR  # samples per 20 s window
 F0_MEAN = "F0semitoneFrom27.5Hz_sma3nz_amean"

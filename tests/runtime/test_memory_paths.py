@@ -18,7 +18,7 @@ from a2bs.core.audio import load_audio
 from a2bs.runtime.bundle_inference import open_runners
 from a2bs.runtime.engine import BundleEngine, run_stream
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "core/assets/audio/speech_en_us.wav"
 # Libraries an inference process must not load: torch (~190 MB of RSS), pandas and the `opensmile`
 # package with its audinterface/audobject stack (~90 MB together).

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from audio_fixtures import write_tone
-from test_hostile import run as run_entry_point
+from entry_points import run as run_entry_point
 
 from a2bs.cli import main as cli
 from a2bs.cli.batch import REPORT, Job, _unreported

@@ -41,7 +41,7 @@ from a2bs.runtime.bundle_inference import iter_bundle_blendshapes, open_runners
 from a2bs.runtime.manifest import bundle_file, load_manifest
 from a2bs.viz import preview
 
-SAMPLE = Path(__file__).resolve().parents[1] / "android_sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "android_sample"
 ENGINE_MAIN = SAMPLE / "engine/src/main/kotlin"
 ENGINE_TEST = SAMPLE / "engine/src/test/kotlin"
 MANIFEST_KEYS = ENGINE_MAIN / "com/a2bs/engine/ManifestKeys.kt"

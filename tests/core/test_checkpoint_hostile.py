@@ -1,0 +1,96 @@
+"""Hostile checkpoints: the config is checked before any allocation; wrong weights are refused."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from audio_fixtures import write_tone
+from entry_points import one_error, run
+from safetensors.torch import load_file, save_file
+
+from a2bs.cli import main as core_cli
+from a2bs.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+from a2bs.core.errors import CheckpointError
+
+# --- checkpoints: config checked before any allocation -----------------------------------------
+
+
+def _checkpoint(checkpoint_dirs: dict[int, Path], tmp_path: Path) -> Path:
+    folder = tmp_path / "ckpt"
+    shutil.copytree(checkpoint_dirs[30], folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda m: m.update(d_model=16384, n_heads=8), "'model.d_model'"),
+        (lambda m: m.update(d_model=10**12), "'model.d_model'"),
+        (lambda m: m.update(d_model=256.5), "'model.d_model'"),
+        (lambda m: m.update(d_model=-256), "'model.d_model'"),
+        (lambda m: m.update(n_heads=0), "'model.n_heads'"),
+        (lambda m: m.update(n_heads=7), "multiple of 'model.n_heads'"),
+        (lambda m: m.update(context_frames=-1), "'model.context_frames'"),
+        (lambda m: m.update(lookahead_frames=-100), "'model.lookahead_frames'"),
+        (lambda m: m.update(lookahead_frames=10**6), "'model.lookahead_frames'"),
+        (lambda m: m.update(fps="30"), "'model.fps'"),
+        (lambda m: m.pop("d_model"), "'model.d_model' is missing"),
+        (lambda m: m.update(encoder_hidden=512), "does not match its config"),  # in range, but not these weights
+    ],
+)
+def test_checkpoint_config_checked_before_allocation(
+    edit, key: str, checkpoint_dirs: dict[int, Path], tmp_path: Path
+) -> None:
+    folder = _checkpoint(checkpoint_dirs, tmp_path)
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    edit(config["model"])
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    # The named key (not an allocator's error) proves the range or header check ran before any allocation.
+    with pytest.raises(CheckpointError, match=re.escape(key)) as info:
+        load_checkpoint(folder)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c.update(model=[1]), "'model' must be a JSON object"),
+        (lambda c: c.update(mel_stats={"mean": "x"}), "'mel_stats.mean'"),
+        (lambda c: c.pop("mel_stats"), "'mel_stats' is missing"),
+        (lambda c: c.update(emotion_stats=None), "emotion statistics"),
+        (lambda c: c.update(trained="yes"), "'trained'"),
+        (lambda c: c.update(info=[]), "'info'"),
+    ],
+)
+def test_checkpoint_config_wrong_types(edit, message: str, checkpoint_dirs: dict[int, Path], tmp_path: Path) -> None:
+    folder = _checkpoint(checkpoint_dirs, tmp_path)
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    edit(config)
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(folder)
+
+
+def test_int32_weights_are_refused(checkpoint_dirs: dict[int, Path], tmp_path: Path) -> None:
+    folder = _checkpoint(checkpoint_dirs, tmp_path)
+    weights = load_file(str(folder / WEIGHTS_FILE))
+    weights["queries"] = weights["queries"].to(dtype=__import__("torch").int32)
+    save_file(weights, str(folder / WEIGHTS_FILE))
+    with pytest.raises(CheckpointError, match="floating point; queries is I32"):
+        load_checkpoint(folder)
+
+
+def test_huge_weights_blame_the_model_not_the_output(
+    checkpoint_dirs: dict[int, Path], tmp_path: Path, monkeypatch, capsys
+) -> None:
+    folder = _checkpoint(checkpoint_dirs, tmp_path)
+    weights = load_file(str(folder / WEIGHTS_FILE))
+    save_file({k: v * 1e30 for k, v in weights.items()}, str(folder / WEIGHTS_FILE))
+    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", write_tone(tmp_path, "t.wav"), "-o",
+                       tmp_path / "o.csv", "--checkpoint", folder, "--no-progress")  # fmt: skip
+    line = one_error(code, err, "the model", "NaN or infinite", "weights")
+    assert "cannot write" not in line and not (tmp_path / "o.csv").exists()
