@@ -130,7 +130,7 @@ def test_pause_past_the_curves_is_cut_or_left_out() -> None:
 
 def test_lead_rest_reads_the_prepended_second_only() -> None:
     y = curves(3.0, jaw=0.6)
-    y[: FPS, JAW] = 0.05
+    y[:FPS, JAW] = 0.05
     y[:3, JAW] = 1.0  # the first 100 ms are left out
     assert A.lead_rest(y, FPS) == pytest.approx(0.05)
     y[FPS - 1, JAW] = 0.95  # the last frame of the lead is in
