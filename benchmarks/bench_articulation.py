@@ -617,9 +617,8 @@ def lips_table(results: dict[str, Any]) -> list[str]:
     rows = [(name, r) for name, m in results["models"].items() for r in m.get("targets", [])]
     rows += [("torch 60 vs 30 fps", r) for r in results.get("rate_comparison", [])]
     for name, r in rows:
-        lines.append(
-            f"{name:24} {r['target']:42} {r['value']:>7.3f} {r['threshold']:>7.3f}  {'yes' if r['met'] else 'NO'}"
-        )
+        value, need = (f"{x:>7}" if isinstance(x, int) else f"{x:>7.3f}" for x in (r["value"], r["threshold"]))
+        lines.append(f"{name:24} {r['target']:42} {value} {need}  {'yes' if r['met'] else 'NO'}")
     return lines
 
 
