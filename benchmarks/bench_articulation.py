@@ -10,6 +10,13 @@ frame by frame in their runtimes, as the apps do). Also: where the peaks of the 
 (closures, f/v) fall relative to their phones, and the emotion stream (S_overall, per-group stream
 weights, ablation).
 
+Lips and rest (issue 26), per speaker and as the mean over speakers with a bootstrap 95 % interval:
+the seal rate and over-closure rate of p/b/m (their smallest lip gap `jawOpen - mouthClose`), the rest
+(mean `jawOpen` in pauses), and the rest over one second of non-speech sound prepended to every clip:
+digital silence, room tone at -48 dBFS and a real noise recording, both cut from the non-speech
+stretches of `../shared/data/real-speech-untranscribed` (`--noise-from`; training data, not evaluation
+data). Plots of the lip gap and jawOpen over the phone strip go to benchmarks/results/articulation/.
+
     python benchmarks/bench_articulation.py                       # defaults (converts the bundles)
     python benchmarks/bench_articulation.py --checkpoint-30 runs/x/best --no-bundles
 
@@ -47,6 +54,8 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "articulation.json"
 PLOTS = ROOT / "results" / "articulation"
 DEFAULT_EVAL = ROOT.parent.parent / "shared" / "eval" / "real-speech"
+DEFAULT_NOISE = ROOT.parent.parent / "shared" / "data" / "real-speech-untranscribed"
+ROOM_TONE_DBFS = -48.0
 Curves = dict[str, np.ndarray]  # utterance -> (n, 52)
 
 
@@ -94,6 +103,116 @@ def score(curves: Curves, utterances: list[dict[str, Any]], fps: int, espeak: bo
     }
 
 
+def lips(curves: Curves, utterances: list[dict[str, Any]], fps: int) -> dict[str, Any]:
+    """Seal rate, over-closure rate and rest per speaker (with the bilabials and pauses behind them) and
+    their means over the speakers with enough of them, with bootstrap 95 % intervals."""
+    gaps: dict[str, list[float]] = defaultdict(list)
+    pauses: dict[str, list[np.ndarray]] = defaultdict(list)
+    for u in utterances:
+        gaps[u["speaker"]] += A.bilabial_min_gaps(curves[u["name"]], u["phones"], fps)
+        pauses[u["speaker"]] += A.pause_jaw(curves[u["name"]], u["phones"], fps)
+    speakers = sorted({u["speaker"] for u in utterances})
+    sealed = {s: gaps[s] for s in speakers if len(gaps[s]) >= A.MIN_BILABIALS_PER_SPEAKER}
+    rested = {s: pauses[s] for s in speakers if len(pauses[s]) >= A.MIN_PAUSES_PER_SPEAKER}
+    stats = {"seal": (sealed, A.seal_rate), "overclosed": (sealed, A.overclosed_rate), "rest": (rested, A.rest)}
+    return {
+        "per_speaker": {
+            s: {
+                "seal": A.seal_rate(gaps[s]),
+                "overclosed": A.overclosed_rate(gaps[s]),
+                "rest": A.rest(pauses[s]),
+                "bilabials": len(gaps[s]),
+                "pauses": len(pauses[s]),
+                "median_min_gap": float(np.median(gaps[s])) if gaps[s] else float("nan"),
+            }
+            for s in speakers
+        },
+        "mean_over_speakers": {
+            k: float(np.mean([f(v) for v in items.values()])) if items else float("nan")
+            for k, (items, f) in stats.items()
+        },
+        "interval_95": {k: A.speaker_mean_bootstrap(items, f) for k, (items, f) in stats.items()},
+        "speakers_in_mean": {"seal": sorted(sealed), "rest": sorted(rested)},
+    }
+
+
+def jaw_vs_loudness(real: dict[str, Any], loud: dict[str, Any]) -> dict[str, Any]:
+    """Per speaker, the jaw contrast against the loudness baseline's, and whether it clears it by the target."""
+    rows = {}
+    for s, v in real["per_speaker"].items():
+        jaw, base = v["jaw"], loud["per_speaker"][s]["jaw"]
+        rows[s] = {"jaw": jaw, "loudness": base, "met": bool(jaw >= base + A.TARGET_JAW_OVER_LOUDNESS)}
+    return {"per_speaker": rows, "speakers_met": sum(r["met"] for r in rows.values()), "speakers": len(rows)}
+
+
+def quiet_stretch(audio: np.ndarray, seconds: float, sr: int = 16_000) -> tuple[np.ndarray, float] | None:
+    """The first `seconds` of a recording's longest run of 20 ms frames within 4 dB of its noise floor
+    (10th percentile of the frame powers), i.e. of a stretch without speech, and that floor in dBFS;
+    None if no such run is long enough (40 ms are left out at each end of the run)."""
+    hop, edge = sr // 50, 2
+    m = len(audio) // hop
+    if m < 10:
+        return None
+    power = np.mean(np.asarray(audio[: m * hop], dtype=np.float64).reshape(m, hop) ** 2, axis=1)
+    db = 10 * np.log10(power + 1e-12)
+    floor = float(np.percentile(db, 10))
+    quiet = np.concatenate([[False], db <= floor + 4.0, [False]])
+    starts, ends = np.flatnonzero(~quiet[:-1] & quiet[1:]), np.flatnonzero(quiet[:-1] & ~quiet[1:])
+    j = int(np.argmax(ends - starts))
+    a, b = (starts[j] + edge) * hop, (ends[j] - edge) * hop
+    if b - a < seconds * sr:
+        return None
+    return np.asarray(audio[a : a + round(seconds * sr)], dtype=np.float32), floor
+
+
+def noise_leads(folder: Path, seconds: float = 1.0) -> dict[str, dict[str, Any]]:
+    """One second each of digital silence, room tone and a real noise recording, to prepend to clips.
+
+    Room tone: the non-speech stretch of the recording in `folder` whose noise floor is nearest
+    ROOM_TONE_DBFS, scaled to ROOM_TONE_DBFS RMS. Real noise: the loudest non-speech stretch of a recording
+    whose floor is below -20 dBFS (louder floors are recordings with sound throughout), at its own level."""
+    found = []
+    for path in sorted(folder.rglob("*.flac")) + sorted(folder.rglob("*.wav")):
+        got = quiet_stretch(load_audio(path), seconds)
+        if got is not None and -80.0 < got[1] < -20.0:
+            found.append((path, *got))
+    if not found:
+        raise SystemExit(f"error: no recording in {folder} has {seconds} s without speech (pass --noise-from DIR)")
+    room_path, room, _ = min(found, key=lambda f: abs(f[2] - ROOM_TONE_DBFS))
+    noise_path, noise, _ = max(found, key=lambda f: f[2])
+
+    def dbfs(x: np.ndarray) -> float:
+        return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
+
+    room = (room * 10 ** ((ROOM_TONE_DBFS - dbfs(room)) / 20)).astype(np.float32)
+    return {
+        "silence": {"audio": np.zeros(round(seconds * 16_000), dtype=np.float32), "source": "digital zeros"},
+        "room_tone": {"audio": room, "source": str(room_path.relative_to(folder))},
+        "real_noise": {"audio": noise, "source": str(noise_path.relative_to(folder))},
+    }
+
+
+def lead_rests(ckpt: Checkpoint, utterances: list[dict[str, Any]], leads: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per kind of prepended sound: mean jawOpen over that second (its first 100 ms left out), per speaker
+    (mean over its clips) and as the mean over speakers with a bootstrap 95 % interval."""
+    fps = ckpt.model.config.fps
+    out = {}
+    for kind, lead in leads.items():
+        by_speaker: dict[str, list[float]] = defaultdict(list)
+        for u in utterances:
+            curves = infer_array(ckpt, np.concatenate([lead["audio"], load_audio(u["audio"])]))
+            by_speaker[u["speaker"]].append(A.lead_rest(curves, fps, len(lead["audio"]) / 16_000))
+        per = {s: float(np.mean(v)) for s, v in sorted(by_speaker.items())}
+        out[kind] = {
+            "source": lead["source"],
+            "dbfs": round(float(10 * np.log10(np.mean(np.square(lead["audio"], dtype=np.float64)) + 1e-20)), 1),
+            "per_speaker": per,
+            "mean_over_speakers": float(np.mean(list(per.values()))),
+            "interval_95": A.speaker_mean_bootstrap(by_speaker, np.mean),
+        }
+    return out
+
+
 def torch_curves(ckpt: Checkpoint, utterances: list[dict[str, Any]]) -> Curves:
     return {u["name"]: infer_array(ckpt, load_audio(u["audio"])) for u in utterances}
 
@@ -129,13 +248,36 @@ def loudness_curves(utterances: list[dict[str, Any]], fps: int) -> Curves:
     return out
 
 
-def targets_met(result: dict[str, Any], loudness: dict[str, Any]) -> dict[str, bool]:
-    mean = result["mean_over_speakers"]
-    return {
-        "every_contrast_>=_0.85": all(v >= A.TARGET_EACH for v in mean.values()),
-        "mean_of_four_>=_0.90": result["mean_of_contrasts"] >= A.TARGET_MEAN,
-        "jaw_>=_loudness_+_0.05": mean["jaw"] >= loudness["mean_over_speakers"]["jaw"] + A.TARGET_JAW_OVER_LOUDNESS,
-    }
+def targets(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 26's targets for one model's results: rows of (target, value, threshold, met)."""
+    mean = m["real_speech"]["mean_over_speakers"]
+    rows = [(f"{c} contrast >= {A.TARGET_EACH}", mean[c], A.TARGET_EACH, mean[c] >= A.TARGET_EACH) for c in A.CONTRASTS]
+    value = m["real_speech"]["mean_of_contrasts"]
+    rows.append((f"mean of the contrasts >= {A.TARGET_MEAN}", value, A.TARGET_MEAN, value >= A.TARGET_MEAN))
+    if "loudness_baseline" in m:
+        need = m["loudness_baseline"]["mean_over_speakers"]["jaw"] + A.TARGET_JAW_OVER_LOUDNESS
+        rows.append((f"jaw >= loudness + {A.TARGET_JAW_OVER_LOUDNESS} (mean)", mean["jaw"], need, mean["jaw"] >= need))
+        per = m["jaw_vs_loudness"]
+        rows.append(("jaw >= loudness + 0.05 (speakers)", per["speakers_met"], per["speakers"],
+                     per["speakers_met"] == per["speakers"]))  # fmt: skip
+    lip = m["lips"]["mean_over_speakers"]
+    rows += [(f"seal >= {A.TARGET_SEAL}", lip["seal"], A.TARGET_SEAL, lip["seal"] >= A.TARGET_SEAL),
+             (f"over-closure <= {A.TARGET_OVERCLOSED}", lip["overclosed"], A.TARGET_OVERCLOSED,
+              lip["overclosed"] <= A.TARGET_OVERCLOSED),
+             (f"rest <= {A.TARGET_REST}", lip["rest"], A.TARGET_REST, lip["rest"] <= A.TARGET_REST)]  # fmt: skip
+    if "lead_rest" in m:
+        room = m["lead_rest"]["room_tone"]["mean_over_speakers"]
+        rows.append((f"rest over room tone <= {A.TARGET_REST}", room, A.TARGET_REST, room <= A.TARGET_REST))
+    return [{"target": t, "value": v, "threshold": th, "met": bool(ok)} for t, v, th, ok in rows]
+
+
+def rate_comparison(models: dict[str, Any]) -> list[dict[str, Any]]:
+    """60 fps no worse than 30 fps on any contrast (mean over speakers), when both were scored."""
+    if "torch_30fps" not in models or "torch_60fps" not in models:
+        return []
+    a, b = (models[f"torch_{f}fps"]["real_speech"]["mean_over_speakers"] for f in (30, 60))
+    return [{"target": f"60 fps >= 30 fps: {c}", "value": b[c], "threshold": a[c], "met": bool(b[c] >= a[c])}
+            for c in A.CONTRASTS]  # fmt: skip
 
 
 def emotion_report(ckpt: Checkpoint, synthetic: Path | None) -> dict[str, Any]:
@@ -218,6 +360,58 @@ def plot_utterances(curves: dict[str, Curves], utterances: list[dict[str, Any]],
     return written
 
 
+def plot_lip_gap(curves: dict[str, tuple[Curves, int]], utterances: list[dict[str, Any]], folder: Path) -> list[str]:
+    """One PNG per utterance: the lip gap and jawOpen of every model over time, above the phone strip
+    (p/b/m highlighted, pauses shaded), with the seal and over-closure lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from a2bs.corpus.synth import PAUSES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for u in utterances:
+        fig, axes = plt.subplots(3, 1, figsize=(13, 6), sharex=True, gridspec_kw={"height_ratios": [3, 2, 0.6]})
+        for label, (by_utt, fps) in curves.items():
+            y = by_utt[u["name"]]
+            t = np.arange(len(y)) / fps
+            style = {"lw": 0.9, "ls": "--"} if label.startswith("labels") else {"lw": 1.3}
+            axes[0].plot(t, A.lip_gap(y), label=label, **style)
+            axes[1].plot(t, y[:, INDEX["jawOpen"]], label=label, **style)
+        axes[0].axhline(A.SEAL_GAP, color="k", lw=0.7, ls=":")
+        axes[0].axhline(A.OVERCLOSED_GAP, color="tab:red", lw=0.7, ls=":")
+        axes[0].axhline(0.0, color="k", lw=0.5)
+        axes[1].axhline(A.TARGET_REST, color="k", lw=0.7, ls=":")
+        for phone, a, b in u["phones"]:
+            bilabial = A.arpabet_class(phone) in A.BILABIALS
+            color = "tab:orange" if bilabial else "0.6" if phone in PAUSES else None
+            if color:
+                for ax in axes:
+                    ax.axvspan(a, b, color=color, alpha=0.25 if bilabial else 0.15, lw=0)
+            axes[2].axvline(a, color="0.7", lw=0.4)
+            if phone not in PAUSES:
+                weight = "bold" if bilabial else "normal"
+                axes[2].text((a + b) / 2, 0.5, phone, ha="center", va="center", fontsize=6, fontweight=weight)
+        axes[0].set_ylabel("lip gap\njawOpen - mouthClose", fontsize=8)
+        axes[1].set_ylabel("jawOpen", fontsize=8)
+        axes[2].set_yticks([])
+        axes[2].set_xlim(0, u["phones"][-1][2])
+        axes[2].set_xlabel(f"s (orange: p/b/m; grey: pauses; dotted: seal {A.SEAL_GAP}, over-closed "
+                           f"{A.OVERCLOSED_GAP}, rest target {A.TARGET_REST})")  # fmt: skip
+        for ax in axes[:2]:
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7, loc="upper right")
+        fig.suptitle(f"{u['name']} ({u['speaker']}): lips and rest", fontsize=9)
+        fig.tight_layout()
+        path = folder / f"lipgap_{u['name']}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(str(path.relative_to(ROOT)))
+    return written
+
+
 def convert_defaults(tmp: Path) -> dict[str, Path]:
     """The default iOS and Android bundles (30 fps), built without validation (this is not the gate)."""
     out = {}
@@ -245,15 +439,22 @@ def main() -> None:
     parser.add_argument("--synthetic", type=Path, help="a synthetic corpus whose val split is scored (default: made)")
     parser.add_argument("--no-bundles", action="store_true", help="skip the iOS and Android bundles")
     parser.add_argument("--fps", type=int, nargs="+", default=[30, 60], choices=[30, 60], help="torch models to score")
+    parser.add_argument("--noise-from", type=Path, default=DEFAULT_NOISE,
+                        help="recordings whose non-speech stretches give the room tone and the real noise")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if not args.eval.is_dir():
-        raise SystemExit(f"evaluation folder not found: {args.eval} (pass --eval DIR)")
+        raise SystemExit(f"error: evaluation folder not found: {args.eval} (pass --eval DIR)")
+    if not args.noise_from.is_dir():
+        raise SystemExit(f"error: noise folder not found: {args.noise_from} (pass --noise-from DIR)")
     started = time.perf_counter()
     set_torch_threads("the PyTorch models", print)
     utterances = eval_set(args.eval)
+    leads = noise_leads(args.noise_from)
     results: dict[str, Any] = {"eval": str(args.eval), "utterances": len(utterances),
-                               "speakers": sorted({u["speaker"] for u in utterances})}  # fmt: skip
+                               "speakers": sorted({u["speaker"] for u in utterances}),
+                               "thresholds": thresholds(),
+                               "prepended": {k: v["source"] for k, v in leads.items()}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         synthetic = args.synthetic or synthetic_val(tmp)
@@ -264,7 +465,8 @@ def main() -> None:
         loud_scores = {fps: score(curves, utterances, fps) for fps, curves in loudness.items()}
         rules30 = rule_curves(utterances, 30)
         models: dict[str, Any] = {"rule_curves_from_reference_phones_30fps": {
-            "real_speech": score(rules30, utterances, 30)}}  # fmt: skip
+            "real_speech": score(rules30, utterances, 30), "lips": lips(rules30, utterances, 30)}}  # fmt: skip
+        lip_plots: dict[str, tuple[Curves, int]] = {"labels (rule curves from the phones)": (rules30, 30)}
         for fps, path in ((f, args.checkpoint_30 if f == 30 else args.checkpoint_60) for f in args.fps):
             ckpt = load_checkpoint(path) if path else load_default(fps)
             loud = loud_scores[fps]
@@ -272,28 +474,38 @@ def main() -> None:
             real = score(curves, utterances, fps)
             syn_utts = [{"name": t.name, "speaker": t.name.split("_", 1)[1], "phones": t.phones} for t in synth_val]
             syn_curves = {t.name: infer_array(ckpt, t.audio) for t in synth_val}
-            models[f"torch_{fps}fps"] = {
+            models[f"torch_{fps}fps"] = m = {
                 "checkpoint": str(path or f"default-{fps}fps"),
                 "real_speech": real,
                 "loudness_baseline": loud,
-                "targets_met": targets_met(real, loud),
+                "jaw_vs_loudness": jaw_vs_loudness(real, loud),
+                "lips": lips(curves, utterances, fps),
+                "lead_rest": lead_rests(ckpt, utterances, leads),
                 "synthetic_val": score(syn_curves, syn_utts, fps, espeak=True),
                 "emotion": emotion_report(ckpt, synthetic),
             }
+            m["targets"] = targets(m)
+            m["targets_met"] = {row["target"]: row["met"] for row in m["targets"]}
+            lip_plots[f"torch {fps} fps"] = (curves, fps)
             if fps == 30:
                 plotted = {"torch": curves, "labels (rule curves from the phones)": rules30, "loudness": loudness[30]}
         if not args.no_bundles:
             for platform_name, bundle in convert_defaults(tmp).items():
                 backend = "coreml" if platform_name == "ios" else "tflite"
                 curves = bundle_curves(bundle, backend, utterances)
-                real = score(curves, utterances, 30)
-                met = targets_met(real, loud_scores[30])
-                models[f"{platform_name}_bundle_30fps"] = {"real_speech": real, "targets_met": met}
+                m = {"real_speech": score(curves, utterances, 30), "loudness_baseline": loud_scores[30]}
+                m["jaw_vs_loudness"] = jaw_vs_loudness(m["real_speech"], loud_scores[30])
+                m["lips"] = lips(curves, utterances, 30)
+                m["targets"] = targets(m)
+                m["targets_met"] = {row["target"]: row["met"] for row in m["targets"]}
+                models[f"{platform_name}_bundle_30fps"] = m
                 plotted[platform_name] = curves
         others = [u for u in utterances if u["speaker"] != "lj"]
         picks = others[:3] + [u for u in utterances if u["speaker"] == "lj"][:1]
         results["plots"] = plot_utterances(plotted, picks, 30, PLOTS) if plotted else []
+        results["plots"] += plot_lip_gap(lip_plots, picks, PLOTS)
     results["models"] = models
+    results["rate_comparison"] = rate_comparison(models)
     results["machine"] = f"{platform.machine()}, {platform.processor() or platform.platform()}"
     results["seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -321,7 +533,7 @@ def summary(results: dict[str, Any]) -> str:
             lines.append(f"{'  95 % interval':24} {ci[0]:>9} {ci[1]:>8} {ci[2]:>8} {ci[3]:>6} {ci[4]:>6}")
         if "loudness_baseline" in m:
             lb = m["loudness_baseline"]["mean_over_speakers"]["jaw"]
-            lines.append(f"{'  loudness baseline':24} {lb:>9.3f}   targets met: {m['targets_met']}")
+            lines.append(f"{'  loudness baseline':24} {lb:>9.3f}")
         if "emotion" in m:
             e = m["emotion"]
             lines.append(
@@ -340,7 +552,75 @@ def summary(results: dict[str, Any]) -> str:
                         for k in ab["file_emotion"]
                     )
                 )
+    lines += lips_table(results)
     return "\n".join(lines)
+
+
+def thresholds() -> dict[str, Any]:
+    """The definitions and speaker-count thresholds behind the lip and rest figures (stated in the output)."""
+    return {
+        "bilabials": f"p/b/m >= {A.BILABIAL_MIN_S * 1000:.0f} ms; smallest jawOpen - mouthClose over the phone's "
+        "frames and one frame either side",
+        "seal": f"smallest gap <= {A.SEAL_GAP}",
+        "overclosed": f"smallest gap < {A.OVERCLOSED_GAP}",
+        "rest": f"mean jawOpen over pauses >= {A.PAUSE_MIN_S * 1000:.0f} ms, {A.PAUSE_TRIM_S * 1000:.0f} ms trimmed "
+        "at each edge (frames pooled per speaker)",
+        "lead_rest": "mean jawOpen over 1 s prepended to each clip, its first 100 ms left out; mean over a "
+        f"speaker's clips; room tone scaled to {ROOM_TONE_DBFS:.0f} dBFS RMS",
+        "min_bilabials_per_speaker": A.MIN_BILABIALS_PER_SPEAKER,
+        "min_pauses_per_speaker": A.MIN_PAUSES_PER_SPEAKER,
+        "speakers_below_threshold": "reported per speaker, left out of the mean over speakers",
+        "interval": "bootstrap 95 %: each speaker's bilabials / pauses / clips redrawn with replacement, 1000 times",
+    }
+
+
+def lips_table(results: dict[str, Any]) -> list[str]:
+    """Per speaker: seal, over-closure, rest, rest over prepended sound, jaw against loudness; then the
+    targets table (pass/fail; the script reports, it does not fail)."""
+    t = results["thresholds"]
+    lines = ["", f"lips and rest: bilabials {t['bilabials']}; seal: {t['seal']}; over-closed: {t['overclosed']}",
+             f"  rest: {t['rest']}; prepended: {t['lead_rest']}",
+             f"  sources: {results['prepended']}",
+             f"  per-speaker figures count in the means with >= {t['min_bilabials_per_speaker']} bilabials (seal, "
+             f"over-closure) / >= {t['min_pauses_per_speaker']} pause (rest); {t['interval']}"]  # fmt: skip
+    for name, m in results["models"].items():
+        if "lips" not in m:
+            continue
+        lip, lead = m["lips"], m.get("lead_rest", {})
+        jvl = m.get("jaw_vs_loudness", {}).get("per_speaker", {})
+        lines.append(f"\n{name}")
+        lines.append(f"{'speaker':10} {'seal':>6} {'over':>6} {'(p/b/m)':>8} {'rest':>6} {'(paus)':>7} "
+                     f"{'silence':>8} {'room':>6} {'noise':>6} | {'jaw':>6} {'loud':>6} {'+0.05':>10}")  # fmt: skip
+        for s, v in lip["per_speaker"].items():
+            few = v["bilabials"] < t["min_bilabials_per_speaker"]
+            seal = "-" if few else f"{v['seal']:.2f}"
+            over = "-" if few else f"{v['overclosed']:.2f}"
+            lr = [
+                f"{lead[k]['per_speaker'][s]:.3f}" if k in lead else "-" for k in ("silence", "room_tone", "real_noise")
+            ]
+            j = jvl.get(s)
+            jcols = f"{j['jaw']:>6.3f} {j['loudness']:>6.3f} {'yes' if j['met'] else 'no':>10}" if j else ""
+            lines.append(f"{s:10} {seal:>6} {over:>6} {v['bilabials']:>8} {v['rest']:>6.3f} {v['pauses']:>7} "
+                         f"{lr[0]:>8} {lr[1]:>6} {lr[2]:>6} | {jcols}")  # fmt: skip
+        mean, ci = lip["mean_over_speakers"], lip["interval_95"]
+        lr = [
+            f"{lead[k]['mean_over_speakers']:.3f}" if k in lead else "-" for k in ("silence", "room_tone", "real_noise")
+        ]
+        lines.append(f"{'mean':10} {mean['seal']:>6.2f} {mean['overclosed']:>6.2f} {'':>8} {mean['rest']:>6.3f} "
+                     f"{'':>7} {lr[0]:>8} {lr[1]:>6} {lr[2]:>6}")  # fmt: skip
+        lines.append(
+            f"{'  95 %':10} "
+            + ", ".join(f"{k} {lo:.3f}-{hi:.3f}" for k, (lo, hi) in ci.items())
+            + "".join(f", {k} {v['interval_95'][0]:.3f}-{v['interval_95'][1]:.3f}" for k, v in lead.items())
+        )
+    lines.append("\ntargets (issue 26; reported, not enforced)")
+    lines.append(f"{'model':24} {'target':42} {'value':>7} {'needs':>7}  met")
+    rows = [(name, r) for name, m in results["models"].items() for r in m.get("targets", [])]
+    rows += [("torch 60 vs 30 fps", r) for r in results.get("rate_comparison", [])]
+    for name, r in rows:
+        value, need = (f"{x:>7}" if isinstance(x, int) else f"{x:>7.3f}" for x in (r["value"], r["threshold"]))
+        lines.append(f"{name:24} {r['target']:42} {value} {need}  {'yes' if r['met'] else 'NO'}")
+    return lines
 
 
 if __name__ == "__main__":
