@@ -178,6 +178,7 @@ def test_fuzz_mlpackage_manifest(ios_bundle: Path, arena: dict[str, Path], data:
 # --- sample configs ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=800)
 @given(data=st.data())
 def test_fuzz_sample_config(arena: dict[str, Path], data: st.DataObject) -> None:

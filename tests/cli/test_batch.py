@@ -18,6 +18,8 @@ from entry_points import run as run_entry_point
 from a2bs.cli import main as cli
 from a2bs.cli.batch import REPORT, Job, _unreported
 
+pytestmark = pytest.mark.slow  # worker processes and Dask clusters start for real
+
 BIN = Path(sys.executable).parent
 
 

@@ -552,6 +552,7 @@ def test_script_missing_file(tmp_path: Path, quiet30: Path) -> None:
     assert listing(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_script_bundled_speech(tmp_path: Path, speech_cache: dict, run: Run, checkpoint_dirs: dict[int, Path]) -> None:
     """End to end through the console script; identical bytes to the in-process run (deterministic)."""
     audio = bundled_speech()

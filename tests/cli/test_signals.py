@@ -12,6 +12,8 @@ import pytest
 from audio_fixtures import write_tone
 from entry_points import BIN, copy_bundle, hidden
 
+pytestmark = pytest.mark.slow  # real processes, each 10-25 s of start-up
+
 # --- signals on real processes ---------------------------------------------------------------------
 
 

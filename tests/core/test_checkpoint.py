@@ -47,7 +47,7 @@ def test_files_are_plain_safetensors_and_json(checkpoint_dirs: dict[int, Path]) 
     assert config["format"] == "a2bs-checkpoint" and config["model"]["fps"] == 60
     assert len(config["mel_stats"]["mean"]) == 80 and len(config["emotion_stats"]["mean"]) == 264
     weights = load_file(str(folder / WEIGHTS_FILE))
-    assert "queries" in weights and weights["queries"].shape == (52, 256)
+    assert "queries" in weights and weights["queries"].shape == (52, config["model"]["d_model"])
     assert not any(k.startswith("front_end.") for k in weights)  # fixed DFT/mel matrices are rebuilt
     assert (folder / WEIGHTS_FILE).read_bytes()[:2] != b"\x80\x04"  # not a pickle
 

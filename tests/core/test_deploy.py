@@ -39,7 +39,7 @@ def test_front_end_and_initial_state(ckpt30: Checkpoint) -> None:
     state = initial_state(model)
     assert state["mel_frames"].shape == (1, 3, 80)
     assert mel_history_names(model.config) == ["j-2", "j-1", "j"]
-    assert state["context"].shape == (1, model.config.context_frames - 1, 512)
+    assert state["context"].shape == (1, model.config.context_frames - 1, 2 * model.config.d_model)
     silence = model.front_end(torch.zeros(1, N_FFT))
     torch.testing.assert_close(state["mel_frames"][0, 0], silence[0])
 

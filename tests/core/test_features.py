@@ -19,6 +19,7 @@ def test_filterbank_matches_librosa() -> None:
     np.testing.assert_allclose(ours, ref, atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hop", [320, 160])
 def test_log_mel_matches_librosa_on_real_speech(hop: int) -> None:
     """At integer hops our frame centres are k * hop, exactly librosa's centred frames."""

@@ -66,6 +66,7 @@ def test_stride_interpolates_between_computed_frames(trained30: Checkpoint) -> N
         assert metrics["rel_mae"] < limit * still["rel_mae"] and metrics["min_correlation"] > 0.8, metrics["rel_mae"]
 
 
+@pytest.mark.slow
 def test_emotion_refresh_changes_only_emotion(trained30: Checkpoint, tmp_path: Path) -> None:
     audio = load_audio(bundled_speech())
     # quiet first half, loud second half: refreshed emotion features differ between halves

@@ -20,6 +20,8 @@ from a2bs.runtime import mil_executor
 from a2bs.runtime.coreml_package import compressed_weights, ct
 from a2bs.runtime.mil_executor import MILExecutor, UnsupportedOpError
 
+pytestmark = pytest.mark.slow  # converts Core ML packages to execute
+
 VARIANTS = ("fp16", "int8", "palettize4", "w8a8")
 # blendshapes MAE in units of the reference's per-shape spread over the calibration frames (parity.py's
 # rel_mae); a step that outputs the reference's mean scores ~0.4-0.6 on these frames

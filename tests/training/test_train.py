@@ -164,6 +164,7 @@ def _config(corpus: Path | list[str], out: Path, **kw) -> TrainConfig:
     return TrainConfig(data=data, out=str(out), **(defaults | kw))
 
 
+@pytest.mark.slow
 def test_short_training_run_learns_and_resumes(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     train(_config(corpus, out), progress=False, log=lambda _: None)
@@ -183,6 +184,7 @@ def test_short_training_run_learns_and_resumes(corpus: Path, tmp_path: Path) -> 
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_data_parallel_two_processes(corpus: Path, tmp_path: Path) -> None:
     """torchrun with two CPU processes on gloo: both take part, rank 0 writes the checkpoint."""
     out = tmp_path / "ddp"
@@ -222,6 +224,7 @@ def test_bad_phone_files_and_corpus_json_are_reasons_not_crashes(corpus: Path, t
         train(_config(data, tmp_path / "run"), progress=False, log=lambda _: None)
 
 
+@pytest.mark.slow
 def test_several_datasets_mix_with_their_own_splits(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     logged: list[str] = []
@@ -272,6 +275,7 @@ def test_warp_vocal_tract_moves_formants_by_one_factor_per_sequence() -> None:
     assert torch.equal(warp_vocal_tract(fe.normalize(raw), fe, 0.0, np.random.default_rng(3)), fe.normalize(raw))
 
 
+@pytest.mark.slow
 def test_specialization_weight_makes_the_streams_commit(corpus: Path, tmp_path: Path) -> None:
     """With the term the blendshapes commit to one stream; without it (the negative control) they stay mixed."""
     uncommitted = {}
