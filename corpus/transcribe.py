@@ -140,19 +140,24 @@ class Recognizer:
         """`recognize` for a line that must be usable; Unreadable (with the reason) when it is not."""
         check_readable(audio)
         rec = self.recognize(audio)
-        if not rec.words:
-            raise Unreadable("no words", "no words recognised (no speech, or not speech the US English model knows)")
-        if rec.word_rate < MIN_WORD_RATE:
-            raise Unreadable(
-                "not speech",
-                f"{len(rec.words)} words in {rec.loud_s:.1f} s of sound ({rec.word_rate:.1f}/s < {MIN_WORD_RATE}): "
-                "music, noise or a held sound?",
-            )
-        if rec.confidence < min_confidence:
-            raise Unreadable(
-                "low confidence", f"confidence {rec.confidence:.2f} < {min_confidence:.2f} (recognised: {rec.text!r})"
-            )
+        check_recognition(rec, min_confidence)
         return rec
+
+
+def check_recognition(rec: Recognition, min_confidence: float = MIN_CONFIDENCE) -> None:
+    """Unreadable when a recognition is not to be trusted: no words, too few for the sound, low confidence."""
+    if not rec.words:
+        raise Unreadable("no words", "no words recognised (no speech, or not speech the US English model knows)")
+    if rec.word_rate < MIN_WORD_RATE:
+        raise Unreadable(
+            "not speech",
+            f"{len(rec.words)} words in {rec.loud_s:.1f} s of sound ({rec.word_rate:.1f}/s < {MIN_WORD_RATE}): "
+            "music, noise or a held sound?",
+        )
+    if rec.confidence < min_confidence:
+        raise Unreadable(
+            "low confidence", f"confidence {rec.confidence:.2f} < {min_confidence:.2f} (recognised: {rec.text!r})"
+        )
 
 
 def loud_seconds(audio: np.ndarray) -> float:
