@@ -407,7 +407,7 @@ def data_transcribe(
     out: Annotated[Path, typer.Option(help="Folder to create (must not exist): transcripts.tsv + transcribe.json.")],
     min_confidence: Annotated[
         float | None,
-        typer.Option(help="Skip lines whose confidence (mean word posterior, 0-1) is lower. Default: measured."),
+        typer.Option(help="Skip lines whose confidence (mean word posterior, 0-1) is lower. Default: 0.5 (measured)."),
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes (one recogniser each).")] = 2,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,

@@ -184,6 +184,8 @@ def test_existing_output_and_bad_threshold_are_refused(
                        (["--out", tmp_path / "new", "--min-confidence", "2"], "between 0 and 1")):  # fmt: skip
         code, _, err = _run(monkeypatch, capsys, src, *extra)
         assert code == 2 and err.startswith("error: ") and key in err and len(err.splitlines()) == 1, err
+    code, out, _ = _run(monkeypatch, capsys, "--help")
+    assert code == 0 and f"Default: {T.MIN_CONFIDENCE} (measured)" in " ".join(out.replace("│", " ").split())
 
 
 def test_interrupted_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
