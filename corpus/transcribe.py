@@ -36,7 +36,7 @@ import numpy as np
 from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError
-from a2bs.core.files import check_new_dir, publish_new_dir
+from a2bs.core.files import check_new_dir, publish_new_dir, umask
 from a2bs.corpus.align import _PATH_COLUMNS, AUDIO_SUFFIXES, FRAME_S, MAX_LINE_S, Line, _safe_name
 
 MIN_CONFIDENCE = 0.5  # mean word posterior; below it a line is skipped
@@ -323,6 +323,7 @@ def transcribe_folder(
             writer.writeheader()
             writer.writerows(kept)
         (tmp / "transcribe.json").write_text(json.dumps(summary, indent=1) + "\n")
+        tmp.chmod(0o777 & ~umask())  # mkdtemp's 0700 is for the staging folder only
         publish_new_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -15,6 +15,7 @@ from audio_fixtures import tone_signal, write_audio, write_silence
 
 from a2bs.cli import main as cli
 from a2bs.core.audio import load_audio
+from a2bs.core.files import umask
 from a2bs.corpus import transcribe as T
 from a2bs.corpus.align import read_lines
 
@@ -132,6 +133,7 @@ def test_transcribe_writes_a_folder_align_reads(
     assert not skipped and [(x.name, x.speaker, x.text) for x in lines] == [("u1", "s1", fields["text"])]
     assert lines[0].audio == (src / "audio" / "s1" / "a.flac").resolve() and not list(out.rglob("*.flac"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["asr", "lines"]  # no temp folder left
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask()  # not the staging folder's 0700
 
 
 def test_scripted_lines_keep_their_text_and_bare_audio_folders_work(tmp_path: Path) -> None:
