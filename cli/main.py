@@ -310,7 +310,8 @@ def train(
 
 
 data_app = typer.Typer(
-    help="Training data: synthetic espeak-ng speech, or real speech aligned to its transcripts.", no_args_is_help=True
+    help="Training data: synthetic espeak-ng speech, real speech aligned to its transcripts or to recognised text.",
+    no_args_is_help=True,
 )
 app.add_typer(data_app, name="data")
 
@@ -402,6 +403,7 @@ def data_align(
     typer.echo(f"wrote {out}: {len(split['train'])} training and {len(split['val'])} validation takes")
 
 
+<<<<<<< HEAD
 @data_app.command("retarget")
 def data_retarget(
     corpus: Annotated[Path, typer.Argument(help="An aligned corpus (a2bs data align) made with older targets.")],
@@ -423,6 +425,34 @@ def data_retarget(
         made = retarget_corpus(corpus, out, background=background, seed=seed, val_speakers=val_speaker,
                                progress=advance, log=typer.echo)  # fmt: skip
     typer.echo(f"wrote {out}: {len(made['split']['train'])} training and {len(made['split']['val'])} validation takes")
+=======
+@data_app.command("transcribe")
+def data_transcribe(
+    speech: Annotated[
+        Path,
+        typer.Argument(help="Folder of lines: transcripts.tsv / utterances.tsv (a path column), or audio files."),
+    ],
+    out: Annotated[Path, typer.Option(help="Folder to create (must not exist): transcripts.tsv + transcribe.json.")],
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(help="Skip lines whose confidence (mean word posterior, 0-1) is lower. Default: 0.5 (measured)."),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes (one recogniser each).")] = 2,
+    progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
+) -> None:
+    """Lines without a script -> recognised text (PocketSphinx, US English) + confidence, for `a2bs data align`.
+
+    Lines with a script keep it; audio is referenced, not copied. Lines the recogniser cannot read
+    (silence, clipping, music, another language, low confidence) are skipped with a reason."""
+    from a2bs.corpus.transcribe import MIN_CONFIDENCE, transcribe_folder
+
+    threshold = MIN_CONFIDENCE if min_confidence is None else min_confidence
+    with _line_progress("a2bs data transcribe", progress) as advance:
+        summary = transcribe_folder(speech, out, min_confidence=threshold, workers=workers, progress=advance,
+                                    log=typer.echo)  # fmt: skip
+    kept = summary["n_recognised"] + summary["n_scripted"]
+    typer.echo(f"wrote {out / 'transcripts.tsv'}: {kept} lines; next: a2bs data align {out} --out CORPUS")
+>>>>>>> transcribe
 
 
 @data_app.command("voices")
