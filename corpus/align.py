@@ -62,7 +62,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 FRAME_S = 0.01  # PocketSphinx's frame shift
 MIN_SCORE_PER_FRAME = -30.0  # mean phone acoustic score per frame below this: transcript and audio differ
 MAX_LINE_S = 60.0  # longer lines: split them first (alignment memory and accuracy)
-_PATH_COLUMNS = ("relative_flac_path", "path", "audio", "file")
+PATH_COLUMNS = ("relative_flac_path", "path", "audio", "file")
 
 
 class AlignmentError(A2BSError):
@@ -94,12 +94,12 @@ def read_lines(folder: str | Path) -> tuple[list[Line], list[tuple[str, str]]]:
             rows = list(csv.DictReader(f, delimiter="\t"))
         if not rows:
             raise A2BSError(f"{table} has no rows")
-        path_key = next((k for k in _PATH_COLUMNS if k in rows[0]), None)
+        path_key = next((k for k in PATH_COLUMNS if k in rows[0]), None)
         if path_key is None or "text" not in rows[0]:
-            raise A2BSError(f"{table} needs a 'text' column and one of {', '.join(_PATH_COLUMNS)}")
+            raise A2BSError(f"{table} needs a 'text' column and one of {', '.join(PATH_COLUMNS)}")
         for i, row in enumerate(rows, start=2):
             rel = (row.get(path_key) or "").strip()
-            name = _safe_name((row.get("utt_id") or Path(rel).stem or f"line{i}").strip())
+            name = safe_name((row.get("utt_id") or Path(rel).stem or f"line{i}").strip())
             audio = root / rel
             if not rel:
                 skipped.append((name, f"line {i} of transcripts.tsv has no audio path"))
@@ -109,7 +109,7 @@ def read_lines(folder: str | Path) -> tuple[list[Line], list[tuple[str, str]]]:
     else:
         for txt in sorted(root.rglob("*.txt")):
             audio = next((txt.with_suffix(s) for s in AUDIO_SUFFIXES if txt.with_suffix(s).is_file()), None)
-            name = _safe_name(str(txt.relative_to(root).with_suffix("")).replace(os.sep, "_"))
+            name = safe_name(str(txt.relative_to(root).with_suffix("")).replace(os.sep, "_"))
             if audio is None:
                 skipped.append((name, f"{txt.name} has no audio file with the same name (.wav/.flac/.ogg)"))
                 continue
@@ -148,7 +148,7 @@ def given_phones(segs: Path, duration: float) -> Phones:
     return _cover(phones, duration)
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "line"
 
 

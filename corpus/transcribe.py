@@ -37,7 +37,7 @@ from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import check_new_dir, publish_new_dir, umask
-from a2bs.corpus.align import _PATH_COLUMNS, AUDIO_SUFFIXES, FRAME_S, MAX_LINE_S, Line, _safe_name
+from a2bs.corpus.align import PATH_COLUMNS, AUDIO_SUFFIXES, FRAME_S, MAX_LINE_S, Line, safe_name
 
 MIN_CONFIDENCE = 0.5  # mean word posterior; below it a line is skipped
 SILENCE_DBFS = -55.0  # RMS of the whole line below this: nothing to recognise
@@ -215,12 +215,12 @@ def read_speech(folder: str | Path) -> tuple[list[Line], list[tuple[str, str, st
             raise A2BSError(f"{table} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
         if not rows:
             raise A2BSError(f"{table} has no rows")
-        path_key = next((k for k in _PATH_COLUMNS if k in rows[0]), None)
+        path_key = next((k for k in PATH_COLUMNS if k in rows[0]), None)
         if path_key is None:
-            raise A2BSError(f"{table} needs a path column: one of {', '.join(_PATH_COLUMNS)}")
+            raise A2BSError(f"{table} needs a path column: one of {', '.join(PATH_COLUMNS)}")
         for i, row in enumerate(rows, start=2):
             rel = (row.get(path_key) or "").strip()
-            name = _safe_name((row.get("utt_id") or Path(rel).stem or f"line{i}").strip())
+            name = safe_name((row.get("utt_id") or Path(rel).stem or f"line{i}").strip())
             if not rel:
                 skipped.append((name, "no audio path", f"line {i} of {table.name} has no audio path"))
                 continue
@@ -228,7 +228,7 @@ def read_speech(folder: str | Path) -> tuple[list[Line], list[tuple[str, str, st
             lines.append(Line(name, speaker, (root / rel).resolve(), (row.get("text") or "").strip()))
     else:
         for audio in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
-            name = _safe_name(str(audio.relative_to(root).with_suffix("")).replace(os.sep, "_"))
+            name = safe_name(str(audio.relative_to(root).with_suffix("")).replace(os.sep, "_"))
             txt = audio.with_suffix(".txt")
             text = txt.read_text(encoding="utf-8", errors="replace").strip() if txt.is_file() else ""
             speaker = audio.parent.name if audio.parent != root else "speaker"
