@@ -403,7 +403,6 @@ def data_align(
     typer.echo(f"wrote {out}: {len(split['train'])} training and {len(split['val'])} validation takes")
 
 
-<<<<<<< HEAD
 @data_app.command("retarget")
 def data_retarget(
     corpus: Annotated[Path, typer.Argument(help="An aligned corpus (a2bs data align) made with older targets.")],
@@ -425,7 +424,8 @@ def data_retarget(
         made = retarget_corpus(corpus, out, background=background, seed=seed, val_speakers=val_speaker,
                                progress=advance, log=typer.echo)  # fmt: skip
     typer.echo(f"wrote {out}: {len(made['split']['train'])} training and {len(made['split']['val'])} validation takes")
-=======
+
+
 @data_app.command("transcribe")
 def data_transcribe(
     speech: Annotated[
@@ -452,7 +452,6 @@ def data_transcribe(
                                     log=typer.echo)  # fmt: skip
     kept = summary["n_recognised"] + summary["n_scripted"]
     typer.echo(f"wrote {out / 'transcripts.tsv'}: {kept} lines; next: a2bs data align {out} --out CORPUS")
->>>>>>> transcribe
 
 
 @data_app.command("voices")

@@ -37,7 +37,7 @@ from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import check_new_dir, publish_new_dir, umask
-from a2bs.corpus.align import PATH_COLUMNS, AUDIO_SUFFIXES, FRAME_S, MAX_LINE_S, Line, safe_name
+from a2bs.corpus.align import AUDIO_SUFFIXES, FRAME_S, MAX_LINE_S, PATH_COLUMNS, Line, safe_name
 
 MIN_CONFIDENCE = 0.5  # mean word posterior; below it a line is skipped
 SILENCE_DBFS = -55.0  # RMS of the whole line below this: nothing to recognise
