@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from a2bs.core.blendshapes import INDEX
-from a2bs.corpus.visemes import ARPABET, PHONEMES
+from a2bs.corpus.visemes import ARPABET, PAUSES, PHONEMES
 
 Phones = Sequence[tuple[str, float, float]]
 
@@ -259,8 +259,6 @@ def overclosed_rate(min_gaps: Sequence[float]) -> float:
 def pause_jaw(curves: np.ndarray, phones: Phones, fps: int) -> list[np.ndarray]:
     """jawOpen over each pause >= PAUSE_MIN_S, PAUSE_TRIM_S trimmed at each edge (frames whose time is
     inside the trimmed pause; pauses past the end of the curves are left out)."""
-    from a2bs.corpus.synth import PAUSES
-
     jaw = curves[:, INDEX["jawOpen"]]
     out = []
     for phone, start, end in phones:
