@@ -400,6 +400,24 @@ def test_uncompressed_result_is_refused(trained30: Checkpoint, tmp_path: Path, m
     assert not any(tmp_path.iterdir())
 
 
+def test_self_check_refuses_a_wrong_model(
+    trained30: Checkpoint, calibration30: CalibrationSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Negative control of the Core ML self-check: a 1-bit (2-entry) k-means table shipped as palettize4
+    gives a wrong face; the MIL executor's check refuses it before anything is written."""
+
+    def one_bit(mlmodel: object) -> object:
+        config = coreml._linear_weights_config(coreml._palettize_config(1))
+        return ct.optimize.coreml.palettize_weights(mlmodel, config)
+
+    monkeypatch.setitem(coreml.RECIPES, "palettize4", dataclasses.replace(coreml.RECIPES["palettize4"],
+                                                                           after_convert=one_bit))  # fmt: skip
+    with pytest.raises(ConversionError, match="wrong face") as info:
+        convert_coreml(trained30, "palettize4", tmp_path, calibration=calibration30)
+    assert info.value.stage == "quantize:palettize4"
+    assert not any(tmp_path.iterdir())
+
+
 def test_failed_save_leaves_nothing_behind(
     trained30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
