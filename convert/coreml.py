@@ -129,7 +129,9 @@ def convert_coreml(
         check_stage = "convert" if recipe == Recipe() else f"quantize:{variant}"
         checks[step_path] = _check_step(staged[step_path], ckpt, calibration, check_stage)
         if front_path in staged:
-            checks[front_path] = _check_front_end(staged[front_path], ckpt, calibration)
+            front_check = _check_front_end(staged[front_path], ckpt, calibration)
+            if front_check is not None:
+                checks[front_path] = front_check
 
     report(f"coreml {variant}: save")
     save_atomically(out_dir, writers, overwrite=overwrite, verify=verify)
@@ -483,8 +485,9 @@ def _check_step(path: Path, ckpt: Checkpoint, calibration: CalibrationSet, check
 
 
 @torch.no_grad()
-def _check_front_end(path: Path, ckpt: Checkpoint, calibration: CalibrationSet) -> SelfCheck:
-    """Run the staged front end in the NumPy MIL executor: an fp32 program matches PyTorch to round-off."""
+def _check_front_end(path: Path, ckpt: Checkpoint, calibration: CalibrationSet) -> SelfCheck | None:
+    """Run the staged front end in the NumPy MIL executor: an fp32 program matches PyTorch to round-off.
+    Returns its figures on real speech (None when the calibration set holds no PCM windows)."""
     from a2bs.runtime.mil_executor import MILExecutor
 
     reference = DeployFrontEnd(ckpt.model).eval()
@@ -500,9 +503,12 @@ def _check_front_end(path: Path, ckpt: Checkpoint, calibration: CalibrationSet) 
             f"front end: the fp32 Core ML program differs from PyTorch by {worst:.3g} (limit {FRONT_END_ATOL:g}): "
             "a converter miscompile, not round-off",
         )
-    mae, worst_real = abs_errors(pairs[2:])  # real speech (the first two inputs are synthetic)
+    real = pairs[2:]  # the first two inputs are synthetic
+    if not real:
+        return None
+    mae, worst_real = abs_errors(real)
     compute = "fp16" if runner.fp16_compute else "fp32"
-    return SelfCheck(FRONT_END_OUTPUTS[0], mae, worst_real, len(pairs) - 2, f"{_EXECUTOR}, {compute} compute")
+    return SelfCheck(FRONT_END_OUTPUTS[0], mae, worst_real, len(real), f"{_EXECUTOR}, {compute} compute")
 
 
 _EXECUTOR = "NumPy MIL executor"

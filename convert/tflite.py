@@ -103,8 +103,9 @@ def convert_tflite(
         model_bytes = _quantize(fp32, recipe, calibration, quantize_stage)
         say(f"tflite {variant}: verify")
         outputs = _parity(model_bytes, step, STEP_INPUTS, STEP_OUTPUTS, check_inputs, stage=quantize_stage)
-        problem = compressed_problem(outputs[STEP_OUTPUTS[1]][1:])  # real speech: the random example may
-        if problem:  # leave the calibrated range
+        # on real speech only: the random example may leave the calibrated range
+        problem = compressed_problem(outputs[STEP_OUTPUTS[1]][1:])
+        if problem:
             raise ConversionError(quantize_stage, problem)
 
     writers = {step_path: lambda path: write_file(path, model_bytes)}
@@ -431,9 +432,12 @@ def _require_float_parity(outputs: dict, stage: str, what: str, atol: float | No
             )
 
 
-def _self_check(outputs: dict, name: str, skip: int) -> SelfCheck:
-    """The figures of output `name` on the real-speech inputs (the first `skip` inputs are synthetic)."""
+def _self_check(outputs: dict, name: str, skip: int) -> SelfCheck | None:
+    """The figures of output `name` on the real-speech inputs (the first `skip` inputs are synthetic);
+    None when there were none."""
     real = outputs[name][skip:]
+    if not real:
+        return None
     mae, worst = abs_errors(real)
     return SelfCheck(name, mae, worst, len(real), RUNTIME)
 
@@ -442,6 +446,8 @@ def _parity_notes(outputs: dict) -> list[str]:
     notes = []
     for name in (STEP_OUTPUTS[0], STEP_OUTPUTS[2]):
         check = _self_check(outputs, name, skip=1)
+        if check is None:
+            return ["parity vs PyTorch measured on a random example only (no real-speech frames given)"]
         notes.append(f"{name}: MAE {check.mae:.2e}, max {check.max_abs:.2e} vs PyTorch on {check.frames} "
                      "real-speech frames (LiteRT)")  # fmt: skip
     return notes

@@ -148,7 +148,9 @@ def abs_errors(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float
 
 def compressed_problem(pairs: list[tuple[np.ndarray, np.ndarray]]) -> str | None:
     """Why a compressed (or fp16) model's blendshapes on real speech are too far from PyTorch to ship,
-    or None: MAE over COMPRESSED_MAE or worst error over COMPRESSED_MAX (NaN fails)."""
+    or None: MAE over COMPRESSED_MAE or worst error over COMPRESSED_MAX (NaN fails; no frames fail too)."""
+    if not pairs:
+        return "no real-speech frames to check the blendshapes on"
     mae, worst = abs_errors(pairs)
     if mae <= COMPRESSED_MAE and worst <= COMPRESSED_MAX:
         return None

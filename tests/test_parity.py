@@ -44,6 +44,7 @@ def test_compressed_problem_catches_a_wrong_face() -> None:
     assert abs_errors(_pairs(spike))[0] < COMPRESSED_MAE
     assert compressed_problem(_pairs(spike)) is not None
     assert compressed_problem(_pairs(np.nan)) is not None  # NaN never passes
+    assert compressed_problem([]) is not None  # nothing measured is not a pass
 
 
 def test_recipes_must_match_the_variant_table() -> None:
