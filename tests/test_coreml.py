@@ -321,7 +321,7 @@ def _zero_attention_share(quantized: torch.fx.GraphModule, step_inputs: list[tup
 
 def test_fp16_at_60fps(ckpt60: Checkpoint, tmp_path: Path) -> None:
     records = convert_coreml(ckpt60, "fp16", tmp_path)
-    assert [r.role for r in records] == ["front_end", "step"]
+    assert [r.role for r in records] == ["step", "front_end"]  # the Converter contract: step, then front end
     summary = load_spec_summary(tmp_path / step_package_name("fp16"))
     shapes = {f["name"]: f["shape"] for f in summary["inputs"]}
     assert shapes["context"] == (1, 511, 512)
