@@ -2,7 +2,7 @@
 
 - docs/ARCHITECTURE.md, "model-figures": sizes and MACs of the bundled default checkpoints, measured by
   `a2bs.core.deploy.model_figures` (what `a2bs info` prints);
-- docs/VALIDATION.md, "variants": every row of `a2bs.core.variants` (recipe, deployment target,
+- docs/VALIDATION.md, "variants": every row of `a2bs.core.variants` (deployment target,
   precision class and its limits, weight limit) with the step sizes of the last
   `benchmarks/bench_artifacts.py` run (benchmarks/results/artifacts.json).
 
@@ -56,9 +56,9 @@ def variants_table() -> str:
         f"Generated from `core/variants.py` ({measured}). Limits: relative MAE / relative max / PSNR / "
         "minimum correlation, as defined above.",
         "",
-        "| platform | variant | recipe | deployment target | step size 30 / 60 fps | precision class: limits (why) "
+        "| platform | variant | deployment target | step size 30 / 60 fps | precision class: limits (why) "
         "| weights (relative RMS) | what it is |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for v in VARIANTS:
         size = " / ".join(f"{sizes[(v.platform, fps, v.name)]:.2f} MB" if (v.platform, fps, v.name) in sizes
@@ -67,7 +67,7 @@ def variants_table() -> str:
         limits = f"{v.precision_class}: {lim.mae:g} / {lim.max_abs:g} / {lim.psnr_db:g} dB / {lim.min_correlation:g} "
         weights = f"{v.weight_limit[0]:g} ({v.weight_limit[1]})" if v.weight_limit else "float, not checked"
         name = f"`{v.name}`" + (" (default)" if v.default else "")
-        lines.append(f"| {v.platform} | {name} | `{v.recipe}` | {v.deployment_target} | {size} | {limits}"
+        lines.append(f"| {v.platform} | {name} | {v.deployment_target} | {size} | {limits}"
                      f"({lim.reason}) | {weights} | {v.description} |")  # fmt: skip
     return "\n".join(lines)
 

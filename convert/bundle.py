@@ -16,10 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from a2bs.convert.common import ArtifactFile, CalibrationSet, calibration_set
+from a2bs.convert.common import ArtifactFile, Converter, calibration_set
 from a2bs.core import constants as C
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, GROUPS
 from a2bs.core.checkpoint import Checkpoint, fingerprint
@@ -36,7 +33,6 @@ from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging
 from a2bs.core.model import ModelConfig
 from a2bs.core.progress import Progress
 from a2bs.core.variants import PLATFORMS, default_variant, platform_variants
-from a2bs.runtime.tflite_runner import TFLiteRunner
 
 MANIFEST = "manifest.json"
 FORMAT = "a2bs-bundle"
@@ -87,15 +83,14 @@ def rejected_dir(out: Path) -> Path:
     return out.with_name(out.name + ".rejected")
 
 
-def _convert(platform: str, ckpt: Checkpoint, variant: str, folder: Path, calibration: CalibrationSet,
-             metadata: dict[str, str], progress: Progress) -> list[ArtifactFile]:  # fmt: skip
+def _converter(platform: str) -> Converter:
     if platform == "ios":
         from a2bs.convert.coreml import convert_coreml
 
-        return convert_coreml(ckpt, variant, folder, calibration=calibration, metadata=metadata, progress=progress)
+        return convert_coreml
     from a2bs.convert.tflite import convert_tflite
 
-    return convert_tflite(ckpt, variant, folder, calibration=calibration, progress=progress)
+    return convert_tflite
 
 
 def _tensor_spec(name: str, shape: tuple[int, ...], description: str) -> dict[str, Any]:
@@ -235,15 +230,15 @@ def build_bundle(
         try:
             progress("calibration: real speech features from the bundled clips")
             calibration = calibration_set(ckpt)
-            metadata = {"checkpoint": ckpt.source}
+            convert = _converter(platform)
             files: list[ArtifactFile] = []
             for variant in variants:
-                for artifact in _convert(platform, ckpt, variant, tmp, calibration, metadata, progress):
+                for artifact in convert(ckpt, variant, tmp, calibration=calibration, progress=progress):
                     if all(artifact.path != f.path for f in files):
                         files.append(artifact)
             progress("manifest")
             manifest = build_manifest(platform, ckpt, files, tmp, default)
-            rows = [_row(platform, ckpt, tmp, f, calibration) for f in files]
+            rows = [_row(tmp, f) for f in files]
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
             (tmp / "README.md").write_text(bundle_readme(manifest, rows))
             passed = check(tmp) if check is not None else True
@@ -260,34 +255,14 @@ def build_bundle(
     return BundleResult(final, manifest, rows, time.perf_counter() - started, passed)
 
 
-@torch.no_grad()
-def _row(platform: str, ckpt: Checkpoint, folder: Path, artifact: ArtifactFile, calibration: CalibrationSet) -> dict:
-    """Table row: variant, file, size and a quick parity figure against the torch reference."""
-    from a2bs.core.deploy import DeployFrontEnd, DeployStep
-
-    if platform == "android":
-        runner, runtime = TFLiteRunner(folder / artifact.path), "LiteRT interpreter"
-    else:
-        from a2bs.runtime.mil_executor import MILExecutor
-
-        runner = MILExecutor(folder / artifact.path)
-        runtime = f"NumPy MIL executor, {'fp16' if runner.fp16_compute else 'fp32'} compute"
-    errors = []
-    if artifact.role == "step":
-        reference = DeployStep(ckpt.model).eval()
-        for inputs in calibration.step_inputs[:16]:
-            expected = reference(*inputs)[0].numpy()
-            got = runner(**{k: v.numpy() for k, v in zip(STEP_INPUTS, inputs, strict=True)})[STEP_OUTPUTS[0]]
-            errors.append(np.abs(got - expected).mean())
-    else:
-        reference = DeployFrontEnd(ckpt.model).eval()
-        for pcm in calibration.front_end_inputs[:16]:
-            got = runner(**{FRONT_END_INPUTS[0]: pcm.numpy()})[FRONT_END_OUTPUTS[0]]
-            errors.append(np.abs(got - reference(pcm).numpy()).mean())
-    parity = float(np.mean(errors))
+def _row(folder: Path, artifact: ArtifactFile) -> dict:
+    """Table row: variant, file, size and the parity figure the converter measured before writing it
+    (MAE of its output vs PyTorch on real-speech frames, core/parity.py)."""
+    check = artifact.check
     return {
         "variant": artifact.variant, "role": artifact.role, "file": artifact.path.as_posix(),
-        "bytes": size_bytes(folder / artifact.path), "parity_mae": parity, "runtime": runtime,
+        "bytes": size_bytes(folder / artifact.path), "parity_mae": None if check is None else check.mae,
+        "runtime": "not measured" if check is None else check.runtime,
     }  # fmt: skip
 
 

@@ -1,77 +1,10 @@
-"""CoreML converter: the deploy-time step and the mel front end as ML programs (`.mlpackage`) for iPhone.
+"""Core ML converter: the deploy-time step and the mel front end as ML programs (`.mlpackage`) for iPhone.
 
-A bundle gets one step model per variant, `a2bs_step_<variant>.mlpackage`, and one shared front end,
-`a2bs_front_end.mlpackage` (1024 PCM samples -> 80 normalized log-mel values, fp32 compute: DESIGN.md
-measured log-mel errors of 0.15-0.34 with fp16). The front end is written by whichever call finds it
-missing, so a bundle holding only `palettize4` still gets one; a later call for another variant reuses
-it after checking that it was built from the same mel statistics (a mismatch raises). Nothing existing
-is ever overwritten: the bundle layer above removes outputs for `--force`.
-
-Pipeline: `torch.export.export(module, example_inputs).run_decompositions({})` -> `ct.convert(...,
-convert_to="mlprogram")` (the `torch.jit.trace` path breaks on numpy 2.4), then the compression pass of
-the variant on the converted fp16 program (`coremltools.optimize.coreml`). Inputs and outputs are fp32
-in every variant (`np.float32` tensors in Swift / MLMultiArray .float32): one I/O contract for all
-variants, the front end and the TFLite artifacts; the cast to fp16 happens inside the model (`cast`
-ops at the inputs and outputs; the largest input, the (1, N-1, 512) context ring, is 131k / 262k values).
-
-Variants (weights of the 12 Linear layers only; biases, LayerNorm parameters and the attention
-constants -- pre-scaled queries, the additive position bias and the decoder's per-blendshape weights,
-which go straight into softmax logits or a sigmoid -- stay fp16; `WEIGHT_THRESHOLD` keeps tensors of
-<= 2048 elements uncompressed in any case):
-
-========== ======================================================= ======== =========================
-variant    weights / activations                                   target   MIL ops it adds
-========== ======================================================= ======== =========================
-fp16       fp16 / fp16                                             iOS16    (cast for fp32 I/O)
-int8       int8 linear symmetric, one scale per output channel     iOS16    constexpr_affine_dequantize
-palettize6 6-bit k-means LUT (64 entries) per weight matrix        iOS16    constexpr_lut_to_dense
-palettize4 4-bit k-means LUT (16 entries) per weight matrix        iOS16    constexpr_lut_to_dense
-w8a8       int8 per-channel weights, 8-bit activations calibrated  iOS17    quantize, dequantize,
-           on real speech (`CalibrationSet.step_inputs`)                    constexpr_affine_dequantize
-========== ======================================================= ======== =========================
-
-(w8a8 is the exception to "attention constants stay fp16": they are operands of matmul/add/mul ops
-whose inputs the quantizer makes 8-bit, so they are stored per-tensor 8-bit like activations.)
-Sizes of every variant, and the front end's (fp32, 2.3 MB), are in docs/VALIDATION.md (generated).
-
-Deployment targets (`MINIMUM_DEPLOYMENT_TARGET`, each row's `deployment_target` in core/variants.py)
-------------------------------------------------------------------------------
-A14 iPhones shipped with iOS 14 and run every release since. ML programs need iOS15; the compression
-ops need more: `constexpr_affine_dequantize` (per-channel int8 weights) and `constexpr_lut_to_dense`
-(per-tensor LUTs) exist from iOS16, the activation `quantize`/`dequantize` ops from iOS17, and the
-iOS18 opset adds per-grouped-channel LUTs, per-block int8 and LUTs with per-channel scales
-(`constexpr_blockwise_shift_scale` and the iOS18 `constexpr_lut_to_dense`).
-Choice: per-variant targets, each the lowest one its ops allow, with iOS16 as the bundle floor:
-* fp16, int8, palettize6, palettize4 and the front end: iOS16. fp16 alone would run on iOS15, but one
-  floor for all weight-only variants means an app built against a bundle can switch variants without
-  changing its deployment target, and every A14 device can update to iOS16.
-* w8a8: iOS17 (`quantize`/`dequantize` on activations do not exist before). Note that A14's Neural
-  Engine has no int8 x int8 path (Apple: "from iPhone 15 Pro onwards", i.e. A17 Pro / M4): on A14, w8a8 runs its 8-bit
-  activations as quantize/dequantize pairs around fp16 compute -- a numerics-and-size preview for newer
-  NPUs, not a speed-up. Prefer int8 or palettize6 on A14.
-* Not iOS18: measured on the test checkpoint, per-grouped-channel k-means (group 8/16/32) and
-  per-channel scales gave no lower output error than one LUT per matrix (this model's Linear weights
-  have similar ranges across output channels), so raising the floor to iOS18 would buy nothing.
-  Rechecked on the trained 60 fps default (2026-12-01, 4-bit k-means emulated in torch on 48 real
-  frames): mean blendshape error 1.56e-3 with one LUT per matrix, 1.51e-3 / 1.40e-3 with groups of 16 /
-  8 output channels, mean correlation 0.9978 -> 0.9986 / 0.9989: still not worth the iOS18 floor. It
-  is a one-line change of `_palettize_config` plus the target.
-
-w8a8 on Linux: `coremltools.optimize.coreml.linear_quantize_activations` calibrates by calling
-`MLModel.predict`, which needs macOS. Instead the torch module is quantized in torch:
-`coremltools.optimize.torch.quantization.LinearQuantizer` inserts fake-quant (weights int8 symmetric per
-channel, activations 8-bit symmetric, min/max observers), forward passes over the real-speech
-calibration inputs set the activation ranges, then torch.ao's reference conversion with *decomposed*
-quantize/dequantize ops (`quantized_decomposed::*`, which `torch.export` and coremltools' export
-frontend understand -- `LinearQuantizer.finalize()` emits quantized tensors that `torch.export` cannot
-trace) and the weights are pre-quantized to int8 buffers so that coremltools turns them into
-`constexpr_affine_dequantize` constants. Uses torch.ao / coremltools private helpers
-(`_convert_to_reference_decomposed_fx`, `LinearQuantizer._qconfig_mapping`): any failure is raised as
-`ConversionError("quantize:w8a8", ...)`, never replaced by an fp16 model.
-
-Known coremltools 9.0 issue worked around: k-means with `num_kmeans_workers > 1` uses a class-level
-process pool that the pass's `__del__` closes without resetting, so the second palettization in a
-process fails with "Pool not running"; we use one worker (the k-means of this model takes ~2 s).
+`torch.export` then `ct.convert(..., convert_to="mlprogram")` (fp16 compute for the step, fp32 for the
+front end), then the compression pass of the variant's `Recipe` (core/variants.py names the variants).
+Inputs and outputs are float32 in every variant, one I/O contract with the LiteRT artifacts. Every
+package is checked against PyTorch in the NumPy MIL executor before it is moved into the bundle. Why
+these recipes and deployment targets, with the measurements: docs/DECISIONS.md ("Core ML converter").
 """
 
 from __future__ import annotations
@@ -80,14 +13,9 @@ import copy
 import hashlib
 import importlib.metadata
 import json
-import os
-import re
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +25,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from a2bs.convert.common import (
+    CHECK_FRAMES,
     ArtifactFile,
     CalibrationSet,
     ConversionError,
+    Recipe,
+    SelfCheck,
     calibration_set,
+    check_targets,
+    front_end_check_inputs,
+    recipes_for,
+    save_atomically,
+    stage,
 )
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.checkpoint import Checkpoint
@@ -115,13 +51,14 @@ from a2bs.core.deploy import (
     mel_history_names,
 )
 from a2bs.core.files import size_bytes
+from a2bs.core.parity import FRONT_END_ATOL, abs_errors, compressed_problem, float_excess
 from a2bs.core.progress import Progress
 from a2bs.core.variants import default_variant, find_variant, platform_variants
 from a2bs.runtime.coreml_package import ct, program_ops
 
 COREML_VARIANTS = platform_variants("ios")  # name -> row of core/variants.py
 DEFAULT_COREML_VARIANT = default_variant("ios")
-MINIMUM_DEPLOYMENT_TARGET = ct.target.iOS16  # the bundle floor; see the module docstring
+MINIMUM_DEPLOYMENT_TARGET = ct.target.iOS16  # the bundle floor (docs/DECISIONS.md)
 FRONT_END_DEPLOYMENT_TARGET = ct.target.iOS16
 FRONT_END_PACKAGE = "a2bs_front_end.mlpackage"
 WEIGHT_THRESHOLD = 2048  # tensors with at most this many elements are never compressed
@@ -155,74 +92,69 @@ def convert_coreml(
     out_dir: Path,
     *,
     calibration: CalibrationSet | None = None,
-    metadata: dict[str, str] | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> list[ArtifactFile]:
-    """Write `<out_dir>/a2bs_step_<variant>.mlpackage` and, if the bundle has none yet, the front end.
-
-    Returns the records of the packages this call wrote (paths relative to `out_dir`): the step, plus
-    the front end when it was written now. An existing front end is reused when its mel statistics
-    match `ckpt` and is reported by no record. `calibration` feeds the w8a8 activation ranges (default:
-    `calibration_set(ckpt)`, real speech); other variants ignore it. `metadata` entries (strings) are
-    added to both models' user-defined metadata.
-
-    Raises ValueError for an unknown variant or bad metadata, ConversionError naming the stage
-    ("export", "convert", "quantize:<variant>", "save") otherwise -- including when the step package
-    already exists (nothing is overwritten) or the existing front end belongs to another checkpoint.
-    """
+    """Write `<out_dir>/a2bs_step_<variant>.mlpackage` and the bundle's fp32 front end
+    `a2bs_front_end.mlpackage` (the `Converter` contract of convert/common.py). Both carry the
+    checkpoint's source in their metadata; the front end also the fingerprint of its mel statistics,
+    which decides whether a later call may reuse it. The packages are checked in the NumPy MIL executor
+    on real speech (core/parity.py's gross-failure limits) before they are moved into `out_dir`."""
     row = find_variant("ios", variant)  # ValueError for an unknown one
+    recipe = RECIPES[variant]
     target = getattr(ct.target, row.deployment_target)
-    extra = _check_metadata(metadata)
-    report: Callable[[str], None] = progress or (lambda _msg: None)
+    extra = {"checkpoint": ckpt.source}
+    report: Progress = progress or (lambda _msg: None)
     out_dir = Path(out_dir)
     step_path = out_dir / step_package_name(variant)
     front_path = out_dir / FRONT_END_PACKAGE
-    if step_path.exists():
-        raise ConversionError("save", f"{step_path} exists: not overwritten (remove it, or pass --force)")
     fingerprint = front_end_fingerprint(ckpt)
-    write_front_end = not front_path.exists()
-    if not write_front_end:
-        _check_existing_front_end(front_path, fingerprint)
+    reuse_front = check_targets(step_path, front_path, overwrite, lambda p: _front_end_matches(p, fingerprint))
+    if calibration is None:
+        report(f"coreml {variant}: calibration data (real speech)")
+        calibration = calibration_set(ckpt)
 
     step_model = _convert_step(ckpt, variant, calibration, report)
     _set_metadata(step_model, ckpt, "step", variant, target, extra)
-    models = []
-    if write_front_end:
+    writers = {step_path: lambda path: step_model.save(str(path))}
+    if not reuse_front:
         front_model = _convert_front_end(ckpt, report)
         _set_metadata(front_model, ckpt, "front_end", "fp32", FRONT_END_DEPLOYMENT_TARGET, extra)
         front_model.user_defined_metadata["front_end_fingerprint"] = fingerprint
-        models.append((front_model, front_path))
-    models.append((step_model, step_path))
+        writers[front_path] = lambda path: front_model.save(str(path))
+    checks: dict[Path, SelfCheck] = {}
+
+    def verify(staged: dict[Path, Path]) -> None:
+        report(f"coreml {variant}: verify")
+        check_stage = "convert" if recipe == Recipe() else f"quantize:{variant}"
+        checks[step_path] = _check_step(staged[step_path], ckpt, calibration, check_stage)
+        if front_path in staged:
+            front_check = _check_front_end(staged[front_path], ckpt, calibration)
+            if front_check is not None:
+                checks[front_path] = front_check
 
     report(f"coreml {variant}: save")
-    _save_atomically(models, out_dir)
-
-    records = []
-    if write_front_end:
-        records.append(
-            ArtifactFile(
-                Path(FRONT_END_PACKAGE), "front_end", "fp32", "fp32 weights, fp32 compute, fp32 inputs/outputs",
-                [f"minimum deployment target {_target_name(FRONT_END_DEPLOYMENT_TARGET)}",
-                 f"{size_bytes(front_path) / 1e6:.2f} MB"],
-            )
-        )  # fmt: skip
-    notes = [f"minimum deployment target {_target_name(target)}", f"{size_bytes(step_path) / 1e6:.2f} MB",
-             row.description, *([RECIPES[row.recipe].note] if RECIPES[row.recipe].note else [])]  # fmt: skip
-    records.append(ArtifactFile(Path(step_path.name), "step", variant, row.precision, notes))
-    return records
+    save_atomically(out_dir, writers, overwrite=overwrite, verify=verify)
+    notes = [f"minimum deployment target {target.name}", f"{size_bytes(step_path) / 1e6:.2f} MB",
+             row.description, *([recipe.note] if recipe.note else [])]  # fmt: skip
+    return [
+        ArtifactFile(Path(step_path.name), "step", variant, row.precision, notes, check=checks.get(step_path)),
+        ArtifactFile(
+            Path(FRONT_END_PACKAGE), "front_end", "fp32", "fp32 weights, fp32 compute, fp32 inputs/outputs",
+            [f"minimum deployment target {FRONT_END_DEPLOYMENT_TARGET.name}",
+             f"{size_bytes(front_path) / 1e6:.2f} MB"], check=checks.get(front_path),
+        ),
+    ]  # fmt: skip
 
 
-def _convert_step(ckpt: Checkpoint, variant: str, calibration: CalibrationSet | None, report: Progress) -> Any:
+def _convert_step(ckpt: Checkpoint, variant: str, calibration: CalibrationSet, report: Progress) -> Any:
     row = find_variant("ios", variant)
-    recipe = RECIPES[row.recipe]
+    recipe = RECIPES[variant]
     step = DeployStep(ckpt.model).eval()
     example = step.example_inputs()
     module: nn.Module = step
     if recipe.before_export is not None:
         with _stage(f"quantize:{variant}"):
-            if calibration is None:
-                report(f"coreml {variant}: calibration data (real speech)")
-                calibration = calibration_set(ckpt)
             report(f"coreml {variant}: calibrate activations")
             module = recipe.before_export(step, example, calibration)
     report(f"coreml {variant}: export")
@@ -275,7 +207,7 @@ def _convert_front_end(ckpt: Checkpoint, report: Progress) -> Any:
 
 
 def _linear_weights_config(op_config: Any) -> Any:
-    """Compress only the weights of `linear` ops (see the module docstring for why)."""
+    """Compress only the weights of `linear` ops (why: docs/DECISIONS.md, "Core ML converter")."""
     return ct.optimize.coreml.OptimizationConfig(op_type_configs={"linear": op_config})
 
 
@@ -433,33 +365,22 @@ def _quantize_w8a8(step: DeployStep, example: tuple[torch.Tensor, ...], calibrat
     return reference.eval()
 
 
-# --- metadata, names, saving ----------------------------------------------------------------------
-
-
 # --- recipes: how each variant of core/variants.py is built ------------------------------------
 
-
-@dataclass(frozen=True)
-class Recipe:
-    """How the step of a Core ML variant is made: an optional pass on the torch module before export
-    (activation quantization calibrated on real speech), an optional compression pass on the converted
-    fp16 program, the MIL ops that prove the pass ran, and a note for the manifest."""
-
-    adds_ops: frozenset[str] = frozenset()
-    before_export: Callable[[DeployStep, tuple[torch.Tensor, ...], CalibrationSet], nn.Module] | None = None
-    after_convert: Callable[[Any], Any] | None = None
-    note: str = ""
-
-
 _WEIGHTS_ONLY = "compressed: the 12 Linear weight matrices; biases, LayerNorm and attention constants fp16"
-RECIPES: dict[str, Recipe] = {
+_INT8 = frozenset({"constexpr_affine_dequantize"})  # the MIL ops that prove each compression pass ran
+_LUT = frozenset({"constexpr_lut_to_dense"})
+RECIPES: dict[str, Recipe] = recipes_for("ios", {
     "fp16": Recipe(),
-    "int8_weights": Recipe(frozenset({"constexpr_affine_dequantize"}), after_convert=_int8_weights, note=_WEIGHTS_ONLY),
-    "palettize6": Recipe(frozenset({"constexpr_lut_to_dense"}), after_convert=_palettize(6), note=_WEIGHTS_ONLY),
-    "palettize4": Recipe(frozenset({"constexpr_lut_to_dense"}), after_convert=_palettize(4), note=_WEIGHTS_ONLY),
-    "w8a8": Recipe(frozenset({"quantize", "dequantize", "constexpr_affine_dequantize"}), before_export=_quantize_w8a8,
+    "int8": Recipe(after_convert=_int8_weights, adds_ops=_INT8, note=_WEIGHTS_ONLY),
+    "palettize6": Recipe(after_convert=_palettize(6), adds_ops=_LUT, note=_WEIGHTS_ONLY),
+    "palettize4": Recipe(after_convert=_palettize(4), adds_ops=_LUT, note=_WEIGHTS_ONLY),
+    "w8a8": Recipe(before_export=_quantize_w8a8, adds_ops=_INT8 | {"quantize", "dequantize"},
                    note="8-bit: Linear weights (per channel), activations and the attention constants (per tensor)"),
-}  # fmt: skip
+})  # fmt: skip
+
+
+# --- metadata, names, checks -----------------------------------------------------------------------
 
 
 def _package_version() -> str:
@@ -467,10 +388,6 @@ def _package_version() -> str:
         return importlib.metadata.version("a2bs")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def _target_name(target: Any) -> str:
-    return target.name
 
 
 def _common_metadata(ckpt: Checkpoint, role: str, variant: str, target: Any, compute: str) -> dict[str, str]:
@@ -488,30 +405,11 @@ def _common_metadata(ckpt: Checkpoint, role: str, variant: str, target: Any, com
         "fmin": str(FMIN),
         "fmax": str(FMAX),
         "log_eps": str(LOG_EPS),
-        "minimum_deployment_target": _target_name(target),
+        "minimum_deployment_target": target.name,
         "compute_precision": compute,
         "io_dtype": "float32",
         "trained": str(ckpt.trained).lower(),
     }
-
-
-def _reserved_keys() -> frozenset[str]:
-    keys = {"role", "variant", "blendshapes", "fps", "context_frames", "lookahead_frames", "sample_rate"}
-    keys |= {"n_fft", "n_mels", "fmin", "fmax", "log_eps", "minimum_deployment_target", "compute_precision"}
-    keys |= {"io_dtype", "trained", "front_end_fingerprint"}
-    return frozenset(keys)
-
-
-def _check_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
-    if metadata is None:
-        return {}
-    bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
-    if bad:
-        raise ValueError(f"metadata keys and values must be strings: {bad!r}")
-    clash = sorted(set(metadata) & _reserved_keys())
-    if clash:
-        raise ValueError(f"metadata keys {clash} are set by the converter and cannot be overridden")
-    return dict(metadata)
 
 
 def _set_metadata(mlmodel: Any, ckpt: Checkpoint, role: str, variant: str, target: Any, extra: dict[str, str]) -> None:
@@ -554,64 +452,74 @@ def front_end_fingerprint(ckpt: Checkpoint) -> str:
     return digest.hexdigest()
 
 
-def _check_existing_front_end(path: Path, fingerprint: str) -> None:
+def _front_end_matches(path: Path, fingerprint: str) -> bool:
+    """True if the package at `path` was built from the same mel statistics (its fingerprint metadata)."""
     try:
         found = dict(ct.utils.load_spec(str(path)).description.metadata.userDefined).get("front_end_fingerprint")
     except Exception as exc:  # a broken package is a conflict too: do not reuse or overwrite it
         raise ConversionError("save", f"{path} exists but cannot be read ({exc}): remove it") from exc
-    if found != fingerprint:
+    return found == fingerprint
+
+
+@torch.no_grad()
+def _check_step(path: Path, ckpt: Checkpoint, calibration: CalibrationSet, check_stage: str) -> SelfCheck:
+    """Run the staged step in the NumPy MIL executor on real speech; refuse a gross failure."""
+    from a2bs.runtime.mil_executor import MILExecutor
+
+    reference = DeployStep(ckpt.model).eval()
+    pairs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in STEP_OUTPUTS}
+    with _stage(check_stage, "the NumPy MIL executor cannot run the model"):
+        runner = MILExecutor(path)
+        for inputs in calibration.step_inputs[:CHECK_FRAMES]:
+            got = runner(**{name: x.numpy() for name, x in zip(STEP_INPUTS, inputs, strict=True)})
+            for name, expected in zip(STEP_OUTPUTS, reference(*inputs), strict=True):
+                pairs[name].append((expected.numpy(), got[name]))
+    if not pairs[STEP_OUTPUTS[0]]:
+        raise ConversionError(check_stage, "the calibration set has no step inputs to check the model on")
+    problem = compressed_problem(pairs[STEP_OUTPUTS[1]])
+    if problem:
+        raise ConversionError(check_stage, problem)
+    mae, worst = abs_errors(pairs[STEP_OUTPUTS[0]])
+    compute = "fp16" if runner.fp16_compute else "fp32"
+    return SelfCheck(STEP_OUTPUTS[0], mae, worst, len(pairs[STEP_OUTPUTS[0]]), f"{_EXECUTOR}, {compute} compute")
+
+
+@torch.no_grad()
+def _check_front_end(path: Path, ckpt: Checkpoint, calibration: CalibrationSet) -> SelfCheck | None:
+    """Run the staged front end in the NumPy MIL executor: an fp32 program matches PyTorch to round-off.
+    Returns its figures on real speech (None when the calibration set holds no PCM windows)."""
+    from a2bs.runtime.mil_executor import MILExecutor
+
+    reference = DeployFrontEnd(ckpt.model).eval()
+    inputs = front_end_check_inputs(reference, calibration)
+    with _stage("convert", "the NumPy MIL executor cannot run the front end"):
+        runner = MILExecutor(path)
+        pairs = [(reference(pcm).numpy(), runner(**{FRONT_END_INPUTS[0]: pcm.numpy()})[FRONT_END_OUTPUTS[0]])
+                 for (pcm,) in inputs]  # fmt: skip
+    worst = float_excess(pairs, FRONT_END_ATOL)
+    if worst is not None:
         raise ConversionError(
-            "save", f"{path} exists and was built from another checkpoint (mel statistics differ): not overwritten"
+            "convert",
+            f"front end: the fp32 Core ML program differs from PyTorch by {worst:.3g} (limit {FRONT_END_ATOL:g}): "
+            "a converter miscompile, not round-off",
         )
+    real = pairs[2:]  # the first two inputs are synthetic
+    if not real:
+        return None
+    mae, worst_real = abs_errors(real)
+    compute = "fp16" if runner.fp16_compute else "fp32"
+    return SelfCheck(FRONT_END_OUTPUTS[0], mae, worst_real, len(real), f"{_EXECUTOR}, {compute} compute")
 
 
-def _save_atomically(models: list[tuple[Any, Path]], out_dir: Path) -> None:
-    """Save every package into a temp folder inside `out_dir`, then rename each into place."""
-    with _stage("save"):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".a2bs-coreml-", dir=out_dir))
-        try:
-            for mlmodel, target in models:
-                mlmodel.save(str(tmp / target.name))
-            for _, target in models:
-                if target.exists():
-                    raise ConversionError("save", f"{target} appeared during the conversion: not overwritten")
-                os.rename(tmp / target.name, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-_OPERATOR_PATTERNS = (
-    re.compile(r"\b((?:aten|quantized_decomposed|prims|quantized)(?:::|\.)\w+)"),
-    re.compile(r"[Uu]nsupported (?:fx node|op(?:erator)?|node)\s*[:'\"`]?\s*(\w+)"),
-    re.compile(r"\bop(?:erator)?\s+['\"`](\w+)['\"`]"),
-    re.compile(r"PyTorch convert function for op '(\w+)'"),
-)
-
-
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if len(text) > 600:
-        text = text[:600] + "..."
-    message = f"{type(exc).__name__}: {text}"
-    for pattern in _OPERATOR_PATTERNS:
-        match = pattern.search(str(exc))
-        if match:
-            return f"operator {match.group(1)}: {message}"
-    return message
+_EXECUTOR = "NumPy MIL executor"
 
 
 @contextmanager
-def _stage(stage: str) -> Iterator[None]:
-    """Run one stage: failures become ConversionError(stage, ...); the libraries' warnings about their
-    own internals (coremltools calling its deprecated op registry, torch.ao's deprecation, torch's
-    pytree) are dropped -- nothing a user of the converter can act on, printed dozens of times."""
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(coremltools|torch)(\.|$)")
-            warnings.filterwarnings("ignore", category=FutureWarning, message=r".*LeafSpec")
-            yield
-    except ConversionError:
-        raise
-    except Exception as exc:
-        raise ConversionError(stage, _describe(exc)) from exc
+def _stage(name: str, what: str = "") -> Iterator[None]:
+    """Run one stage (common.stage: failures become ConversionError(name, ...)), dropping the libraries'
+    warnings about their own internals (coremltools calling its deprecated op registry, torch.ao's
+    deprecation, torch's pytree): nothing a user of the converter can act on, printed dozens of times."""
+    with stage(name, what), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(coremltools|torch)(\.|$)")
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*LeafSpec")
+        yield

@@ -1,66 +1,11 @@
-"""TFLite / LiteRT converter: `DeployStep` and `DeployFrontEnd` -> `.tflite` files with named signatures.
+"""LiteRT converter: `DeployStep` and `DeployFrontEnd` -> `.tflite` files with named signatures (Android).
 
-Conversion goes through litert-torch (`litert_torch.convert`, torch.export underneath); quantized
-variants are made from the fp32 flatbuffer with ai-edge-quantizer (AEQ). Every file is loaded into the
-real LiteRT interpreter and checked against the PyTorch reference before it is written.
-
-Signatures (key "serving_default"): the step model takes `mel_frames, context, emotion, previous` and
-returns `blendshapes, blendshapes_raw, context_frame`; the front end takes `pcm` and returns `mel`.
-Input names come from passing the sample inputs as keyword arguments, output names from a wrapper whose
-forward returns a dict (litert-torch names outputs after the dict keys; a tuple would give output_0...).
-All inputs and outputs are float32 in every variant.
-
-Default variant: `dynamic_int8` (the variants are rows of core/variants.py; their sizes, parity and
-latency are in docs/VALIDATION.md, measured by `benchmarks/bench_artifacts.py`).
-
-dynamic_int8 is the fastest variant on one XNNPACK thread, the CPU path every Android phone has, and
-about 3x smaller than fp32. On this 2-core host a second thread helps the float variants more than the
-small int8 matrix products (thread hand-off dominates); measure on the phone (the sample app shows the
-per-frame time). DESIGN.md measured ~3x on an earlier graph; here the
-attention BATCH_MATMULs (about 7 M of the shipped step's MACs at 30 fps) stay float. Its blendshape error is ~1e-4, far
-below what a face can show. Errors cannot build up from frame to frame: context rows are computed from
-mel alone, and the only recurrence, the smoothing, shrinks errors.
-
-full_int8 is the slowest on the CPU. XNNPACK takes the fp32/fp16/dynamic graphs whole (one partition)
-but splits the int8 graph into 12 partitions and leaves the rest to TFLite's reference int8 kernels.
-Keep it for Hexagon DSP/NPU delegates, which need integer activations. fp16 is the variant for the GPU
-delegate. For a model this small (MACs per frame: docs/ARCHITECTURE.md), the CPU is the right place:
-every variant runs far inside the 16.7 ms of a 60 fps frame, and a delegate's dispatch cost would eat its
-speed-up.
-
-Problems met with litert-torch 0.10 / ai-edge-quantizer 0.10, and their workarounds (all done here):
-* Constant aliasing (litert-torch issue #1061, fix proposed in PR #1063): litert-torch caches inlined constants
-  by the `data_ptr()` of a temporary `.contiguous()` copy, so two different *non-contiguous* buffers of
-  the same shape can get one constant. `DeployStep.mel_q` and `.emotion_q` (made with `.transpose`)
-  hit this: the emotion attention used the mel queries (fp32 error 6e-4, silently). Fixed by exporting a
-  copy of the module whose parameters and buffers are all contiguous; the fp32 self-check below
-  (max error 1e-4) catches any recurrence.
-* dynamic_int8: AEQ's dynamic recipe quantizes the constant left operand of the attention BATCH_MATMULs
-  (the folded queries), and the TFLite kernel only accepts hybrid float x int8 with the int8 operand on
-  the right ("BATCH_MATMUL failed to prepare"). BATCH_MATMUL is kept float (NO_QUANTIZE); the
-  FULLY_CONNECTED layers, most of the weights, are int8. SOFTMAX needed no exception.
-* full_int8: AEQ quantizes graph inputs/outputs unless INPUT/OUTPUT are excluded. With them excluded
-  (float I/O), it still wires an output that is also used inside the graph (`context_frame`, which
-  feeds the attention concat) to an int8 tensor, and the interpreter fails with "Tensor data is null".
-  After quantization the signature output is rewired to the float DEQUANTIZE that AEQ already inserted.
-* full_int8: AEQ quantizes the constant operand of BATCH_MATMUL (the folded queries) per channel,
-  but the int8 BATCH_MATMUL kernel reads a single scale. The attention logits came out as garbage
-  (relative error 1.0), and the trained checkpoint's blendshapes were off by up to 0.6. Per-tensor
-  (TENSORWISE) quantization for BATCH_MATMUL fixes it: MAE 0.022 -> 0.003, max 0.61 -> 0.08.
-  The int8 softmax over 259 / 515 keys (step 1/256) was the largest error left, and it failed the 60
-  fps default: SOFTMAX and the weights x values BATCH_MATMUL that reads it now take 16-bit activations
-  (`ATTENTION_WEIGHT_BITS`; the kernel accepts int16 x int8, not int8 x int16, so the queries x keys
-  matmul stays int8). The matmuls are found from the graph, not by name (`_softmax_readers`). The
-  price is CPU time: int16 runs on the reference kernels, so the step is 2.6x (30 fps) / 2.3x (60 fps)
-  slower in the LiteRT CPU interpreter (interleaved runs of both versions, this project's VM); the
-  variant is for integer-only accelerators, and the CPU variants are unaffected.
-* full_int8 calibration: `Quantizer.calibrate` keeps an exponential moving average of per-frame
-  activation ranges, which clips the loud frames (untrained fixture: context_frame MAE 0.08). The global min/max over
-  the calibration frames gives 0.013 (`_calibrate`).
-
-The fp32 step graph is cached per process (keyed by the module's tensors), so converting all four
-variants exports it once. All four variants plus the front end converted in about 19 s here, with
-another process using one of the two cores, including ~3 s of litert-torch import.
+litert-torch (torch.export underneath) converts the float graph; quantized variants are made from the
+fp32 flatbuffer with ai-edge-quantizer, one `Recipe` per variant of core/variants.py. Every model is
+loaded into the real LiteRT interpreter and checked against PyTorch before it is written. Signatures
+("serving_default") carry the manifest's input and output names; all I/O is float32 in every variant.
+Why these recipes, the library problems worked around, and the measurements: docs/DECISIONS.md
+("LiteRT converter").
 """
 
 from __future__ import annotations
@@ -71,7 +16,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -81,7 +25,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from a2bs.convert.common import ArtifactFile, CalibrationSet, ConversionError, calibration_set
+from a2bs.convert.common import (
+    ArtifactFile,
+    CalibrationSet,
+    ConversionError,
+    Recipe,
+    SelfCheck,
+    calibration_set,
+    check_targets,
+    describe,
+    front_end_check_inputs,
+    recipes_for,
+    save_atomically,
+    step_check_inputs,
+    write_file,
+)
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.deploy import (
     FRONT_END_INPUTS,
@@ -91,6 +49,8 @@ from a2bs.core.deploy import (
     DeployFrontEnd,
     DeployStep,
 )
+from a2bs.core.parity import FLOAT_ATOL, FRONT_END_ATOL, abs_errors, compressed_problem, float_excess
+from a2bs.core.progress import Progress
 from a2bs.core.variants import default_variant, find_variant, platform_variants
 from a2bs.runtime.tflite_runner import TFLiteRunner
 
@@ -98,13 +58,7 @@ TFLITE_VARIANTS = platform_variants("android")  # name -> row of core/variants.p
 DEFAULT_TFLITE_VARIANT = default_variant("android")
 SIGNATURE_KEY = "serving_default"
 FRONT_END_FILE = "a2bs_front_end.tflite"
-
-# fp32 self-check: |tflite - torch| <= atol + rtol * |torch| (float round-off is ~1e-6 here).
-_FP32_ATOL, _FP32_RTOL = 1e-4, 1e-4
-# Quantized variants: blendshape MAE / max error on real speech above which the artifact is refused
-# (gross failures only: measured on a trained checkpoint, full_int8 gives 0.003 / 0.08).
-_QUANT_MAE_LIMIT, _QUANT_MAX_LIMIT = 0.05, 0.25
-_CHECK_FRAMES = 8
+RUNTIME = "LiteRT interpreter"
 
 
 def step_file_name(variant: str) -> str:
@@ -117,63 +71,45 @@ def convert_tflite(
     out_dir: Path,
     *,
     calibration: CalibrationSet | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
     overwrite: bool = False,
 ) -> list[ArtifactFile]:
-    """Write `<out_dir>/a2bs_step_<variant>.tflite` and, once per bundle, `a2bs_front_end.tflite` (fp32).
-
-    Returns ArtifactFile records (paths relative to out_dir): the step model, then the front end.
-    An existing step file is never replaced unless `overwrite`. An existing front end is reused (and
-    returned again) if it matches this checkpoint's front end. Otherwise it is refused unless
-    `overwrite`, so calling this once per variant into one folder gives one shared front end.
-    `calibration` (real-speech step inputs) is needed for full_int8; it is computed when missing.
-    Raises ValueError for an unknown variant and ConversionError(stage, message) for failures, with
-    stage "export", "convert", "quantize:<variant>" or "save".
-    """
+    """Write `<out_dir>/a2bs_step_<variant>.tflite` and the bundle's fp32 front end `a2bs_front_end.tflite`
+    (the `Converter` contract of convert/common.py). The step is checked in the LiteRT interpreter: the
+    fp32 graph must match PyTorch to round-off, a quantized one must pass core/parity.py's gross-failure
+    limits on real speech."""
     row = find_variant("android", variant)  # ValueError for an unknown one
-    quantize = RECIPES[row.recipe]
+    recipe = RECIPES[variant]
     say = progress or (lambda _message: None)
     out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConversionError("save", f"cannot create {out_dir}: {exc}") from exc
     step_path = out_dir / step_file_name(variant)
     front_path = out_dir / FRONT_END_FILE
-    if step_path.exists() and not overwrite:
-        raise ConversionError("save", f"{step_path} exists: refusing to overwrite it (remove it or pass overwrite)")
-    reuse_front = front_path.exists() and not overwrite
-    if reuse_front and not _front_end_matches(front_path, ckpt, calibration):
-        raise ConversionError(
-            "save", f"{front_path} exists and does not match this checkpoint's front end: refusing to overwrite it"
-        )
-
-    step = _exportable(DeployStep(ckpt.model))
-    if row.calibrated and calibration is None:
+    if calibration is None:
         say(f"tflite {variant}: calibration features from the bundled speech")
         calibration = calibration_set(ckpt)
-    check_inputs = _step_check_inputs(step, calibration)
+    reuse_front = check_targets(step_path, front_path, overwrite, lambda p: _front_end_matches(p, ckpt, calibration))
 
+    step = _exportable(DeployStep(ckpt.model))
+    check_inputs = step_check_inputs(step, calibration)
     fp32 = _convert_module(step, STEP_INPUTS, STEP_OUTPUTS, step.example_inputs(), "step", say, f"tflite {variant}")
     say(f"tflite {variant}: verify fp32 graph")
-    errors = _parity(fp32, step, STEP_INPUTS, STEP_OUTPUTS, check_inputs)
-    _require_fp32_parity(errors, "convert", "step")
+    outputs = _parity(fp32, step, STEP_INPUTS, STEP_OUTPUTS, check_inputs)
+    _require_float_parity(outputs, "convert", "step")
 
     model_bytes = fp32
-    if quantize is not None:
-        stage = f"quantize:{variant}"
+    if recipe.after_convert is not None:
+        quantize_stage = f"quantize:{variant}"
         say(f"tflite {variant}: quantize")
-        model_bytes = _quantize(fp32, quantize, calibration, stage)
+        model_bytes = _quantize(fp32, recipe, calibration, quantize_stage)
         say(f"tflite {variant}: verify")
-        errors = _parity(model_bytes, step, STEP_INPUTS, STEP_OUTPUTS, check_inputs, stage=stage)
-        _require_quantized_sanity(errors, stage)
+        outputs = _parity(model_bytes, step, STEP_INPUTS, STEP_OUTPUTS, check_inputs, stage=quantize_stage)
+        # on real speech only: the random example may leave the calibrated range
+        problem = compressed_problem(outputs[STEP_OUTPUTS[1]][1:])
+        if problem:
+            raise ConversionError(quantize_stage, problem)
 
-    say(f"tflite {variant}: save")
-    _write_atomic(step_path, model_bytes, overwrite)
-    records = [
-        ArtifactFile(Path(step_path.name), "step", variant, row.precision, notes=_parity_notes(errors, check_inputs))
-    ]
-
+    writers = {step_path: lambda path: write_file(path, model_bytes)}
+    front_check = None
     if reuse_front:
         say("tflite front end: reuse (matches this checkpoint)")
     else:
@@ -182,17 +118,24 @@ def convert_tflite(
             front, FRONT_END_INPUTS, FRONT_END_OUTPUTS, front.example_inputs(), "front end", say, "tflite front end"
         )
         say("tflite front end: verify")
-        front_checks = _front_check_inputs(front, calibration)
-        front_errors = _parity(front_bytes, front, FRONT_END_INPUTS, FRONT_END_OUTPUTS, front_checks)
-        _require_fp32_parity(front_errors, "convert", "front end", atol=1e-3)
-        say("tflite front end: save")
-        _write_atomic(front_path, front_bytes, overwrite)
-    records.append(
+        front_outputs = _parity(
+            front_bytes, front, FRONT_END_INPUTS, FRONT_END_OUTPUTS, front_end_check_inputs(front, calibration)
+        )
+        _require_float_parity(front_outputs, "convert", "front end", atol=FRONT_END_ATOL)
+        front_check = _self_check(front_outputs, FRONT_END_OUTPUTS[0], skip=2)
+        writers[front_path] = lambda path: write_file(path, front_bytes)
+    say(f"tflite {variant}: save")
+    save_atomically(out_dir, writers, overwrite=overwrite)
+    step_check = _self_check(outputs, STEP_OUTPUTS[0], skip=1)
+    records = [
+        ArtifactFile(Path(step_path.name), "step", variant, row.precision,
+                     notes=_parity_notes(outputs), check=step_check),
         ArtifactFile(
             Path(FRONT_END_FILE), "front_end", "fp32", "fp32 (log-mel front end stays fp32)",
             notes=["1024 PCM samples -> 80 normalized log-mel; windowed-DFT and mel matrices as FULLY_CONNECTED"],
-        )
-    )  # fmt: skip
+            check=front_check,
+        ),
+    ]  # fmt: skip
     return records
 
 
@@ -257,10 +200,8 @@ def _convert_module(
                 with torch.no_grad():
                     torch.export.export(wrapped, args=(), kwargs=kwargs, strict=False)
             except Exception as export_exc:
-                raise ConversionError(
-                    "export", f"{what}: torch.export failed{_operator(export_exc)}: {_short(export_exc)}"
-                ) from exc
-            raise ConversionError("convert", f"{what}: litert-torch failed{_operator(exc)}: {_short(exc)}") from exc
+                raise ConversionError("export", f"{what}: torch.export failed: {describe(export_exc)}") from exc
+            raise ConversionError("convert", f"{what}: litert-torch failed: {describe(exc)}") from exc
     while len(_FLATBUFFER_CACHE) >= 4:
         _FLATBUFFER_CACHE.pop(next(iter(_FLATBUFFER_CACHE)))
     _FLATBUFFER_CACHE[key] = model
@@ -280,6 +221,10 @@ def _fingerprint(module: nn.Module, input_names: Sequence[str], output_names: Se
         digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+# --- recipes: how each variant of core/variants.py is built --------------------------------------
+# `after_convert` configures ai-edge-quantizer's Quantizer and returns the ops to keep float.
 
 
 def _fp16(q: Any) -> list[Any]:
@@ -339,30 +284,27 @@ def _softmax_readers(model: Any) -> list[str]:
     return scopes
 
 
-# How each variant of core/variants.py is built: a configuration of ai-edge-quantizer's Quantizer that
-# returns the ops to keep float (None: the fp32 graph as converted).
-Recipe = Callable[[Any], list[Any]]
-RECIPES: dict[str, Recipe | None] = {
-    "fp32": None,
-    "fp16": _fp16,
-    "dynamic_int8": _dynamic_int8,
-    "full_int8": _full_int8,
-}
+RECIPES: dict[str, Recipe] = recipes_for("android", {
+    "fp32": Recipe(),  # the graph as converted
+    "fp16": Recipe(after_convert=_fp16),
+    "dynamic_int8": Recipe(after_convert=_dynamic_int8),
+    "full_int8": Recipe(after_convert=_full_int8),
+})  # fmt: skip
 
 
-def _quantize(fp32: bytes, recipe: Recipe, calibration: CalibrationSet | None, stage: str) -> bytes:
+def _quantize(fp32: bytes, recipe: Recipe, calibration: CalibrationSet, stage: str) -> bytes:
     from ai_edge_quantizer import quantizer
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
     with _quiet():
         try:
             q = quantizer.Quantizer(bytearray(fp32))
-            keep_float = recipe(q)
+            keep_float = recipe.after_convert(q)
             for name in keep_float:
                 q.update_quantization_recipe(".*", name, algorithm_key=AlgorithmName.NO_QUANTIZE)
             result = None
             if q.need_calibration:
-                if calibration is None or not calibration.step_inputs:
+                if not calibration.step_inputs:
                     raise ConversionError(stage, "full-integer quantization needs calibration inputs")
                 result = _calibrate(fp32, q.get_quantization_recipe(), calibration)
             quantized = bytes(
@@ -371,7 +313,7 @@ def _quantize(fp32: bytes, recipe: Recipe, calibration: CalibrationSet | None, s
         except ConversionError:
             raise
         except Exception as exc:
-            raise ConversionError(stage, f"ai-edge-quantizer failed{_operator(exc)}: {_short(exc)}") from exc
+            raise ConversionError(stage, f"ai-edge-quantizer failed: {describe(exc)}") from exc
     return _rewire_float_outputs(quantized, stage)
 
 
@@ -439,17 +381,6 @@ def _feeds(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> dict[str, n
     return {n: t.detach().numpy().astype(np.float32, copy=False) for n, t in zip(names, tensors, strict=True)}
 
 
-def _step_check_inputs(step: DeployStep, calibration: CalibrationSet | None) -> list[tuple[torch.Tensor, ...]]:
-    """A random example first (any input range), then real-speech frames when available."""
-    real = list(calibration.step_inputs[:_CHECK_FRAMES]) if calibration is not None else []
-    return [step.example_inputs(), *real]
-
-
-def _front_check_inputs(front: DeployFrontEnd, calibration: CalibrationSet | None) -> list[tuple[torch.Tensor]]:
-    real = [(pcm,) for pcm in calibration.front_end_inputs[:_CHECK_FRAMES]] if calibration is not None else []
-    return [front.example_inputs(), (torch.zeros_like(front.example_inputs()[0]),), *real]
-
-
 @torch.no_grad()
 def _parity(
     model: bytes,
@@ -459,7 +390,7 @@ def _parity(
     inputs: list[tuple[torch.Tensor, ...]],
     stage: str = "convert",
 ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """{output: [(|tflite - torch|, |torch|) per check input]} from the real interpreter.
+    """{output: [(torch, tflite) per check input]} from the real interpreter.
 
     ConversionError(stage) if the interpreter cannot load or run the model, or its I/O is not float32."""
     from ai_edge_litert.interpreter import Interpreter
@@ -473,7 +404,7 @@ def _parity(
         not_float = [n for n, d in io.items() if d["dtype"] != np.float32]
         if not_float:
             raise ConversionError(stage, f"inputs/outputs {not_float} are not float32")
-        errors: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in output_names}
+        pairs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in output_names}
         for sample in inputs:
             expected = reference(*sample)
             expected = (expected,) if isinstance(expected, torch.Tensor) else expected
@@ -481,64 +412,56 @@ def _parity(
             for name, e in zip(output_names, expected, strict=True):
                 if not np.all(np.isfinite(got[name])):
                     raise ConversionError(stage, f"output {name!r} is not finite")
-                errors[name].append((np.abs(got[name] - e.numpy()), np.abs(e.numpy())))
+                pairs[name].append((e.numpy(), got[name]))
     except ConversionError:
         raise
     except Exception as exc:  # e.g. "Node number 58 (BATCH_MATMUL) failed to prepare"
-        raise ConversionError(
-            stage, f"the LiteRT interpreter cannot run the model{_operator(exc)}: {_short(exc)}"
-        ) from exc
-    return errors
+        raise ConversionError(stage, f"the LiteRT interpreter cannot run the model: {describe(exc)}") from exc
+    return pairs
 
 
-def _require_fp32_parity(errors: dict, stage: str, what: str, atol: float = _FP32_ATOL) -> None:
-    for name, pairs in errors.items():
-        for err, ref in pairs:
-            excess = err - (atol + _FP32_RTOL * ref)
-            if np.any(excess > 0):
-                raise ConversionError(
-                    stage,
-                    f"{what}: the fp32 TFLite output {name!r} differs from PyTorch by {float(err.max()):.3g} "
-                    f"(limit {atol:g}): a converter miscompile, not round-off",
-                )
-
-
-def _require_quantized_sanity(errors: dict, stage: str) -> None:
-    """Refuse a quantized model whose blendshapes are far from the reference on real speech."""
-    real = errors[STEP_OUTPUTS[1]][1:]  # skip the random example: it may leave the calibrated range
-    if real:
-        mae = float(np.mean([err.mean() for err, _ in real]))
-        worst = float(max(err.max() for err, _ in real))
-        if mae > _QUANT_MAE_LIMIT or worst > _QUANT_MAX_LIMIT:
+def _require_float_parity(outputs: dict, stage: str, what: str, atol: float | None = None) -> None:
+    """A float graph computes what PyTorch computes: anything beyond round-off is a miscompile."""
+    for name, pairs in outputs.items():
+        worst = float_excess(pairs) if atol is None else float_excess(pairs, atol)
+        if worst is not None:
             raise ConversionError(
                 stage,
-                f"blendshapes_raw differs from PyTorch on real speech by MAE {mae:.3g}, max {worst:.3g} "
-                f"(limits {_QUANT_MAE_LIMIT}, {_QUANT_MAX_LIMIT}): the quantized model would show a wrong face",
+                f"{what}: the fp32 TFLite output {name!r} differs from PyTorch by {worst:.3g} "
+                f"(limit {atol or FLOAT_ATOL:g}): a converter miscompile, not round-off",
             )
 
 
-def _parity_notes(errors: dict, inputs: list) -> list[str]:
-    real = len(inputs) - 1
-    if real <= 0:
-        return ["parity vs PyTorch measured on a random example only"]
+def _self_check(outputs: dict, name: str, skip: int) -> SelfCheck | None:
+    """The figures of output `name` on the real-speech inputs (the first `skip` inputs are synthetic);
+    None when there were none."""
+    real = outputs[name][skip:]
+    if not real:
+        return None
+    mae, worst = abs_errors(real)
+    return SelfCheck(name, mae, worst, len(real), RUNTIME)
+
+
+def _parity_notes(outputs: dict) -> list[str]:
     notes = []
     for name in (STEP_OUTPUTS[0], STEP_OUTPUTS[2]):
-        errs = [err for err, _ in errors[name][1:]]
-        mae = float(np.mean([e.mean() for e in errs]))
-        worst = float(max(e.max() for e in errs))
-        notes.append(f"{name}: MAE {mae:.2e}, max {worst:.2e} vs PyTorch on {real} real-speech frames (LiteRT)")
+        check = _self_check(outputs, name, skip=1)
+        if check is None:
+            return ["parity vs PyTorch measured on a random example only (no real-speech frames given)"]
+        notes.append(f"{name}: MAE {check.mae:.2e}, max {check.max_abs:.2e} vs PyTorch on {check.frames} "
+                     "real-speech frames (LiteRT)")  # fmt: skip
     return notes
 
 
 @torch.no_grad()
-def _front_end_matches(path: Path, ckpt: Checkpoint, calibration: CalibrationSet | None) -> bool:
+def _front_end_matches(path: Path, ckpt: Checkpoint, calibration: CalibrationSet) -> bool:
     """True if the front end at `path` reproduces this checkpoint's front end (same mel statistics)."""
     front = DeployFrontEnd(ckpt.model)
     try:
         runner = TFLiteRunner(path)
-        for (pcm,) in _front_check_inputs(front, calibration):
+        for (pcm,) in front_end_check_inputs(front, calibration):
             got = runner(**{FRONT_END_INPUTS[0]: pcm.numpy()})[FRONT_END_OUTPUTS[0]]
-            if np.abs(got - front(pcm).numpy()).max() > 1e-3:
+            if np.abs(got - front(pcm).numpy()).max() > FRONT_END_ATOL:
                 return False
     except (ValueError, RuntimeError, OSError):
         return False
@@ -546,63 +469,6 @@ def _front_end_matches(path: Path, ckpt: Checkpoint, calibration: CalibrationSet
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def _write_atomic(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write to a temp file in the same folder, then rename; never replace an existing file unless asked."""
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a model file is for others to read
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # fails if `path` appeared meanwhile: no silent overwrite
-            except FileExistsError:
-                raise
-            except OSError:  # no hard links on this file system: check, then rename
-                if path.exists():
-                    raise FileExistsError(path) from None
-                os.replace(tmp, path)
-            else:
-                os.unlink(tmp)
-        tmp = None
-    except FileExistsError as exc:
-        raise ConversionError("save", f"{path} exists: refusing to overwrite it") from exc
-    except OSError as exc:
-        raise ConversionError("save", f"cannot write {path}: {exc}") from exc
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-_OP_PATTERNS = (
-    re.compile(r"Node number \d+ \((\w+)\)"),  # LiteRT prepare/invoke errors
-    re.compile(r"\b(aten\.[\w.]+)"),  # torch.export / lowering errors
-    re.compile(r"'(tfl\.\w+)'"),  # MLIR legalization errors
-    re.compile(r"\b(?:op|operator|operation)\s+'?([A-Z][A-Z0-9_]{2,})'?"),
-)
-
-
-def _operator(exc: BaseException) -> str:
-    """' at operator X' when the error message names one."""
-    text = str(exc)
-    for pattern in _OP_PATTERNS:
-        match = pattern.search(text)
-        if match:
-            return f" at operator {match.group(1)}"
-    return ""
-
-
-def _short(exc: BaseException, limit: int = 600) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @contextlib.contextmanager

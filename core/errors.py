@@ -221,3 +221,10 @@ def signals_raise() -> Iterator[list[int]]:
             signal.signal(sig, old)
         sys.unraisablehook = previous_hook
         _received.clear()
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (whitespace collapsed, cut at `limit` characters), or its type's
+    name when it has none: how a failure is quoted in an error, a check's reason or a report."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."

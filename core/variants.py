@@ -1,11 +1,11 @@
 """Every model variant a bundle can hold, in one table (torch-free).
 
-A variant is one precision recipe of the step model for one platform. Its row says which converter
-recipe builds it, which deployment target it needs, which precision class judges its parity (limits
-with their reasons) and how close its decompressed weights must stay to the float ones. The
-converters dispatch on the row's `recipe`, the validation harness reads the limits from here, the tests
-are parametrized over the table, and `docs/VALIDATION.md`'s variant tables are generated from it
-(`benchmarks/docs_tables.py`). Adding a variant is one row here plus its recipe in the converter.
+A variant is one precision recipe of the step model for one platform. Its row says which deployment
+target it needs, which precision class judges its parity (limits with their reasons) and how close its
+decompressed weights must stay to the float ones. The converters hold one recipe per variant name
+(`RECIPES`, checked against this table), core/parity.py and the validation harness read the limits from
+here, the tests are parametrized over the table, and `docs/VALIDATION.md`'s variant tables are generated
+from it (`benchmarks/docs_tables.py`). Adding a variant is one row here plus its recipe in the converter.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ FRONT_END_LIMITS = ParityLimits(1e-4, 1e-2, 80.0, 0.9999, "fp32 DFT + mel matric
 class Variant:
     name: str
     platform: str  # ios | android
-    recipe: str  # the key of the converter's recipe that builds it (convert/coreml.py, convert/tflite.py)
     precision_class: str  # the key of PARITY_LIMITS that judges its end-to-end parity
     deployment_target: str  # the oldest OS / runtime that runs it
     precision: str  # what is stored and computed in which precision (goes into the manifest)
@@ -69,38 +68,38 @@ _CALIBRATED_INT8 = (0.02, "8-bit weights with calibrated (w8a8: per-tensor) scal
 _ANDROID_TARGET = "LiteRT 1.4 (Android 11, API 30)"
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("fp16", "ios", "fp16", "fp16", "iOS16",
+    Variant("fp16", "ios", "fp16", "iOS16",
             "fp16 weights, fp16 compute, fp32 inputs/outputs",
             "fp16 weights and compute (the reference CoreML artifact)", default=True),
-    Variant("int8", "ios", "int8_weights", "int8", "iOS16",
+    Variant("int8", "ios", "int8", "iOS16",
             "int8 per-channel weights (Linear layers), fp16 compute, fp32 inputs/outputs",
             "int8 weights, linear symmetric per output channel (weight-only), fp16 compute",
             weight_limit=_INT8_WEIGHTS),
-    Variant("palettize6", "ios", "palettize6", "palettized", "iOS16",
+    Variant("palettize6", "ios", "palettized", "iOS16",
             "6-bit k-means LUT weights (Linear layers), fp16 compute, fp32 inputs/outputs",
             "6-bit k-means palettized weights (64-entry LUT per weight matrix), fp16 compute",
             weight_limit=(0.04, "64-entry k-means table per tensor")),
-    Variant("palettize4", "ios", "palettize4", "palettized", "iOS16",
+    Variant("palettize4", "ios", "palettized", "iOS16",
             "4-bit k-means LUT weights (Linear layers), fp16 compute, fp32 inputs/outputs",
             "4-bit k-means palettized weights (16-entry LUT per weight matrix), fp16 compute",
             weight_limit=(0.15, "16-entry k-means table per tensor")),
-    Variant("w8a8", "ios", "w8a8", "activation_int8", "iOS17",
+    Variant("w8a8", "ios", "activation_int8", "iOS17",
             "int8 per-channel weights, 8-bit activations, fp16 compute, fp32 inputs/outputs",
             "int8 per-channel weights + 8-bit activations calibrated on real speech (iOS17), fp16 compute",
             weight_limit=_CALIBRATED_INT8, calibrated=True),
-    Variant("fp32", "android", "fp32", "fp32", _ANDROID_TARGET,
+    Variant("fp32", "android", "fp32", _ANDROID_TARGET,
             "fp32 weights, fp32 compute",
             "float32 weights and compute: the reference (XNNPACK CPU, or the GPU delegate)"),
-    Variant("fp16", "android", "fp16", "fp16", _ANDROID_TARGET,
+    Variant("fp16", "android", "fp16", _ANDROID_TARGET,
             "fp16 weights (FULLY_CONNECTED), fp32 compute on CPU / fp16 on GPU; fp32 I/O",
             "float16 weights, float32 I/O: half the size; CPU dequantizes weights at load, the GPU delegate "
             "computes in fp16"),
-    Variant("dynamic_int8", "android", "dynamic_int8", "int8", _ANDROID_TARGET,
+    Variant("dynamic_int8", "android", "int8", _ANDROID_TARGET,
             "int8 weights (FULLY_CONNECTED), activations quantized at run time; fp32 I/O",
             "dynamic-range int8: int8 per-channel FULLY_CONNECTED weights, activations quantized on the fly "
             "by the CPU kernels; attention BATCH_MATMULs stay float; float32 I/O (default: fastest on XNNPACK)",
             weight_limit=_INT8_WEIGHTS, default=True),
-    Variant("full_int8", "android", "full_int8", "activation_int8", _ANDROID_TARGET,
+    Variant("full_int8", "android", "activation_int8", _ANDROID_TARGET,
             "int8 weights and activations (calibrated); fp32 I/O via QUANTIZE/DEQUANTIZE",
             "full-integer int8 weights and activations calibrated on real speech, for Hexagon DSP/NPU "
             "delegates; float32 I/O kept for app simplicity (QUANTIZE/DEQUANTIZE at the edges)",

@@ -39,8 +39,3 @@ def machine_summary() -> dict[str, Any]:
         pass
     return {"os": f"{host.system()} {host.release()}", "cpu": cpu, "cores": os.cpu_count(),
             "python": host.python_version()}  # fmt: skip
-
-
-def short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,7 +1,7 @@
 """Parity checks: each artifact against the PyTorch reference on real speech, through the app's frame
 loop, plus the decompressed weights of compressed variants and the streaming (chunking) check.
 
-Thresholds per precision class, with their reasons, are below and in docs/VALIDATION.md.
+The metrics and the gate are core/parity.py's; the limits per precision class are core/variants.py's.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from a2bs.core import constants as C
 from a2bs.core.audio import load_audio
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, MOUTH_CRITICAL
 from a2bs.core.emotion import emotion_features_for_file
+from a2bs.core.errors import one_line
+from a2bs.core.parity import front_end_gate, gate, margins, parity_metrics
 from a2bs.core.progress import Progress
-from a2bs.core.variants import FRONT_END_LIMITS, ParityLimits, find_variant, platform_variants
-from a2bs.mobile_validation.checks import Check, not_run, short
+from a2bs.core.variants import FRONT_END_LIMITS, find_variant, platform_variants
+from a2bs.mobile_validation.checks import Check, not_run
 from a2bs.runtime.bundle_inference import model_runner
 from a2bs.runtime.engine import BundleEngine, run_stream
 from a2bs.viz.plots import plot_curves, plot_error_map
@@ -29,15 +31,8 @@ PLOTS_DIR = "validation_plots"
 STREAM_CHUNKS = [1, 7, 160, 333, 1024, 4000, 17, 2]  # irregular PCM pieces, cycled
 STREAM_CHECK_S = 4.0  # seconds of the first clip replayed for the streaming check
 WORST_FRAMES = 5
-ACTIVE_STD = 0.01  # a shape whose reference moves less than this has no meaningful correlation
 PREVIEW_S = 4.0  # seconds of the first clip in the report's face video (default variant beside the reference)
 PREVIEW_FACE_PX = 320  # per face: small enough to embed in report.html
-
-
-SPREAD_FLOOR = 0.01  # a shape's error is measured against at least this spread (a still shape is not free)
-# ... and its worst error against at least this range: a shape that moves less than 5% of its scale is
-# judged by a visible error, not by one in proportion to its near-zero motion
-RANGE_FLOOR = 0.05
 
 
 def compute_units(platform: str) -> tuple[str, ...]:
@@ -87,90 +82,6 @@ def _prepare_clips(ckpt: Any, clips: list[Path]) -> list[_Clip]:
     return out
 
 
-def parity_metrics(reference: np.ndarray, got: np.ndarray, names: list[str] | None = None) -> dict[str, Any]:
-    """How far `got` is from `reference` ((frames, shapes)), relative to how much the reference moves.
-
-    - rel_mae: MAE over the mean per-shape std of the reference (each at least SPREAD_FLOOR, so still shapes
-      are not free), so an output that ignores its input (a constant at the reference's mean) scores close
-      to 0.8 whatever the model's amount of motion (a mean of per-shape ratios would be diluted by the
-      many shapes that barely move);
-    - rel_max: worst error / that shape's reference range (at least RANGE_FLOOR);
-    - psnr_db: the peak is the reference's own range (max - min over every shape), not 1;
-    - correlation per shape whose reference moves (std >= ACTIVE_STD); an output that stays still there
-      has correlation 0. Absolute MAE and max error are reported beside them.
-    NaN or infinity anywhere makes every relative figure NaN, so every gate comparison fails."""
-    ref, out = reference.astype(np.float64), got.astype(np.float64)
-    err = out - ref
-    abs_err = np.abs(err)
-    ref_std, got_std = ref.std(axis=0), out.std(axis=0)
-    ref_range = ref.max(axis=0) - ref.min(axis=0)
-    peak = float(ref.max() - ref.min()) if ref.size else 0.0
-    mse = float(np.mean(err**2))
-    correlation: dict[str, float | None] = {}
-    for i in range(ref.shape[1]):
-        name = names[i] if names else str(i)
-        if not ref_std[i] >= ACTIVE_STD:
-            correlation[name] = None  # a (nearly) still reference shape: correlation says nothing
-        elif got_std[i] <= 1e-9 * ref_std[i]:  # NaN fails this test and falls through to corrcoef (NaN)
-            correlation[name] = 0.0  # a still output cannot follow a moving reference
-        else:
-            correlation[name] = float(np.corrcoef(ref[:, i], out[:, i])[0, 1])
-    active = [v for v in correlation.values() if v is not None]
-    psnr = 10 * np.log10(max(peak, SPREAD_FLOOR) ** 2 / max(mse, 1e-30)) if np.isfinite(mse) else float("nan")
-    return {
-        "non_finite": int(np.size(got) - np.count_nonzero(np.isfinite(got))),
-        "rel_mae": float(abs_err.mean() / np.mean(np.maximum(ref_std, SPREAD_FLOOR))),
-        "rel_max": float(np.max(abs_err / np.maximum(ref_range, RANGE_FLOOR))),
-        "psnr_db": float(min(300.0, psnr)),
-        "min_correlation": (float("nan") if any(np.isnan(v) for v in active) else min(active)) if active else None,
-        "mae": float(abs_err.mean()),
-        "max_abs": float(abs_err.max()),
-        "peak": peak,
-        "moving_shapes": len(active),
-        "correlation": correlation,
-        "mae_per_column": abs_err.mean(axis=0).tolist(),
-        "reference_std": ref_std.tolist(),
-    }
-
-
-def gate(metrics: dict[str, Any], limits: ParityLimits) -> list[str]:
-    """What is over the limits (empty: passed). Every comparison is written `not value <= limit`, so a
-    NaN fails it; a missing correlation (no moving shape) fails too: nothing would then be judged."""
-    problems = []
-    if metrics.get("non_finite") != 0:
-        problems.append(f"{metrics.get('non_finite')} outputs are NaN or infinite")
-    if not metrics["rel_mae"] <= limits.mae:
-        problems.append(f"MAE {metrics['rel_mae']:.2e} of the reference's spread > {limits.mae:.0e}")
-    if not metrics["rel_max"] <= limits.max_abs:
-        problems.append(f"max error {metrics['rel_max']:.2e} of the shape's range > {limits.max_abs:.0e}")
-    if not metrics["psnr_db"] >= limits.psnr_db:
-        problems.append(f"PSNR {metrics['psnr_db']:.1f} dB < {limits.psnr_db:.0f} dB (peak: the reference's range)")
-    corr = metrics["min_correlation"]
-    if corr is None:
-        problems.append("no blendshape of the reference moves: correlation cannot judge this clip")
-    elif not corr >= limits.min_correlation:
-        worst = min(((v, k) for k, v in metrics["correlation"].items() if v is not None),
-                    key=lambda item: -np.inf if np.isnan(item[0]) else item[0])  # fmt: skip
-        problems.append(f"correlation of {worst[1]} {worst[0]:.4f} < {limits.min_correlation}")
-    return problems
-
-
-def margins(metrics: dict[str, Any], limits: ParityLimits) -> dict[str, float | None]:
-    """How far inside its limit each gated figure is, as limit / measured (> 1: inside; PSNR and
-    correlation as the distance in dB / in 1 - r). NaN where a figure is NaN."""
-
-    def ratio(limit: float, value: float) -> float:
-        return float(limit / value) if value > 0 else float("inf") if value == 0 else float("nan")
-
-    corr = metrics["min_correlation"]
-    return {
-        "mae": ratio(limits.mae, metrics["rel_mae"]),
-        "max_abs": ratio(limits.max_abs, metrics["rel_max"]),
-        "psnr_db": float(metrics["psnr_db"] - limits.psnr_db),
-        "correlation": None if corr is None else ratio(1 - limits.min_correlation, 1 - corr),
-    }
-
-
 def _worst_frames(clips: list[_Clip], outputs: list[np.ndarray], fps: int) -> list[dict[str, Any]]:
     rows = []
     for clip, got in zip(clips, outputs, strict=True):
@@ -217,7 +128,7 @@ def run_parity(
                 runtime = runtime_name(platform, step, units)
                 outputs = [run_stream(BundleEngine(manifest, front, step, clip.emotion), clip.audio) for clip in clips]
             except Exception as exc:  # unsupported op, runtime failure: a failing check naming the file
-                checks.append(not_run(entry, "parity", "end-to-end", f"{entry['path']} did not run: {short(exc)}"))
+                checks.append(not_run(entry, "parity", "end-to-end", f"{entry['path']} did not run: {one_line(exc)}"))
                 continue
             first = units == "CPU_ONLY"
             check = _blendshape_check(entry, platform, clips, outputs, fps, runtime, plot_dir if first else None)
@@ -283,7 +194,7 @@ def _preview(plot_dir: Path, variant: str, runtime: str, clip: _Clip, got: np.nd
                        clip.audio[a0:a1], labels=["PyTorch reference", f"{variant} ({runtime})"],
                        title=f"{clip.name}, {span}", size=PREVIEW_FACE_PX)  # fmt: skip
     except Exception as exc:  # any failure of the preview is reported, and validation goes on
-        return {"path": None, "variant": variant, "note": f"face preview not rendered: {short(exc)}"}
+        return {"path": None, "variant": variant, "note": f"face preview not rendered: {one_line(exc)}"}
     return {"path": f"{PLOTS_DIR}/{name}", "variant": variant, "clip": clip.name, "span": span, "frames": n,
             "note": ""}  # fmt: skip
 
@@ -297,18 +208,12 @@ def _front_end_parity(bundle: Path, entry: dict[str, Any], manifest: dict[str, A
         got = np.concatenate([np.stack([front(**{pcm: w[None]})[mel].reshape(-1) for w in c.windows])
                               for c in clips])  # fmt: skip
     except Exception as exc:
-        checks.append(not_run(entry, "parity", "mel frames", f"{entry['path']} did not run: {short(exc)}"))
+        checks.append(not_run(entry, "parity", "mel frames", f"{entry['path']} did not run: {one_line(exc)}"))
         return None
     reference = np.concatenate([c.mel_reference for c in clips])
     metrics = parity_metrics(reference, got)
     err = np.abs(got - reference)
-    problems = []  # normalized log-mel is roughly unit variance: absolute MAE and max, written so NaN fails
-    if metrics["non_finite"] != 0:
-        problems.append(f"{metrics['non_finite']} mel values are NaN or infinite")
-    if not metrics["mae"] <= FRONT_END_LIMITS.mae:
-        problems.append(f"MAE {metrics['mae']:.2e} > {FRONT_END_LIMITS.mae:.0e}")
-    if not metrics["max_abs"] <= FRONT_END_LIMITS.max_abs:
-        problems.append(f"max error {metrics['max_abs']:.2e} > {FRONT_END_LIMITS.max_abs:.0e}")
+    problems = front_end_gate(metrics)
     checks.append(Check(entry["path"], "parity", "mel frames", not problems, metrics["mae"], FRONT_END_LIMITS.mae,
                         runtime_name(platform, front), reason="; ".join(problems), details={
                             "limits": asdict(FRONT_END_LIMITS), "mae": metrics["mae"], "max_abs": metrics["max_abs"],
@@ -358,7 +263,7 @@ def weights_check(path: Path, entry: dict[str, Any], platform: str, ckpt: Any) -
     try:
         stored = coreml_weights(path) if platform == "ios" else tflite_weights(path)
     except Exception as exc:
-        return not_run(entry, "parity", "decompressed weights", f"cannot read the weights: {short(exc)}")
+        return not_run(entry, "parity", "decompressed weights", f"cannot read the weights: {one_line(exc)}")
     torch_weights = {k: v.detach().numpy() for k, v in DeployStep(ckpt.model).state_dict().items() if v.ndim == 2}
     rows = []
     for name, w in stored.items():

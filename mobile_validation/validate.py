@@ -9,7 +9,7 @@ failing check with the reason, never a skip and never a crash):
   checkpoint is the one the bundle was built from (fingerprint).
 - size: bytes on disk per model (an .mlpackage counts its whole folder), and the deployed pair
   (front end + step) <= 10 MB.
-- parity: the app's frame loop (`streaming.BundleEngine`, hop-sized PCM pieces) through the real runtime
+- parity: the app's frame loop (`runtime/engine.py: BundleEngine`, hop-sized PCM pieces) through the real runtime
   (LiteRT interpreter; Core ML on macOS, the NumPy MIL executor elsewhere) against offline PyTorch
   inference on real speech, every figure relative to how much the reference moves (MAE / spread, max /
   range, PSNR with the reference's range as peak, correlation of the moving shapes), worst frames. The
@@ -20,8 +20,9 @@ failing check with the reason, never a skip and never a crash):
   controls, "inconclusive" when the host is too noisy to judge; strict (absolute budget) on request.
   Core ML latency where Core ML runs (macOS); elsewhere the MAC count, marked as not measured.
 
-Parity checks and their thresholds live in `parity.py`, latency checks in `latency.py`, the HTML and
-README rendering in `report.py`; docs/VALIDATION.md explains the thresholds.
+Parity checks live in `parity.py` (metrics and gate: core/parity.py; limits: core/variants.py), latency
+checks in `latency.py`, the HTML and README rendering in `report.py`; docs/VALIDATION.md explains the
+thresholds.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from typing import Any
 
 from a2bs.core import constants as C
 from a2bs.core.audio import bundled_audio_dir, probe
-from a2bs.core.errors import A2BSError
+from a2bs.core.errors import A2BSError, one_line
 from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging_dir, write_text_atomic
 from a2bs.core.progress import Progress
 from a2bs.core.threads import choose_threads, usable_cores
 from a2bs.core.variants import FRONT_END_LIMITS, PARITY_LIMITS, platform_variants
-from a2bs.mobile_validation.checks import Check, machine_summary, not_run, short
+from a2bs.mobile_validation.checks import Check, machine_summary, not_run
 from a2bs.mobile_validation.latency import MAC_BUDGET_PER_S, MAX_RATIO_VS_TORCH, run_latency
 from a2bs.mobile_validation.parity import PLOTS_DIR, run_parity
 from a2bs.mobile_validation.report import README_HEADING, readme_section, render_html
@@ -239,7 +240,7 @@ def _manifest_io(bundle: Path, manifest: dict[str, Any], intact: set[str], check
         try:
             inputs, outputs = _actual_io(bundle / entry["path"], manifest["platform"])
         except Exception as exc:  # a model the runtime cannot even open is a failing check
-            checks.append(not_run(entry, "manifest", "inputs/outputs", f"cannot read the model: {short(exc)}"))
+            checks.append(not_run(entry, "manifest", "inputs/outputs", f"cannot read the model: {one_line(exc)}"))
             continue
         problems = []
         want_in, want_out = _declared_io(declared["inputs"]), _declared_io(declared["outputs"])

@@ -20,11 +20,9 @@ import numpy as np
 from a2bs.core.audio import n_output_frames, probe, stream_audio
 from a2bs.core.emotion import EmotionStats, file_emotion
 from a2bs.core.errors import A2BSError
-from a2bs.runtime.engine import BundleEngine
+from a2bs.runtime.engine import BundleEngine, Runner
 from a2bs.runtime.manifest import bundle_file, load_manifest
 from a2bs.runtime.tflite_runner import TFLiteRunner
-
-Runner = Callable[..., dict[str, np.ndarray]]
 
 
 def open_runners(bundle: Path, backend: str, variant: str | None,

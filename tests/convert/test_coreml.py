@@ -32,6 +32,7 @@ from a2bs.core.audio import bundled_audio_dir
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS, DeployStep
+from a2bs.core.parity import COMPRESSED_MAE, parity_metrics
 from a2bs.core.variants import PARITY_LIMITS, find_variant
 from a2bs.mobile_validation import parity as P
 from a2bs.runtime.coreml_package import compressed_weights, ct, load_spec_summary
@@ -60,8 +61,7 @@ def bundle30(trained30: Checkpoint, calibration30: CalibrationSet, tmp_path_fact
     messages: list[str] = []
     for variant in COREML_VARIANTS:
         records[variant] = convert_coreml(
-            trained30, variant, out, calibration=calibration30, metadata={"source_note": "pytest"},
-            progress=messages.append,
+            trained30, variant, out, calibration=calibration30, progress=messages.append,
         )  # fmt: skip
     return {"dir": out, "records": records, "messages": messages}
 
@@ -77,8 +77,9 @@ def test_variants_and_target() -> None:
     assert set(COREML_VARIANTS) == {"fp16", "int8", "palettize6", "palettize4", "w8a8"}
     assert DEFAULT_COREML_VARIANT == "fp16"
     assert MINIMUM_DEPLOYMENT_TARGET.name == "iOS16"
-    for row in COREML_VARIANTS.values():  # every row has a recipe here and a target Core ML knows
-        assert row.description and row.recipe in coreml.RECIPES
+    assert list(coreml.RECIPES) == list(COREML_VARIANTS)  # one recipe per variant, keyed by its name
+    for row in COREML_VARIANTS.values():  # every row has a target Core ML knows
+        assert row.description
         assert getattr(ct.target, row.deployment_target) >= MINIMUM_DEPLOYMENT_TARGET
 
 
@@ -87,16 +88,16 @@ def test_bundle_layout_and_records(bundle30: dict) -> None:
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([FRONT_END_PACKAGE, *(step_package_name(v) for v in COREML_VARIANTS)])  # no temp dirs
     records = bundle30["records"]
-    # the front end is written once, by the first call; later calls reuse it and report only their step
-    assert [(r.role, r.variant, r.path) for r in records["fp16"]] == [
-        ("front_end", "fp32", Path(FRONT_END_PACKAGE)),
-        ("step", "fp16", Path(step_package_name("fp16"))),
-    ]
-    for variant in COMPRESSED:
-        (record,) = records[variant]
-        assert (record.role, record.variant, record.path) == ("step", variant, Path(step_package_name(variant)))
-        assert not record.path.is_absolute() and (out / record.path).is_dir()
-        assert record.precision and record.notes
+    # every call reports its step, then the front end: written (and checked) by the first call, reused later
+    for i, variant in enumerate(COREML_VARIANTS):
+        step, front = records[variant]
+        assert (step.role, step.variant, step.path) == ("step", variant, Path(step_package_name(variant)))
+        assert (front.role, front.variant, front.path) == ("front_end", "fp32", Path(FRONT_END_PACKAGE))
+        assert not step.path.is_absolute() and (out / step.path).is_dir()
+        assert step.precision and step.notes
+        assert step.check is not None and step.check.runtime.startswith("NumPy MIL executor")
+        assert step.check.mae < COMPRESSED_MAE and step.check.frames > 0  # measured on real speech
+        assert (front.check is not None) == (i == 0)
 
 
 def test_progress_names_each_stage(bundle30: dict) -> None:
@@ -108,6 +109,7 @@ def test_progress_names_each_stage(bundle30: dict) -> None:
     for variant in ("int8", "palettize6", "palettize4"):
         assert f"coreml {variant}: quantize" in messages
     assert "coreml w8a8: calibrate activations" in messages
+    assert all(f"coreml {variant}: verify" in messages for variant in COREML_VARIANTS)
     assert messages.count("coreml front_end: convert") == 1
 
 
@@ -155,7 +157,7 @@ def test_step_package_metadata(bundle30: dict, trained30: Checkpoint, variant: s
     assert (meta["sample_rate"], meta["n_fft"], meta["n_mels"]) == ("16000", "1024", "80")
     assert meta["variant"] == variant and meta["role"] == "step"
     assert meta["minimum_deployment_target"] == summary["deployment_target"]
-    assert meta["source_note"] == "pytest"  # the caller's metadata
+    assert meta["checkpoint"] == trained30.source  # where the weights came from
 
 
 def test_compression_ops_per_variant(bundle30: dict) -> None:
@@ -253,8 +255,8 @@ def test_w8a8_calibrated_module_tracks_the_float_step(trained30: Checkpoint, cal
     # relative to how much the trained reference moves over these frames; its mean would not pass
     reference, got = np.stack(raws), np.stack(q_raws)
     limit = PARITY_LIMITS["activation_int8"].mae
-    assert P.parity_metrics(reference, got)["rel_mae"] < limit
-    assert P.parity_metrics(reference, np.broadcast_to(reference.mean(0), reference.shape))["rel_mae"] > limit
+    assert parity_metrics(reference, got)["rel_mae"] < limit
+    assert parity_metrics(reference, np.broadcast_to(reference.mean(0), reference.shape))["rel_mae"] > limit
 
 
 def test_w8a8_keeps_attention_weights_float(trained60: Checkpoint, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -274,7 +276,7 @@ def test_w8a8_keeps_attention_weights_float(trained60: Checkpoint, monkeypatch: 
         quantized = coreml._quantize_w8a8(step, step.example_inputs(), CalibrationSet(frames[:32], []))
         with torch.no_grad(), coreml._single_thread():
             pairs = [(step(*inputs)[1][0].numpy(), quantized(*inputs)[1][0].numpy()) for inputs in frames[32:]]
-        worst = P.parity_metrics(np.stack([r for r, _ in pairs]), np.stack([q for _, q in pairs]))["rel_max"]
+        worst = parity_metrics(np.stack([r for r, _ in pairs]), np.stack([q for _, q in pairs]))["rel_max"]
         return worst, _zero_attention_share(quantized, frames[32:36])
 
     float_softmax, float_zeros = measure()
@@ -319,7 +321,7 @@ def _zero_attention_share(quantized: torch.fx.GraphModule, step_inputs: list[tup
 
 def test_fp16_at_60fps(ckpt60: Checkpoint, tmp_path: Path) -> None:
     records = convert_coreml(ckpt60, "fp16", tmp_path)
-    assert [r.role for r in records] == ["front_end", "step"]
+    assert [r.role for r in records] == ["step", "front_end"]  # the Converter contract: step, then front end
     summary = load_spec_summary(tmp_path / step_package_name("fp16"))
     shapes = {f["name"]: f["shape"] for f in summary["inputs"]}
     assert shapes["context"] == (1, 511, 512)
@@ -335,14 +337,6 @@ def test_fp16_at_60fps(ckpt60: Checkpoint, tmp_path: Path) -> None:
 def test_unknown_variant_names_the_valid_ones(trained30: Checkpoint, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"fp16.*int8.*palettize6.*palettize4.*w8a8"):
         convert_coreml(trained30, "int4", tmp_path)
-    assert not any(tmp_path.iterdir())
-
-
-def test_bad_metadata(trained30: Checkpoint, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="fps"):
-        convert_coreml(trained30, "fp16", tmp_path, metadata={"fps": "25"})  # would contradict the model
-    with pytest.raises(ValueError, match="strings"):
-        convert_coreml(trained30, "fp16", tmp_path, metadata={"epochs": 3})  # type: ignore[dict-item]
     assert not any(tmp_path.iterdir())
 
 
@@ -402,6 +396,24 @@ def test_uncompressed_result_is_refused(trained30: Checkpoint, tmp_path: Path, m
     monkeypatch.setitem(coreml.RECIPES, "palettize4", dataclasses.replace(recipe, after_convert=lambda m: m))
     with pytest.raises(ConversionError, match="constexpr_lut_to_dense") as info:
         convert_coreml(trained30, "palettize4", tmp_path)
+    assert info.value.stage == "quantize:palettize4"
+    assert not any(tmp_path.iterdir())
+
+
+def test_self_check_refuses_a_wrong_model(
+    trained30: Checkpoint, calibration30: CalibrationSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Negative control of the Core ML self-check: a 1-bit (2-entry) k-means table shipped as palettize4
+    gives a wrong face; the MIL executor's check refuses it before anything is written."""
+
+    def one_bit(mlmodel: object) -> object:
+        config = coreml._linear_weights_config(coreml._palettize_config(1))
+        return ct.optimize.coreml.palettize_weights(mlmodel, config)
+
+    monkeypatch.setitem(coreml.RECIPES, "palettize4", dataclasses.replace(coreml.RECIPES["palettize4"],
+                                                                           after_convert=one_bit))  # fmt: skip
+    with pytest.raises(ConversionError, match="wrong face") as info:
+        convert_coreml(trained30, "palettize4", tmp_path, calibration=calibration30)
     assert info.value.stage == "quantize:palettize4"
     assert not any(tmp_path.iterdir())
 

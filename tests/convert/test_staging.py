@@ -36,7 +36,7 @@ def fast_convert(android_bundle: Path, monkeypatch: pytest.MonkeyPatch, tmp_path
 
     manifest = json.loads((android_bundle / "manifest.json").read_text())
 
-    def convert(platform, ckpt, variant, folder, calibration, metadata, progress):
+    def convert(ckpt, variant, folder, *, calibration, progress, overwrite=False):
         progress(f"tflite {variant}: (copied from the test fixture)")
         files = []
         for entry in manifest["files"]:
@@ -45,7 +45,7 @@ def fast_convert(android_bundle: Path, monkeypatch: pytest.MonkeyPatch, tmp_path
                 files.append(ArtifactFile(Path(entry["path"]), entry["role"], entry["variant"], entry["precision"]))
         return files
 
-    monkeypatch.setattr(bundle_module, "_convert", convert)
+    monkeypatch.setattr(bundle_module, "_converter", lambda platform: convert)
     return android_bundle
 
 

@@ -22,6 +22,7 @@ from a2bs.core.audio import bundled_audio_dir
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.deploy import DeployStep
+from a2bs.core.parity import ACTIVE_STD
 from a2bs.mobile_validation import parity as P
 from a2bs.mobile_validation import validate as V
 
@@ -133,7 +134,7 @@ def _int8_matrices(path: Path) -> dict[str, np.ndarray]:
 
 def _least_alike_moving_pair(reference: np.ndarray) -> tuple[int, int]:
     """Two shapes that both move and resemble each other least (a swap of near twins could hide)."""
-    moving = np.flatnonzero(reference.std(axis=0) >= 2 * P.ACTIVE_STD)
+    moving = np.flatnonzero(reference.std(axis=0) >= 2 * ACTIVE_STD)
     corr = np.corrcoef(reference[:, moving].T)
     i, j = np.unravel_index(np.argmin(corr), corr.shape)
     return int(moving[i]), int(moving[j])

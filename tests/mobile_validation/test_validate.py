@@ -18,6 +18,7 @@ from a2bs.cli import main as core_cli
 from a2bs.convert.bundle import build_bundle
 from a2bs.core.audio import n_output_frames, probe
 from a2bs.core.checkpoint import Checkpoint, default_checkpoint_dir
+from a2bs.core.parity import gate, parity_metrics
 from a2bs.core.variants import PARITY_LIMITS, find_variant
 from a2bs.mobile_validation import latency as L
 from a2bs.mobile_validation import parity as P
@@ -219,22 +220,22 @@ def _moving_reference(frames: int = 600, shapes: int = 52, seed: int = 0) -> np.
 
 def test_parity_gate_is_relative_to_the_reference_motion() -> None:
     reference = _moving_reference()
-    fine = P.parity_metrics(reference, reference + 1e-5 * np.random.default_rng(1).normal(size=reference.shape))
-    assert not P.gate(fine, PARITY_LIMITS["fp16"])
+    fine = parity_metrics(reference, reference + 1e-5 * np.random.default_rng(1).normal(size=reference.shape))
+    assert not gate(fine, PARITY_LIMITS["fp16"])
     # a model that ignores its input: the reference's mean, every frame. Small in absolute terms, caught
     # by every relative measure, whatever the amount of motion.
     for scale in (1.0, 0.05):
         moving = 0.2 + scale * (reference - 0.2)
         still = np.broadcast_to(moving.mean(axis=0), moving.shape)
-        metrics = P.parity_metrics(moving, still)
+        metrics = parity_metrics(moving, still)
         assert metrics["rel_mae"] > 0.5 and metrics["min_correlation"] == 0.0
         for limits in PARITY_LIMITS.values():
-            problems = P.gate(metrics, limits)
+            problems = gate(metrics, limits)
             assert any("MAE" in p for p in problems) and any("correlation" in p for p in problems)
     # PSNR's peak is the reference's range: the same error costs more dB on a reference that barely moves
     low = 0.2 + 0.05 * (reference - 0.2)
     noise = 1e-3 * np.random.default_rng(2).normal(size=reference.shape)
-    psnr_low, psnr_full = (P.parity_metrics(r, r + noise)["psnr_db"] for r in (low, reference))
+    psnr_low, psnr_full = (parity_metrics(r, r + noise)["psnr_db"] for r in (low, reference))
     assert psnr_low < psnr_full - 20
 
 
@@ -243,24 +244,24 @@ def test_parity_gate_fails_nan_and_infinity_everywhere() -> None:
     for bad in (np.nan, np.inf, -np.inf):
         broken = reference.copy()
         broken[10, 3] = bad
-        metrics = P.parity_metrics(reference, broken)
+        metrics = parity_metrics(reference, broken)
         for limits in PARITY_LIMITS.values():
-            problems = P.gate(metrics, limits)
+            problems = gate(metrics, limits)
             assert any("NaN or infinite" in p for p in problems) and len(problems) >= 3, problems
     # a NaN correlation (or a missing non_finite count) fails on its own, too
-    good = P.parity_metrics(reference, reference)
-    assert P.gate({**good, "min_correlation": float("nan")}, PARITY_LIMITS["activation_int8"])
-    assert P.gate({**good, "rel_mae": float("nan")}, PARITY_LIMITS["activation_int8"])
-    assert P.gate({k: v for k, v in good.items() if k != "non_finite"}, PARITY_LIMITS["activation_int8"])
+    good = parity_metrics(reference, reference)
+    assert gate({**good, "min_correlation": float("nan")}, PARITY_LIMITS["activation_int8"])
+    assert gate({**good, "rel_mae": float("nan")}, PARITY_LIMITS["activation_int8"])
+    assert gate({k: v for k, v in good.items() if k != "non_finite"}, PARITY_LIMITS["activation_int8"])
     # a reference where nothing moves cannot judge a model: that fails instead of passing vacuously
     flat = np.full_like(reference, 0.3)
-    assert any("moves" in p for p in P.gate(P.parity_metrics(flat, flat), PARITY_LIMITS["fp32"]))
+    assert any("moves" in p for p in gate(parity_metrics(flat, flat), PARITY_LIMITS["fp32"]))
 
 
 def test_parity_gate_catches_a_one_frame_shift() -> None:
     reference = _moving_reference()
     shifted = np.concatenate([reference[:1], reference[:-1]])
-    problems = P.gate(P.parity_metrics(reference, shifted), PARITY_LIMITS["fp16"])
+    problems = gate(parity_metrics(reference, shifted), PARITY_LIMITS["fp16"])
     assert problems
 
 

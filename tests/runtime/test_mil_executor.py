@@ -15,7 +15,7 @@ from a2bs.convert.common import CalibrationSet, calibration_set
 from a2bs.convert.coreml import FRONT_END_PACKAGE, convert_coreml, step_package_name
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.deploy import STEP_INPUTS, STEP_OUTPUTS, DeployFrontEnd, DeployStep
-from a2bs.mobile_validation import parity as P
+from a2bs.core.parity import parity_metrics
 from a2bs.runtime import mil_executor
 from a2bs.runtime.coreml_package import compressed_weights, ct
 from a2bs.runtime.mil_executor import MILExecutor, UnsupportedOpError
@@ -108,9 +108,9 @@ def test_step_parity(variant: str, trained30: Checkpoint, calibration: Calibrati
         outs.append(out["blendshapes_raw"][0])
     reference, got = np.stack(refs), np.stack(outs)
     limit = STEP_REL_MAE[variant]
-    assert P.parity_metrics(reference, got)["rel_mae"] < limit
+    assert parity_metrics(reference, got)["rel_mae"] < limit
     # the limit discriminates: the reference's own mean, every frame, is far outside it
-    assert P.parity_metrics(reference, np.broadcast_to(reference.mean(0), reference.shape))["rel_mae"] > limit
+    assert parity_metrics(reference, np.broadcast_to(reference.mean(0), reference.shape))["rel_mae"] > limit
 
 
 def test_inputs_are_checked(bundle: Path) -> None:
