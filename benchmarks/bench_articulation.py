@@ -70,8 +70,9 @@ def eval_set(folder: Path) -> list[dict[str, Any]]:
             continue
         meta = items.get(segs.stem, {}) if isinstance(items, dict) else {}
         speaker = meta.get("speaker") if isinstance(meta, dict) else None
-        out.append({"name": segs.stem, "speaker": speaker or segs.stem.split("_")[0], "audio": wav,
-                    "phones": read_segs(segs)})  # fmt: skip
+        out.append(
+            {"name": segs.stem, "speaker": speaker or segs.stem.split("_")[0], "audio": wav, "phones": read_segs(segs)}
+        )
     if not out:
         raise SystemExit(f"no .segs + .wav pairs in {folder}")
     return out
@@ -89,8 +90,10 @@ def score(curves: Curves, utterances: list[dict[str, Any]], fps: int, espeak: bo
             offsets[name] += A.peak_offsets_ms(y, u["phones"], fps, name, espeak)
     per_speaker = {s: A.contrast_aucs(v) for s, v in sorted(by_speaker.items())}
     mean = {c: float(np.nanmean([v[c] for v in per_speaker.values()])) for c in A.CONTRASTS}
-    counts = {s: {c: [len(pos), len(neg)] for c, (pos, neg) in A.contrast_pools(v).items()}
-              for s, v in sorted(by_speaker.items())}  # fmt: skip
+    counts = {
+        s: {c: [len(pos), len(neg)] for c, (pos, neg) in A.contrast_pools(v).items()}
+        for s, v in sorted(by_speaker.items())
+    }
     return {
         "per_speaker": per_speaker,
         "mean_over_speakers": mean,
@@ -258,13 +261,25 @@ def targets(m: dict[str, Any]) -> list[dict[str, Any]]:
         need = m["loudness_baseline"]["mean_over_speakers"]["jaw"] + A.TARGET_JAW_OVER_LOUDNESS
         rows.append((f"jaw >= loudness + {A.TARGET_JAW_OVER_LOUDNESS} (mean)", mean["jaw"], need, mean["jaw"] >= need))
         per = m["jaw_vs_loudness"]
-        rows.append(("jaw >= loudness + 0.05 (speakers)", per["speakers_met"], per["speakers"],
-                     per["speakers_met"] == per["speakers"]))  # fmt: skip
+        rows.append(
+            (
+                "jaw >= loudness + 0.05 (speakers)",
+                per["speakers_met"],
+                per["speakers"],
+                per["speakers_met"] == per["speakers"],
+            )
+        )
     lip = m["lips"]["mean_over_speakers"]
-    rows += [(f"seal >= {A.TARGET_SEAL}", lip["seal"], A.TARGET_SEAL, lip["seal"] >= A.TARGET_SEAL),
-             (f"over-closure <= {A.TARGET_OVERCLOSED}", lip["overclosed"], A.TARGET_OVERCLOSED,
-              lip["overclosed"] <= A.TARGET_OVERCLOSED),
-             (f"rest <= {A.TARGET_REST}", lip["rest"], A.TARGET_REST, lip["rest"] <= A.TARGET_REST)]  # fmt: skip
+    rows += [
+        (f"seal >= {A.TARGET_SEAL}", lip["seal"], A.TARGET_SEAL, lip["seal"] >= A.TARGET_SEAL),
+        (
+            f"over-closure <= {A.TARGET_OVERCLOSED}",
+            lip["overclosed"],
+            A.TARGET_OVERCLOSED,
+            lip["overclosed"] <= A.TARGET_OVERCLOSED,
+        ),
+        (f"rest <= {A.TARGET_REST}", lip["rest"], A.TARGET_REST, lip["rest"] <= A.TARGET_REST),
+    ]
     if "lead_rest" in m:
         room = m["lead_rest"]["room_tone"]["mean_over_speakers"]
         rows.append((f"rest over room tone <= {A.TARGET_REST}", room, A.TARGET_REST, room <= A.TARGET_REST))
@@ -276,8 +291,10 @@ def rate_comparison(models: dict[str, Any]) -> list[dict[str, Any]]:
     if "torch_30fps" not in models or "torch_60fps" not in models:
         return []
     a, b = (models[f"torch_{f}fps"]["real_speech"]["mean_over_speakers"] for f in (30, 60))
-    return [{"target": f"60 fps >= 30 fps: {c}", "value": b[c], "threshold": a[c], "met": bool(b[c] >= a[c])}
-            for c in A.CONTRASTS]  # fmt: skip
+    return [
+        {"target": f"60 fps >= 30 fps: {c}", "value": b[c], "threshold": a[c], "met": bool(b[c] >= a[c])}
+        for c in A.CONTRASTS
+    ]
 
 
 def emotion_report(ckpt: Checkpoint, synthetic: Path | None) -> dict[str, Any]:
@@ -286,9 +303,13 @@ def emotion_report(ckpt: Checkpoint, synthetic: Path | None) -> dict[str, Any]:
 
     model = ckpt.model
     w_mel, w_emotion = (w.detach().numpy() for w in model.stream_weights())
-    groups = {g: {"mel": float(np.mean([w_mel[INDEX[n]] for n in names])),
-                  "emotion": float(np.mean([w_emotion[INDEX[n]] for n in names]))}
-              for g, names in GROUPS.items()}  # fmt: skip
+    groups = {
+        g: {
+            "mel": float(np.mean([w_mel[INDEX[n]] for n in names])),
+            "emotion": float(np.mean([w_emotion[INDEX[n]] for n in names])),
+        }
+        for g, names in GROUPS.items()
+    }
     out: dict[str, Any] = {
         "s_overall": specialization(model),
         "stream_weights_by_group": groups,
@@ -310,8 +331,12 @@ def emotion_report(ckpt: Checkpoint, synthetic: Path | None) -> dict[str, Any]:
 
         # "articulation": the shapes the four contrasts score (speech, not expression)
         articulation = sorted({INDEX[n] for c in A.CONTRASTS.values() for n in c.shapes})
-        sets = {"mouth": list(MOUTH_INDICES), "expression": list(EXPRESSION_INDICES), "articulation": articulation,
-                **{g: [INDEX[n] for n in names] for g, names in GROUPS.items()}}  # fmt: skip
+        sets = {
+            "mouth": list(MOUTH_INDICES),
+            "expression": list(EXPRESSION_INDICES),
+            "articulation": articulation,
+            **{g: [INDEX[n] for n in names] for g, names in GROUPS.items()},
+        }
         out["ablation_synthetic_val"] = {
             k: {f"mae_{name}": float(np.concatenate(v)[:, idx].mean()) for name, idx in sets.items()}
             for k, v in rows.items()
@@ -398,8 +423,10 @@ def plot_lip_gap(curves: dict[str, tuple[Curves, int]], utterances: list[dict[st
         axes[1].set_ylabel("jawOpen", fontsize=8)
         axes[2].set_yticks([])
         axes[2].set_xlim(0, u["phones"][-1][2])
-        axes[2].set_xlabel(f"s (orange: p/b/m; grey: pauses; dotted: seal {A.SEAL_GAP}, over-closed "
-                           f"{A.OVERCLOSED_GAP}, rest target {A.TARGET_REST})")  # fmt: skip
+        axes[2].set_xlabel(
+            f"s (orange: p/b/m; grey: pauses; dotted: seal {A.SEAL_GAP}, over-closed "
+            f"{A.OVERCLOSED_GAP}, rest target {A.TARGET_REST})"
+        )
         for ax in axes[:2]:
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7, loc="upper right")
@@ -439,8 +466,12 @@ def main() -> None:
     parser.add_argument("--synthetic", type=Path, help="a synthetic corpus whose val split is scored (default: made)")
     parser.add_argument("--no-bundles", action="store_true", help="skip the iOS and Android bundles")
     parser.add_argument("--fps", type=int, nargs="+", default=[30, 60], choices=[30, 60], help="torch models to score")
-    parser.add_argument("--noise-from", type=Path, default=DEFAULT_NOISE,
-                        help="recordings whose non-speech stretches give the room tone and the real noise")  # fmt: skip
+    parser.add_argument(
+        "--noise-from",
+        type=Path,
+        default=DEFAULT_NOISE,
+        help="recordings whose non-speech stretches give the room tone and the real noise",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if not args.eval.is_dir():
@@ -451,10 +482,13 @@ def main() -> None:
     set_torch_threads("the PyTorch models", print)
     utterances = eval_set(args.eval)
     leads = noise_leads(args.noise_from)
-    results: dict[str, Any] = {"eval": str(args.eval), "utterances": len(utterances),
-                               "speakers": sorted({u["speaker"] for u in utterances}),
-                               "thresholds": thresholds(),
-                               "prepended": {k: v["source"] for k, v in leads.items()}}  # fmt: skip
+    results: dict[str, Any] = {
+        "eval": str(args.eval),
+        "utterances": len(utterances),
+        "speakers": sorted({u["speaker"] for u in utterances}),
+        "thresholds": thresholds(),
+        "prepended": {k: v["source"] for k, v in leads.items()},
+    }
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         synthetic = args.synthetic or synthetic_val(tmp)
@@ -464,8 +498,12 @@ def main() -> None:
         loudness = {fps: loudness_curves(utterances, fps) for fps in {30, *args.fps}}
         loud_scores = {fps: score(curves, utterances, fps) for fps, curves in loudness.items()}
         rules30 = rule_curves(utterances, 30)
-        models: dict[str, Any] = {"rule_curves_from_reference_phones_30fps": {
-            "real_speech": score(rules30, utterances, 30), "lips": lips(rules30, utterances, 30)}}  # fmt: skip
+        models: dict[str, Any] = {
+            "rule_curves_from_reference_phones_30fps": {
+                "real_speech": score(rules30, utterances, 30),
+                "lips": lips(rules30, utterances, 30),
+            }
+        }
         lip_plots: dict[str, tuple[Curves, int]] = {"labels (rule curves from the phones)": (rules30, 30)}
         for fps, path in ((f, args.checkpoint_30 if f == 30 else args.checkpoint_60) for f in args.fps):
             ckpt = load_checkpoint(path) if path else load_default(fps)
@@ -515,16 +553,20 @@ def main() -> None:
 
 
 def summary(results: dict[str, Any]) -> str:
-    lines = [f"{'model':24} {'real: jaw':>9} {'closure':>8} {'rounding':>8} {'f/v':>6} {'mean':>6} | "
-             f"{'synth: jaw':>10} {'closure':>8} {'rounding':>8} {'f/v':>6} | closure/fv peak ms"]  # fmt: skip
+    lines = [
+        f"{'model':24} {'real: jaw':>9} {'closure':>8} {'rounding':>8} {'f/v':>6} {'mean':>6} | "
+        f"{'synth: jaw':>10} {'closure':>8} {'rounding':>8} {'f/v':>6} | closure/fv peak ms"
+    ]
     for name, m in results["models"].items():
         r = m["real_speech"]
         row = [f"{r['mean_over_speakers'][c]:.3f}" for c in A.CONTRASTS] + [f"{r['mean_of_contrasts']:.3f}"]
         syn = m.get("synthetic_val")
         srow = [f"{syn['mean_over_speakers'][c]:.3f}" for c in A.CONTRASTS] if syn else ["-"] * 4
         peaks = "/".join(f"{r['peak_offset_ms'][k]['mean']:+.0f}" for k in A.TIMED if k in r["peak_offset_ms"])
-        lines.append(f"{name:24} {row[0]:>9} {row[1]:>8} {row[2]:>8} {row[3]:>6} {row[4]:>6} | "
-                     f"{srow[0]:>10} {srow[1]:>8} {srow[2]:>8} {srow[3]:>6} | {peaks}")  # fmt: skip
+        lines.append(
+            f"{name:24} {row[0]:>9} {row[1]:>8} {row[2]:>8} {row[3]:>6} {row[4]:>6} | "
+            f"{srow[0]:>10} {srow[1]:>8} {srow[2]:>8} {srow[3]:>6} | {peaks}"
+        )
         if "interval_95" in r:
             ci = [
                 f"{r['interval_95'][c][0]:.2f}-{r['interval_95'][c][1]:.2f}"
@@ -541,8 +583,10 @@ def summary(results: dict[str, Any]) -> str:
                 + ", ".join(f"{g} {w['mel']:.2f}/{w['emotion']:.2f}" for g, w in e["stream_weights_by_group"].items())
             )
             if "lean_on_emotion" in e:
-                lines.append(f"  per shape |w_mel - w_emotion| {e['mean_commitment_per_shape']:.2f}; on the emotion "
-                             f"stream: {', '.join(e['lean_on_emotion']) or 'none'}")  # fmt: skip
+                lines.append(
+                    f"  per shape |w_mel - w_emotion| {e['mean_commitment_per_shape']:.2f}; on the emotion "
+                    f"stream: {', '.join(e['lean_on_emotion']) or 'none'}"
+                )
             ab = e.get("ablation_synthetic_val")
             if ab:
                 lines.append(
@@ -578,19 +622,24 @@ def lips_table(results: dict[str, Any]) -> list[str]:
     """Per speaker: seal, over-closure, rest, rest over prepended sound, jaw against loudness; then the
     targets table (pass/fail; the script reports, it does not fail)."""
     t = results["thresholds"]
-    lines = ["", f"lips and rest: bilabials {t['bilabials']}; seal: {t['seal']}; over-closed: {t['overclosed']}",
-             f"  rest: {t['rest']}; prepended: {t['lead_rest']}",
-             f"  sources: {results['prepended']}",
-             f"  per-speaker figures count in the means with >= {t['min_bilabials_per_speaker']} bilabials (seal, "
-             f"over-closure) / >= {t['min_pauses_per_speaker']} pause (rest); {t['interval']}"]  # fmt: skip
+    lines = [
+        "",
+        f"lips and rest: bilabials {t['bilabials']}; seal: {t['seal']}; over-closed: {t['overclosed']}",
+        f"  rest: {t['rest']}; prepended: {t['lead_rest']}",
+        f"  sources: {results['prepended']}",
+        f"  per-speaker figures count in the means with >= {t['min_bilabials_per_speaker']} bilabials (seal, "
+        f"over-closure) / >= {t['min_pauses_per_speaker']} pause (rest); {t['interval']}",
+    ]
     for name, m in results["models"].items():
         if "lips" not in m:
             continue
         lip, lead = m["lips"], m.get("lead_rest", {})
         jvl = m.get("jaw_vs_loudness", {}).get("per_speaker", {})
         lines.append(f"\n{name}")
-        lines.append(f"{'speaker':10} {'seal':>6} {'over':>6} {'(p/b/m)':>8} {'rest':>6} {'(paus)':>7} "
-                     f"{'silence':>8} {'room':>6} {'noise':>6} | {'jaw':>6} {'loud':>6} {'+0.05':>10}")  # fmt: skip
+        lines.append(
+            f"{'speaker':10} {'seal':>6} {'over':>6} {'(p/b/m)':>8} {'rest':>6} {'(paus)':>7} "
+            f"{'silence':>8} {'room':>6} {'noise':>6} | {'jaw':>6} {'loud':>6} {'+0.05':>10}"
+        )
         for s, v in lip["per_speaker"].items():
             few = v["bilabials"] < t["min_bilabials_per_speaker"]
             seal = "-" if few else f"{v['seal']:.2f}"
@@ -600,14 +649,18 @@ def lips_table(results: dict[str, Any]) -> list[str]:
             ]
             j = jvl.get(s)
             jcols = f"{j['jaw']:>6.3f} {j['loudness']:>6.3f} {'yes' if j['met'] else 'no':>10}" if j else ""
-            lines.append(f"{s:10} {seal:>6} {over:>6} {v['bilabials']:>8} {v['rest']:>6.3f} {v['pauses']:>7} "
-                         f"{lr[0]:>8} {lr[1]:>6} {lr[2]:>6} | {jcols}")  # fmt: skip
+            lines.append(
+                f"{s:10} {seal:>6} {over:>6} {v['bilabials']:>8} {v['rest']:>6.3f} {v['pauses']:>7} "
+                f"{lr[0]:>8} {lr[1]:>6} {lr[2]:>6} | {jcols}"
+            )
         mean, ci = lip["mean_over_speakers"], lip["interval_95"]
         lr = [
             f"{lead[k]['mean_over_speakers']:.3f}" if k in lead else "-" for k in ("silence", "room_tone", "real_noise")
         ]
-        lines.append(f"{'mean':10} {mean['seal']:>6.2f} {mean['overclosed']:>6.2f} {'':>8} {mean['rest']:>6.3f} "
-                     f"{'':>7} {lr[0]:>8} {lr[1]:>6} {lr[2]:>6}")  # fmt: skip
+        lines.append(
+            f"{'mean':10} {mean['seal']:>6.2f} {mean['overclosed']:>6.2f} {'':>8} {mean['rest']:>6.3f} "
+            f"{'':>7} {lr[0]:>8} {lr[1]:>6} {lr[2]:>6}"
+        )
         lines.append(
             f"{'  95 %':10} "
             + ", ".join(f"{k} {lo:.3f}-{hi:.3f}" for k, (lo, hi) in ci.items())

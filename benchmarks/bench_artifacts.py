@@ -56,21 +56,43 @@ def bench(platform: str, fps: int, work: Path, latency: bool, strict: bool) -> l
     started = time.perf_counter()
     build_bundle(platform, ckpt, resolve_variants(platform, "all"), bundle, progress=lambda _: None)
     convert_s = time.perf_counter() - started
-    report = validate_bundle(bundle, reference=ckpt, latency=latency, strict_latency=strict,
-                             progress=lambda s: print(f"  {platform} {fps} fps: {s}", flush=True))  # fmt: skip
+    report = validate_bundle(
+        bundle,
+        reference=ckpt,
+        latency=latency,
+        strict_latency=strict,
+        progress=lambda s: print(f"  {platform} {fps} fps: {s}", flush=True),
+    )
     rows = []
     for entry in report.manifest["files"]:
         checks = [c for c in report.checks if c.artifact == entry["path"]]
-        row = {"platform": platform, "fps": fps, "variant": entry["variant"], "role": entry["role"],
-               "file": entry["path"], "mb": entry["bytes"] / 1e6, "convert_s_all_variants": round(convert_s, 1),
-               "passed": all(c.passed for c in checks),
-               "failed": [f"{c.kind} {c.name}: {c.reason}" for c in checks if not c.passed]}  # fmt: skip
+        row = {
+            "platform": platform,
+            "fps": fps,
+            "variant": entry["variant"],
+            "role": entry["role"],
+            "file": entry["path"],
+            "mb": entry["bytes"] / 1e6,
+            "convert_s_all_variants": round(convert_s, 1),
+            "passed": all(c.passed for c in checks),
+            "failed": [f"{c.kind} {c.name}: {c.reason}" for c in checks if not c.passed],
+        }
         for c in checks:
             if c.kind == "parity" and c.name == "mel frames":
                 row.update(mae=c.details["mae"], max_abs=c.details["max_abs"], runtime=c.runtime)
             if c.kind == "parity" and c.name == "end-to-end blendshapes" and c.runtime.find("ALL") < 0:
-                keys = ("rel_mae", "rel_max", "psnr_db", "min_correlation", "mae", "max_abs", "peak", "margins",
-                        "precision_class", "limits")  # fmt: skip
+                keys = (
+                    "rel_mae",
+                    "rel_max",
+                    "psnr_db",
+                    "min_correlation",
+                    "mae",
+                    "max_abs",
+                    "peak",
+                    "margins",
+                    "precision_class",
+                    "limits",
+                )
                 row.update({k: c.details[k] for k in keys}, runtime=c.runtime)
             if c.kind == "parity" and c.name == "decompressed weights":
                 row.update(weights_rel_rms=c.value, weights_limit=c.threshold)
@@ -130,17 +152,21 @@ def margins_table(rows: list[dict], machine: dict) -> str:
 
 
 def show(rows: list[dict]) -> None:
-    print(f"\n{'platform':<8} {'fps':>3} {'variant':<13} {'role':<9} {'MB':>5} {'relMAE':>8} {'PSNR':>6} "
-          f"{'corr':>8} {'1t med':>7} {'torch 1t':>8} {'ratio':>6} {'latency':<12}")  # fmt: skip
+    print(
+        f"\n{'platform':<8} {'fps':>3} {'variant':<13} {'role':<9} {'MB':>5} {'relMAE':>8} {'PSNR':>6} "
+        f"{'corr':>8} {'1t med':>7} {'torch 1t':>8} {'ratio':>6} {'latency':<12}"
+    )
     for r in rows:
 
         def num(key: str, fmt: str, row: dict = r) -> str:
             return format(row[key], fmt) if row.get(key) is not None else "-"
 
-        print(f"{r['platform']:<8} {r['fps']:>3} {r['variant']:<13} {r['role']:<9} {r['mb']:>5.2f} "
-              f"{num('rel_mae', '.1e'):>8} {num('psnr_db', '.1f'):>6} {num('min_correlation', '.5f'):>8} "
-              f"{num('median_ms_1t', '.2f'):>7} {num('torch_median_ms_1t', '.2f'):>8} "
-              f"{num('ratio_vs_torch', '.2f'):>6} {r.get('latency_verdict', '-'):<12}")  # fmt: skip
+        print(
+            f"{r['platform']:<8} {r['fps']:>3} {r['variant']:<13} {r['role']:<9} {r['mb']:>5.2f} "
+            f"{num('rel_mae', '.1e'):>8} {num('psnr_db', '.1f'):>6} {num('min_correlation', '.5f'):>8} "
+            f"{num('median_ms_1t', '.2f'):>7} {num('torch_median_ms_1t', '.2f'):>8} "
+            f"{num('ratio_vs_torch', '.2f'):>6} {r.get('latency_verdict', '-'):<12}"
+        )
         for failure in r["failed"]:
             print(f"    FAILED {failure}")
 
@@ -161,9 +187,14 @@ def main() -> None:
     parser.add_argument("--no-latency", action="store_true", help="parity, size and integrity only")
     parser.add_argument("--strict-latency", action="store_true", help="absolute budget; a quiet host only")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON to write (default {RESULTS.name})")
-    parser.add_argument("--from-results", type=Path, nargs="+", metavar="JSON",
-                        help="no conversions: build the margins table from earlier results files (e.g. two "
-                             "runs in parallel, --fps 30 and --fps 60)")  # fmt: skip
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="no conversions: build the margins table from earlier results files (e.g. two "
+        "runs in parallel, --fps 30 and --fps 60)",
+    )
     parser.add_argument("--update-docs", action="store_true", help=f"replace the margins table in {DOCS.name}")
     args = parser.parse_args()
     if args.from_results:

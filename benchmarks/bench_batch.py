@@ -45,8 +45,12 @@ def make_lines(folder: Path, n: int, seed: int = 0) -> float:
     for i in range(n):
         length = int(rng.uniform(2.0, 6.0) * SAMPLE_RATE)
         start = int(rng.integers(0, len(speech) - length))
-        sf.write(folder / f"line{i:04d}.wav", speech[start : start + length] * rng.uniform(0.5, 1.0), SAMPLE_RATE,
-                 subtype="PCM_16")  # fmt: skip
+        sf.write(
+            folder / f"line{i:04d}.wav",
+            speech[start : start + length] * rng.uniform(0.5, 1.0),
+            SAMPLE_RATE,
+            subtype="PCM_16",
+        )
         total += length / SAMPLE_RATE
     return total
 
@@ -68,9 +72,13 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200)
     parser.add_argument("--skip-loop", action="store_true", help="skip the one-process-per-file loop (slow)")
     args = parser.parse_args()
-    results: dict = {"machine": f"{platform.machine()} {platform.processor() or ''} "
-                                f"{len(os.sched_getaffinity(0))} cores", "python": platform.python_version(),
-                     "load_average_at_start": os.getloadavg(), "lines": args.lines, "runs": []}  # fmt: skip
+    results: dict = {
+        "machine": f"{platform.machine()} {platform.processor() or ''} {len(os.sched_getaffinity(0))} cores",
+        "python": platform.python_version(),
+        "load_average_at_start": os.getloadavg(),
+        "lines": args.lines,
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         audio_s = make_lines(root / "lines", args.lines)
@@ -82,20 +90,28 @@ def main() -> None:
             started = time.perf_counter()
             peak = 0.0
             for wav in sorted((root / "lines").glob("*.wav")):
-                _, rss = timed([str(A2BS), "infer", str(wav), "-o", str(root / "loop" / f"{wav.stem}.csv"),
-                                "--no-progress"])  # fmt: skip
+                _, rss = timed(
+                    [str(A2BS), "infer", str(wav), "-o", str(root / "loop" / f"{wav.stem}.csv"), "--no-progress"]
+                )
                 peak = max(peak, rss)
             runs.append(("one process per file (loop)", time.perf_counter() - started, peak))
         base = [str(A2BS), "infer", str(root / "lines"), "--no-progress"]
-        for name, extra in (("batch, 1 process", []), ("batch, --workers 2", ["--workers", "2"]),
-                            ("batch, --dask auto --workers 2", ["--dask", "auto", "--workers", "2"])):  # fmt: skip
+        for name, extra in (
+            ("batch, 1 process", []),
+            ("batch, --workers 2", ["--workers", "2"]),
+            ("batch, --dask auto --workers 2", ["--dask", "auto", "--workers", "2"]),
+        ):
             wall, rss = timed([*base, "-o", str(root / name.replace(" ", "_")), *extra])
             runs.append((name, wall, rss))
         loop_wall = runs[0][1] if not args.skip_loop else None
         for name, wall, rss in runs:
-            row = {"run": name, "wall_s": round(wall, 1), "audio_h_per_wall_h": round(audio_s / wall, 1),
-                   "speedup_vs_loop": round(loop_wall / wall, 2) if loop_wall else None,
-                   "peak_rss_mb_any_process": round(rss, 1)}  # fmt: skip
+            row = {
+                "run": name,
+                "wall_s": round(wall, 1),
+                "audio_h_per_wall_h": round(audio_s / wall, 1),
+                "speedup_vs_loop": round(loop_wall / wall, 2) if loop_wall else None,
+                "peak_rss_mb_any_process": round(rss, 1),
+            }
             results["runs"].append(row)
             print(
                 f"{name:<32} {wall:7.1f} s  {row['audio_h_per_wall_h']:6.1f} audio h / wall h  "

@@ -88,9 +88,11 @@ def main() -> None:
         for fps in (30, 60):
             run = run_infer(speech, fps, tmp_dir)
             results["runs"].append(run)
-            print(f"{run['audio_s']:.0f} s @ {fps} fps: {run['wall_s']:.1f} s wall, RTF {run['rtf']:.4f} "
-                  f"(target <= {RTF_TARGET}), peak RSS {run['peak_rss_mb']} MB, {run['threads']}",
-                  flush=True)  # fmt: skip
+            print(
+                f"{run['audio_s']:.0f} s @ {fps} fps: {run['wall_s']:.1f} s wall, RTF {run['rtf']:.4f} "
+                f"(target <= {RTF_TARGET}), peak RSS {run['peak_rss_mb']} MB, {run['threads']}",
+                flush=True,
+            )
         if args.hour:
             long = make_speech_file(tmp_dir / "speech_1h.wav", 3600)
             run = run_infer(long, 30, tmp_dir)

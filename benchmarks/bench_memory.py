@@ -118,12 +118,21 @@ ALONE_STEPS = [
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "?")  # fmt: skip
-    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")))  # fmt: skip
-    return (f"{platform.system()} {platform.machine()}, {cpu}, {len(os.sched_getaffinity(0))} cores usable, "
-            f"{mem_kb / 1024**2:.0f} GB RAM")  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    mem_kb = int(
+        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    )
+    return (
+        f"{platform.system()} {platform.machine()}, {cpu}, {len(os.sched_getaffinity(0))} cores usable, "
+        f"{mem_kb / 1024**2:.0f} GB RAM"
+    )
 
 
 def measure(cmd: list[str], audio_s: float) -> tuple[dict, str]:
@@ -158,8 +167,9 @@ def infer_args(backend: str, audio: Path, output: Path, fps: int, bundle: Path |
     return [*args, "--backend", "torch", "--fps", str(fps)]
 
 
-def run(kind: str, backend: str, audio: Path, label: str, audio_s: float, fps: int, bundle: Path | None,
-        tmp: Path) -> dict:  # fmt: skip
+def run(
+    kind: str, backend: str, audio: Path, label: str, audio_s: float, fps: int, bundle: Path | None, tmp: Path
+) -> dict:
     """One measured run: `kind` is "cli" (the a2bs console script) or "runtime" (RUNTIME_PATH)."""
     output = tmp / f"out_{kind}_{backend}_{fps}.csv"
     if kind == "cli":
@@ -172,8 +182,15 @@ def run(kind: str, backend: str, audio: Path, label: str, audio_s: float, fps: i
     expected = -(-round(audio_s * 16000) * fps // 16000)
     if frames != expected:
         raise SystemExit(f"{kind} {backend} {label} @ {fps} fps wrote {frames} frames, expected {expected}")
-    return {"path": kind, "backend": backend, "audio": label, "audio_s": audio_s, "fps": fps, "frames": frames,
-            **figures}  # fmt: skip
+    return {
+        "path": kind,
+        "backend": backend,
+        "audio": label,
+        "audio_s": audio_s,
+        "fps": fps,
+        "frames": frames,
+        **figures,
+    }
 
 
 def modules_loaded(backend: str, audio: Path, fps: int, bundle: Path | None, tmp: Path) -> list[str]:
@@ -204,8 +221,9 @@ def import_costs(bundle: Path) -> dict[str, list[dict]]:
 
 def make_speech(path: Path, seconds: float) -> Path:
     """`bench_infer.make_speech_file` in a child (it imports torch, which must not enter this process)."""
-    subprocess.run([sys.executable, "-c", MAKE_SPEECH, str(Path(__file__).resolve().parent), str(path), str(seconds)],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", MAKE_SPEECH, str(Path(__file__).resolve().parent), str(path), str(seconds)], check=True
+    )
     return path
 
 
@@ -228,8 +246,13 @@ def manifest(bundle: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", type=Path, action="append", default=[],
-                        help="an Android bundle (repeat for 30 and 60 fps); missing ones are built")  # fmt: skip
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        action="append",
+        default=[],
+        help="an Android bundle (repeat for 30 and 60 fps); missing ones are built",
+    )
     parser.add_argument("--quick", action="store_true", help="6 s and 6.5 min only")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -242,14 +265,18 @@ def main() -> None:
             if fps not in bundles:
                 bundles[fps] = build_bundle(fps, tmp / f"android{fps}")
             m = manifest(bundles[fps])
-            results["bundles"][str(fps)] = {"path": str(bundles[fps]) if bundles[fps] in args.bundle else "built",
-                                            "step_variant": m.get("default_variant")}  # fmt: skip
+            results["bundles"][str(fps)] = {
+                "path": str(bundles[fps]) if bundles[fps] in args.bundle else "built",
+                "step_variant": m.get("default_variant"),
+            }
 
         def report(row: dict) -> None:
             results["runs"].append(row)
-            print(f"{row['path']:>7} {row['backend']:<6} {row['audio']:>7} @ {row['fps']} fps: peak RSS "
-                  f"{row['peak_rss_mb']:6.1f} MB, {row['wall_s']:7.1f} s wall, RTF {row['rtf']:.4f}",
-                  flush=True)  # fmt: skip
+            print(
+                f"{row['path']:>7} {row['backend']:<6} {row['audio']:>7} @ {row['fps']} fps: peak RSS "
+                f"{row['peak_rss_mb']:6.1f} MB, {row['wall_s']:7.1f} s wall, RTF {row['rtf']:.4f}",
+                flush=True,
+            )
 
         for label, seconds in lengths:
             audio = make_speech(tmp / f"speech_{label.replace(' ', '')}.wav", seconds)

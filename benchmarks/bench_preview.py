@@ -48,8 +48,14 @@ def draw_ms(frames: np.ndarray, faces: int) -> float:
 
 def video_ms(frames: np.ndarray, faces: int, audio: Path, out: Path) -> float:
     started = time.perf_counter()
-    render_preview([frames] * faces if faces > 1 else frames, 30, out, audio, force=True,
-                   labels=["reference", "artifact"][:faces] if faces > 1 else None)  # fmt: skip
+    render_preview(
+        [frames] * faces if faces > 1 else frames,
+        30,
+        out,
+        audio,
+        force=True,
+        labels=["reference", "artifact"][:faces] if faces > 1 else None,
+    )
     return (time.perf_counter() - started) * 1000 / len(frames)
 
 
@@ -64,9 +70,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for faces in (1, 2):
             out = Path(tmp) / f"preview_{faces}.mp4"
-            run = {"faces": faces, "face_px": SIZE, "frames": n, "fps": 30,
-                   "draw_ms_per_frame": round(draw_ms(frames[:300], faces), 2),
-                   "video_ms_per_frame": round(video_ms(frames, faces, audio, out), 2)}  # fmt: skip
+            run = {
+                "faces": faces,
+                "face_px": SIZE,
+                "frames": n,
+                "fps": 30,
+                "draw_ms_per_frame": round(draw_ms(frames[:300], faces), 2),
+                "video_ms_per_frame": round(video_ms(frames, faces, audio, out), 2),
+            }
             run["mp4_kb_per_s"] = round(out.stat().st_size / 1000 / args.seconds, 1)
             runs.append(run)
             print(

@@ -72,8 +72,15 @@ def sample(multi_step: int, single_step: int) -> list[dict[str, str]]:
             k = seen.get(row["speaker"], 0)
             seen[row["speaker"]] = k + 1
             if counts[row["speaker"]] <= 50 or k % step == 0:
-                rows.append({"set": folder, "utt_id": row["utt_id"], "speaker": row["speaker"], "text": row["text"],
-                             "audio": str(root / row["relative_flac_path"])})  # fmt: skip
+                rows.append(
+                    {
+                        "set": folder,
+                        "utt_id": row["utt_id"],
+                        "speaker": row["speaker"],
+                        "text": row["text"],
+                        "audio": str(root / row["relative_flac_path"]),
+                    }
+                )
     return rows
 
 
@@ -135,8 +142,7 @@ def measure(item: dict[str, str]) -> dict[str, Any]:
         return out
     t, h = [p for p in truth if p[0] != "pau"], [p for p in heard if p[0] != "pau"]
     matcher = difflib.SequenceMatcher(None, [p[0] for p in t], [p[0] for p in h], autojunk=False)
-    offsets = [abs(t[b.a + k][1] - h[b.b + k][1]) * 1000 for b in matcher.get_matching_blocks()
-               for k in range(b.size)]  # fmt: skip
+    offsets = [abs(t[b.a + k][1] - h[b.b + k][1]) * 1000 for b in matcher.get_matching_blocks() for k in range(b.size)]
     out["n_phones_true"] = len(t)
     out["offsets_ms"] = [round(o, 1) for o in offsets]
     n = round(len(audio) / 160)
@@ -170,14 +176,20 @@ def summarize(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
         n_true = sum(r.get("n_phones_true", 0) for r in rs if "offsets_ms" in r)
         if not o.size:
             return {"n_matched": 0}
-        return {"n_lines": sum(1 for r in rs if "offsets_ms" in r), "n_matched": int(o.size),
-                "matched_share_of_true_phones": round(o.size / max(n_true, 1), 3),
-                "median_ms": round(float(np.median(o)), 1), "p90_ms": round(float(np.percentile(o, 90)), 1),
-                "p95_ms": round(float(np.percentile(o, 95)), 1), "mean_ms": round(float(np.mean(o)), 1),
-                "share_within_20ms": round(float(np.mean(o <= 20)), 3),
-                "share_over_50ms": round(float(np.mean(o > 50)), 3),
-                "frame_phone_agreement": round(float(np.mean([r["frame_phone_agreement"] for r in rs
-                                                              if "offsets_ms" in r])), 3)}  # fmt: skip
+        return {
+            "n_lines": sum(1 for r in rs if "offsets_ms" in r),
+            "n_matched": int(o.size),
+            "matched_share_of_true_phones": round(o.size / max(n_true, 1), 3),
+            "median_ms": round(float(np.median(o)), 1),
+            "p90_ms": round(float(np.percentile(o, 90)), 1),
+            "p95_ms": round(float(np.percentile(o, 95)), 1),
+            "mean_ms": round(float(np.mean(o)), 1),
+            "share_within_20ms": round(float(np.mean(o <= 20)), 3),
+            "share_over_50ms": round(float(np.mean(o > 50)), 3),
+            "frame_phone_agreement": round(
+                float(np.mean([r["frame_phone_agreement"] for r in rs if "offsets_ms" in r])), 3
+            ),
+        }
 
     kept = [r for r in rows if _kept(r, threshold)]
     measures = ("conf_mean_posterior", "conf_share_over_half", "conf_weighted_posterior")
@@ -234,8 +246,14 @@ def plot(rows: list[dict[str, Any]], threshold: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for s, marker in (("real-speech-multi", "o"), ("real-speech", "^")):
         rs = [r for r in rows if r["set"] == s]
-        ax.scatter([r["conf_mean_posterior"] for r in rs], [r["errors"] / max(r["n_ref"], 1) for r in rs],
-                   s=14, marker=marker, alpha=0.6, label=f"{s} ({len(rs)} lines)")  # fmt: skip
+        ax.scatter(
+            [r["conf_mean_posterior"] for r in rs],
+            [r["errors"] / max(r["n_ref"], 1) for r in rs],
+            s=14,
+            marker=marker,
+            alpha=0.6,
+            label=f"{s} ({len(rs)} lines)",
+        )
     ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}: lines left of it are skipped")
     ax.set_xlabel("confidence (mean word posterior)")
     ax.set_ylabel("line word error rate")
@@ -269,14 +287,22 @@ def main() -> None:
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
             for k, row in enumerate(pool.map(measure, items, chunksize=2), 1):
                 rows.append(row)
-                print(f"{k}/{len(items)} {row['utt_id']}: wer {row['errors'] / max(row['n_ref'], 1):.2f} "
-                      f"conf {row['conf_mean_posterior']:.2f} rate {row['word_rate']:.1f}", flush=True)  # fmt: skip
+                print(
+                    f"{k}/{len(items)} {row['utt_id']}: wer {row['errors'] / max(row['n_ref'], 1):.2f} "
+                    f"conf {row['conf_mean_posterior']:.2f} rate {row['word_rate']:.1f}",
+                    flush=True,
+                )
         wall = round(time.perf_counter() - started, 1)
         machine = f"{platform.processor() or platform.machine()}, {args.workers} workers (shared 2-core VM)"
     summary = summarize(rows, args.threshold)
-    results = {"sample": f"real-speech-multi: speakers with <= 50 lines whole, others every {args.multi_step}th line; "
-               f"real-speech: every {args.single_step}th line of a large speaker, small speakers whole",
-               "machine": machine, "wall_s": wall, **summary, "lines": rows}  # fmt: skip
+    results = {
+        "sample": f"real-speech-multi: speakers with <= 50 lines whole, others every {args.multi_step}th line; "
+        f"real-speech: every {args.single_step}th line of a large speaker, small speakers whole",
+        "machine": machine,
+        "wall_s": wall,
+        **summary,
+        "lines": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     plot(rows, args.threshold, PLOT)

@@ -32,12 +32,14 @@ def model_figures_table() -> str:
     rows = [
         ("parameters", lambda f: f"{f['parameters']:,} ({f['fp32_mb']:.2f} MB fp32)"),
         ("offline (`a2bs infer`), per output frame", lambda f: f"{f['offline_mmac']:.1f} MMAC"),
-        ("`A2BSModel.step`, per frame (reference, constants recomputed)",
-         lambda f: f"{f['reference_step_mmac']:.1f} MMAC"),
+        (
+            "`A2BSModel.step`, per frame (reference, constants recomputed)",
+            lambda f: f"{f['reference_step_mmac']:.1f} MMAC",
+        ),
         ("shipped `DeployStep`, per frame (constants folded)", lambda f: f"{f['shipped_step_mmac']:.1f} MMAC"),
         ("front end, per frame", lambda f: f"{f['front_end_mmac']:.2f} MMAC"),
         ("on device per second (shipped step + front end)", lambda f: f"{f['device_gmac_per_s']:.2f} GMAC/s"),
-    ]  # fmt: skip
+    ]
     lines = ["| | 30 fps | 60 fps |", "|---|---|---|"]
     lines += [f"| {name} | {cell(figures[0])} | {cell(figures[1])} |" for name, cell in rows]
     return "\n".join(lines)
@@ -61,14 +63,18 @@ def variants_table() -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for v in VARIANTS:
-        size = " / ".join(f"{sizes[(v.platform, fps, v.name)]:.2f} MB" if (v.platform, fps, v.name) in sizes
-                          else "-" for fps in (30, 60))  # fmt: skip
+        size = " / ".join(
+            f"{sizes[(v.platform, fps, v.name)]:.2f} MB" if (v.platform, fps, v.name) in sizes else "-"
+            for fps in (30, 60)
+        )
         lim = v.limits
         limits = f"{v.precision_class}: {lim.mae:g} / {lim.max_abs:g} / {lim.psnr_db:g} dB / {lim.min_correlation:g} "
         weights = f"{v.weight_limit[0]:g} ({v.weight_limit[1]})" if v.weight_limit else "float, not checked"
         name = f"`{v.name}`" + (" (default)" if v.default else "")
-        lines.append(f"| {v.platform} | {name} | {v.deployment_target} | {size} | {limits}"
-                     f"({lim.reason}) | {weights} | {v.description} |")  # fmt: skip
+        lines.append(
+            f"| {v.platform} | {name} | {v.deployment_target} | {size} | {limits}"
+            f"({lim.reason}) | {weights} | {v.description} |"
+        )
     return "\n".join(lines)
 
 

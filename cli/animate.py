@@ -91,30 +91,53 @@ class Animator:
             from a2bs.core.plan import plan
 
             the_plan = plan(audio, self.fps, spec.stride, spec.emotion_refresh, spec.emotion_from)
-            metadata = {"audio": str(audio), "checkpoint": self.ckpt.source, "trained": self.ckpt.trained,
-                        "stride": spec.stride, "emotion_from": emotion_from}  # fmt: skip
-            return Animation(self.fps, the_plan.n_frames, the_plan.info.duration_s,
-                             "trained" if self.ckpt.trained else "UNTRAINED", metadata,
-                             lambda update: iter_blendshapes(audio, self.ckpt, the_plan, progress=update))  # fmt: skip
+            metadata = {
+                "audio": str(audio),
+                "checkpoint": self.ckpt.source,
+                "trained": self.ckpt.trained,
+                "stride": spec.stride,
+                "emotion_from": emotion_from,
+            }
+            return Animation(
+                self.fps,
+                the_plan.n_frames,
+                the_plan.info.duration_s,
+                "trained" if self.ckpt.trained else "UNTRAINED",
+                metadata,
+                lambda update: iter_blendshapes(audio, self.ckpt, the_plan, progress=update),
+            )
         from a2bs.core.audio import probe
         from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
 
         fps, n_frames, frames = iter_bundle_blendshapes(
             audio, spec.bundle, spec.backend, spec.variant, emotion_from=spec.emotion_from, num_threads=self.threads
         )
-        metadata = {"audio": str(audio), "bundle": str(spec.bundle), "backend": spec.backend,
-                    "variant": spec.variant, "emotion_from": emotion_from}  # fmt: skip
+        metadata = {
+            "audio": str(audio),
+            "bundle": str(spec.bundle),
+            "backend": spec.backend,
+            "variant": spec.variant,
+            "emotion_from": emotion_from,
+        }
 
         def chunks(update: Callable[[int], None]) -> Iterator[np.ndarray]:
             for chunk in frames:
                 update(len(chunk))
                 yield chunk
 
-        return Animation(fps, n_frames, probe(audio).duration_s, f"{spec.backend} {spec.variant or 'default'}",
-                         metadata, chunks)  # fmt: skip
+        return Animation(
+            fps, n_frames, probe(audio).duration_s, f"{spec.backend} {spec.variant or 'default'}", metadata, chunks
+        )
 
-    def write(self, audio: Path, output: Path, *, force: bool = False,
-              progress: Callable[[int], None] | None = None, keep_frames: int = 0) -> Written:  # fmt: skip
+    def write(
+        self,
+        audio: Path,
+        output: Path,
+        *,
+        force: bool = False,
+        progress: Callable[[int], None] | None = None,
+        keep_frames: int = 0,
+    ) -> Written:
         """Animate `audio` into `output` (atomic: a complete file or none). `progress(n)` gets frame counts."""
         started = time.perf_counter()
         animation = self.animate(audio)
@@ -138,5 +161,7 @@ def check_finite(chunk: np.ndarray, first_frame: int, audio: Path, label: str) -
     bad = ~np.isfinite(chunk)
     if bad.any():
         frame = first_frame + int(np.argwhere(bad)[0][0])
-        raise A2BSError(f"the model ({label}) produced NaN or infinite values at frame {frame} for {audio}: "
-                        "its weights are broken or out of range (nothing was written)")  # fmt: skip
+        raise A2BSError(
+            f"the model ({label}) produced NaN or infinite values at frame {frame} for {audio}: "
+            "its weights are broken or out of range (nothing was written)"
+        )

@@ -81,8 +81,10 @@ def collect_jobs(inputs: list[Path], out_dir: Path, output_format: str) -> list[
     for job in jobs:
         other = by_output.setdefault(job.output, job.source)
         if other != job.source:
-            raise A2BSError(f"{other} and {job.source} would both be written to {job.output}: rename one, "
-                            "or give their folders as inputs so the output tree keeps them apart")  # fmt: skip
+            raise A2BSError(
+                f"{other} and {job.source} would both be written to {job.output}: rename one, "
+                "or give their folders as inputs so the output tree keeps them apart"
+            )
     return jobs
 
 
@@ -132,8 +134,15 @@ def animate_job(job: Job, spec: AnimatorSpec, force: bool, preview: bool = False
 
             from a2bs.viz.preview import render_preview
 
-            render_preview(np.concatenate(written.kept), written.fps, job.output.with_suffix(".mp4"), job.source,
-                           labels=[written.label], title=job.source.name, force=True)  # fmt: skip
+            render_preview(
+                np.concatenate(written.kept),
+                written.fps,
+                job.output.with_suffix(".mp4"),
+                job.source,
+                labels=[written.label],
+                title=job.source.name,
+                force=True,
+            )
     except (A2BSError, AudioError) as exc:
         outcome.status, outcome.reason = "failed", str(exc)
     except OSError as exc:
@@ -156,9 +165,19 @@ def _worker_init() -> None:
 # --- running a batch -----------------------------------------------------------------------------
 
 
-def run_batch(inputs: list[Path], out_dir: Path, spec: AnimatorSpec, *, output_format: str = "csv", workers: int = 1,
-              dask: str | None = None, force: bool = False, previews: bool = False, show_progress: bool = False,
-              echo: Callable[[str], None] = print) -> list[Outcome]:  # fmt: skip
+def run_batch(
+    inputs: list[Path],
+    out_dir: Path,
+    spec: AnimatorSpec,
+    *,
+    output_format: str = "csv",
+    workers: int = 1,
+    dask: str | None = None,
+    force: bool = False,
+    previews: bool = False,
+    show_progress: bool = False,
+    echo: Callable[[str], None] = print,
+) -> list[Outcome]:
     """Animate every input; returns the failures (also in OUT_DIR/batch_report.json)."""
     from a2bs.core.audio import probe
 
@@ -178,10 +197,17 @@ def run_batch(inputs: list[Path], out_dir: Path, spec: AnimatorSpec, *, output_f
             outcomes.append(Outcome(str(job.source), str(job.output), "failed", str(exc)))
             continue
         todo.append(job)
-    where = f"Dask cluster {dask}" if dask else f"{workers} worker process{'es' * (workers > 1)}" if workers > 1 else (
-        "this process")  # fmt: skip
-    echo(f"batch: {len(jobs)} files, {len(todo)} to animate ({sum(durations.values()) / 3600:.2f} h of audio) "
-         f"on {where}; {sum(o.status == 'skipped' for o in outcomes)} finished before")  # fmt: skip
+    where = (
+        f"Dask cluster {dask}"
+        if dask
+        else f"{workers} worker process{'es' * (workers > 1)}"
+        if workers > 1
+        else ("this process")
+    )
+    echo(
+        f"batch: {len(jobs)} files, {len(todo)} to animate ({sum(durations.values()) / 3600:.2f} h of audio) "
+        f"on {where}; {sum(o.status == 'skipped' for o in outcomes)} finished before"
+    )
     try:
         results = _run(todo, spec, force or previews, previews, workers, dask)
         with _progress_bar(sum(durations.values()), len(todo), show_progress) as advance, contextlib.closing(results):
@@ -193,16 +219,19 @@ def run_batch(inputs: list[Path], out_dir: Path, spec: AnimatorSpec, *, output_f
     failures = [o for o in outcomes if o.status == "failed"]
     elapsed = time.perf_counter() - started
     audio_h = sum(o.audio_s for o in outcomes if o.status == "written") / 3600
-    echo(f"batch: {sum(o.status == 'written' for o in outcomes)} written ({audio_h:.2f} h of audio, "
-         f"{audio_h * 3600 / max(elapsed, 1e-9):.1f}x real time), {sum(o.status == 'skipped' for o in outcomes)} "
-         f"skipped, {len(failures)} failed in {elapsed:.1f} s; report: {out_dir / REPORT}")  # fmt: skip
+    echo(
+        f"batch: {sum(o.status == 'written' for o in outcomes)} written ({audio_h:.2f} h of audio, "
+        f"{audio_h * 3600 / max(elapsed, 1e-9):.1f}x real time), {sum(o.status == 'skipped' for o in outcomes)} "
+        f"skipped, {len(failures)} failed in {elapsed:.1f} s; report: {out_dir / REPORT}"
+    )
     for failure in failures:
         echo(f"  failed: {failure.source}: {failure.reason}")
     return failures
 
 
-def _run(todo: list[Job], spec: AnimatorSpec, force: bool, preview: bool, workers: int,
-         dask: str | None) -> Iterator[Outcome]:  # fmt: skip
+def _run(
+    todo: list[Job], spec: AnimatorSpec, force: bool, preview: bool, workers: int, dask: str | None
+) -> Iterator[Outcome]:
     if not todo:
         return
     if dask:
@@ -215,8 +244,7 @@ def _run(todo: list[Job], spec: AnimatorSpec, force: bool, preview: bool, worker
             yield animate_job(job, spec, force, preview)
 
 
-def _run_processes(todo: list[Job], spec: AnimatorSpec, force: bool, preview: bool,
-                   workers: int) -> Iterator[Outcome]:  # fmt: skip
+def _run_processes(todo: list[Job], spec: AnimatorSpec, force: bool, preview: bool, workers: int) -> Iterator[Outcome]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -237,14 +265,20 @@ def _run_processes(todo: list[Job], spec: AnimatorSpec, force: bool, preview: bo
     pool.shutdown(wait=True)
 
 
-def _run_dask(todo: list[Job], spec: AnimatorSpec, force: bool, preview: bool, workers: int,
-              address: str) -> Iterator[Outcome]:  # fmt: skip
+def _run_dask(
+    todo: list[Job], spec: AnimatorSpec, force: bool, preview: bool, workers: int, address: str
+) -> Iterator[Outcome]:
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
     if address == "auto":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               env={"OMP_NUM_THREADS": "1"})  # fmt: skip
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": "1"},
+        )
     try:
         client = Client(cluster if cluster is not None else address, timeout="30s")
     except OSError as exc:
@@ -285,8 +319,16 @@ def _progress_bar(total_s: float, files: int, show: bool) -> Iterator[Callable[[
         yield advance
 
 
-def _write_report(out_dir: Path, jobs: list[Job], outcomes: list[Outcome], spec: AnimatorSpec, workers: int,
-                  dask: str | None, seconds: float, started_wall: float) -> None:  # fmt: skip
+def _write_report(
+    out_dir: Path,
+    jobs: list[Job],
+    outcomes: list[Outcome],
+    spec: AnimatorSpec,
+    workers: int,
+    dask: str | None,
+    seconds: float,
+    started_wall: float,
+) -> None:
     from a2bs.core.files import write_text_atomic
 
     finished = {o.source for o in outcomes}

@@ -74,18 +74,21 @@ def convert(
         from a2bs.mobile_validation.validate import validate_bundle
 
         progress("validation (a2bs validate) of the new bundle before it replaces anything")
-        reports.append(validate_bundle(staged, checkpoint=None, progress=progress, reference=ckpt,
-                                       strict_latency=strict_latency, shown_as=out))  # fmt: skip
+        reports.append(
+            validate_bundle(
+                staged, checkpoint=None, progress=progress, reference=ckpt, strict_latency=strict_latency, shown_as=out
+            )
+        )
         return reports[-1].passed
 
-    result = build_bundle(platform, ckpt, variants, out, force=force, progress=progress,
-                          check=run_validation if validate else None)  # fmt: skip
+    result = build_bundle(
+        platform, ckpt, variants, out, force=force, progress=progress, check=run_validation if validate else None
+    )
     typer.echo(f"\n{platform} bundle: {result.out} ({result.seconds:.1f} s)")
     typer.echo(f"{'variant':<14} {'role':<10} {'file':<36} {'size':>9}  parity (MAE vs PyTorch)")
     for row in result.rows:
         parity = f"{row['parity_mae']:.2e} ({row['runtime']})" if row["parity_mae"] is not None else row["runtime"]
-        typer.echo(f"{row['variant']:<14} {row['role']:<10} {row['file']:<36} {row['bytes'] / 1e6:>7.2f}MB  "
-                   f"{parity}")  # fmt: skip
+        typer.echo(f"{row['variant']:<14} {row['role']:<10} {row['file']:<36} {row['bytes'] / 1e6:>7.2f}MB  {parity}")
     if reports:
         from a2bs.mobile_validation.report import summary_lines
         from a2bs.mobile_validation.validate import REPORT_HTML
@@ -159,8 +162,11 @@ def install_bundle(bundle: Path, target: Path, clip: str) -> None:
             # the app needs the models and the manifest; the HTML report and its plots stay with the bundle,
             # and nothing hidden or symlinked is copied
             def skipped(folder: str, names: list[str]) -> set[str]:
-                return {n for n in names if n in (REPORT_HTML, PLOTS_DIR) or n.startswith(".")
-                        or os.path.islink(os.path.join(folder, n))}  # fmt: skip
+                return {
+                    n
+                    for n in names
+                    if n in (REPORT_HTML, PLOTS_DIR) or n.startswith(".") or os.path.islink(os.path.join(folder, n))
+                }
 
             shutil.copytree(bundle, staging, dirs_exist_ok=True, ignore=skipped)
             shutil.copyfile(bundled_audio_dir() / "speech_en_us.wav", staging / clip)

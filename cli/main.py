@@ -137,9 +137,18 @@ def infer(
 
         if plot is not None or preview is not None:
             raise A2BSError("--plot and --preview go with one input file; for several use --previews")
-        failures = run_batch(inputs, output or Path("out"), spec, output_format=output_format, workers=workers,
-                             dask=dask, force=force, previews=previews, show_progress=show,
-                             echo=typer.echo)  # fmt: skip
+        failures = run_batch(
+            inputs,
+            output or Path("out"),
+            spec,
+            output_format=output_format,
+            workers=workers,
+            dask=dask,
+            force=force,
+            previews=previews,
+            show_progress=show,
+            echo=typer.echo,
+        )
         if failures:
             raise typer.Exit(1)
         return
@@ -148,8 +157,9 @@ def infer(
     _infer_one(inputs[0], output, spec, plot, preview, force, show)
 
 
-def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, preview: Path | None, force: bool,
-               show: bool) -> None:  # fmt: skip
+def _infer_one(
+    audio: Path, output: Path | None, spec: Any, plot: Path | None, preview: Path | None, force: bool, show: bool
+) -> None:
     from tqdm import tqdm
 
     from a2bs.cli.animate import Animator
@@ -166,8 +176,10 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, p
         if output.parent.is_dir():
             check_output_path(output, force=force)
         elif not os.access(output.parent.absolute().parent, os.W_OK | os.X_OK):
-            raise A2BSError(f"cannot create the output folder {output.parent.absolute()} (the current folder is "
-                            "not writable): pass -o to choose where to write")  # fmt: skip
+            raise A2BSError(
+                f"cannot create the output folder {output.parent.absolute()} (the current folder is "
+                "not writable): pass -o to choose where to write"
+            )
     else:
         check_output_path(output, force=force)
     if plot is not None:
@@ -200,8 +212,12 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, p
         from a2bs.viz.plots import plot_curves
 
         try:
-            plot_curves(np.concatenate(written.kept)[: 60 * written.fps], written.fps, plot,
-                        title=f"{audio.name} ({written.label})")  # fmt: skip
+            plot_curves(
+                np.concatenate(written.kept)[: 60 * written.fps],
+                written.fps,
+                plot,
+                title=f"{audio.name} ({written.label})",
+            )
         except OSError as exc:
             raise A2BSError(f"cannot write --plot {plot}: {exc.strerror or exc} ({output} was written)") from None
         typer.echo(f"wrote {plot}")
@@ -210,8 +226,15 @@ def _infer_one(audio: Path, output: Path | None, spec: Any, plot: Path | None, p
 
         from a2bs.viz.preview import render_preview
 
-        render_preview(np.concatenate(written.kept), written.fps, preview, audio, labels=[written.label],
-                       title=audio.name, force=force)  # fmt: skip
+        render_preview(
+            np.concatenate(written.kept),
+            written.fps,
+            preview,
+            audio,
+            labels=[written.label],
+            title=audio.name,
+            force=force,
+        )
         typer.echo(f"wrote {preview}")
 
 
@@ -300,11 +323,22 @@ def train(
 
     check_fps(fps)
     config = TrainConfig(
-        data=[str(d) for d in data], out=str(out), fps=fps, epochs=epochs, steps_per_epoch=steps_per_epoch,
-        batch_size=batch_size, seq_frames=seq_frames, lr=lr, seed=seed, init=str(init) if init else None,
-        max_minutes=max_minutes, emotion_dropout=emotion_dropout, specialization_weight=specialization_weight,
-        channel_db=channel_db, vocal_tract_warp=vocal_tract_warp,
-    )  # fmt: skip
+        data=[str(d) for d in data],
+        out=str(out),
+        fps=fps,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size,
+        seq_frames=seq_frames,
+        lr=lr,
+        seed=seed,
+        init=str(init) if init else None,
+        max_minutes=max_minutes,
+        emotion_dropout=emotion_dropout,
+        specialization_weight=specialization_weight,
+        channel_db=channel_db,
+        vocal_tract_warp=vocal_tract_warp,
+    )
     show = sys.stderr.isatty() if progress is None else progress
     run_training(config, resume=resume, force=force, log=typer.echo, progress=show)
 
@@ -396,9 +430,18 @@ def data_align(
 
     check_fps(fps)
     with _line_progress("a2bs data align", progress) as advance:
-        corpus = build_aligned_corpus(speech, out, fps=fps, copies=copies, seed=seed, val_speakers=val_speaker,
-                                      workers=workers, background=background, progress=advance,
-                                      log=typer.echo)  # fmt: skip
+        corpus = build_aligned_corpus(
+            speech,
+            out,
+            fps=fps,
+            copies=copies,
+            seed=seed,
+            val_speakers=val_speaker,
+            workers=workers,
+            background=background,
+            progress=advance,
+            log=typer.echo,
+        )
     split = corpus["split"]
     typer.echo(f"wrote {out}: {len(split['train'])} training and {len(split['val'])} validation takes")
 
@@ -421,8 +464,9 @@ def data_retarget(
     from a2bs.corpus.align import retarget_corpus
 
     with _line_progress("a2bs data retarget", progress) as advance:
-        made = retarget_corpus(corpus, out, background=background, seed=seed, val_speakers=val_speaker,
-                               progress=advance, log=typer.echo)  # fmt: skip
+        made = retarget_corpus(
+            corpus, out, background=background, seed=seed, val_speakers=val_speaker, progress=advance, log=typer.echo
+        )
     typer.echo(f"wrote {out}: {len(made['split']['train'])} training and {len(made['split']['val'])} validation takes")
 
 
@@ -448,8 +492,9 @@ def data_transcribe(
 
     threshold = MIN_CONFIDENCE if min_confidence is None else min_confidence
     with _line_progress("a2bs data transcribe", progress) as advance:
-        summary = transcribe_folder(speech, out, min_confidence=threshold, workers=workers, progress=advance,
-                                    log=typer.echo)  # fmt: skip
+        summary = transcribe_folder(
+            speech, out, min_confidence=threshold, workers=workers, progress=advance, log=typer.echo
+        )
     kept = summary["n_recognised"] + summary["n_scripted"]
     typer.echo(f"wrote {out / 'transcripts.tsv'}: {kept} lines; next: a2bs data align {out} --out CORPUS")
 
@@ -510,8 +555,9 @@ def validate(
     def progress(stage: str) -> None:
         typer.echo(f"[{time.perf_counter() - started:6.1f}s] {stage}", err=True)
 
-    report = validate_bundle(bundle, audio, checkpoint, latency=latency, strict_latency=strict_latency,
-                             progress=progress)  # fmt: skip
+    report = validate_bundle(
+        bundle, audio, checkpoint, latency=latency, strict_latency=strict_latency, progress=progress
+    )
     for line in summary_lines(report.data):
         typer.echo(line)
     typer.echo(f"report: {bundle / REPORT_HTML}")

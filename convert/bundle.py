@@ -97,25 +97,29 @@ def _tensor_spec(name: str, shape: tuple[int, ...], description: str) -> dict[st
     return {"name": name, "shape": list(shape), "dtype": "float32", "description": description}
 
 
-def build_manifest(platform: str, ckpt: Checkpoint, files: list[ArtifactFile], folder: Path,
-                   default_variant: str) -> dict[str, Any]:  # fmt: skip
+def build_manifest(
+    platform: str, ckpt: Checkpoint, files: list[ArtifactFile], folder: Path, default_variant: str
+) -> dict[str, Any]:
     model, cfg = ckpt.model, ckpt.model.config
     state = initial_state(model)
     mel_mean, mel_std = model.front_end.stats()
     n = cfg.context_frames
     d2 = 2 * cfg.d_model
     step_inputs = [
-        _tensor_spec(STEP_INPUTS[0], (1, cfg.step_mel_frames, C.N_MELS),
-                     f"normalized log-mel frames {', '.join(mel_history_names(cfg))}, oldest first"),
+        _tensor_spec(
+            STEP_INPUTS[0],
+            (1, cfg.step_mel_frames, C.N_MELS),
+            f"normalized log-mel frames {', '.join(mel_history_names(cfg))}, oldest first",
+        ),
         _tensor_spec(STEP_INPUTS[1], (1, n - 1, d2), "ring buffer: the last N-1 context_frame outputs, oldest first"),
         _tensor_spec(STEP_INPUTS[2], (1, C.EMOTION_DIM), "z-normalized eGeMAPS features; zeros = neutral"),
         _tensor_spec(STEP_INPUTS[3], (1, C.N_BLENDSHAPES), "the previous frame's `blendshapes` output"),
-    ]  # fmt: skip
+    ]
     step_outputs = [
         _tensor_spec(STEP_OUTPUTS[0], (1, C.N_BLENDSHAPES), "smoothed blendshapes in [0, 1] (use these)"),
         _tensor_spec(STEP_OUTPUTS[1], (1, C.N_BLENDSHAPES), "unsmoothed blendshapes (use for the very first frame)"),
         _tensor_spec(STEP_OUTPUTS[2], (1, d2), "encoded newest frame: append to the ring buffer"),
-    ]  # fmt: skip
+    ]
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -209,13 +213,19 @@ def call_sequence(config: ModelConfig) -> list[str]:
         "If j - lookahead_frames >= 0, that output frame's blendshapes are outputs.blendshapes "
         "(for output frame 0 use outputs.blendshapes_raw); previous = that frame. Before output frame 0, previous "
         "is ignored: pass zeros.",
-    ]  # fmt: skip
+    ]
 
 
 def build_bundle(
-    platform: str, ckpt: Checkpoint, variants: list[str], out: Path, *, force: bool = False,
-    progress: Progress = print, check: Callable[[Path], bool] | None = None,
-) -> BundleResult:  # fmt: skip
+    platform: str,
+    ckpt: Checkpoint,
+    variants: list[str],
+    out: Path,
+    *,
+    force: bool = False,
+    progress: Progress = print,
+    check: Callable[[Path], bool] | None = None,
+) -> BundleResult:
     """Convert every variant (the first is the bundle's default), write manifest.json and README.md in a
     staging folder beside `out`, run
     `check` on it (validation) and only if that passes move it into place; a bundle that fails goes to
@@ -260,10 +270,13 @@ def _row(folder: Path, artifact: ArtifactFile) -> dict:
     (MAE of its output vs PyTorch on real-speech frames, core/parity.py)."""
     check = artifact.check
     return {
-        "variant": artifact.variant, "role": artifact.role, "file": artifact.path.as_posix(),
-        "bytes": size_bytes(folder / artifact.path), "parity_mae": None if check is None else check.mae,
+        "variant": artifact.variant,
+        "role": artifact.role,
+        "file": artifact.path.as_posix(),
+        "bytes": size_bytes(folder / artifact.path),
+        "parity_mae": None if check is None else check.mae,
         "runtime": "not measured" if check is None else check.runtime,
-    }  # fmt: skip
+    }
 
 
 def bundle_readme(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> str:

@@ -105,9 +105,13 @@ def calibration_set(
         history = cfg.step_mel_frames
         for k in picks:  # output k: encoded window k .. k+N-1, newest mel frame j = k+N+1
             step_inputs.append(
-                (mel[k + n + 2 - history : k + n + 2][None].clone(), kv[k : k + n - 1][None].clone(),
-                 emotion.clone(), smoothed[k - 1][None].clone())
-            )  # fmt: skip
+                (
+                    mel[k + n + 2 - history : k + n + 2][None].clone(),
+                    kv[k : k + n - 1][None].clone(),
+                    emotion.clone(),
+                    smoothed[k - 1][None].clone(),
+                )
+            )
             front_inputs.append(windows[k + n + 1][None].clone())
     if not front_inputs:
         front_inputs = [torch.zeros(1, N_FFT)]
@@ -167,9 +171,10 @@ def check_targets(step: Path, front_end: Path, overwrite: bool, front_end_matche
         return False
     if not front_end_matches(front_end):
         raise ConversionError(
-            "save", f"the front end {front_end} exists and was built from another checkpoint (mel statistics "
+            "save",
+            f"the front end {front_end} exists and was built from another checkpoint (mel statistics "
             "differ): refusing to overwrite it",
-        )  # fmt: skip
+        )
     return True
 
 

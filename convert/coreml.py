@@ -135,16 +135,23 @@ def convert_coreml(
 
     report(f"coreml {variant}: save")
     save_atomically(out_dir, writers, overwrite=overwrite, verify=verify)
-    notes = [f"minimum deployment target {target.name}", f"{size_bytes(step_path) / 1e6:.2f} MB",
-             row.description, *([recipe.note] if recipe.note else [])]  # fmt: skip
+    notes = [
+        f"minimum deployment target {target.name}",
+        f"{size_bytes(step_path) / 1e6:.2f} MB",
+        row.description,
+        *([recipe.note] if recipe.note else []),
+    ]
     return [
         ArtifactFile(Path(step_path.name), "step", variant, row.precision, notes, check=checks.get(step_path)),
         ArtifactFile(
-            Path(FRONT_END_PACKAGE), "front_end", "fp32", "fp32 weights, fp32 compute, fp32 inputs/outputs",
-            [f"minimum deployment target {FRONT_END_DEPLOYMENT_TARGET.name}",
-             f"{size_bytes(front_path) / 1e6:.2f} MB"], check=checks.get(front_path),
+            Path(FRONT_END_PACKAGE),
+            "front_end",
+            "fp32",
+            "fp32 weights, fp32 compute, fp32 inputs/outputs",
+            [f"minimum deployment target {FRONT_END_DEPLOYMENT_TARGET.name}", f"{size_bytes(front_path) / 1e6:.2f} MB"],
+            check=checks.get(front_path),
         ),
-    ]  # fmt: skip
+    ]
 
 
 def _convert_step(ckpt: Checkpoint, variant: str, calibration: CalibrationSet, report: Progress) -> Any:
@@ -299,8 +306,11 @@ def _float_softmax_outputs(prepared: torch.fx.GraphModule) -> torch.fx.GraphModu
     removed = 0
     for node in list(graph.nodes):
         source = node.args[0] if node.op == "call_module" and node.args else None
-        is_softmax = isinstance(source, torch.fx.Node) and source.op == "call_function" and source.target in (
-            torch.softmax, F.softmax)  # fmt: skip
+        is_softmax = (
+            isinstance(source, torch.fx.Node)
+            and source.op == "call_function"
+            and source.target in (torch.softmax, F.softmax)
+        )
         if is_softmax and "activation_post_process" in str(node.target):
             node.replace_all_uses_with(source)
             graph.erase_node(node)
@@ -370,14 +380,20 @@ def _quantize_w8a8(step: DeployStep, example: tuple[torch.Tensor, ...], calibrat
 _WEIGHTS_ONLY = "compressed: the 12 Linear weight matrices; biases, LayerNorm and attention constants fp16"
 _INT8 = frozenset({"constexpr_affine_dequantize"})  # the MIL ops that prove each compression pass ran
 _LUT = frozenset({"constexpr_lut_to_dense"})
-RECIPES: dict[str, Recipe] = recipes_for("ios", {
-    "fp16": Recipe(),
-    "int8": Recipe(after_convert=_int8_weights, adds_ops=_INT8, note=_WEIGHTS_ONLY),
-    "palettize6": Recipe(after_convert=_palettize(6), adds_ops=_LUT, note=_WEIGHTS_ONLY),
-    "palettize4": Recipe(after_convert=_palettize(4), adds_ops=_LUT, note=_WEIGHTS_ONLY),
-    "w8a8": Recipe(before_export=_quantize_w8a8, adds_ops=_INT8 | {"quantize", "dequantize"},
-                   note="8-bit: Linear weights (per channel), activations and the attention constants (per tensor)"),
-})  # fmt: skip
+RECIPES: dict[str, Recipe] = recipes_for(
+    "ios",
+    {
+        "fp16": Recipe(),
+        "int8": Recipe(after_convert=_int8_weights, adds_ops=_INT8, note=_WEIGHTS_ONLY),
+        "palettize6": Recipe(after_convert=_palettize(6), adds_ops=_LUT, note=_WEIGHTS_ONLY),
+        "palettize4": Recipe(after_convert=_palettize(4), adds_ops=_LUT, note=_WEIGHTS_ONLY),
+        "w8a8": Recipe(
+            before_export=_quantize_w8a8,
+            adds_ops=_INT8 | {"quantize", "dequantize"},
+            note="8-bit: Linear weights (per channel), activations and the attention constants (per tensor)",
+        ),
+    },
+)
 
 
 # --- metadata, names, checks -----------------------------------------------------------------------
@@ -494,8 +510,10 @@ def _check_front_end(path: Path, ckpt: Checkpoint, calibration: CalibrationSet) 
     inputs = front_end_check_inputs(reference, calibration)
     with _stage("convert", "the NumPy MIL executor cannot run the front end"):
         runner = MILExecutor(path)
-        pairs = [(reference(pcm).numpy(), runner(**{FRONT_END_INPUTS[0]: pcm.numpy()})[FRONT_END_OUTPUTS[0]])
-                 for (pcm,) in inputs]  # fmt: skip
+        pairs = [
+            (reference(pcm).numpy(), runner(**{FRONT_END_INPUTS[0]: pcm.numpy()})[FRONT_END_OUTPUTS[0]])
+            for (pcm,) in inputs
+        ]
     worst = float_excess(pairs, FRONT_END_ATOL)
     if worst is not None:
         raise ConversionError(

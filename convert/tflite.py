@@ -128,14 +128,18 @@ def convert_tflite(
     save_atomically(out_dir, writers, overwrite=overwrite)
     step_check = _self_check(outputs, STEP_OUTPUTS[0], skip=1)
     records = [
-        ArtifactFile(Path(step_path.name), "step", variant, row.precision,
-                     notes=_parity_notes(outputs), check=step_check),
         ArtifactFile(
-            Path(FRONT_END_FILE), "front_end", "fp32", "fp32 (log-mel front end stays fp32)",
+            Path(step_path.name), "step", variant, row.precision, notes=_parity_notes(outputs), check=step_check
+        ),
+        ArtifactFile(
+            Path(FRONT_END_FILE),
+            "front_end",
+            "fp32",
+            "fp32 (log-mel front end stays fp32)",
             notes=["1024 PCM samples -> 80 normalized log-mel; windowed-DFT and mel matrices as FULLY_CONNECTED"],
             check=front_check,
         ),
-    ]  # fmt: skip
+    ]
     return records
 
 
@@ -260,8 +264,9 @@ def _full_int8(q: Any) -> list[Any]:
     q.add_static_config(".*", op.BATCH_MATMUL, 8, 8, weight_granularity=qtyping.QuantGranularity.TENSORWISE)
     if ATTENTION_WEIGHT_BITS == 16:  # the softmax outputs and the (weights x values) matmuls that read them
         for scope in _softmax_readers(q._float_model):
-            q.add_static_config(f"^{re.escape(scope)}$", op.BATCH_MATMUL, 16, 8,
-                                weight_granularity=qtyping.QuantGranularity.TENSORWISE)  # fmt: skip
+            q.add_static_config(
+                f"^{re.escape(scope)}$", op.BATCH_MATMUL, 16, 8, weight_granularity=qtyping.QuantGranularity.TENSORWISE
+            )
         q.add_static_config(".*", op.SOFTMAX, 16, 8)
     return [op.INPUT, op.OUTPUT]  # float I/O; QUANTIZE/DEQUANTIZE inserted at the edges
 
@@ -274,22 +279,29 @@ def _softmax_readers(model: Any) -> list[str]:
     from ai_edge_quantizer.utils.tfl_flatbuffer_utils import get_op_scope
 
     subgraph = model.subgraphs[0]
-    softmax, matmul = (_opcode_indices(model, op) for op in (schema.BuiltinOperator.SOFTMAX,
-                                                               schema.BuiltinOperator.BATCH_MATMUL))  # fmt: skip
+    softmax, matmul = (
+        _opcode_indices(model, op) for op in (schema.BuiltinOperator.SOFTMAX, schema.BuiltinOperator.BATCH_MATMUL)
+    )
     softmax_out = {t for o in subgraph.operators if o.opcodeIndex in softmax for t in o.outputs}
-    scopes = [get_op_scope(o, subgraph.tensors) for o in subgraph.operators
-              if o.opcodeIndex in matmul and o.inputs[0] in softmax_out]  # fmt: skip
+    scopes = [
+        get_op_scope(o, subgraph.tensors)
+        for o in subgraph.operators
+        if o.opcodeIndex in matmul and o.inputs[0] in softmax_out
+    ]
     if not scopes:
         raise ConversionError("quantize:full_int8", "found no attention matmul after a softmax")
     return scopes
 
 
-RECIPES: dict[str, Recipe] = recipes_for("android", {
-    "fp32": Recipe(),  # the graph as converted
-    "fp16": Recipe(after_convert=_fp16),
-    "dynamic_int8": Recipe(after_convert=_dynamic_int8),
-    "full_int8": Recipe(after_convert=_full_int8),
-})  # fmt: skip
+RECIPES: dict[str, Recipe] = recipes_for(
+    "android",
+    {
+        "fp32": Recipe(),  # the graph as converted
+        "fp16": Recipe(after_convert=_fp16),
+        "dynamic_int8": Recipe(after_convert=_dynamic_int8),
+        "full_int8": Recipe(after_convert=_full_int8),
+    },
+)
 
 
 def _quantize(fp32: bytes, recipe: Recipe, calibration: CalibrationSet, stage: str) -> bytes:
@@ -339,8 +351,9 @@ def _calibrate(fp32: bytes, quant_recipe: list, calibration: CalibrationSet) -> 
 def _opcode_indices(graph: Any, operator: int) -> set[int]:
     """The `operatorCodes` indices of one builtin operator (codes below 127 may sit only in the
     deprecated field)."""
-    return {i for i, code in enumerate(graph.operatorCodes)
-            if max(code.builtinCode, code.deprecatedBuiltinCode) == operator}  # fmt: skip
+    return {
+        i for i, code in enumerate(graph.operatorCodes) if max(code.builtinCode, code.deprecatedBuiltinCode) == operator
+    }
 
 
 def _rewire_float_outputs(model: bytes, stage: str) -> bytes:
@@ -448,8 +461,10 @@ def _parity_notes(outputs: dict) -> list[str]:
         check = _self_check(outputs, name, skip=1)
         if check is None:
             return ["parity vs PyTorch measured on a random example only (no real-speech frames given)"]
-        notes.append(f"{name}: MAE {check.mae:.2e}, max {check.max_abs:.2e} vs PyTorch on {check.frames} "
-                     "real-speech frames (LiteRT)")  # fmt: skip
+        notes.append(
+            f"{name}: MAE {check.mae:.2e}, max {check.max_abs:.2e} vs PyTorch on {check.frames} "
+            "real-speech frames (LiteRT)"
+        )
     return notes
 
 

@@ -144,12 +144,15 @@ def _csv_rows(frames: np.ndarray, start: int, fps: int) -> bytes:
         )
     colon = np.full((n, 1), ord(":"), dtype=np.uint8)
     timecode = [
-        _digits(seconds // 3600, 2), colon,
-        _digits(seconds // 60 % 60, 2), colon,
-        _digits(seconds % 60, 2), colon,
+        _digits(seconds // 3600, 2),
+        colon,
+        _digits(seconds // 60 % 60, 2),
+        colon,
+        _digits(seconds % 60, 2),
+        colon,
         _digits(ff, _ff_width(fps)),
         np.broadcast_to(np.frombuffer(b".000", dtype=np.uint8), (n, 4)),
-    ]  # fmt: skip
+    ]
     return np.concatenate([*timecode, body], axis=1).tobytes()
 
 

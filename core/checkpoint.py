@@ -108,13 +108,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     memory), and only then are the weights read and the model built."""
     folder = _resolve(Path(path))
     where = str(folder / CONFIG_FILE)
-    config = Fields(read_json(folder / CONFIG_FILE, "a2bs checkpoint config", CheckpointError), where,
-                    CheckpointError)  # fmt: skip
+    config = Fields(read_json(folder / CONFIG_FILE, "a2bs checkpoint config", CheckpointError), where, CheckpointError)
     if config.data.get("format") != FORMAT:
         raise CheckpointError(f"{where} is not an a2bs checkpoint config ('format' is not {FORMAT!r})")
     if config.data.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint version {_short(config.data.get('version'))} is not supported "
-                              f"(expected {VERSION})")  # fmt: skip
+        raise CheckpointError(
+            f"checkpoint version {_short(config.data.get('version'))} is not supported (expected {VERSION})"
+        )
     model_config = ModelConfig.from_json(config.data.get("model"), where)
     mel = config.obj("mel_stats")
     mel_mean = np.asarray(mel.numbers("mean", N_MELS, -1e3, 1e3), np.float32)
@@ -158,9 +158,11 @@ def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
     unexpected = sorted(set(header) - set(expected))
     wrong = sorted(k for k in set(expected) & set(header) if header[k][0] != expected[k])
     if missing or unexpected or wrong:
-        parts = [f"{label} {names[:3]}{'...' if len(names) > 3 else ''}"
-                 for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-                 if names]  # fmt: skip
+        parts = [
+            f"{label} {names[:3]}{'...' if len(names) > 3 else ''}"
+            for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+            if names
+        ]
         raise CheckpointError(f"{path} does not match its config: " + "; ".join(parts))
     not_float = sorted(k for k, (_, dtype) in header.items() if dtype not in _FLOAT_DTYPES)
     if not_float:

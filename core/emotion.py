@@ -100,8 +100,13 @@ class _SmileAPI:
     def instance(self, sample_rate: int | None) -> Any:
         """A fresh native openSMILE instance with the eGeMAPSv02 config (one per signal, as `Smile` does)."""
         smile = self.lib.OpenSMILE()
-        smile.initialize(config_file=str(self.config_root / _CONFIG_FILE), options=self.options(sample_rate),
-                         loglevel=_LOGLEVEL, log_file=None, debug=False)  # fmt: skip
+        smile.initialize(
+            config_file=str(self.config_root / _CONFIG_FILE),
+            options=self.options(sample_rate),
+            loglevel=_LOGLEVEL,
+            log_file=None,
+            debug=False,
+        )
         return smile
 
 

@@ -99,8 +99,9 @@ class Fields:
             raise self._fail(key, f"must be a number in [{lo:g}, {hi:g}], got {_show(value)}")
         return float(value)
 
-    def str(self, key: str, *, choices: tuple[str, ...] | None = None, optional: bool = False,
-            max_len: int = 4096) -> str | None:  # fmt: skip
+    def str(
+        self, key: str, *, choices: tuple[str, ...] | None = None, optional: bool = False, max_len: int = 4096
+    ) -> str | None:
         value = self._get(key, optional)
         if value is None and optional:
             return None

@@ -121,8 +121,10 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 os.close(fd)
-                raise A2BSError(f"{self.target} is being written by another a2bs process right now: "
-                                "wait until it has finished, then try again") from None  # fmt: skip
+                raise A2BSError(
+                    f"{self.target} is being written by another a2bs process right now: "
+                    "wait until it has finished, then try again"
+                ) from None
             try:  # the previous holder may have removed the file we opened: lock the one that is there
                 current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:

@@ -55,8 +55,12 @@ class ModelConfig:
     def for_fps(cls, fps: int) -> ModelConfig:
         if fps not in C.SUPPORTED_FPS:
             raise ValueError(f"fps must be one of {C.SUPPORTED_FPS}, got {fps}")
-        return cls(fps=fps, context_frames=C.CONTEXT_FRAMES[fps], lookahead_frames=C.LOOKAHEAD_FRAMES[fps],
-                   detail_spacing=C.DETAIL_SPACING[fps])  # fmt: skip
+        return cls(
+            fps=fps,
+            context_frames=C.CONTEXT_FRAMES[fps],
+            lookahead_frames=C.LOOKAHEAD_FRAMES[fps],
+            detail_spacing=C.DETAIL_SPACING[fps],
+        )
 
     @property
     def step_mel_frames(self) -> int:
@@ -97,20 +101,28 @@ class ModelConfig:
         context = f.int("context_frames", 8, 2048)
         d_model, n_heads = f.int("d_model", 8, 1024), f.int("n_heads", 1, 64)
         if d_model % n_heads:
-            raise CheckpointError(f"{where}: 'model.d_model' ({d_model}) must be a multiple of 'model.n_heads' "
-                                  f"({n_heads})")  # fmt: skip
+            raise CheckpointError(
+                f"{where}: 'model.d_model' ({d_model}) must be a multiple of 'model.n_heads' ({n_heads})"
+            )
         extra = f.data.get("extra", {})
         if not isinstance(extra, dict):
             raise CheckpointError(f"{where}: 'model.extra' must be a JSON object")
         return cls(
-            fps=fps, context_frames=context, lookahead_frames=f.int("lookahead_frames", 0, min(fps, context - 1)),
-            n_mels=f.int("n_mels", C.N_MELS, C.N_MELS), detail_frames=f.int("detail_frames", 3, 3),
+            fps=fps,
+            context_frames=context,
+            lookahead_frames=f.int("lookahead_frames", 0, min(fps, context - 1)),
+            n_mels=f.int("n_mels", C.N_MELS, C.N_MELS),
+            detail_frames=f.int("detail_frames", 3, 3),
             detail_spacing=f.int("detail_spacing", 1, 4, optional=True) or 1,
-            d_model=d_model, n_heads=n_heads, encoder_hidden=f.int("encoder_hidden", 1, 4096),
+            d_model=d_model,
+            n_heads=n_heads,
+            encoder_hidden=f.int("encoder_hidden", 1, 4096),
             emotion_dim=f.int("emotion_dim", C.EMOTION_DIM, C.EMOTION_DIM),
-            emotion_tokens=f.int("emotion_tokens", 1, 16), decoder_hidden=f.int("decoder_hidden", 1, 1024),
-            n_blendshapes=f.int("n_blendshapes", C.N_BLENDSHAPES, C.N_BLENDSHAPES), extra=extra,
-        )  # fmt: skip
+            emotion_tokens=f.int("emotion_tokens", 1, 16),
+            decoder_hidden=f.int("decoder_hidden", 1, 1024),
+            n_blendshapes=f.int("n_blendshapes", C.N_BLENDSHAPES, C.N_BLENDSHAPES),
+            extra=extra,
+        )
 
 
 class A2BSModel(nn.Module):

@@ -92,8 +92,10 @@ def gate(metrics: dict[str, Any], limits: ParityLimits) -> list[str]:
     if corr is None:
         problems.append("no blendshape of the reference moves: correlation cannot judge this clip")
     elif not corr >= limits.min_correlation:
-        worst = min(((v, k) for k, v in metrics["correlation"].items() if v is not None),
-                    key=lambda item: -np.inf if np.isnan(item[0]) else item[0])  # fmt: skip
+        worst = min(
+            ((v, k) for k, v in metrics["correlation"].items() if v is not None),
+            key=lambda item: -np.inf if np.isnan(item[0]) else item[0],
+        )
         problems.append(f"correlation of {worst[1]} {worst[0]:.4f} < {limits.min_correlation}")
     return problems
 

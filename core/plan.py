@@ -25,9 +25,12 @@ class InferencePlan:
 
 
 def plan(
-    path: str | Path, fps: int, stride: int = 1, emotion_refresh_s: float | None = None,
+    path: str | Path,
+    fps: int,
+    stride: int = 1,
+    emotion_refresh_s: float | None = None,
     emotion_from: str | Path | None = None,
-) -> InferencePlan:  # fmt: skip
+) -> InferencePlan:
     info = probe(path)
     if stride < 1 or stride > fps:
         raise A2BSError(f"--stride must be between 1 and {fps} frames, got {stride}")

@@ -199,15 +199,19 @@ class Aligner:
             d.start_utt()
             d.process_raw(pcm, full_utt=True)
             d.end_utt()
-            aligned = [(re.sub(r"\(\d+\)$", "", w.name), [(p.name, p.start, p.duration, p.score) for p in w])
-                       for w in d.get_alignment()]  # fmt: skip
+            aligned = [
+                (re.sub(r"\(\d+\)$", "", w.name), [(p.name, p.start, p.duration, p.score) for p in w])
+                for w in d.get_alignment()
+            ]
         except RuntimeError as exc:
             raise AlignmentError(f"the aligner failed ({exc}): audio and text differ?") from None
         frames = sum(p[2] for _, ps in aligned for p in ps)
         score = sum(p[3] for _, ps in aligned for p in ps) / max(frames, 1)
         if score < MIN_SCORE_PER_FRAME:
-            raise AlignmentError(f"alignment score {score:.0f} per frame (< {MIN_SCORE_PER_FRAME:.0f}): "
-                                 "the transcript does not match the audio")  # fmt: skip
+            raise AlignmentError(
+                f"alignment score {score:.0f} per frame (< {MIN_SCORE_PER_FRAME:.0f}): "
+                "the transcript does not match the audio"
+            )
         phones: Phones = []
         for word, ps in aligned:
             names = [p[0] for p in ps]
@@ -344,8 +348,18 @@ def _process(job: _Job, takes: Path) -> tuple[list[dict], str | None]:
         return [], str(exc)
 
 
-def _write(takes: Path, name: str, job: _Job, audio: np.ndarray, curves: np.ndarray, phones: Phones,
-           p: Perturbation, aug: dict, style: SpeakingStyle, emotion: np.ndarray) -> dict:  # fmt: skip
+def _write(
+    takes: Path,
+    name: str,
+    job: _Job,
+    audio: np.ndarray,
+    curves: np.ndarray,
+    phones: Phones,
+    p: Perturbation,
+    aug: dict,
+    style: SpeakingStyle,
+    emotion: np.ndarray,
+) -> dict:
     wav = takes / f"{name}.wav"
     sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
     with open_writer(takes / f"{name}.csv", fps=job.fps, n_frames=len(curves)) as w:
@@ -414,8 +428,10 @@ def build_aligned_corpus(
     room = None if background is None else str(Path(background).resolve())
     if room is not None:
         _bank(room)  # a folder without room tone fails here, before any work
-    jobs = [_Job(line, "val" if (line.speaker in held if held else i % 10 == 1) else "train", copies, fps, seed, i,
-                 room) for i, line in enumerate(lines)]  # fmt: skip
+    jobs = [
+        _Job(line, "val" if (line.speaker in held if held else i % 10 == 1) else "train", copies, fps, seed, i, room)
+        for i, line in enumerate(lines)
+    ]
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     records: list[dict] = []
     try:
@@ -452,8 +468,10 @@ def build_aligned_corpus(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     aligned = len({r["source"] for r in records})
-    log(f"aligned {aligned} of {aligned + len(skipped)} lines ({manifest['duration_s'] / 60:.1f} min with "
-        f"{copies} perturbed copies each), {len(skipped)} skipped")  # fmt: skip
+    log(
+        f"aligned {aligned} of {aligned + len(skipped)} lines ({manifest['duration_s'] / 60:.1f} min with "
+        f"{copies} perturbed copies each), {len(skipped)} skipped"
+    )
     for name, reason in skipped[:20]:
         log(f"  skipped {name}: {reason}")
     if len(skipped) > 20:
@@ -517,12 +535,16 @@ def retarget_corpus(
             sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
             with open_writer(takes / f"{name}.csv", fps=fps, n_frames=len(curves)) as w:
                 w.write(curves)
-            record.update({
-                "duration_s": round(len(audio) / SAMPLE_RATE, 6), "n_frames": len(curves),
-                "speaking_style": asdict(style), "audio_sha256": sha256(wav),
-                "emotion_raw": [float(v) for v in emotion],
-                "phones": [[n, round(a, 6), round(b, 6)] for n, a, b in phones],
-            })  # fmt: skip
+            record.update(
+                {
+                    "duration_s": round(len(audio) / SAMPLE_RATE, 6),
+                    "n_frames": len(curves),
+                    "speaking_style": asdict(style),
+                    "audio_sha256": sha256(wav),
+                    "emotion_raw": [float(v) for v in emotion],
+                    "phones": [[n, round(a, 6), round(b, 6)] for n, a, b in phones],
+                }
+            )
             (takes / f"{name}.phones.json").write_text(json.dumps(record) + "\n")
             if progress is not None:
                 progress(i, len(records))

@@ -92,9 +92,14 @@ def _at_dbfs(x: np.ndarray, dbfs: float) -> np.ndarray:
 
 
 def add_background(
-    audio: np.ndarray, phones: Sequence[tuple[str, float, float]], rng: np.random.Generator, bank: RoomToneBank,
-    *, pause: str, sr: int = SAMPLE_RATE,
-) -> tuple[np.ndarray, Phones, dict]:  # fmt: skip
+    audio: np.ndarray,
+    phones: Sequence[tuple[str, float, float]],
+    rng: np.random.Generator,
+    bank: RoomToneBank,
+    *,
+    pause: str,
+    sr: int = SAMPLE_RATE,
+) -> tuple[np.ndarray, Phones, dict]:
     """(longer audio, phones shifted and covering it, what was done): `PAD_S` of non-speech before and
     after, labelled `pause` (a pause phone of the take's phone table), room tone under everything."""
     lead, tail = (round(rng.uniform(*PAD_S) * sr) for _ in range(2))
@@ -117,9 +122,14 @@ def add_background(
 
 
 def with_background(
-    heard: np.ndarray, phones: Sequence[tuple[str, float, float]], speech: np.ndarray, rng: np.random.Generator,
-    bank: RoomToneBank, *, pause: str = "sil",
-) -> tuple[np.ndarray, Phones, np.ndarray, dict]:  # fmt: skip
+    heard: np.ndarray,
+    phones: Sequence[tuple[str, float, float]],
+    speech: np.ndarray,
+    rng: np.random.Generator,
+    bank: RoomToneBank,
+    *,
+    pause: str = "sil",
+) -> tuple[np.ndarray, Phones, np.ndarray, dict]:
     """`add_background` for a take builder: (heard audio with background, phones, the clean `speech` padded
     to the same length and timeline, what was done). `pause` is a pause phone of the take's phone table."""
     audio, moved, info = add_background(heard, phones, rng, bank, pause=pause)
@@ -137,8 +147,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     bank = RoomToneBank.from_folder(args[0])
     levels = [10 * np.log10(np.mean(np.square(np.concatenate(r), dtype=np.float64)) + 1e-20) for r in bank.rooms]
     total = sum(len(s) for r in bank.rooms for s in r) / SAMPLE_RATE
-    print(f"{len(bank.rooms)} rooms, {total:.1f} s of room tone, level {np.median(levels):.1f} dBFS median "
-          f"({np.percentile(levels, 10):.1f} .. {np.percentile(levels, 90):.1f})")  # fmt: skip
+    print(
+        f"{len(bank.rooms)} rooms, {total:.1f} s of room tone, level {np.median(levels):.1f} dBFS median "
+        f"({np.percentile(levels, 10):.1f} .. {np.percentile(levels, 90):.1f})"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,15 @@ _WORKER_TIMEOUT_S = 60.0
 # Accents (espeak-ng 1.51 language names; `en-gb` is the `gmw/en` voice, reached through the name
 # `en` because SetVoiceByName("en-gb") fails in 1.51) and the standard variants in voices/!v.
 ACCENTS: tuple[str, ...] = (
-    "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc",
-)  # fmt: skip
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
 VARIANTS: tuple[str, ...] = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
 VOICES: tuple[str, ...] = tuple(a + (f"+{v}" if v else "") for a in ACCENTS for v in VARIANTS)
 

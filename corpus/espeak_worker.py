@@ -34,15 +34,30 @@ class _Id(ctypes.Union):
 
 
 class Event(ctypes.Structure):  # espeak_EVENT, speak_lib.h API revision 12
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", _Id)]  # fmt: skip
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _Id),
+    ]
 
 
 class Voice(ctypes.Structure):  # espeak_VOICE
-    _fields_ = [("name", ctypes.c_char_p), ("languages", ctypes.c_char_p), ("identifier", ctypes.c_char_p),
-                ("gender", ctypes.c_ubyte), ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte),
-                ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]  # fmt: skip
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_char_p),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
 
 
 CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(Event))
@@ -59,8 +74,16 @@ def _load(library: str) -> ctypes.CDLL:
     lib.espeak_SetVoiceByProperties.argtypes = [ctypes.POINTER(Voice)]
     lib.espeak_GetCurrentVoice.restype = ctypes.POINTER(Voice)
     lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-    lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                                 ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
+    lib.espeak_Synth.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    ]
     lib.espeak_Info.argtypes = [ctypes.c_void_p]
     lib.espeak_Info.restype = ctypes.c_char_p
     return lib
@@ -106,8 +129,12 @@ def main() -> None:
     rc = lib.espeak_Synth(text, len(text), 0, POS_CHARACTER, 0, espeakCHARS_AUTO, None, None)
     if rc != 0:
         fail(f"espeak_Synth failed with code {rc}")
-    head = {"sample_rate": rate, "events": events, "identifier": (cur.identifier or b"").decode(),
-            "version": (lib.espeak_Info(None) or b"").decode()}  # fmt: skip
+    head = {
+        "sample_rate": rate,
+        "events": events,
+        "identifier": (cur.identifier or b"").decode(),
+        "version": (lib.espeak_Info(None) or b"").decode(),
+    }
     out = sys.stdout.buffer
     out.write(json.dumps(head).encode() + b"\n")
     for c in chunks:

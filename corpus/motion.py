@@ -108,8 +108,10 @@ class SpeakingStyle:
     def from_egemaps(cls, functionals: np.ndarray) -> SpeakingStyle:
         """From the 88 eGeMAPSv02 functionals (the first 88 of the 264 emotion features)."""
         f = np.asarray(functionals, dtype=np.float64).reshape(-1)
-        z = {k: float(np.clip((f[i] - m) / sd, -Z_CLIP, Z_CLIP)) if np.isfinite(f[i]) else 0.0
-             for k, (i, m, sd) in STYLE_FEATURES.items()}  # fmt: skip
+        z = {
+            k: float(np.clip((f[i] - m) / sd, -Z_CLIP, Z_CLIP)) if np.isfinite(f[i]) else 0.0
+            for k, (i, m, sd) in STYLE_FEATURES.items()
+        }
         return cls(
             arousal=(z["pitch_range"] + z["loudness_range"] + z["rate"]) / 3.0,
             tension=(z["rate"] - z["pitch_range"]) / 2.0,

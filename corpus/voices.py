@@ -89,8 +89,11 @@ def _festival(voice: Voice, jobs: list[tuple[str, Path]]) -> None:
     script = [f"({voice.ident})"]
     for text, stem in jobs:
         quoted = text.replace("\\", " ").replace('"', "'")
-        script += [f'(set! utt (utt.synth (Utterance Text "{quoted}")))',
-                   f'(utt.save.segs utt "{stem}.segs")', f"(utt.save.wave utt \"{stem}.wav\" 'riff)"]  # fmt: skip
+        script += [
+            f'(set! utt (utt.synth (Utterance Text "{quoted}")))',
+            f'(utt.save.segs utt "{stem}.segs")',
+            f'(utt.save.wave utt "{stem}.wav" \'riff)',
+        ]
     with tempfile.NamedTemporaryFile("w", suffix=".scm", delete=False) as f:
         f.write("\n".join(script) + "\n")
     try:
@@ -101,17 +104,25 @@ def _festival(voice: Voice, jobs: list[tuple[str, Path]]) -> None:
 
 def _flite(voice: Voice, text: str, stem: Path) -> None:
     """Flite prints ``phone:end`` pairs with -psdur; they become a Festival segment file."""
-    done = subprocess.run(["flite", "-voice", voice.ident, "-t", text, "-o", f"{stem}.wav", "-psdur"],
-                          check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        ["flite", "-voice", voice.ident, "-t", text, "-o", f"{stem}.wav", "-psdur"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     pairs = [p.rsplit(":", 1) for p in done.stdout.split() if ":" in p]
     if done.returncode == 0 and pairs:
         stem.with_suffix(".segs").write_text("#\n" + "".join(f"{float(t):.4f} 100 {ph}\n" for ph, t in pairs))
 
 
 def speak_lines(
-    texts: Sequence[str], out: str | Path, voices: Sequence[str],
-    progress: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print,
-) -> dict[str, int]:  # fmt: skip
+    texts: Sequence[str],
+    out: str | Path,
+    voices: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, int]:
     """Every voice speaks every text into `out` (which must not exist); returns lines written per voice.
     A line a synthesizer fails on is left out (and counted); the folder appears only when complete."""
     out = Path(out)

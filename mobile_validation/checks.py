@@ -37,5 +37,9 @@ def machine_summary() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"os": f"{host.system()} {host.release()}", "cpu": cpu, "cores": os.cpu_count(),
-            "python": host.python_version()}  # fmt: skip
+    return {
+        "os": f"{host.system()} {host.release()}",
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": host.python_version(),
+    }

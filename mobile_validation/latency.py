@@ -103,8 +103,16 @@ MAX_TAIL = 4.0  # p95 / median of either loop beyond which preemption dominates 
 LATENCY_AUDIO_S = 10.0
 
 
-def run_latency(bundle: Path, manifest: dict[str, Any], intact: set[str], ckpt: Any, clip: Path,
-                checks: list[Check], progress: Progress, strict: bool = False) -> None:  # fmt: skip
+def run_latency(
+    bundle: Path,
+    manifest: dict[str, Any],
+    intact: set[str],
+    ckpt: Any,
+    clip: Path,
+    checks: list[Check],
+    progress: Progress,
+    strict: bool = False,
+) -> None:
     """One latency check per step model: LiteRT interleaved with the PyTorch reference (Core ML on macOS),
     or, for Core ML elsewhere, the MAC count marked as not measured. `strict` (a quiet, dedicated host)
     also applies the absolute budget (p95 <= a tenth of a frame) and fails an inconclusive measurement."""
@@ -155,8 +163,9 @@ def _torch_runners(ckpt: Any) -> tuple[Any, Any]:
     return front_runner, step_runner
 
 
-def interleaved(manifest: dict[str, Any], artifact: tuple[Any, Any], reference: tuple[Any, Any],
-                audio: np.ndarray) -> dict[str, Any]:  # fmt: skip
+def interleaved(
+    manifest: dict[str, Any], artifact: tuple[Any, Any], reference: tuple[Any, Any], audio: np.ndarray
+) -> dict[str, Any]:
     """Run the artifact's and the reference's frame loops side by side, one hop of PCM to each in turn, so
     that whatever else loads the machine hits both alike. Returns both loops' figures, the ratio of their
     medians, the ratio in each of NOISE_BLOCKS consecutive blocks, and whether the measurement is
@@ -184,8 +193,17 @@ def interleaved(manifest: dict[str, Any], artifact: tuple[Any, Any], reference: 
     return {**figures, "ratio_vs_torch": ratio, "block_ratios": blocks, "spread": spread, "noise": noise}
 
 
-def _tflite_latency(bundle: Path, manifest: dict[str, Any], entry: dict[str, Any], ckpt: Any, clip: Path,
-                    budget_ms: float, macs: float | None, strict: bool, progress: Progress) -> Check:  # fmt: skip
+def _tflite_latency(
+    bundle: Path,
+    manifest: dict[str, Any],
+    entry: dict[str, Any],
+    ckpt: Any,
+    clip: Path,
+    budget_ms: float,
+    macs: float | None,
+    strict: bool,
+    progress: Progress,
+) -> Check:
     import torch
 
     front_entry = next(e for e in manifest["files"] if e["role"] == "front_end")
@@ -199,16 +217,26 @@ def _tflite_latency(bundle: Path, manifest: dict[str, Any], entry: dict[str, Any
     threads_before = torch.get_num_threads()
     try:
         for threads in counts:
-            progress(f"latency: {entry['path']} in the LiteRT interpreter, {threads} thread(s), interleaved "
-                     f"with the PyTorch reference")  # fmt: skip
+            progress(
+                f"latency: {entry['path']} in the LiteRT interpreter, {threads} thread(s), interleaved "
+                f"with the PyTorch reference"
+            )
             torch.set_num_threads(threads)
-            artifact = (TFLiteRunner(bundle / front_entry["path"], num_threads=threads),
-                        TFLiteRunner(bundle / entry["path"], num_threads=threads))  # fmt: skip
+            artifact = (
+                TFLiteRunner(bundle / front_entry["path"], num_threads=threads),
+                TFLiteRunner(bundle / entry["path"], num_threads=threads),
+            )
             run = interleaved(manifest, artifact, _torch_runners(ckpt), audio)
-            figures[threads] = {**run["artifact"], "threads": threads, "torch_median_ms": run["torch"]["median_ms"],
-                                "torch_p95_ms": run["torch"]["p95_ms"], "ratio_vs_torch": run["ratio_vs_torch"],
-                                "block_ratios": run["block_ratios"], "spread": run["spread"],
-                                "noise": run["noise"]}  # fmt: skip
+            figures[threads] = {
+                **run["artifact"],
+                "threads": threads,
+                "torch_median_ms": run["torch"]["median_ms"],
+                "torch_p95_ms": run["torch"]["p95_ms"],
+                "ratio_vs_torch": run["ratio_vs_torch"],
+                "block_ratios": run["block_ratios"],
+                "spread": run["spread"],
+                "noise": run["noise"],
+            }
     finally:
         torch.set_num_threads(threads_before)
     memory = _isolated_run(bundle, entry, clip)  # peak memory of the runtime alone, in its own process
@@ -224,9 +252,18 @@ def _isolated_run(bundle: Path, entry: dict[str, Any], clip: Path) -> dict[str, 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def judge(entry: dict[str, Any], figures: dict[Any, dict[str, Any]], primary: Any, isolated: dict[str, Any],
-          macs: float | None, budget_ms: float, fps: int, strict: bool, clip: str,
-          runtime: str = "LiteRT interpreter (XNNPACK, CPU)") -> Check:  # fmt: skip
+def judge(
+    entry: dict[str, Any],
+    figures: dict[Any, dict[str, Any]],
+    primary: Any,
+    isolated: dict[str, Any],
+    macs: float | None,
+    budget_ms: float,
+    fps: int,
+    strict: bool,
+    clip: str,
+    runtime: str = "LiteRT interpreter (XNNPACK, CPU)",
+) -> Check:
     """The latency verdict. Fails only on what the artifact controls (slower than the reference loop by
     more than MAX_RATIO_VS_TORCH, peak memory, MACs over budget); a noisy measurement is "inconclusive"
     (passes, with the reason) unless `strict`, which also applies the absolute p95 budget."""
@@ -251,21 +288,42 @@ def judge(entry: dict[str, Any], figures: dict[Any, dict[str, Any]], primary: An
         if noise:
             problems.append("strict latency: the measurement is inconclusive (" + "; ".join(noise) + ")")
         if not one["p95_ms"] <= budget_ms:
-            problems.append(f"strict latency: p95 {one['p95_ms']:.2f} ms per frame > {budget_ms:.2f} ms "
-                            f"({C.RTF_TARGET:g} of a frame)")  # fmt: skip
+            problems.append(
+                f"strict latency: p95 {one['p95_ms']:.2f} ms per frame > {budget_ms:.2f} ms "
+                f"({C.RTF_TARGET:g} of a frame)"
+            )
     reason = "; ".join(problems + notes)
     label = f"{primary} thread" if primary == 1 else str(primary)
-    return Check(entry["path"], "latency", f"per-frame time / PyTorch reference (front end + step, {label})",
-                 not problems, ratio, MAX_RATIO_VS_TORCH, f"{runtime} vs PyTorch, interleaved",
-                 unit="x PyTorch", reason=reason,
-                 details={"verdict": verdict, "strict": strict, "ratio_vs_torch": ratio, "noise": noise,
-                          "measured": True, "threads" if primary == 1 else "compute_units":
-                          {str(t): f for t, f in figures.items()}, "isolated_1_thread": isolated,
-                          "peak_rss_mb": peak, "rtf": isolated.get("rtf"), "budget_ms": budget_ms,
-                          "rtf_target": C.RTF_TARGET, "memory_target_mb": C.MEMORY_TARGET_MB,
-                          "macs_per_frame_millions": None if macs is None else macs / 1e6,
-                          "mac_budget_millions": mac_budget / 1e6, "load_average": _load(),
-                          "machine": machine_summary(), "clip": clip})  # fmt: skip
+    return Check(
+        entry["path"],
+        "latency",
+        f"per-frame time / PyTorch reference (front end + step, {label})",
+        not problems,
+        ratio,
+        MAX_RATIO_VS_TORCH,
+        f"{runtime} vs PyTorch, interleaved",
+        unit="x PyTorch",
+        reason=reason,
+        details={
+            "verdict": verdict,
+            "strict": strict,
+            "ratio_vs_torch": ratio,
+            "noise": noise,
+            "measured": True,
+            "threads" if primary == 1 else "compute_units": {str(t): f for t, f in figures.items()},
+            "isolated_1_thread": isolated,
+            "peak_rss_mb": peak,
+            "rtf": isolated.get("rtf"),
+            "budget_ms": budget_ms,
+            "rtf_target": C.RTF_TARGET,
+            "memory_target_mb": C.MEMORY_TARGET_MB,
+            "macs_per_frame_millions": None if macs is None else macs / 1e6,
+            "mac_budget_millions": mac_budget / 1e6,
+            "load_average": _load(),
+            "machine": machine_summary(),
+            "clip": clip,
+        },
+    )
 
 
 def _load() -> list[float] | None:
@@ -275,32 +333,63 @@ def _load() -> list[float] | None:
         return None
 
 
-def _coreml_latency(bundle: Path, manifest: dict[str, Any], entry: dict[str, Any], ckpt: Any, clip: Path,
-                    budget_ms: float, macs: float | None, strict: bool, progress: Progress) -> Check:  # fmt: skip
+def _coreml_latency(
+    bundle: Path,
+    manifest: dict[str, Any],
+    entry: dict[str, Any],
+    ckpt: Any,
+    clip: Path,
+    budget_ms: float,
+    macs: float | None,
+    strict: bool,
+    progress: Progress,
+) -> Check:
     fps = int(manifest["fps"])
     mac_budget = MAC_BUDGET_PER_S / fps
     if host.system() != "Darwin" or ckpt is None:
         over = macs is not None and not macs <= mac_budget
-        reason = (f"{macs / 1e6:.1f} MMAC per frame > budget {mac_budget / 1e6:.0f} MMAC" if over else
-                  "device latency not measured here; see the bundle README (Xcode performance report)")  # fmt: skip
-        return Check(entry["path"], "latency", "per-frame latency on device", not over,
-                     None if macs is None else macs / 1e6, mac_budget / 1e6,
-                     "not measured: Core ML runs only on macOS/iOS", unit="MMAC per frame", reason=reason,
-                     details={"measured": False, "verdict": "not measured", "macs_per_frame_millions":
-                              None if macs is None else macs / 1e6, "mac_budget_millions": mac_budget / 1e6,
-                              "machine": machine_summary()})  # fmt: skip
+        reason = (
+            f"{macs / 1e6:.1f} MMAC per frame > budget {mac_budget / 1e6:.0f} MMAC"
+            if over
+            else "device latency not measured here; see the bundle README (Xcode performance report)"
+        )
+        return Check(
+            entry["path"],
+            "latency",
+            "per-frame latency on device",
+            not over,
+            None if macs is None else macs / 1e6,
+            mac_budget / 1e6,
+            "not measured: Core ML runs only on macOS/iOS",
+            unit="MMAC per frame",
+            reason=reason,
+            details={
+                "measured": False,
+                "verdict": "not measured",
+                "macs_per_frame_millions": None if macs is None else macs / 1e6,
+                "mac_budget_millions": mac_budget / 1e6,
+                "machine": machine_summary(),
+            },
+        )
 
     audio = load_audio(clip)[: int(LATENCY_AUDIO_S * C.SAMPLE_RATE)]
     front_entry = next(e for e in manifest["files"] if e["role"] == "front_end")
     figures = {}
     for units in ("CPU_ONLY", "ALL"):
         progress(f"latency: {entry['path']} in Core ML, compute units {units}, interleaved with PyTorch")
-        artifact = (model_runner(bundle / front_entry["path"], "ios", units),
-                    model_runner(bundle / entry["path"], "ios", units))  # fmt: skip
+        artifact = (
+            model_runner(bundle / front_entry["path"], "ios", units),
+            model_runner(bundle / entry["path"], "ios", units),
+        )
         run = interleaved(manifest, artifact, _torch_runners(ckpt), audio)
-        figures[units] = {**run["artifact"], "torch_median_ms": run["torch"]["median_ms"],
-                          "ratio_vs_torch": run["ratio_vs_torch"], "block_ratios": run["block_ratios"],
-                          "spread": run["spread"], "noise": run["noise"]}  # fmt: skip
+        figures[units] = {
+            **run["artifact"],
+            "torch_median_ms": run["torch"]["median_ms"],
+            "ratio_vs_torch": run["ratio_vs_torch"],
+            "block_ratios": run["block_ratios"],
+            "spread": run["spread"],
+            "noise": run["noise"],
+        }
     return judge(entry, figures, "CPU_ONLY", {}, macs, budget_ms, fps, strict, clip.name, "Core ML (MLModel.predict)")
 
 

@@ -88,16 +88,30 @@ def _worst_frames(clips: list[_Clip], outputs: list[np.ndarray], fps: int) -> li
         err = np.abs(got - clip.reference)
         for k in np.argsort(err.max(axis=1))[::-1][:WORST_FRAMES]:
             s = int(err[k].argmax())
-            rows.append({"clip": clip.name, "frame": int(k), "time_s": round(k / fps, 3),
-                         "shape": ARKIT_BLENDSHAPES[s], "error": float(err[k, s]),
-                         "reference": float(clip.reference[k, s]), "artifact": float(got[k, s])})  # fmt: skip
+            rows.append(
+                {
+                    "clip": clip.name,
+                    "frame": int(k),
+                    "time_s": round(k / fps, 3),
+                    "shape": ARKIT_BLENDSHAPES[s],
+                    "error": float(err[k, s]),
+                    "reference": float(clip.reference[k, s]),
+                    "artifact": float(got[k, s]),
+                }
+            )
     return sorted(rows, key=lambda r: -r["error"])[:WORST_FRAMES]
 
 
 def run_parity(
-    bundle: Path, manifest: dict[str, Any], intact: set[str], ckpt: Any, clip_paths: list[Path],
-    checks: list[Check], plot_dir: Path, progress: Progress,
-) -> list[str]:  # fmt: skip
+    bundle: Path,
+    manifest: dict[str, Any],
+    intact: set[str],
+    ckpt: Any,
+    clip_paths: list[Path],
+    checks: list[Check],
+    plot_dir: Path,
+    progress: Progress,
+) -> list[str]:
 
     platform, fps = manifest["platform"], int(manifest["fps"])
     progress(f"reference: offline PyTorch inference on {len(clip_paths)} clip(s)")
@@ -121,8 +135,10 @@ def run_parity(
         if row is not None and row.weight_limit is not None:
             checks.append(weights_check(bundle / entry["path"], entry, platform, ckpt))
         for units in compute_units(platform):
-            progress(f"parity: {entry['path']} frame by frame on {len(clips)} clip(s)"
-                     + (f", Core ML compute units {units}" if units != "CPU_ONLY" else ""))  # fmt: skip
+            progress(
+                f"parity: {entry['path']} frame by frame on {len(clips)} clip(s)"
+                + (f", Core ML compute units {units}" if units != "CPU_ONLY" else "")
+            )
             try:
                 step = _runner(bundle / entry["path"], platform, units)
                 runtime = runtime_name(platform, step, units)
@@ -143,8 +159,15 @@ def run_parity(
     return plots
 
 
-def _blendshape_check(entry: dict[str, Any], platform: str, clips: list[_Clip], outputs: list[np.ndarray], fps: int,
-                      runtime: str, plot_dir: Path | None) -> Check:  # fmt: skip
+def _blendshape_check(
+    entry: dict[str, Any],
+    platform: str,
+    clips: list[_Clip],
+    outputs: list[np.ndarray],
+    fps: int,
+    runtime: str,
+    plot_dir: Path | None,
+) -> Check:
     """End-to-end parity of one step variant on one runtime; plots (into `plot_dir`) when given one."""
 
     variant = entry["variant"]
@@ -160,22 +183,53 @@ def _blendshape_check(entry: dict[str, Any], platform: str, clips: list[_Clip], 
     plots = []
     if plot_dir is not None:
         curves, errors = f"{PLOTS_DIR}/parity_{variant}.png", f"{PLOTS_DIR}/errors_{variant}.png"
-        plot_curves(outputs[0], fps, plot_dir / Path(curves).name, reference=clips[0].reference,
-                    label=f"{variant} ({runtime})", title=f"{entry['path']} vs PyTorch on {clips[0].name}")  # fmt: skip
-        plot_error_map(outputs[0] - clips[0].reference, fps, plot_dir / Path(errors).name,
-                       title=f"|{variant} - PyTorch| per shape on {clips[0].name}")  # fmt: skip
+        plot_curves(
+            outputs[0],
+            fps,
+            plot_dir / Path(curves).name,
+            reference=clips[0].reference,
+            label=f"{variant} ({runtime})",
+            title=f"{entry['path']} vs PyTorch on {clips[0].name}",
+        )
+        plot_error_map(
+            outputs[0] - clips[0].reference,
+            fps,
+            plot_dir / Path(errors).name,
+            title=f"|{variant} - PyTorch| per shape on {clips[0].name}",
+        )
         plots = [curves, errors]
-    return Check(entry["path"], "parity", "end-to-end blendshapes", not problems, metrics["rel_mae"], limits.mae,
-                 runtime, unit="MAE / reference spread", reason="; ".join(problems), details={
-                     "variant": variant, "precision_class": row.precision_class, "limits": asdict(limits),
-                     "rel_mae": metrics["rel_mae"], "rel_max": metrics["rel_max"], "psnr_db": metrics["psnr_db"],
-                     "min_correlation": metrics["min_correlation"], "mae": metrics["mae"],
-                     "max_abs": metrics["max_abs"], "peak": metrics["peak"], "non_finite": metrics["non_finite"],
-                     "moving_shapes": metrics["moving_shapes"], "margins": margins(metrics, limits),
-                     "mouth_critical_correlation": {n: metrics["correlation"][n] for n in MOUTH_CRITICAL},
-                     "correlation": metrics["correlation"], "worst_frames": _worst_frames(clips, outputs, fps),
-                     "frames": len(got), "clips": [c.name for c in clips], "plots": plots,
-                 })  # fmt: skip
+    return Check(
+        entry["path"],
+        "parity",
+        "end-to-end blendshapes",
+        not problems,
+        metrics["rel_mae"],
+        limits.mae,
+        runtime,
+        unit="MAE / reference spread",
+        reason="; ".join(problems),
+        details={
+            "variant": variant,
+            "precision_class": row.precision_class,
+            "limits": asdict(limits),
+            "rel_mae": metrics["rel_mae"],
+            "rel_max": metrics["rel_max"],
+            "psnr_db": metrics["psnr_db"],
+            "min_correlation": metrics["min_correlation"],
+            "mae": metrics["mae"],
+            "max_abs": metrics["max_abs"],
+            "peak": metrics["peak"],
+            "non_finite": metrics["non_finite"],
+            "moving_shapes": metrics["moving_shapes"],
+            "margins": margins(metrics, limits),
+            "mouth_critical_correlation": {n: metrics["correlation"][n] for n in MOUTH_CRITICAL},
+            "correlation": metrics["correlation"],
+            "worst_frames": _worst_frames(clips, outputs, fps),
+            "frames": len(got),
+            "clips": [c.name for c in clips],
+            "plots": plots,
+        },
+    )
 
 
 def _preview(plot_dir: Path, variant: str, runtime: str, clip: _Clip, got: np.ndarray, fps: int) -> dict[str, Any]:
@@ -190,23 +244,28 @@ def _preview(plot_dir: Path, variant: str, runtime: str, clip: _Clip, got: np.nd
         start = int(np.argmax(motion[n:] - motion[: len(motion) - n]))
         a0, a1 = (round(k * C.SAMPLE_RATE / fps) for k in (start, start + n))
         span = f"{start / fps:.2f}-{(start + n) / fps:.2f} s"
-        render_preview([clip.reference[start : start + n], got[start : start + n]], fps, plot_dir / name,
-                       clip.audio[a0:a1], labels=["PyTorch reference", f"{variant} ({runtime})"],
-                       title=f"{clip.name}, {span}", size=PREVIEW_FACE_PX)  # fmt: skip
+        render_preview(
+            [clip.reference[start : start + n], got[start : start + n]],
+            fps,
+            plot_dir / name,
+            clip.audio[a0:a1],
+            labels=["PyTorch reference", f"{variant} ({runtime})"],
+            title=f"{clip.name}, {span}",
+            size=PREVIEW_FACE_PX,
+        )
     except Exception as exc:  # any failure of the preview is reported, and validation goes on
         return {"path": None, "variant": variant, "note": f"face preview not rendered: {one_line(exc)}"}
-    return {"path": f"{PLOTS_DIR}/{name}", "variant": variant, "clip": clip.name, "span": span, "frames": n,
-            "note": ""}  # fmt: skip
+    return {"path": f"{PLOTS_DIR}/{name}", "variant": variant, "clip": clip.name, "span": span, "frames": n, "note": ""}
 
 
-def _front_end_parity(bundle: Path, entry: dict[str, Any], manifest: dict[str, Any], clips: list[_Clip],
-                      checks: list[Check]) -> Any:  # fmt: skip
+def _front_end_parity(
+    bundle: Path, entry: dict[str, Any], manifest: dict[str, Any], clips: list[_Clip], checks: list[Check]
+) -> Any:
     platform, spec = manifest["platform"], manifest["models"]["front_end"]
     pcm, mel = spec["inputs"][0]["name"], spec["outputs"][0]["name"]
     try:
         front = _runner(bundle / entry["path"], platform)
-        got = np.concatenate([np.stack([front(**{pcm: w[None]})[mel].reshape(-1) for w in c.windows])
-                              for c in clips])  # fmt: skip
+        got = np.concatenate([np.stack([front(**{pcm: w[None]})[mel].reshape(-1) for w in c.windows]) for c in clips])
     except Exception as exc:
         checks.append(not_run(entry, "parity", "mel frames", f"{entry['path']} did not run: {one_line(exc)}"))
         return None
@@ -214,16 +273,37 @@ def _front_end_parity(bundle: Path, entry: dict[str, Any], manifest: dict[str, A
     metrics = parity_metrics(reference, got)
     err = np.abs(got - reference)
     problems = front_end_gate(metrics)
-    checks.append(Check(entry["path"], "parity", "mel frames", not problems, metrics["mae"], FRONT_END_LIMITS.mae,
-                        runtime_name(platform, front), reason="; ".join(problems), details={
-                            "limits": asdict(FRONT_END_LIMITS), "mae": metrics["mae"], "max_abs": metrics["max_abs"],
-                            "frames": len(got), "worst_mel_bin": int(err.max(axis=0).argmax()),
-                        }))  # fmt: skip
+    checks.append(
+        Check(
+            entry["path"],
+            "parity",
+            "mel frames",
+            not problems,
+            metrics["mae"],
+            FRONT_END_LIMITS.mae,
+            runtime_name(platform, front),
+            reason="; ".join(problems),
+            details={
+                "limits": asdict(FRONT_END_LIMITS),
+                "mae": metrics["mae"],
+                "max_abs": metrics["max_abs"],
+                "frames": len(got),
+                "worst_mel_bin": int(err.max(axis=0).argmax()),
+            },
+        )
+    )
     return front
 
 
-def _streaming_check(manifest: dict[str, Any], front: Any, step: Any, clip: _Clip, hop_output: np.ndarray,
-                     entry: dict[str, Any], runtime: str) -> Check:  # fmt: skip
+def _streaming_check(
+    manifest: dict[str, Any],
+    front: Any,
+    step: Any,
+    clip: _Clip,
+    hop_output: np.ndarray,
+    entry: dict[str, Any],
+    runtime: str,
+) -> Check:
     """Irregular pieces and one whole piece must give the frames the hop-sized replay gave."""
 
     audio = clip.audio[: int(STREAM_CHECK_S * manifest["sample_rate"])]
@@ -245,11 +325,22 @@ def _streaming_check(manifest: dict[str, Any], front: Any, step: Any, clip: _Cli
     worst = max(diffs.values(), default=0.0)
     if not worst <= 1e-6:  # NaN fails too
         problems.append(f"chunking changed the output by up to {worst:.2e}")
-    return Check(entry["path"], "streaming", "PCM pieces of any size = offline", not problems, worst, 1e-6, runtime,
-                 reason="; ".join(problems), details={
-                     "max_diff_by_chunking": diffs, "frames": n, "chunk_sizes": STREAM_CHUNKS,
-                     "seconds": STREAM_CHECK_S,
-                 })  # fmt: skip
+    return Check(
+        entry["path"],
+        "streaming",
+        "PCM pieces of any size = offline",
+        not problems,
+        worst,
+        1e-6,
+        runtime,
+        reason="; ".join(problems),
+        details={
+            "max_diff_by_chunking": diffs,
+            "frames": n,
+            "chunk_sizes": STREAM_CHUNKS,
+            "seconds": STREAM_CHECK_S,
+        },
+    )
 
 
 def weights_check(path: Path, entry: dict[str, Any], platform: str, ckpt: Any) -> Check:
@@ -276,15 +367,33 @@ def weights_check(path: Path, entry: dict[str, Any], platform: str, ckpt: Any) -
         best = min(errors, key=lambda k: errors[k][0])
         rows.append({"stored": name, "torch": best, "relative_error": errors[best][0], "folded": errors[best][1]})
     if not rows:
-        return Check(entry["path"], "parity", "decompressed weights", False, None, limit, runtime,
-                     reason=f"no stored weight matches a torch weight (variant {variant})")  # fmt: skip
+        return Check(
+            entry["path"],
+            "parity",
+            "decompressed weights",
+            False,
+            None,
+            limit,
+            runtime,
+            reason=f"no stored weight matches a torch weight (variant {variant})",
+        )
     bad = [r for r in rows if not r["relative_error"] <= limit]  # NaN counts as bad
     worst = bad[0] if bad else max(rows, key=lambda r: r["relative_error"])
     ok = not bad
-    return Check(entry["path"], "parity", "decompressed weights", ok, worst["relative_error"], limit, runtime,
-                 unit="relative RMS", reason="" if ok else (
-                     f"weight {worst['stored']} ({worst['torch']}): relative error {worst['relative_error']:.3f}"),
-                 details={"weights": rows, "why": why})  # fmt: skip
+    return Check(
+        entry["path"],
+        "parity",
+        "decompressed weights",
+        ok,
+        worst["relative_error"],
+        limit,
+        runtime,
+        unit="relative RMS",
+        reason=""
+        if ok
+        else (f"weight {worst['stored']} ({worst['torch']}): relative error {worst['relative_error']:.3f}"),
+        details={"weights": rows, "why": why},
+    )
 
 
 def _weight_error(stored: np.ndarray, reference: np.ndarray, limit: float) -> tuple[float, bool]:

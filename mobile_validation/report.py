@@ -53,9 +53,18 @@ def _checks_table(checks: list[dict[str, Any]]) -> str:
             status = "<b class=na>not measured here</b>"
         elif c["kind"] == "latency" and c["passed"] and c["details"].get("verdict") == "inconclusive":
             status = "<b class=na>inconclusive</b>"
-        rows.append([html.escape(c["artifact"]), c["kind"], html.escape(c["name"]), status,
-                     _fmt(c["value"], c["unit"]), _fmt(c["threshold"], c["unit"]), html.escape(c["runtime"]),
-                     html.escape(c["reason"])])  # fmt: skip
+        rows.append(
+            [
+                html.escape(c["artifact"]),
+                c["kind"],
+                html.escape(c["name"]),
+                status,
+                _fmt(c["value"], c["unit"]),
+                _fmt(c["threshold"], c["unit"]),
+                html.escape(c["runtime"]),
+                html.escape(c["reason"]),
+            ]
+        )
     return _table(["artifact", "kind", "check", "result", "value", "threshold", "runtime", "note"], rows)
 
 
@@ -68,9 +77,19 @@ def _parity_section(checks: list[dict[str, Any]]) -> str:
         mouth = ", ".join(f"{k} {_corr(v)}" for k, v in d["mouth_critical_correlation"].items())
         worst = _table(
             ["clip", "frame", "time (s)", "shape", "error", "reference", "artifact"],
-            [[w["clip"], str(w["frame"]), _fmt(w["time_s"]), w["shape"], _fmt(w["error"]), _fmt(w["reference"]),
-              _fmt(w["artifact"])] for w in d["worst_frames"]],
-        )  # fmt: skip
+            [
+                [
+                    w["clip"],
+                    str(w["frame"]),
+                    _fmt(w["time_s"]),
+                    w["shape"],
+                    _fmt(w["error"]),
+                    _fmt(w["reference"]),
+                    _fmt(w["artifact"]),
+                ]
+                for w in d["worst_frames"]
+            ],
+        )
         parts.append(
             f"<h3>{html.escape(c['artifact'])} "
             f"<small>({d['precision_class']}, {html.escape(c['runtime'])})</small></h3>"
@@ -90,14 +109,34 @@ def _latency_section(checks: list[dict[str, Any]]) -> str:
             continue
         d = c["details"]
         for threads, f in d["threads"].items():
-            rows.append([html.escape(c["artifact"]), threads, _fmt(f["median_ms"], "ms"), _fmt(f["p95_ms"], "ms"),
-                         _fmt(f.get("torch_median_ms"), "ms"), _fmt(f.get("ratio_vs_torch")),
-                         _fmt(f.get("spread")), d.get("verdict", ""), _fmt(d.get("rtf")),
-                         _fmt(d.get("peak_rss_mb"), "MB")])  # fmt: skip
+            rows.append(
+                [
+                    html.escape(c["artifact"]),
+                    threads,
+                    _fmt(f["median_ms"], "ms"),
+                    _fmt(f["p95_ms"], "ms"),
+                    _fmt(f.get("torch_median_ms"), "ms"),
+                    _fmt(f.get("ratio_vs_torch")),
+                    _fmt(f.get("spread")),
+                    d.get("verdict", ""),
+                    _fmt(d.get("rtf")),
+                    _fmt(d.get("peak_rss_mb"), "MB"),
+                ]
+            )
     if not rows:
         return ""
-    header = ["artifact", "threads", "median", "p95", "PyTorch median", "ratio", "block spread", "verdict",
-              "RTF (own process)", "peak memory"]  # fmt: skip
+    header = [
+        "artifact",
+        "threads",
+        "median",
+        "p95",
+        "PyTorch median",
+        "ratio",
+        "block spread",
+        "verdict",
+        "RTF (own process)",
+        "peak memory",
+    ]
     return (
         "<h2>Latency (front end + step, per frame, interleaved with the PyTorch reference)</h2>"
         "<p>The build host is not the phone: the ratio to PyTorch is judged, absolute figures are evidence. "
@@ -136,14 +175,29 @@ def _previews(data: dict[str, Any], bundle: Path) -> str:
 
 def _thresholds(data: dict[str, Any]) -> str:
     t = data["thresholds"]
-    rows = [[name, _fmt(v["mae"]), _fmt(v["max_abs"]), f"{v['psnr_db']:g} dB", f"{v['min_correlation']:g}",
-             html.escape(v["reason"])] for name, v in t["parity"].items()]  # fmt: skip
+    rows = [
+        [
+            name,
+            _fmt(v["mae"]),
+            _fmt(v["max_abs"]),
+            f"{v['psnr_db']:g} dB",
+            f"{v['min_correlation']:g}",
+            html.escape(v["reason"]),
+        ]
+        for name, v in t["parity"].items()
+    ]
     f = t["front_end"]
     rows.append(["front end (mel, absolute)", _fmt(f["mae"]), _fmt(f["max_abs"]), "–", "–", html.escape(f["reason"])])
     weights = ", ".join(f"{k} ≤ {v['relative_rms']}" for k, v in t["weights"].items())
     lat = t["latency"]
-    header = ["precision", "MAE / ref. spread", "max / ref. range", "PSNR (peak: ref. range)",
-              "min correlation (moving shapes)", "why"]  # fmt: skip
+    header = [
+        "precision",
+        "MAE / ref. spread",
+        "max / ref. range",
+        "PSNR (peak: ref. range)",
+        "min correlation (moving shapes)",
+        "why",
+    ]
     return (
         "<h2>Thresholds</h2>"
         + _table(header, rows)
@@ -161,8 +215,10 @@ def render_html(data: dict[str, Any], bundle: Path) -> str:
     failed = [c for c in data["checks"] if not c["passed"]]
     verdict = "PASSED" if data["passed"] else f"FAILED ({len(failed)} of {len(data['checks'])} checks)"
     machine = data["machine"]
-    failures = "".join(f"<li>{html.escape(c['artifact'])}: {c['kind']} {html.escape(c['name'])}: "
-                       f"{html.escape(c['reason'])}</li>" for c in failed)  # fmt: skip
+    failures = "".join(
+        f"<li>{html.escape(c['artifact'])}: {c['kind']} {html.escape(c['name'])}: {html.escape(c['reason'])}</li>"
+        for c in failed
+    )
     clips = ", ".join(f"{a['name']} ({a['seconds']:.1f} s)" for a in data["audio"])
     versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items() if v)
     skipped = ""
@@ -229,12 +285,15 @@ def readme_section(data: dict[str, Any]) -> str:
     verdict = "**passed**" if data["passed"] else "**FAILED**"
     machine = data["machine"]
     lines = [
-        README_HEADING, "",
+        README_HEADING,
+        "",
         f"`a2bs validate` {verdict} on {data['created']} ({machine['cpu']}, {machine['cores']} cores); "
         "details in `report.html` and `report.json`."
-        + (f" Not run: {', '.join(data['skipped'])}." if data.get("skipped") else ""), "",
-        "| model | check | result | value | limit | runtime |", "|---|---|---|---|---|---|",
-    ]  # fmt: skip
+        + (f" Not run: {', '.join(data['skipped'])}." if data.get("skipped") else ""),
+        "",
+        "| model | check | result | value | limit | runtime |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in data["checks"]:
         if c["kind"] in ("integrity", "manifest") and c["passed"]:
             continue
@@ -246,6 +305,11 @@ def readme_section(data: dict[str, Any]) -> str:
         value, limit = _fmt(c["value"], c["unit"]), _fmt(c["threshold"], c["unit"])
         check = f"{c['kind']}: {c['name']}"
         lines.append(f"| `{c['artifact']}` | {check} | {result} | {value} | {limit} | {c['runtime']} |")
-    lines += ["", "### On-device figures", "", html.unescape(ON_DEVICE[data["platform"]]).replace("<code>", "`")
-              .replace("</code>", "`"), ""]  # fmt: skip
+    lines += [
+        "",
+        "### On-device figures",
+        "",
+        html.unescape(ON_DEVICE[data["platform"]]).replace("<code>", "`").replace("</code>", "`"),
+        "",
+    ]
     return "\n".join(lines)

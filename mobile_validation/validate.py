@@ -77,10 +77,16 @@ class Report:
 
 
 def validate_bundle(
-    bundle: Path, audio: list[Path] | None = None, checkpoint: Path | None = None, *,
-    latency: bool = True, progress: Progress = lambda _: None, reference: Any = None,
-    strict_latency: bool | None = None, shown_as: Path | None = None,
-) -> Report:  # fmt: skip
+    bundle: Path,
+    audio: list[Path] | None = None,
+    checkpoint: Path | None = None,
+    *,
+    latency: bool = True,
+    progress: Progress = lambda _: None,
+    reference: Any = None,
+    strict_latency: bool | None = None,
+    shown_as: Path | None = None,
+) -> Report:
     """Run every check on `bundle`, write the reports into it, and return the report.
 
     `reference` (a loaded Checkpoint) saves loading it again when the caller has it; it is still
@@ -167,21 +173,52 @@ def _integrity(bundle: Path, manifest: dict[str, Any], checks: list[Check]) -> s
     for entry in manifest["files"]:
         path = bundle / entry["path"]
         if not path.exists():
-            checks.append(Check(entry["path"], "integrity", "sha256", False, None, None, "sha256",
-                                reason=f"{entry['path']} is missing from the bundle"))  # fmt: skip
+            checks.append(
+                Check(
+                    entry["path"],
+                    "integrity",
+                    "sha256",
+                    False,
+                    None,
+                    None,
+                    "sha256",
+                    reason=f"{entry['path']} is missing from the bundle",
+                )
+            )
             continue
         digest = sha256(path)
         ok = digest == entry["sha256"]
         reason = "" if ok else f"{entry['path']}: sha256 {digest[:12]}... != manifest {entry['sha256'][:12]}..."
-        checks.append(Check(entry["path"], "integrity", "sha256", ok, None, None, "sha256", reason=reason,
-                            details={"sha256": digest, "bytes": size_bytes(path)}))  # fmt: skip
+        checks.append(
+            Check(
+                entry["path"],
+                "integrity",
+                "sha256",
+                ok,
+                None,
+                None,
+                "sha256",
+                reason=reason,
+                details={"sha256": digest, "bytes": size_bytes(path)},
+            )
+        )
         if ok:
             intact.add(entry["path"])
     listed = {e["path"] for e in manifest["files"]}
     for path in sorted(bundle.iterdir()):
         if path.suffix in (".tflite", ".mlpackage", ".mlmodel", ".mlmodelc") and path.name not in listed:
-            checks.append(Check(path.name, "integrity", "listed in manifest", False, None, None, "manifest",
-                                reason=f"{path.name} is in the bundle but not in manifest.json"))  # fmt: skip
+            checks.append(
+                Check(
+                    path.name,
+                    "integrity",
+                    "listed in manifest",
+                    False,
+                    None,
+                    None,
+                    "manifest",
+                    reason=f"{path.name} is in the bundle but not in manifest.json",
+                )
+            )
     return intact
 
 
@@ -192,11 +229,24 @@ def _reference(manifest: dict[str, Any], checkpoint: Path | None, checks: list[C
 
     wanted = manifest["checkpoint"].get("fingerprint")
     if loaded is not None and fingerprint(loaded) == wanted:
-        checks.append(Check("manifest.json", "manifest", "reference checkpoint", True, None, None, "PyTorch",
-                            details={"checkpoint": loaded.source, "fingerprint": wanted}))  # fmt: skip
+        checks.append(
+            Check(
+                "manifest.json",
+                "manifest",
+                "reference checkpoint",
+                True,
+                None,
+                None,
+                "PyTorch",
+                details={"checkpoint": loaded.source, "fingerprint": wanted},
+            )
+        )
         return loaded
-    candidates = [checkpoint] if checkpoint else [Path(manifest["checkpoint"]["source"]),
-                                                  default_checkpoint_dir(int(manifest["fps"]))]  # fmt: skip
+    candidates = (
+        [checkpoint]
+        if checkpoint
+        else [Path(manifest["checkpoint"]["source"]), default_checkpoint_dir(int(manifest["fps"]))]
+    )
     tried = []
     for path in candidates:
         if not path or not Path(path).is_dir():
@@ -205,14 +255,28 @@ def _reference(manifest: dict[str, Any], checkpoint: Path | None, checks: list[C
         ckpt = load_checkpoint(path)
         got = fingerprint(ckpt)
         if wanted is None or got == wanted:
-            checks.append(Check("manifest.json", "manifest", "reference checkpoint", True, None, None, "PyTorch",
-                                details={"checkpoint": str(path), "fingerprint": got}))  # fmt: skip
+            checks.append(
+                Check(
+                    "manifest.json",
+                    "manifest",
+                    "reference checkpoint",
+                    True,
+                    None,
+                    None,
+                    "PyTorch",
+                    details={"checkpoint": str(path), "fingerprint": got},
+                )
+            )
             return ckpt
         tried.append(f"{path} (different weights)")
-    reason = ("no checkpoint matches the one this bundle was built from; tried " + "; ".join(tried)
-              + ". Pass --checkpoint DIR")  # fmt: skip
-    checks.append(Check("manifest.json", "manifest", "reference checkpoint", False, None, None, "PyTorch",
-                        reason=reason))  # fmt: skip
+    reason = (
+        "no checkpoint matches the one this bundle was built from; tried "
+        + "; ".join(tried)
+        + ". Pass --checkpoint DIR"
+    )
+    checks.append(
+        Check("manifest.json", "manifest", "reference checkpoint", False, None, None, "PyTorch", reason=reason)
+    )
     return None
 
 
@@ -223,8 +287,10 @@ def _declared_io(model: Any) -> list[tuple[str, tuple[int, ...]]]:
 def _actual_io(path: Path, platform: str) -> tuple[list, list]:
     if platform == "android":
         io = TFLiteRunner(path).signature_io()
-        return ([(n, tuple(i["shape"])) for n, i in io["inputs"].items()],
-                [(n, tuple(i["shape"])) for n, i in io["outputs"].items()])  # fmt: skip
+        return (
+            [(n, tuple(i["shape"])) for n, i in io["inputs"].items()],
+            [(n, tuple(i["shape"])) for n, i in io["outputs"].items()],
+        )
     from a2bs.runtime.coreml_package import load_spec_summary
 
     spec = load_spec_summary(path)
@@ -248,9 +314,18 @@ def _manifest_io(bundle: Path, manifest: dict[str, Any], intact: set[str], check
             problems.append(f"inputs {inputs} != manifest {want_in}")
         if sorted(outputs) != sorted(want_out):
             problems.append(f"outputs {outputs} != manifest {want_out}")
-        checks.append(Check(entry["path"], "manifest", "inputs/outputs", not problems, None, None,
-                            "LiteRT interpreter" if manifest["platform"] == "android" else "Core ML spec",
-                            reason="; ".join(problems)))  # fmt: skip
+        checks.append(
+            Check(
+                entry["path"],
+                "manifest",
+                "inputs/outputs",
+                not problems,
+                None,
+                None,
+                "LiteRT interpreter" if manifest["platform"] == "android" else "Core ML spec",
+                reason="; ".join(problems),
+            )
+        )
 
 
 def _sizes(bundle: Path, manifest: dict[str, Any], intact: set[str], checks: list[Check]) -> None:
@@ -263,16 +338,37 @@ def _sizes(bundle: Path, manifest: dict[str, Any], intact: set[str], checks: lis
             continue
         sizes[(entry["role"], entry["variant"])] = size = size_bytes(path)
         ok = size <= MAX_MODEL_BYTES
-        checks.append(Check(entry["path"], "size", "bytes on disk", ok, size / 1e6, MAX_MODEL_BYTES / 1e6, "disk",
-                            unit="MB", reason="" if ok else f"{size / 1e6:.2f} MB > 10 MB"))  # fmt: skip
+        checks.append(
+            Check(
+                entry["path"],
+                "size",
+                "bytes on disk",
+                ok,
+                size / 1e6,
+                MAX_MODEL_BYTES / 1e6,
+                "disk",
+                unit="MB",
+                reason="" if ok else f"{size / 1e6:.2f} MB > 10 MB",
+            )
+        )
     front = next((b for (role, _), b in sizes.items() if role == "front_end"), None)
     for (role, variant), size in sizes.items():
         if role == "step" and front is not None:
             total = size + front
             ok = total <= MAX_MODEL_BYTES
-            checks.append(Check(f"front end + step {variant}", "size", "deployed pair", ok, total / 1e6,
-                                MAX_MODEL_BYTES / 1e6, "disk", unit="MB",
-                                reason="" if ok else f"together {total / 1e6:.2f} MB > 10 MB"))  # fmt: skip
+            checks.append(
+                Check(
+                    f"front end + step {variant}",
+                    "size",
+                    "deployed pair",
+                    ok,
+                    total / 1e6,
+                    MAX_MODEL_BYTES / 1e6,
+                    "disk",
+                    unit="MB",
+                    reason="" if ok else f"together {total / 1e6:.2f} MB > 10 MB",
+                )
+            )
 
 
 # --- reports -----------------------------------------------------------------------------------
@@ -346,9 +442,13 @@ def _write(report: Report, plot_dir: Path) -> None:
     manifest = json.loads((bundle / "manifest.json").read_text())
     failed = report.failures()
     manifest["validation"] = {
-        "passed": report.passed, "report": REPORT_JSON, "html": REPORT_HTML, "created": data["created"],
-        "checks": len(report.checks), "skipped": report.skipped,
+        "passed": report.passed,
+        "report": REPORT_JSON,
+        "html": REPORT_HTML,
+        "created": data["created"],
+        "checks": len(report.checks),
+        "skipped": report.skipped,
         "failed": [f"{c.artifact}: {c.kind} {c.name}: {c.reason}" for c in failed],
         "machine": f"{data['machine']['cpu']}, {data['machine']['cores']} cores, {data['machine']['os']}",
-    }  # fmt: skip
+    }
     write_text_atomic(bundle / "manifest.json", json.dumps(manifest, indent=1) + "\n")

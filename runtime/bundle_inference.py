@@ -25,8 +25,9 @@ from a2bs.runtime.manifest import bundle_file, load_manifest
 from a2bs.runtime.tflite_runner import TFLiteRunner
 
 
-def open_runners(bundle: Path, backend: str, variant: str | None,
-                 num_threads: int = 1) -> tuple[dict[str, Any], Runner, Runner]:  # fmt: skip
+def open_runners(
+    bundle: Path, backend: str, variant: str | None, num_threads: int = 1
+) -> tuple[dict[str, Any], Runner, Runner]:
     """(manifest, front_end runner, step runner) for a bundle on the given runtime (`num_threads`: LiteRT's)."""
     manifest = load_manifest(bundle)
     platform = {"tflite": "android", "coreml": "ios"}[backend]
@@ -53,10 +54,16 @@ def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY", num
 
 
 def iter_bundle_blendshapes(
-    audio_path: Path, bundle: Path, backend: str, variant: str | None = None,
-    progress: Callable[[int], None] | None = None, chunk_frames: int = 256, neutral_emotion: bool = False,
-    emotion_from: Path | None = None, num_threads: int = 1,
-) -> tuple[int, int, Iterator[np.ndarray]]:  # fmt: skip
+    audio_path: Path,
+    bundle: Path,
+    backend: str,
+    variant: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk_frames: int = 256,
+    neutral_emotion: bool = False,
+    emotion_from: Path | None = None,
+    num_threads: int = 1,
+) -> tuple[int, int, Iterator[np.ndarray]]:
     """(fps, n_frames, iterator of (n, 52) chunks) running the bundle frame by frame.
 
     `neutral_emotion` passes the manifest's neutral vector, as the sample apps do (no openSMILE on the
@@ -79,8 +86,10 @@ def iter_bundle_blendshapes(
                 new = engine.push(block) if block is not None else engine.finish()
             except (ValueError, RuntimeError, KeyError, IndexError) as exc:  # the runtimes' errors for bad inputs
                 reason = " ".join(str(exc).split())[:160]
-                raise A2BSError(f"the models of {bundle} do not run as its manifest says ({reason}): "
-                                f"check the bundle with `a2bs validate {bundle}`") from None  # fmt: skip
+                raise A2BSError(
+                    f"the models of {bundle} do not run as its manifest says ({reason}): "
+                    f"check the bundle with `a2bs validate {bundle}`"
+                ) from None
             if len(new):
                 pending.append(new)
             while sum(len(p) for p in pending) >= chunk_frames or (block is None and pending):

@@ -26,9 +26,13 @@ class BundleEngine:
     Python float per frame is ~3.5 MB per hour at 30 fps)."""
 
     def __init__(
-        self, manifest: dict[str, Any], front_end: Runner, step: Runner, emotion: np.ndarray | None = None,
+        self,
+        manifest: dict[str, Any],
+        front_end: Runner,
+        step: Runner,
+        emotion: np.ndarray | None = None,
         record_timings: bool = True,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.fps = int(manifest["fps"])
         self.sample_rate = int(manifest["sample_rate"])
         self.window = int(manifest["timeline"]["window"])

@@ -73,8 +73,10 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
         Fields({str(i): row}, str(path), A2BSError, "initial_state.mel_frames.").numbers(str(i), N_MELS, -1e3, 1e3)
     history_shape = models.data["step"]["inputs"][0]["shape"]
     if history_shape != [1, len(mel_frames), N_MELS]:  # the apps size their mel ring from both
-        raise A2BSError(f"{path}: 'initial_state.mel_frames' has {len(mel_frames)} rows but the step's first "
-                        f"input has shape {history_shape}: rebuild the bundle with a2bs-convert")  # fmt: skip
+        raise A2BSError(
+            f"{path}: 'initial_state.mel_frames' has {len(mel_frames)} rows but the step's first "
+            f"input has shape {history_shape}: rebuild the bundle with a2bs-convert"
+        )
     initial.numbers("context_frame", len(width), -1e6, 1e6)
     files = m.list("files", 2, MAX_FILES)
     entries = [Fields(e, str(path), A2BSError, f"files[{i}].") for i, e in enumerate(files)]

@@ -35,8 +35,14 @@ from a2bs.core.model import ModelConfig
 FAST = os.environ.get("A2BS_TEST_TIER") == "fast"
 TINY = {"d_model": 32, "n_heads": 4, "encoder_hidden": 48, "decoder_hidden": 16, "emotion_tokens": 2}
 SLOW_FOLDERS = ("convert", "mobile_validation", "samples")
-SLOW_FIXTURES = {"trained_android_bundle", "trained_ios_bundle", "android_bundle", "ios_bundle", "android_bundle60",
-                 "ios_bundle60"}  # fmt: skip
+SLOW_FIXTURES = {
+    "trained_android_bundle",
+    "trained_ios_bundle",
+    "android_bundle",
+    "ios_bundle",
+    "android_bundle60",
+    "ios_bundle60",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -96,8 +102,10 @@ def trained_ios_bundle(trained30: Checkpoint, tmp_path_factory: pytest.TempPathF
 def checkpoint_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     """{fps: folder} of deterministic UNTRAINED (seed 0) checkpoints in the real on-disk format (mechanics)."""
     root = tmp_path_factory.mktemp("checkpoints")
-    return {fps: save_checkpoint(fresh_checkpoint(fps, config=mechanics_config(fps)), root / f"fresh-{fps}fps")
-            for fps in (30, 60)}  # fmt: skip
+    return {
+        fps: save_checkpoint(fresh_checkpoint(fps, config=mechanics_config(fps)), root / f"fresh-{fps}fps")
+        for fps in (30, 60)
+    }
 
 
 @pytest.fixture(scope="session")

@@ -42,16 +42,54 @@ FUZZ = settings(
     ],  # the sentinel check runs once per test
 )
 
-HOSTILE = st.sampled_from([
-    0, -1, 1, 2, 3, 7, 255, 10**9, -(10**9), 2**63, 10**400 // 10**300, 0.5, -0.0, 1e308, 1e-300,
-    "", ".", "..", "../..", "../outside/x.tflite", "/etc/passwd", "a/../../b", "x\\..\\y", "\x00", "link/x",
-    "android", "ios", "fp32", "dynamic_int8", "front_end", "step", None, True, False, [], {}, [[]], {"": {}},
-])  # fmt: skip
+HOSTILE = st.sampled_from(
+    [
+        0,
+        -1,
+        1,
+        2,
+        3,
+        7,
+        255,
+        10**9,
+        -(10**9),
+        2**63,
+        10**400 // 10**300,
+        0.5,
+        -0.0,
+        1e308,
+        1e-300,
+        "",
+        ".",
+        "..",
+        "../..",
+        "../outside/x.tflite",
+        "/etc/passwd",
+        "a/../../b",
+        "x\\..\\y",
+        "\x00",
+        "link/x",
+        "android",
+        "ios",
+        "fp32",
+        "dynamic_int8",
+        "front_end",
+        "step",
+        None,
+        True,
+        False,
+        [],
+        {},
+        [[]],
+        {"": {}},
+    ]
+)
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
 JSON = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
-)  # fmt: skip
+)
 VALUES = HOSTILE | JSON
 
 
@@ -73,8 +111,9 @@ def mutate(data: st.DataObject, document: Any) -> Any:
     return doc
 
 
-PATH_PARTS = st.lists(st.sampled_from(["..", ".", "a", "link", "", "outside", "victim", "~", "x.wav", "x.tflite"]),
-                      max_size=5)  # fmt: skip
+PATH_PARTS = st.lists(
+    st.sampled_from(["..", ".", "a", "link", "", "outside", "victim", "~", "x.wav", "x.tflite"]), max_size=5
+)
 PATH_LIKE = PATH_PARTS.map("/".join) | PATH_PARTS.map(lambda p: "/" + "/".join(p))  # relative and absolute
 
 

@@ -39,8 +39,17 @@ MAY_IMPORT = {
     "cli": set(PACKAGES),
     API: set(PACKAGES),
 }
-HEAVY_LIBRARIES = {"torch", "coremltools", "ai_edge_litert", "litert_torch", "ai_edge_quantizer", "opensmile",
-                   "matplotlib", "parselmouth", "pocketsphinx"}  # fmt: skip
+HEAVY_LIBRARIES = {
+    "torch",
+    "coremltools",
+    "ai_edge_litert",
+    "litert_torch",
+    "ai_edge_quantizer",
+    "opensmile",
+    "matplotlib",
+    "parselmouth",
+    "pocketsphinx",
+}
 
 
 @dataclass(frozen=True)

@@ -71,8 +71,23 @@ def arpabet_class(phone: str, espeak: bool = False) -> str | None:
     if spec is None or spec.dominance < 1.0 or spec.strength < 0.75:
         return None  # weak/reduced phones (schwa, glottal stop, h) are left out
     first = spec.parts[0][0]
-    by_phone = {"p": "p", "b": "b", "m": "m", "f": "f", "v": "v", "t": "t", "d": "d", "n": "n", "l": "l",
-                "k": "k", "g": "g", "N": "ng", "s": "s", "z": "z", "w": "w"}  # fmt: skip
+    by_phone = {
+        "p": "p",
+        "b": "b",
+        "m": "m",
+        "f": "f",
+        "v": "v",
+        "t": "t",
+        "d": "d",
+        "n": "n",
+        "l": "l",
+        "k": "k",
+        "g": "g",
+        "N": "ng",
+        "s": "s",
+        "z": "z",
+        "w": "w",
+    }
     if phone in by_phone:
         return by_phone[phone]
     if len(spec.parts) > 1:  # diphthongs: aI -> ay, aU -> aw, oU/@U -> ow, OI -> oy, eI -> ey

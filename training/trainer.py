@@ -100,8 +100,9 @@ def training_loss(
     grad_err = ((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) * pair
     temporal = grad_err.square().sum() / (pair.sum().clamp(min=1) * pred.shape[-1])
     smoothing = (alpha - C.ALPHA_TARGET[fps]).square()
-    total = (C.W_MSE * mse + C.W_L1 * l1 + C.W_PERCEPTUAL * perceptual + C.W_TEMPORAL * temporal
-             + C.W_SMOOTHING * smoothing)  # fmt: skip
+    total = (
+        C.W_MSE * mse + C.W_L1 * l1 + C.W_PERCEPTUAL * perceptual + C.W_TEMPORAL * temporal + C.W_SMOOTHING * smoothing
+    )
     parts = {"mse": mse, "l1": l1, "mouth": mouth, "expression": expression, "temporal": temporal}
     return total, {k: float(v.detach()) for k, v in parts.items()} | {"loss": float(total.detach())}
 
@@ -165,8 +166,7 @@ class PreparedTake:
 def raw_log_mels(takes: list[Take], model: A2BSModel) -> list[torch.Tensor]:
     """Un-normalized log-mel of every mel frame each take's output frames depend on (computed once,
     used for the statistics and, normalized, as the training features)."""
-    return [model.front_end.log_mel(torch.from_numpy(mel_windows(model.config, t.audio, len(t.curves))))
-            for t in takes]  # fmt: skip
+    return [model.front_end.log_mel(torch.from_numpy(mel_windows(model.config, t.audio, len(t.curves)))) for t in takes]
 
 
 def _raw_emotion(take: Take) -> np.ndarray:
@@ -321,9 +321,13 @@ def _distributed() -> tuple[int, int]:
 
 
 def train(
-    config: TrainConfig, *, resume: bool = False, force: bool = False, log: Callable[[str], None] = print,
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    log: Callable[[str], None] = print,
     progress: bool = True,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Train; writes OUT/last and OUT/best checkpoints and OUT/metrics.jsonl. Returns the final metrics."""
     rank, world = _distributed()
     out = Path(config.out)
@@ -363,8 +367,9 @@ def train(
     others = [p for p in model.parameters() if all(p is not q for q in stream)]
     optimizer = torch.optim.AdamW(
         [{"params": others}, {"params": stream, "lr": config.lr * config.stream_lr_scale, "weight_decay": 0.0}],
-        lr=config.lr, weight_decay=config.weight_decay,
-    )  # fmt: skip
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+    )
     total_steps = config.epochs * config.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     start_epoch, best = 0, math.inf
@@ -386,8 +391,12 @@ def train(
         model.train()
         rng = np.random.default_rng([config.seed, epoch, rank])
         sums: dict[str, float] = {}
-        bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not progress or rank != 0, leave=False)  # fmt: skip
+        bar = tqdm(
+            range(config.steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=not progress or rank != 0,
+            leave=False,
+        )
         for _ in bar:
             mel, emotion, target, mask = sample_batch(train_data, config.batch_size, config.seq_frames, rng, silence)
             emotion = drop_emotion(emotion, config.emotion_dropout, rng)
@@ -410,16 +419,26 @@ def train(
         out_of_time = config.max_minutes is not None and time.perf_counter() - started > 60 * config.max_minutes
         if rank == 0:
             train_parts = {f"train_{k}": v / config.steps_per_epoch for k, v in sums.items()}
-            metrics = {"epoch": epoch + 1, **train_parts, **evaluate(model, val_data),
-                       "lr": scheduler.get_last_lr()[0], "minutes": (time.perf_counter() - started) / 60}  # fmt: skip
+            metrics = {
+                "epoch": epoch + 1,
+                **train_parts,
+                **evaluate(model, val_data),
+                "lr": scheduler.get_last_lr()[0],
+                "minutes": (time.perf_counter() - started) / 60,
+            }
             log(_format_metrics(metrics))
             with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(metrics) + "\n")
 
             rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
             plot_training(rows, out / "training.png")
-            ckpt = Checkpoint(model, emotion_stats, trained=True, source=str(out / "last"),
-                              info={"training": asdict(config), "metrics": metrics})  # fmt: skip
+            ckpt = Checkpoint(
+                model,
+                emotion_stats,
+                trained=True,
+                source=str(out / "last"),
+                info={"training": asdict(config), "metrics": metrics},
+            )
             save_checkpoint(ckpt, out / "last", force=True)
             _save_state(out / "last", optimizer, scheduler, {"epoch": epoch + 1, "best_mae": min(best, metrics["mae"])})
             if metrics["mae"] < best:

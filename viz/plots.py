@@ -28,14 +28,27 @@ def _save_png(fig, path: Path) -> Path:
     return path
 
 
-PLOTTED = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mouthSmileLeft",
-           "browInnerUp", "eyeBlinkLeft")  # fmt: skip
+PLOTTED = (
+    "jawOpen",
+    "mouthClose",
+    "mouthFunnel",
+    "mouthPucker",
+    "mouthPressLeft",
+    "mouthSmileLeft",
+    "browInnerUp",
+    "eyeBlinkLeft",
+)
 
 
 def plot_curves(
-    frames: np.ndarray, fps: int, path: str | Path, title: str = "", reference: np.ndarray | None = None,
-    label: str = "", reference_label: str = "PyTorch reference",
-) -> Path:  # fmt: skip
+    frames: np.ndarray,
+    fps: int,
+    path: str | Path,
+    title: str = "",
+    reference: np.ndarray | None = None,
+    label: str = "",
+    reference_label: str = "PyTorch reference",
+) -> Path:
     """PNG of the mouth-critical and a few expression curves, optionally over a reference (dashed);
     written atomically."""
     import matplotlib
@@ -72,8 +85,13 @@ def plot_error_map(errors: np.ndarray, fps: int, path: str | Path, title: str = 
     abs_err = np.abs(errors)
     fig, (ax, bar) = plt.subplots(1, 2, figsize=(13, 8.5), gridspec_kw={"width_ratios": [5, 1]}, sharey=True)
     duration = len(abs_err) / fps
-    image = ax.imshow(abs_err.T, aspect="auto", interpolation="nearest", cmap="magma",
-                      extent=(0, duration, len(ARKIT_BLENDSHAPES) - 0.5, -0.5))  # fmt: skip
+    image = ax.imshow(
+        abs_err.T,
+        aspect="auto",
+        interpolation="nearest",
+        cmap="magma",
+        extent=(0, duration, len(ARKIT_BLENDSHAPES) - 0.5, -0.5),
+    )
     ax.set_yticks(range(len(ARKIT_BLENDSHAPES)), ARKIT_BLENDSHAPES, fontsize=6)
     ax.set_xlabel("time (s)")
     fig.colorbar(image, ax=ax, label="absolute error", pad=0.01)
@@ -100,8 +118,12 @@ def plot_training(rows: list[dict], path: str | Path) -> Path:
     axes[1].plot(epochs, [r["mae"] for r in rows], marker="o", label="val MAE")
     axes[1].plot(epochs, [r["mae_mouth"] for r in rows], marker=".", label="val MAE mouth")
     axes[1].plot(epochs, [r["mae_expression"] for r in rows], marker=".", label="val MAE expression")
-    for key, label in (("auc_jaw", "jaw"), ("auc_closure", "closure"), ("auc_rounding", "rounding"),
-                       ("auc_labiodental", "f/v")):  # fmt: skip
+    for key, label in (
+        ("auc_jaw", "jaw"),
+        ("auc_closure", "closure"),
+        ("auc_rounding", "rounding"),
+        ("auc_labiodental", "f/v"),
+    ):
         # rows written before the four contrasts had only the jaw one, as "jaw_open_auc"
         values = [r.get(key, r.get("jaw_open_auc", math.nan) if key == "auc_jaw" else math.nan) for r in rows]
         axes[2].plot(epochs, values, marker="o", ms=3, label=f"val AUC {label}")

@@ -246,8 +246,11 @@ class FaceRenderer:
                 colour = _mix(SKIN, NOSE, min(1.0, 1.5 * sneer))
                 for k in range(2):
                     y0 = (0.455 + 0.025 * k) * s
-                    d.line(((0.5 + side * 0.012) * s, y0, (0.5 + side * 0.035) * s, y0 - 0.012 * s), fill=colour,
-                           width=round(0.005 * s))  # fmt: skip
+                    d.line(
+                        ((0.5 + side * 0.012) * s, y0, (0.5 + side * 0.035) * s, y0 - 0.012 * s),
+                        fill=colour,
+                        width=round(0.005 * s),
+                    )
 
     def _mouth(self, v: dict[str, float]) -> None:
         s, d = self.s, self._draw
@@ -259,8 +262,9 @@ class FaceRenderer:
 
         def corner(side: int) -> tuple[float, float]:
             smile, frown = self._side(v, "mouthSmile", side), self._side(v, "mouthFrown", side)
-            widening = 1 + 0.3 * smile + 0.3 * self._side(v, "mouthStretch", side) + 0.1 * self._side(
-                v, "mouthDimple", side)  # fmt: skip
+            widening = (
+                1 + 0.3 * smile + 0.3 * self._side(v, "mouthStretch", side) + 0.1 * self._side(v, "mouthDimple", side)
+            )
             half = 0.12 * s * max(0.35, widening - narrowing)
             return mx + side * half, my - 0.04 * s * smile + 0.035 * s * frown
 
@@ -279,8 +283,7 @@ class FaceRenderer:
         bx, by = _quad(left, (mx, inner_bottom), right)
         ox, oy = _quad(left, (mx, inner_top - 2 * upper_lip), right)
         ux, uy = _quad(left, (mx, inner_bottom + 2 * max(0.0, lower_lip - shrug)), right)
-        d.polygon(_band(ox, oy, ux, uy), fill=LIP, outline=LIP_LINE,
-                  width=max(1, round(0.006 * s)))  # fmt: skip
+        d.polygon(_band(ox, oy, ux, uy), fill=LIP, outline=LIP_LINE, width=max(1, round(0.006 * s)))
         if inner_bottom - inner_top > 0.006 * s:
             d.polygon(_band(tx, ty, bx, by), fill=MOUTH)
             gap = by - ty
@@ -298,8 +301,12 @@ class FaceRenderer:
         if tongue > 0.02:
             w, h = 0.045 * s, 0.05 * s * tongue
             ty0 = (inner_bottom + my) / 2
-            d.ellipse((mx - w, ty0 - h, mx + w, ty0 + h + 0.02 * s * tongue), fill=TONGUE, outline=LIP_LINE,
-                      width=max(1, round(0.004 * s)))  # fmt: skip
+            d.ellipse(
+                (mx - w, ty0 - h, mx + w, ty0 + h + 0.02 * s * tongue),
+                fill=TONGUE,
+                outline=LIP_LINE,
+                width=max(1, round(0.004 * s)),
+            )
 
 
 # --- the video ------------------------------------------------------------------------------------
@@ -326,11 +333,21 @@ class _Layout:
         draw = ImageDraw.Draw(self.canvas)
         font = _font(max(8, round(size * 0.045)))
         if title:
-            draw.text((self.width / 2, self.title_h / 2), _fit(title, self.width * 0.96, font), font=font,
-                      fill=STRIP_TEXT, anchor="mm")  # fmt: skip
+            draw.text(
+                (self.width / 2, self.title_h / 2),
+                _fit(title, self.width * 0.96, font),
+                font=font,
+                fill=STRIP_TEXT,
+                anchor="mm",
+            )
         for j, label in enumerate(labels or []):
-            draw.text(((j + 0.5) * size, self.title_h + size + self.label_h / 2), _fit(label, size * 0.94, font),
-                      font=font, fill=STRIP_TEXT, anchor="mm")  # fmt: skip
+            draw.text(
+                ((j + 0.5) * size, self.title_h + size + self.label_h / 2),
+                _fit(label, size * 0.94, font),
+                font=font,
+                fill=STRIP_TEXT,
+                anchor="mm",
+            )
         self.clock_font = _font(max(8, round(size * 0.035)))
 
     def put(self, j: int, face: Image.Image) -> None:
@@ -339,8 +356,9 @@ class _Layout:
     def clock(self, k: int, fps: int) -> None:
         """Time and frame number in the first face's top-left corner (background there: the head is round)."""
         text = f"{k / fps:.2f} s\n#{k}"
-        ImageDraw.Draw(self.canvas).multiline_text((0.02 * self.size, self.title_h + 0.015 * self.size), text,
-                                                   font=self.clock_font, fill=STRIP_TEXT)  # fmt: skip
+        ImageDraw.Draw(self.canvas).multiline_text(
+            (0.02 * self.size, self.title_h + 0.015 * self.size), text, font=self.clock_font, fill=STRIP_TEXT
+        )
 
 
 def _fit(text: str, width: float, font: Any) -> str:
@@ -370,11 +388,15 @@ def _check_frames(frames: Any, out: Path) -> list[Any]:
     for j, stream in enumerate(streams):
         shape = np.shape(stream)
         if len(shape) != 2 or shape[1] != N_SHAPES:
-            raise A2BSError(f"cannot write {out}: expected frames of shape (n, {N_SHAPES}), got {shape}"
-                            + (f" (animation {j + 1})" if len(streams) > 1 else ""))  # fmt: skip
+            raise A2BSError(
+                f"cannot write {out}: expected frames of shape (n, {N_SHAPES}), got {shape}"
+                + (f" (animation {j + 1})" if len(streams) > 1 else "")
+            )
         if shape[0] != np.shape(streams[0])[0]:
-            raise A2BSError(f"cannot write {out}: animations side by side must have the same length, got "
-                            f"{', '.join(str(len(s)) for s in streams)} frames")  # fmt: skip
+            raise A2BSError(
+                f"cannot write {out}: animations side by side must have the same length, got "
+                f"{', '.join(str(len(s)) for s in streams)} frames"
+            )
         for i in range(0, shape[0], _CHUNK):
             try:
                 chunk = np.asarray(stream[i : i + _CHUNK], dtype=np.float32)
@@ -384,8 +406,9 @@ def _check_frames(frames: Any, out: Path) -> list[Any]:
             if bad.any():
                 row, col = np.argwhere(bad)[0]
                 which = f"animation {j + 1} " if len(streams) > 1 else ""
-                raise A2BSError(f"cannot write {out}: {which}frame {i + int(row)} {ARKIT_BLENDSHAPES[col]} "
-                                f"is {chunk[row, col]}")  # fmt: skip
+                raise A2BSError(
+                    f"cannot write {out}: {which}frame {i + int(row)} {ARKIT_BLENDSHAPES[col]} is {chunk[row, col]}"
+                )
     if np.shape(streams[0])[0] == 0:
         raise A2BSError(f"cannot write {out}: no frames to render")
     return streams
@@ -481,16 +504,58 @@ def render_preview(
         tmp = _hidden_temp(out, ".part")
         wav = None
         try:
-            cmd = [exe, "-hide_banner", "-nostats", "-loglevel", "error", "-y",
-                   "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{layout.width}x{layout.height}",
-                   "-framerate", str(fps), "-i", "pipe:0"]  # fmt: skip
+            cmd = [
+                exe,
+                "-hide_banner",
+                "-nostats",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-s",
+                f"{layout.width}x{layout.height}",
+                "-framerate",
+                str(fps),
+                "-i",
+                "pipe:0",
+            ]
             if audio is not None:
                 wav = _hidden_temp(out, ".wav")
                 _write_wav(wav, audio, (n * SAMPLE_RATE + fps // 2) // fps)
-                cmd += ["-f", "wav", "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac",
-                        "-b:a", _AUDIO_BITRATE]  # fmt: skip
-            cmd += ["-c:v", "libx264", "-preset", "veryfast", "-tune", "animation", "-crf", str(_CRF),
-                    "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(tmp)]  # fmt: skip
+                cmd += [
+                    "-f",
+                    "wav",
+                    "-i",
+                    str(wav),
+                    "-map",
+                    "0:v:0",
+                    "-map",
+                    "1:a:0",
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    _AUDIO_BITRATE,
+                ]
+            cmd += [
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-tune",
+                "animation",
+                "-crf",
+                str(_CRF),
+                "-pix_fmt",
+                "yuv420p",
+                "-movflags",
+                "+faststart",
+                "-f",
+                "mp4",
+                str(tmp),
+            ]
             _encode(cmd, out, streams, faces, layout, fps, progress)
             if not force and os.path.lexists(out):
                 raise A2BSError(f"{out} exists: pass --force to overwrite")
@@ -509,8 +574,15 @@ def render_preview(
     return out
 
 
-def _encode(cmd: list[str], out: Path, streams: list[Any], faces: list[FaceRenderer], layout: _Layout, fps: int,
-            progress: Callable[[int], None] | None) -> None:  # fmt: skip
+def _encode(
+    cmd: list[str],
+    out: Path,
+    streams: list[Any],
+    faces: list[FaceRenderer],
+    layout: _Layout,
+    fps: int,
+    progress: Callable[[int], None] | None,
+) -> None:
     """Draw every frame into ffmpeg's stdin; ffmpeg is stopped (killed) on any error or Ctrl-C."""
     n = len(streams[0])
     with tempfile.TemporaryFile() as log:
@@ -519,8 +591,9 @@ def _encode(cmd: list[str], out: Path, streams: list[Any], faces: list[FaceRende
         # validation) does not apply.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
-                                    start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+            )
         assert proc.stdin is not None
         try:
             try:

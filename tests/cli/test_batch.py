@@ -51,8 +51,9 @@ def test_batch_mirrors_the_tree_and_survives_a_bad_file(
     dialogue: Path, tmp_path: Path, checkpoint_dirs: dict[int, Path], monkeypatch, capsys
 ) -> None:
     out = tmp_path / "out"
-    code, stdout, err = run(monkeypatch, capsys, "infer", dialogue, "-o", out, "--checkpoint", checkpoint_dirs[30],
-                            "--no-progress")  # fmt: skip
+    code, stdout, err = run(
+        monkeypatch, capsys, "infer", dialogue, "-o", out, "--checkpoint", checkpoint_dirs[30], "--no-progress"
+    )
     assert code == 1, err  # a failure is reported, after every other file was written
     assert _tree(out) == [REPORT, "dialogue/scene1/a.csv", "dialogue/scene1/b.csv", "dialogue/scene2/deep/c.csv"]
     assert "3 written" in stdout and "1 failed" in stdout and "broken.wav" in stdout
@@ -63,8 +64,20 @@ def test_batch_mirrors_the_tree_and_survives_a_bad_file(
     assert report["audio_hours_written"] == pytest.approx((0.6 + 0.9 + 0.7) / 3600, rel=0.01)
     # the batch writes what the single-file command writes
     single = tmp_path / "single.csv"
-    assert run(monkeypatch, capsys, "infer", dialogue / "scene1" / "b.wav", "-o", single, "--checkpoint",
-               checkpoint_dirs[30], "--no-progress")[0] == 0  # fmt: skip
+    assert (
+        run(
+            monkeypatch,
+            capsys,
+            "infer",
+            dialogue / "scene1" / "b.wav",
+            "-o",
+            single,
+            "--checkpoint",
+            checkpoint_dirs[30],
+            "--no-progress",
+        )[0]
+        == 0
+    )
     assert single.read_bytes() == (out / "dialogue/scene1/b.csv").read_bytes()
 
 
@@ -94,8 +107,20 @@ def test_list_file_and_several_inputs(tmp_path: Path, checkpoint_dirs: dict[int,
     listing.write_text("# recorded on day 1\nlines/one.wav\n\n" + f"{lines / 'two.wav'}\n")
     extra = write_tone(tmp_path, "three.wav", seconds=0.5)
     out = tmp_path / "out"
-    code, _, err = run(monkeypatch, capsys, "infer", listing, extra, "-o", out, "--checkpoint", checkpoint_dirs[30],
-                       "--no-progress", "--format", "npy")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "infer",
+        listing,
+        extra,
+        "-o",
+        out,
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--no-progress",
+        "--format",
+        "npy",
+    )
     assert code == 0, err
     assert _tree(out) == [REPORT, "one.npy", "three.npy", "two.npy"]
 
@@ -116,8 +141,17 @@ def test_bad_batches_are_refused_before_any_work(
     write_tone(tmp_path, "a.wav", seconds=0.5)
     (tmp_path / "empty_dir").mkdir()
     out = tmp_path / "out"
-    code, _, err = run(monkeypatch, capsys, "infer", *make(dialogue, tmp_path), "-o", out, "--checkpoint",
-                       checkpoint_dirs[30], "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "infer",
+        *make(dialogue, tmp_path),
+        "-o",
+        out,
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--no-progress",
+    )
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and says in err, err
     assert not out.exists()
@@ -128,8 +162,17 @@ def test_unwritable_output_folder_is_one_error(dialogue: Path, tmp_path: Path, c
     if folder != Path("/proc"):
         folder.mkdir()
         folder.chmod(0o555)
-    code, _, err = run(monkeypatch, capsys, "infer", dialogue, "-o", folder / "out", "--checkpoint",
-                       checkpoint_dirs[30], "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "infer",
+        dialogue,
+        "-o",
+        folder / "out",
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--no-progress",
+    )
     assert code == 2 and err.startswith("error: cannot create the output folder") and "Traceback" not in err
 
 
@@ -158,14 +201,36 @@ def test_dask_cluster_started_here(dialogue: Path, tmp_path: Path, checkpoint_di
     (dialogue / "scene2" / "broken.wav").unlink()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         out = tmp_path / "out"
-        code, stdout, err = run(monkeypatch, capsys, "infer", dialogue, "-o", out, "--dask", cluster.scheduler_address,
-                                "--checkpoint", checkpoint_dirs[30], "--no-progress")  # fmt: skip
+        code, stdout, err = run(
+            monkeypatch,
+            capsys,
+            "infer",
+            dialogue,
+            "-o",
+            out,
+            "--dask",
+            cluster.scheduler_address,
+            "--checkpoint",
+            checkpoint_dirs[30],
+            "--no-progress",
+        )
     assert code == 0, err
     assert f"Dask cluster {cluster.scheduler_address}" in stdout and "3 written" in stdout
     assert _tree(out) == [REPORT, "dialogue/scene1/a.csv", "dialogue/scene1/b.csv", "dialogue/scene2/deep/c.csv"]
     assert len({f["worker"] for f in _report(out)["files"]}) >= 1
-    code, _, err = run(monkeypatch, capsys, "infer", dialogue, "-o", tmp_path / "x", "--dask", "tcp://127.0.0.1:9",
-                       "--checkpoint", checkpoint_dirs[30], "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "infer",
+        dialogue,
+        "-o",
+        tmp_path / "x",
+        "--dask",
+        "tcp://127.0.0.1:9",
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--no-progress",
+    )
     assert code == 2 and "cannot reach the Dask scheduler" in err
 
 
@@ -189,8 +254,18 @@ def test_ctrl_c_in_the_middle_keeps_finished_files_and_resumes(tmp_path: Path, c
     for i in range(8):
         write_tone(lines, f"line{i}.wav", seconds=40.0)
     out = tmp_path / "out"
-    cmd = [BIN / "a2bs", "infer", lines, "-o", out, "--checkpoint", checkpoint_dirs[30], "--no-progress",
-           "--workers", "2"]  # fmt: skip
+    cmd = [
+        BIN / "a2bs",
+        "infer",
+        lines,
+        "-o",
+        out,
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--no-progress",
+        "--workers",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while not list(out.glob("lines/*.csv")):  # wait for the first finished file
@@ -219,13 +294,15 @@ def test_previews_single_and_batch(tmp_path: Path, checkpoint_dirs: dict[int, Pa
     one = write_tone(lines, "one.wav", seconds=0.8)
     write_tone(lines, "two.wav", seconds=0.5)
     base = ("--checkpoint", checkpoint_dirs[30], "--no-progress")
-    code, _, err = run(monkeypatch, capsys, "infer", one, "-o", tmp_path / "one.csv", "--preview",
-                       tmp_path / "one.mp4", *base)  # fmt: skip
+    code, _, err = run(
+        monkeypatch, capsys, "infer", one, "-o", tmp_path / "one.csv", "--preview", tmp_path / "one.mp4", *base
+    )
     assert code == 0, err
     frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "one.mp4"))
     assert frames == 24 and seconds == pytest.approx(0.8, abs=0.05)  # ceil(0.8 * 30) frames at 30 fps
-    code, _, err = run(monkeypatch, capsys, "infer", one, "-o", tmp_path / "x.csv", "--preview",
-                       tmp_path / "one.gif", *base)  # fmt: skip
+    code, _, err = run(
+        monkeypatch, capsys, "infer", one, "-o", tmp_path / "x.csv", "--preview", tmp_path / "one.gif", *base
+    )
     assert code == 2 and "unsupported preview format" in err and not (tmp_path / "x.csv").exists()
     out = tmp_path / "out"
     code, _, err = run(monkeypatch, capsys, "infer", lines, "-o", out, "--previews", *base)

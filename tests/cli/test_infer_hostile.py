@@ -22,15 +22,27 @@ from a2bs.core.errors import A2BSError
 def test_huge_samples_blame_the_audio(tmp_path: Path, checkpoint_dirs: dict[int, Path], monkeypatch, capsys) -> None:
     audio = tmp_path / "loud.wav"
     sf.write(audio, np.full(16000, 1e19, np.float32), 16000, subtype="FLOAT")
-    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", audio, "-o", tmp_path / "o.csv",
-                       "--checkpoint", checkpoint_dirs[30], "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        core_cli.main,
+        "a2bs",
+        "infer",
+        audio,
+        "-o",
+        tmp_path / "o.csv",
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--no-progress",
+    )
     line = one_error(code, err, "loud.wav", "1e+19", "[-1, 1]")
     assert "o.csv" not in line
 
 
 def test_negative_fps_names_fps(tmp_path: Path, monkeypatch, capsys) -> None:
-    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", bundled_speech(), "-o",
-                       tmp_path / "o.csv", "--fps", "-1")  # fmt: skip
+    code, _, err = run(
+        monkeypatch, capsys, core_cli.main, "a2bs", "infer", bundled_speech(), "-o", tmp_path / "o.csv", "--fps", "-1"
+    )
     line = one_error(code, err, "--fps -1")
     assert "--stride" not in line
 
@@ -47,9 +59,21 @@ def _unwritable_folder(tmp_path: Path) -> Path:
 
 def test_plot_into_unwritable_folder(tmp_path: Path, checkpoint_dirs: dict[int, Path], monkeypatch, capsys) -> None:
     folder = _unwritable_folder(tmp_path)
-    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", write_tone(tmp_path, "t.wav"), "-o",
-                       tmp_path / "o.csv", "--plot", folder / "p.png", "--checkpoint", checkpoint_dirs[30],
-                       "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        core_cli.main,
+        "a2bs",
+        "infer",
+        write_tone(tmp_path, "t.wav"),
+        "-o",
+        tmp_path / "o.csv",
+        "--plot",
+        folder / "p.png",
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--no-progress",
+    )
     one_error(code, err, "--plot", "p.png")
 
 
@@ -57,8 +81,17 @@ def test_default_output_in_unwritable_current_folder(
     tmp_path: Path, checkpoint_dirs: dict[int, Path], monkeypatch, capsys
 ) -> None:
     monkeypatch.chdir(_unwritable_folder(tmp_path))
-    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", bundled_speech(), "--checkpoint",
-                       checkpoint_dirs[30], "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        core_cli.main,
+        "a2bs",
+        "infer",
+        bundled_speech(),
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--no-progress",
+    )
     one_error(code, err, "-o")
 
 
@@ -76,8 +109,9 @@ def test_npy_on_a_full_disk_is_an_error_not_sigbus(tmp_path: Path) -> None:
         "except A2BSError as e:\n"
         "    print(e); sys.exit(2)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, tmp_path / "a.npy"], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", script, tmp_path / "a.npy"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2 and "cannot write" in proc.stdout, proc
     assert os.listdir(tmp_path) == []
 

@@ -33,8 +33,18 @@ def test_install_into_refuses_paths_leading_outside_thesample_app(
     (victim / "file.wav").write_text("keep")
     sample = sample_app(tmp_path, **spec)
     (sample / "link").symlink_to(victim)
-    code, _, err = run(monkeypatch, capsys, convert_cli.main, "a2bs-convert", "android", "--out", tmp_path / "b",
-                       "--force", "--install-into", sample)  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        convert_cli.main,
+        "a2bs-convert",
+        "android",
+        "--out",
+        tmp_path / "b",
+        "--force",
+        "--install-into",
+        sample,
+    )
     one_error(code, err, message)
     assert (victim / "file.wav").read_text() == "keep" and not (tmp_path / "b").exists()
 
@@ -44,14 +54,33 @@ def test_sample_config_that_is_not_an_object(tmp_path: Path, monkeypatch, capsys
     sample.mkdir()
     for text in ["[1, 2]", "{bad json", "[" * 50_000]:
         (sample / "a2bs-sample.json").write_text(text)
-        code, _, err = run(monkeypatch, capsys, convert_cli.main, "a2bs-convert", "android", "--out",
-                           tmp_path / "b", "--install-into", sample)  # fmt: skip
+        code, _, err = run(
+            monkeypatch,
+            capsys,
+            convert_cli.main,
+            "a2bs-convert",
+            "android",
+            "--out",
+            tmp_path / "b",
+            "--install-into",
+            sample,
+        )
         one_error(code, err, "a2bs-sample.json")
 
 
 def test_no_validate_never_installs(tmp_path: Path, monkeypatch, capsys) -> None:
     sample = sample_app(tmp_path, bundle_dir="assets")
-    code, _, err = run(monkeypatch, capsys, convert_cli.main, "a2bs-convert", "android", "--out", tmp_path / "b",
-                       "--no-validate", "--install-into", sample)  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        convert_cli.main,
+        "a2bs-convert",
+        "android",
+        "--out",
+        tmp_path / "b",
+        "--no-validate",
+        "--install-into",
+        sample,
+    )
     one_error(code, err, "--no-validate")
     assert not (tmp_path / "b").exists() and not (sample / "assets").exists()

@@ -35,8 +35,11 @@ def test_signal_during_infer_leaves_no_temp_file(
     out = tmp_path / "out" / "anim.csv"
     out.parent.mkdir()
     out.write_text("previous result")
-    proc = subprocess.Popen([BIN / "a2bs", "infer", audio, "-o", out, "--force", "--checkpoint",
-                             checkpoint_dirs[30], "--no-progress"], stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [BIN / "a2bs", "infer", audio, "-o", out, "--force", "--checkpoint", checkpoint_dirs[30], "--no-progress"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(lambda: any(p.suffix == ".part" for p in out.parent.iterdir()), proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
@@ -51,8 +54,12 @@ def test_signal_during_convert_keeps_the_bundle(
 ) -> None:
     out = copy_bundle(android_bundle, tmp_path, "android")
     before = (out / "manifest.json").read_bytes()
-    proc = subprocess.Popen([BIN / "a2bs-convert", "android", "--checkpoint", checkpoint_dirs[30], "--out", out,
-                             "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [BIN / "a2bs-convert", "android", "--checkpoint", checkpoint_dirs[30], "--out", out, "--force"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(lambda: any(p.name.startswith(".android.") and p.is_dir() for p in tmp_path.iterdir()), proc)
     time.sleep(2)  # well into the conversion (jax and LiteRT loaded)
     proc.send_signal(sig)

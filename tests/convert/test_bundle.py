@@ -116,14 +116,30 @@ def _infer(monkeypatch, capsys, *args: str | Path) -> int:
 
 @pytest.mark.parametrize(("variant", "mae"), [("fp32", 1e-5), ("dynamic_int8", 5e-3)])
 def test_tflite_backend_matches_torch_on_real_speech(
-    monkeypatch, capsys, tmp_path: Path, android_bundle: Path, checkpoint_dirs: dict[int, Path], variant: str,
+    monkeypatch,
+    capsys,
+    tmp_path: Path,
+    android_bundle: Path,
+    checkpoint_dirs: dict[int, Path],
+    variant: str,
     mae: float,
-) -> None:  # fmt: skip
+) -> None:
     """The bundle, run frame by frame in the real LiteRT interpreter, equals offline torch inference."""
     audio = bundled_speech()
     assert _infer(monkeypatch, capsys, audio, "-o", tmp_path / "torch.csv", "--checkpoint", checkpoint_dirs[30]) == 0
-    code = _infer(monkeypatch, capsys, audio, "-o", tmp_path / "tfl.csv", "--backend", "tflite",
-                  "--bundle", android_bundle, "--variant", variant)  # fmt: skip
+    code = _infer(
+        monkeypatch,
+        capsys,
+        audio,
+        "-o",
+        tmp_path / "tfl.csv",
+        "--backend",
+        "tflite",
+        "--bundle",
+        android_bundle,
+        "--variant",
+        variant,
+    )
     assert code == 0
     reference = read_live_link_face_csv(tmp_path / "torch.csv")[0]
     got = read_live_link_face_csv(tmp_path / "tfl.csv")[0]
@@ -171,8 +187,9 @@ def test_backend_errors(monkeypatch, capsys, tmp_path: Path, android_bundle: Pat
 
 
 @pytest.mark.parametrize("name", ["android_bundle", "ios_bundle"])
-def test_emotion_from_through_the_bundles(name: str, request: pytest.FixtureRequest, tmp_path: Path,
-                                          monkeypatch, capsys) -> None:  # fmt: skip
+def test_emotion_from_through_the_bundles(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch, capsys
+) -> None:
     """--emotion-from reaches the step model's emotion input: the input's own clip changes nothing,
     another clip changes the curves (the README documents how an app passes such a vector)."""
     bundle: Path = request.getfixturevalue(name)
@@ -186,8 +203,9 @@ def test_emotion_from_through_the_bundles(name: str, request: pytest.FixtureRequ
         del runs["self"]
     got = {}
     for label, extra in runs.items():
-        code = _infer(monkeypatch, capsys, clip, "-o", tmp_path / f"{label}.csv", "--backend", backend,
-                      "--bundle", bundle, *extra)  # fmt: skip
+        code = _infer(
+            monkeypatch, capsys, clip, "-o", tmp_path / f"{label}.csv", "--backend", backend, "--bundle", bundle, *extra
+        )
         assert code == 0, capsys.readouterr().err
         got[label] = read_live_link_face_csv(tmp_path / f"{label}.csv")[0]
     if "self" in got:

@@ -40,10 +40,19 @@ from a2bs.runtime.coreml_package import compressed_weights, ct, load_spec_summar
 MB = 1_000_000
 COMPRESSED = ("int8", "palettize6", "palettize4", "w8a8")
 LINEAR_WEIGHTS = {
-    "frame_encoder.0.weight", "frame_encoder.2.weight", "frame_encoder.4.weight", "detail_encoder.0.weight",
-    "detail_encoder.2.weight", "mel_kv.weight", "mel_out.weight", "emotion_compress.weight",
-    "emotion_tokens.weight", "emotion_kv.weight", "emotion_out.weight", "decoder_hidden.weight",
-}  # fmt: skip
+    "frame_encoder.0.weight",
+    "frame_encoder.2.weight",
+    "frame_encoder.4.weight",
+    "detail_encoder.0.weight",
+    "detail_encoder.2.weight",
+    "mel_kv.weight",
+    "mel_out.weight",
+    "emotion_compress.weight",
+    "emotion_tokens.weight",
+    "emotion_kv.weight",
+    "emotion_out.weight",
+    "decoder_hidden.weight",
+}
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +70,12 @@ def bundle30(trained30: Checkpoint, calibration30: CalibrationSet, tmp_path_fact
     messages: list[str] = []
     for variant in COREML_VARIANTS:
         records[variant] = convert_coreml(
-            trained30, variant, out, calibration=calibration30, progress=messages.append,
-        )  # fmt: skip
+            trained30,
+            variant,
+            out,
+            calibration=calibration30,
+            progress=messages.append,
+        )
     return {"dir": out, "records": records, "messages": messages}
 
 
@@ -410,8 +423,9 @@ def test_self_check_refuses_a_wrong_model(
         config = coreml._linear_weights_config(coreml._palettize_config(1))
         return ct.optimize.coreml.palettize_weights(mlmodel, config)
 
-    monkeypatch.setitem(coreml.RECIPES, "palettize4", dataclasses.replace(coreml.RECIPES["palettize4"],
-                                                                           after_convert=one_bit))  # fmt: skip
+    monkeypatch.setitem(
+        coreml.RECIPES, "palettize4", dataclasses.replace(coreml.RECIPES["palettize4"], after_convert=one_bit)
+    )
     with pytest.raises(ConversionError, match="wrong face") as info:
         convert_coreml(trained30, "palettize4", tmp_path, calibration=calibration30)
     assert info.value.stage == "quantize:palettize4"

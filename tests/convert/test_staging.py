@@ -65,8 +65,20 @@ def test_failed_validation_keeps_the_existing_bundle(
         return report
 
     monkeypatch.setattr(V, "validate_bundle", failing)
-    code, out_text, err = run(monkeypatch, capsys, convert_cli.main, "a2bs-convert", "android", "--checkpoint",
-                              checkpoint_dirs[30], "--out", out, "--force", "--install-into", sample)  # fmt: skip
+    code, out_text, err = run(
+        monkeypatch,
+        capsys,
+        convert_cli.main,
+        "a2bs-convert",
+        "android",
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--out",
+        out,
+        "--force",
+        "--install-into",
+        sample,
+    )
     assert code == 1, err
     assert "validation FAILED" in out_text and "left unchanged" in out_text
     assert (out / "manifest.json").read_bytes() == before  # the good bundle is still there, untouched
@@ -82,8 +94,19 @@ def test_convert_refuses_while_another_one_writes_the_same_bundle(
     lock = out.with_name(".android.lock")
     with open(lock, "w") as other:  # what a concurrent a2bs-convert holds
         fcntl.flock(other, fcntl.LOCK_EX)
-        code, _, err = run(monkeypatch, capsys, convert_cli.main, "a2bs-convert", "android", "--checkpoint",
-                           checkpoint_dirs[30], "--out", out, "--force", "--no-validate")  # fmt: skip
+        code, _, err = run(
+            monkeypatch,
+            capsys,
+            convert_cli.main,
+            "a2bs-convert",
+            "android",
+            "--checkpoint",
+            checkpoint_dirs[30],
+            "--out",
+            out,
+            "--force",
+            "--no-validate",
+        )
     one_error(code, err, "being written by another a2bs process")
     assert (out / "manifest.json").read_bytes() == before
     lock.unlink()
@@ -108,8 +131,19 @@ def test_swallowed_ctrl_c_still_stops_the_conversion(
         return None  # never used: the next stage line stops the conversion
 
     monkeypatch.setattr(bundle_module, "calibration_set", calibration_with_swallowed_interrupt)
-    code, _, err = run(monkeypatch, capsys, convert_cli.main, "a2bs-convert", "android", "--checkpoint",
-                       checkpoint_dirs[30], "--out", out, "--force", "--no-validate")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        convert_cli.main,
+        "a2bs-convert",
+        "android",
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--out",
+        out,
+        "--force",
+        "--no-validate",
+    )
     assert code == 130 and "interrupted (SIGINT)" in err, err
     assert (out / "manifest.json").read_bytes() == before and hidden(tmp_path) == []
 

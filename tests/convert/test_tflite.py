@@ -362,8 +362,9 @@ def test_60fps_default_variant(trained60: Checkpoint, tmp_path: Path) -> None:
         assert (tmp_path / record.path).stat().st_size < MAX_BYTES
 
 
-def test_full_int8_attention_weights_need_16_bits_at_60fps(trained60: Checkpoint, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_full_int8_attention_weights_need_16_bits_at_60fps(
+    trained60: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The 60 fps mel attention spreads over 515 keys; 8-bit softmax outputs round most weights to 0.
     Per frame, on frames not calibrated on, worst error relative to each shape's range; 8 bits is the
     negative control. The 60 fps default with detail tokens j, j-1, j-2 measured 0.23 with 16 bits, 0.54
@@ -391,8 +392,10 @@ def test_full_int8_attention_weights_need_16_bits_at_60fps(trained60: Checkpoint
         return metrics["rel_max"], metrics["rel_mae"], _zero_attention_share(step_path, held_out[:4])
 
     (sixteen, sixteen_mean, sixteen_zeros), (eight, eight_mean, eight_zeros) = measure(16), measure(8)
-    print(f"worst / mean error: 16 bits {sixteen:.3f} / {sixteen_mean:.3f}, 8 bits {eight:.3f} / {eight_mean:.3f}; "
-          f"mel attention weights read as 0: 16 bits {sixteen_zeros:.1%}, 8 bits {eight_zeros:.1%}")  # fmt: skip
+    print(
+        f"worst / mean error: 16 bits {sixteen:.3f} / {sixteen_mean:.3f}, 8 bits {eight:.3f} / {eight_mean:.3f}; "
+        f"mel attention weights read as 0: 16 bits {sixteen_zeros:.1%}, 8 bits {eight_zeros:.1%}"
+    )
     assert sixteen < limit / 2
     # The mechanism, whatever the checkpoint: 8-bit softmax outputs erase most of the 515 weights.
     assert sixteen_zeros < 0.25 and eight_zeros > 0.5
@@ -406,8 +409,9 @@ def _zero_attention_share(path: Path, step_inputs: list[tuple[torch.Tensor, ...]
 
     # Without the XNNPACK delegate: a delegated partition keeps no intermediate tensors.
     no_delegate = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interpreter = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
-                              experimental_op_resolver_type=no_delegate)  # fmt: skip
+    interpreter = Interpreter(
+        model_path=str(path), experimental_preserve_all_tensors=True, experimental_op_resolver_type=no_delegate
+    )
     interpreter.allocate_tensors()
     softmax_outputs = [op["outputs"][0] for op in interpreter._get_ops_details() if op["op_name"] == "SOFTMAX"]
     widest = max(softmax_outputs, key=lambda i: interpreter._get_tensor_details(i, 0)["shape"][-1])

@@ -90,7 +90,18 @@ def test_huge_weights_blame_the_model_not_the_output(
     folder = _checkpoint(checkpoint_dirs, tmp_path)
     weights = load_file(str(folder / WEIGHTS_FILE))
     save_file({k: v * 1e30 for k, v in weights.items()}, str(folder / WEIGHTS_FILE))
-    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", write_tone(tmp_path, "t.wav"), "-o",
-                       tmp_path / "o.csv", "--checkpoint", folder, "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        core_cli.main,
+        "a2bs",
+        "infer",
+        write_tone(tmp_path, "t.wav"),
+        "-o",
+        tmp_path / "o.csv",
+        "--checkpoint",
+        folder,
+        "--no-progress",
+    )
     line = one_error(code, err, "the model", "NaN or infinite", "weights")
     assert "cannot write" not in line and not (tmp_path / "o.csv").exists()

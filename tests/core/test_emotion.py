@@ -218,10 +218,12 @@ def test_features_equal_the_packages(name: str, package_smile) -> None:
     for what, window in windows.items():
         np.testing.assert_array_equal(egemaps_functionals(window), _package_functionals(package_smile, window), what)
     duration = audio.size / SR
-    expected = np.concatenate([
-        _package_functionals(package_smile, audio[max(0, end - W) : end])
-        for end in (audio.size - round(o * SR) for o in EMOTION_OFFSETS_S)
-    ])  # fmt: skip
+    expected = np.concatenate(
+        [
+            _package_functionals(package_smile, audio[max(0, end - W) : end])
+            for end in (audio.size - round(o * SR) for o in EMOTION_OFFSETS_S)
+        ]
+    )
     np.testing.assert_array_equal(file_emotion(AUDIO_DIR / name), expected)
     np.testing.assert_array_equal(emotion_features_at(audio, duration), expected)
 

@@ -25,9 +25,17 @@ def test_log_mel_matches_librosa_on_real_speech(hop: int) -> None:
     """At integer hops our frame centres are k * hop, exactly librosa's centred frames."""
     audio = load_audio(bundled_speech())
     power = librosa.feature.melspectrogram(
-        y=audio, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=hop, n_mels=N_MELS, fmin=FMIN, fmax=FMAX,
-        power=2.0, center=True, pad_mode="constant",
-    )  # fmt: skip
+        y=audio,
+        sr=SAMPLE_RATE,
+        n_fft=N_FFT,
+        hop_length=hop,
+        n_mels=N_MELS,
+        fmin=FMIN,
+        fmax=FMAX,
+        power=2.0,
+        center=True,
+        pad_mode="constant",
+    )
     ref = np.log(power + LOG_EPS).T
     ours = log_mel_frames(audio, SAMPLE_RATE // hop, 0, len(ref))
     assert ours.shape == ref.shape

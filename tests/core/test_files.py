@@ -34,9 +34,17 @@ def test_two_writers_to_one_output(tmp_path: Path) -> None:
 
 
 def test_lock_held_elsewhere_refuses_the_writer(tmp_path: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); "
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
-                               tmp_path / ".a.csv.lock"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'w'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
+            tmp_path / ".a.csv.lock",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(A2BSError, match=r"a\.csv is being written by another a2bs process"):
@@ -68,8 +76,20 @@ def test_output_equal_to_input_is_refused(
     elif link == "hardlink":
         os.link(audio, output)
     before = audio.read_bytes()
-    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", audio, "-o", output, "--force",
-                       "--checkpoint", checkpoint_dirs[30], "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        core_cli.main,
+        "a2bs",
+        "infer",
+        audio,
+        "-o",
+        output,
+        "--force",
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--no-progress",
+    )
     one_error(code, err, "is the input audio")
     assert audio.read_bytes() == before
 
@@ -77,6 +97,19 @@ def test_output_equal_to_input_is_refused(
 def test_plot_onto_the_input_is_refused(tmp_path: Path, checkpoint_dirs: dict[int, Path], monkeypatch, capsys) -> None:
     audio = tmp_path / "take.png"
     shutil.copy(bundled_speech(), audio)
-    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", audio, "-o", tmp_path / "o.csv",
-                       "--plot", audio, "--force", "--checkpoint", checkpoint_dirs[30])  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        core_cli.main,
+        "a2bs",
+        "infer",
+        audio,
+        "-o",
+        tmp_path / "o.csv",
+        "--plot",
+        audio,
+        "--force",
+        "--checkpoint",
+        checkpoint_dirs[30],
+    )
     one_error(code, err, "--plot", "is the input audio")

@@ -50,8 +50,14 @@ def aligner() -> Aligner:
 
 # ---- ARPAbet visemes and the speaking style ------------------------------------------------------
 def test_arpabet_phones_make_the_expected_shapes() -> None:
-    phones = [("pau", 0.0, 0.3), ("m", 0.3, 0.4), ("aa1", 0.4, 0.6), ("f", 0.6, 0.7), ("uw1", 0.7, 0.9),
-              ("pau", 0.9, 1.3)]  # fmt: skip
+    phones = [
+        ("pau", 0.0, 0.3),
+        ("m", 0.3, 0.4),
+        ("aa1", 0.4, 0.6),
+        ("f", 0.6, 0.7),
+        ("uw1", 0.7, 0.9),
+        ("pau", 0.9, 1.3),
+    ]
     y, unknown = coarticulation.phones_to_curves(phones, 39, 30, accent=visemes.ARPABET_ACCENT)
     assert not unknown
 
@@ -61,8 +67,9 @@ def test_arpabet_phones_make_the_expected_shapes() -> None:
     assert at(0.35, "mouthClose") == at(0.35, "jawOpen") and at(0.5, "jawOpen") > 0.45  # /m/: lips sealed
     assert at(0.65, "mouthRollLower") > 0.35 and at(0.8, "mouthPucker") > 0.5
     # unstressed vowels are weaker than stressed ones; "ax" is AH0
-    weak, _ = coarticulation.phones_to_curves([("pau", 0, 0.2), ("aa0", 0.2, 0.5), ("pau", 0.5, 0.7)], 21, 30,
-                                     accent=visemes.ARPABET_ACCENT)  # fmt: skip
+    weak, _ = coarticulation.phones_to_curves(
+        [("pau", 0, 0.2), ("aa0", 0.2, 0.5), ("pau", 0.5, 0.7)], 21, 30, accent=visemes.ARPABET_ACCENT
+    )
     assert weak[10, INDEX["jawOpen"]] < y[15, INDEX["jawOpen"]]
     assert visemes.phone_spec("ah0", visemes.ARPABET_ACCENT) == visemes.ARPABET["ax"]
     _, unknown = coarticulation.phones_to_curves([("qq", 0, 0.2)], 6, 30, accent=visemes.ARPABET_ACCENT)
@@ -201,8 +208,18 @@ def test_read_lines_tsv(tmp_path: Path) -> None:
 
 # ---- articulation scores -------------------------------------------------------------------------
 def test_contrast_aucs_and_controls() -> None:
-    phones = [("pau", 0, 0.2), ("m", 0.2, 0.3), ("aa", 0.3, 0.5), ("t", 0.5, 0.6), ("f", 0.6, 0.7),
-              ("uw", 0.7, 0.9), ("iy", 0.9, 1.1), ("b", 1.1, 1.2), ("s", 1.2, 1.3), ("pau", 1.3, 1.5)]  # fmt: skip
+    phones = [
+        ("pau", 0, 0.2),
+        ("m", 0.2, 0.3),
+        ("aa", 0.3, 0.5),
+        ("t", 0.5, 0.6),
+        ("f", 0.6, 0.7),
+        ("uw", 0.7, 0.9),
+        ("iy", 0.9, 1.1),
+        ("b", 1.1, 1.2),
+        ("s", 1.2, 1.3),
+        ("pau", 1.3, 1.5),
+    ]
     truth, _ = coarticulation.phones_to_curves(phones, 45, 30, accent=visemes.ARPABET_ACCENT)
     aucs = A.contrast_aucs([A.contrast_samples(truth, phones, 30)])
     assert all(v == 1.0 for v in aucs.values()), aucs

@@ -248,10 +248,25 @@ def test_espeak_runtime_is_installed() -> None:
 
 BILABIALS = {"p", "b", "m"}
 # Aligned-like ARPAbet phones: fast bilabials (40-60 ms) between open vowels, long and short pauses.
-ALIGNED_LIKE = [("pau", 0.0, 0.25), ("b", 0.25, 0.29), ("aa1", 0.29, 0.41), ("p", 0.41, 0.45), ("ae1", 0.45, 0.55),
-                ("m", 0.55, 0.60), ("aa1", 0.60, 0.70), ("b", 0.70, 0.74), ("ay1", 0.74, 0.90), ("pau", 0.90, 1.30),
-                ("m", 1.30, 1.36), ("ao1", 1.36, 1.48), ("p", 1.48, 1.53), ("ah0", 1.53, 1.58), ("m", 1.58, 1.62),
-                ("eh1", 1.62, 1.75), ("pau", 1.75, 2.20)]  # fmt: skip
+ALIGNED_LIKE = [
+    ("pau", 0.0, 0.25),
+    ("b", 0.25, 0.29),
+    ("aa1", 0.29, 0.41),
+    ("p", 0.41, 0.45),
+    ("ae1", 0.45, 0.55),
+    ("m", 0.55, 0.60),
+    ("aa1", 0.60, 0.70),
+    ("b", 0.70, 0.74),
+    ("ay1", 0.74, 0.90),
+    ("pau", 0.90, 1.30),
+    ("m", 1.30, 1.36),
+    ("ao1", 1.36, 1.48),
+    ("p", 1.48, 1.53),
+    ("ah0", 1.53, 1.58),
+    ("m", 1.58, 1.62),
+    ("eh1", 1.62, 1.75),
+    ("pau", 1.75, 2.20),
+]
 
 
 def _bilabial_gaps(phones: list[tuple[str, float, float]], curves: np.ndarray, fps: int) -> list[float]:
@@ -266,8 +281,9 @@ def _bilabial_gaps(phones: list[tuple[str, float, float]], curves: np.ndarray, f
 
 @pytest.mark.parametrize("fps", [30, 60])
 def test_every_bilabial_seals_and_lips_never_pass_through(fps: int) -> None:
-    u = synth.synthesize_utterance("Pop, Bob! Mama bought a pub map, maybe a boppy puppy.", "en-us", 210, 50, fps,
-                                   np.random.default_rng(5))  # fmt: skip
+    u = synth.synthesize_utterance(
+        "Pop, Bob! Mama bought a pub map, maybe a boppy puppy.", "en-us", 210, 50, fps, np.random.default_rng(5)
+    )
     audio = np.zeros(round(ALIGNED_LIKE[-1][2] * SAMPLE_RATE), np.float32)
     aligned, _ = synth.face_curves(ALIGNED_LIKE, audio, fps, np.random.default_rng(6), accent=visemes.ARPABET_ACCENT)
     for phones, curves in ((u.phones, u.curves), (ALIGNED_LIKE, aligned)):

@@ -73,8 +73,14 @@ def test_unreadable_audio_is_skipped_with_a_reason(recognizer: T.Recognizer) -> 
         "clipped": np.clip(load_audio(CATHY) * 20, -1, 1),
         "short": load_audio(CATHY)[:3200],
     }
-    expected = {"silence": "silence", "room tone": "silence", "noise": "no words", "tone": "not speech",
-                "clipped": "clipped", "short": "too short"}  # fmt: skip
+    expected = {
+        "silence": "silence",
+        "room tone": "silence",
+        "noise": "no words",
+        "tone": "not speech",
+        "clipped": "clipped",
+        "short": "too short",
+    }
     for name, audio in cases.items():
         with pytest.raises(T.Unreadable) as info:
             recognizer.transcribe(audio)
@@ -92,9 +98,14 @@ def _speech_folder(root: Path) -> Path:
     write_silence(root / "audio" / "s1", "quiet.wav", seconds=2.0)
     noise = (0.1 * np.random.default_rng(1).standard_normal(32000)).astype(np.float32)
     write_audio(root / "audio" / "s1", "noise.wav", noise, 16000)
-    rows = ["utt_id\tspeaker\trelative_flac_path\tduration_s", "u1\ts1\taudio/s1/a.flac\t3.0",
-            "u2\ts1\taudio/s1/quiet.wav\t2.0", "u3\ts1\taudio/s1/noise.wav\t2.0",
-            "u4\ts1\taudio/s1/gone.flac\t1.0", "u5\ts1\t\t1.0"]  # fmt: skip
+    rows = [
+        "utt_id\tspeaker\trelative_flac_path\tduration_s",
+        "u1\ts1\taudio/s1/a.flac\t3.0",
+        "u2\ts1\taudio/s1/quiet.wav\t2.0",
+        "u3\ts1\taudio/s1/noise.wav\t2.0",
+        "u4\ts1\taudio/s1/gone.flac\t1.0",
+        "u5\ts1\t\t1.0",
+    ]
     (root / "utterances.tsv").write_text("\n".join(rows) + "\n")
     return root
 
@@ -182,8 +193,11 @@ def test_existing_output_and_bad_threshold_are_refused(
     src = tmp_path / "speech"
     src.mkdir()
     (tmp_path / "asr").mkdir()
-    for extra, key in ((["--out", tmp_path / "asr"], "exists"), (["--out", tmp_path / "x" / "y"], "does not exist"),
-                       (["--out", tmp_path / "new", "--min-confidence", "2"], "between 0 and 1")):  # fmt: skip
+    for extra, key in (
+        (["--out", tmp_path / "asr"], "exists"),
+        (["--out", tmp_path / "x" / "y"], "does not exist"),
+        (["--out", tmp_path / "new", "--min-confidence", "2"], "between 0 and 1"),
+    ):
         code, _, err = _run(monkeypatch, capsys, src, *extra)
         assert code == 2 and err.startswith("error: ") and key in err and len(err.splitlines()) == 1, err
     code, out, _ = _run(monkeypatch, capsys, "--help")

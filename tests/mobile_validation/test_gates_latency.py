@@ -21,13 +21,23 @@ ENTRY = {"path": "a2bs_step_dynamic_int8.tflite", "variant": "dynamic_int8"}
 
 
 def _figures(ratio: float, *, spread: float = 1.1, noise: list[str] | None = None, p95: float = 0.5) -> dict:
-    return {1: {"median_ms": 0.4, "p95_ms": p95, "torch_median_ms": 0.4 / ratio, "ratio_vs_torch": ratio,
-                "spread": spread, "block_ratios": [ratio] * L.NOISE_BLOCKS, "noise": noise or []}}  # fmt: skip
+    return {
+        1: {
+            "median_ms": 0.4,
+            "p95_ms": p95,
+            "torch_median_ms": 0.4 / ratio,
+            "ratio_vs_torch": ratio,
+            "spread": spread,
+            "block_ratios": [ratio] * L.NOISE_BLOCKS,
+            "noise": noise or [],
+        }
+    }
 
 
 def _judge(figures: dict, *, strict: bool = False, peak: float = 60.0, macs: float = 20e6, fps: int = 30):
-    return L.judge(ENTRY, figures, 1, {"peak_rss_mb": peak, "rtf": 0.02}, macs, C.RTF_TARGET * 1000 / fps, fps,
-                   strict, "clip.wav")  # fmt: skip
+    return L.judge(
+        ENTRY, figures, 1, {"peak_rss_mb": peak, "rtf": 0.02}, macs, C.RTF_TARGET * 1000 / fps, fps, strict, "clip.wav"
+    )
 
 
 def test_latency_fails_only_on_what_the_artifact_controls() -> None:

@@ -96,8 +96,9 @@ def _assert_caught(report: V.Report, expected: set[tuple[str, str]]) -> None:
 # --- Android: edits of the trained dynamic_int8 (default) step ----------------------------------------
 
 
-def test_control_ignores_the_audio(trained_android_bundle: Path, trained30: Checkpoint, reference30: np.ndarray,
-                                   tmp_path: Path) -> None:  # fmt: skip
+def test_control_ignores_the_audio(
+    trained_android_bundle: Path, trained30: Checkpoint, reference30: np.ndarray, tmp_path: Path
+) -> None:
     """The output layer's weights zeroed, its biases set so every frame is the reference's mean."""
     bundle, manifest = _only(trained_android_bundle, tmp_path / "b", "dynamic_int8")
     weight, bias = _decoder(trained30)
@@ -111,8 +112,9 @@ def test_control_ignores_the_audio(trained_android_bundle: Path, trained30: Chec
     assert check.details["rel_mae"] > 0.3 and check.details["min_correlation"] < 0.5, check.reason
 
 
-def test_control_weights_shuffled_in_one_layer(trained_android_bundle: Path, trained30: Checkpoint,
-                                               tmp_path: Path) -> None:  # fmt: skip
+def test_control_weights_shuffled_in_one_layer(
+    trained_android_bundle: Path, trained30: Checkpoint, tmp_path: Path
+) -> None:
     """One int8 FULLY_CONNECTED matrix's values permuted in place (same values, wrong places)."""
     bundle, manifest = _only(trained_android_bundle, tmp_path / "b", "dynamic_int8")
     step_path = bundle / next(e["path"] for e in manifest["files"] if e["role"] == "step")
@@ -128,8 +130,11 @@ def _int8_matrices(path: Path) -> dict[str, np.ndarray]:
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     weights = {op["inputs"][1] for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"}
-    return {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_tensor_details()
-            if d["index"] in weights and d["dtype"] == np.int8 and len(d["shape"]) == 2}  # fmt: skip
+    return {
+        d["name"]: interpreter.get_tensor(d["index"])
+        for d in interpreter.get_tensor_details()
+        if d["index"] in weights and d["dtype"] == np.int8 and len(d["shape"]) == 2
+    }
 
 
 def _least_alike_moving_pair(reference: np.ndarray) -> tuple[int, int]:
@@ -140,8 +145,9 @@ def _least_alike_moving_pair(reference: np.ndarray) -> tuple[int, int]:
     return int(moving[i]), int(moving[j])
 
 
-def test_control_two_outputs_swapped(trained_android_bundle: Path, trained30: Checkpoint, reference30: np.ndarray,
-                                     tmp_path: Path) -> None:  # fmt: skip
+def test_control_two_outputs_swapped(
+    trained_android_bundle: Path, trained30: Checkpoint, reference30: np.ndarray, tmp_path: Path
+) -> None:
     """Two blendshape outputs exchanged (their rows of the output layer): every other shape is exact."""
     bundle, manifest = _only(trained_android_bundle, tmp_path / "b", "dynamic_int8")
     i, j = _least_alike_moving_pair(reference30)

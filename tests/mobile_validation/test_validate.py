@@ -309,8 +309,9 @@ def test_validate_cli(monkeypatch, capsys, trained_android_bundle: Path, tmp_pat
     assert code == 1 and "FAIL" in out and "a2bs_front_end.tflite is missing" in out
     code, _, err = _run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(tmp_path / "nothing"))
     assert code == 2 and err.strip().startswith("error:") and len(err.strip().splitlines()) == 1
-    code, _, err = _run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(good), "--audio",
-                        str(tmp_path / "missing.wav"))  # fmt: skip
+    code, _, err = _run(
+        monkeypatch, capsys, core_cli.main, "a2bs", "validate", str(good), "--audio", str(tmp_path / "missing.wav")
+    )
     assert code == 2 and "missing.wav" in err and len(err.strip().splitlines()) == 1
 
 
@@ -333,6 +334,15 @@ def test_convert_validates_and_installs(monkeypatch, capsys, tmp_path: Path) -> 
     args[-1] = str(tmp_path / "b2")
     code, _, err = _run(monkeypatch, capsys, convert_cli.main, *args, "--install-into", str(sample))
     assert code == 2 and "already holds a bundle" in err and "--force" in err and not (tmp_path / "b2").exists()
-    code, _, err = _run(monkeypatch, capsys, convert_cli.main, "a2bs-convert", "ios", "--out", str(tmp_path / "i"),
-                        "--install-into", str(sample))  # fmt: skip
+    code, _, err = _run(
+        monkeypatch,
+        capsys,
+        convert_cli.main,
+        "a2bs-convert",
+        "ios",
+        "--out",
+        str(tmp_path / "i"),
+        "--install-into",
+        str(sample),
+    )
     assert code == 2 and "android sample" in err and not (tmp_path / "i").exists()

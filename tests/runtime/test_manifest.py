@@ -43,8 +43,9 @@ def test_bundle_paths_leading_outside_are_refused(
     elif kind == "absolute":
         edit_manifest(bundle, _point_step_at(str(outside / "x.tflite")))
     elif kind == "symlink":
-        step = next(f["path"] for f in json.loads((bundle / "manifest.json").read_text())["files"]
-                    if f["role"] == "step")  # fmt: skip
+        step = next(
+            f["path"] for f in json.loads((bundle / "manifest.json").read_text())["files"] if f["role"] == "step"
+        )
         (bundle / step).unlink()
         (bundle / step).symlink_to(outside / "x.tflite")
     else:
@@ -54,8 +55,21 @@ def test_bundle_paths_leading_outside_are_refused(
         load_manifest(bundle)
     code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", bundle, "--no-latency")
     one_error(code, err)
-    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", bundled_speech(), "-o",
-                       tmp_path / "o.csv", "--backend", "tflite", "--bundle", bundle, "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        core_cli.main,
+        "a2bs",
+        "infer",
+        bundled_speech(),
+        "-o",
+        tmp_path / "o.csv",
+        "--backend",
+        "tflite",
+        "--bundle",
+        bundle,
+        "--no-progress",
+    )
     one_error(code, err)
     assert not (tmp_path / "o.csv").exists()
     assert sorted(p.name for p in outside.iterdir()) == ["secret.md", "x.tflite"]
@@ -100,8 +114,21 @@ def test_manifest_values_out_of_range_or_of_the_wrong_type(
 ) -> None:
     bundle = copy_bundle(android_bundle, tmp_path)
     edit_manifest(bundle, edit)
-    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", bundled_speech(), "-o",
-                       tmp_path / "o.csv", "--backend", "tflite", "--bundle", bundle, "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        core_cli.main,
+        "a2bs",
+        "infer",
+        bundled_speech(),
+        "-o",
+        tmp_path / "o.csv",
+        "--backend",
+        "tflite",
+        "--bundle",
+        bundle,
+        "--no-progress",
+    )
     one_error(code, err, key, "manifest.json")
 
 
@@ -109,8 +136,21 @@ def test_manifest_that_does_not_fit_its_models(android_bundle: Path, tmp_path: P
     """In range but not what the model takes: infer names the bundle and points at `a2bs validate`."""
     bundle = copy_bundle(android_bundle, tmp_path)
     edit_manifest(bundle, lambda m: m.update(context_frames=128))
-    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", bundled_speech(), "-o",
-                       tmp_path / "o.csv", "--backend", "tflite", "--bundle", bundle, "--no-progress")  # fmt: skip
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        core_cli.main,
+        "a2bs",
+        "infer",
+        bundled_speech(),
+        "-o",
+        tmp_path / "o.csv",
+        "--backend",
+        "tflite",
+        "--bundle",
+        bundle,
+        "--no-progress",
+    )
     one_error(code, err, "do not run as its manifest says", "a2bs validate")
     assert not (tmp_path / "o.csv").exists()
 
@@ -119,8 +159,12 @@ def test_deeply_nested_and_non_json_manifests(tmp_path: Path) -> None:
     bundle = tmp_path / "b"
     bundle.mkdir()
     nan_fps = '{"format": "a2bs-bundle", "format_version": 1, "platform": "android", "fps": NaN}'
-    for text, message in [("[" * 100_000 + "]" * 100_000, "nested too deeply"), ("{nope", "not valid JSON"),
-                          (nan_fps, "'fps'.*NaN"), ("[]", "must be a JSON object")]:  # fmt: skip
+    for text, message in [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("{nope", "not valid JSON"),
+        (nan_fps, "'fps'.*NaN"),
+        ("[]", "must be a JSON object"),
+    ]:
         (bundle / "manifest.json").write_text(text)
         with pytest.raises(A2BSError, match=message):
             load_manifest(bundle)

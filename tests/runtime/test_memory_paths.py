@@ -68,8 +68,18 @@ def test_bundle_inference_loads_no_pandas_or_torch(android_bundle: Path, tmp_pat
 def test_cli_tflite_inference_loads_no_torch(android_bundle: Path, tmp_path: Path) -> None:
     """`a2bs infer --backend tflite` itself, through its console entry point: no torch, pandas or opensmile
     package in the whole process."""
-    argv = ["a2bs", "infer", str(CLIP), "-o", str(tmp_path / "out.csv"), "--backend", "tflite",
-            "--bundle", str(android_bundle), "--no-progress"]  # fmt: skip
+    argv = [
+        "a2bs",
+        "infer",
+        str(CLIP),
+        "-o",
+        str(tmp_path / "out.csv"),
+        "--backend",
+        "tflite",
+        "--bundle",
+        str(android_bundle),
+        "--no-progress",
+    ]
     loaded = _loaded_in_child(f"""
         import sys
         from a2bs.cli.main import main

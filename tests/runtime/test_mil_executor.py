@@ -48,9 +48,14 @@ def bundle(trained30: Checkpoint, calibration: CalibrationSet, tmp_path_factory:
 def test_slice_by_index_masks() -> None:
     x = np.arange(2 * 5 * 6).reshape(2, 5, 6)
     out = mil_executor.slice_by_index(
-        x, begin=[1, 1, 0], end=[2, 4, 3], stride=[1, 2, 1],
-        begin_mask=[False, False, True], end_mask=[False, False, True], squeeze_mask=[True, False, False],
-    )  # fmt: skip
+        x,
+        begin=[1, 1, 0],
+        end=[2, 4, 3],
+        stride=[1, 2, 1],
+        begin_mask=[False, False, True],
+        end_mask=[False, False, True],
+        squeeze_mask=[True, False, False],
+    )
     np.testing.assert_array_equal(out, x[1, 1:4:2, :])
     np.testing.assert_array_equal(
         mil_executor.slice_by_index(x, [0, 0, 2], [1, 5, 6], end_mask=[0, 1, 0]), x[0:1, :, 2:6]

@@ -76,8 +76,13 @@ def _layer_norm(rng, dt) -> dict[str, Any]:
     k = int(rng.integers(1, len(shape)))
     axes = list(range(len(shape) - k, len(shape)))
     norm = shape[-k:]
-    return {"x": _x(rng, shape, dt, 3.0) + dt(1), "axes": axes, "gamma": _x(rng, norm, dt, 1.0),
-            "beta": _x(rng, norm, dt, 1.0), "epsilon": float(rng.choice([1e-5, 1e-3]))}  # fmt: skip
+    return {
+        "x": _x(rng, shape, dt, 3.0) + dt(1),
+        "axes": axes,
+        "gamma": _x(rng, norm, dt, 1.0),
+        "beta": _x(rng, norm, dt, 1.0),
+        "epsilon": float(rng.choice([1e-5, 1e-3])),
+    }
 
 
 def _linear(rng, dt) -> dict[str, Any]:
@@ -147,9 +152,15 @@ def _slice(rng, dt) -> dict[str, Any]:
     for i, sq in enumerate(squeeze):
         if sq:
             end[i], stride[i] = begin[i] + 1, 1
-    return {"x": _x(rng, shape, dt), "begin": np.asarray(begin, np.int32), "end": np.asarray(end, np.int32),
-            "stride": np.asarray(stride, np.int32), "begin_mask": np.asarray(begin_mask),
-            "end_mask": np.asarray(end_mask), "squeeze_mask": np.asarray(squeeze)}  # fmt: skip
+    return {
+        "x": _x(rng, shape, dt),
+        "begin": np.asarray(begin, np.int32),
+        "end": np.asarray(end, np.int32),
+        "stride": np.asarray(stride, np.int32),
+        "begin_mask": np.asarray(begin_mask),
+        "end_mask": np.asarray(end_mask),
+        "squeeze_mask": np.asarray(squeeze),
+    }
 
 
 def _softmax(rng, dt) -> dict[str, Any]:
@@ -184,8 +195,12 @@ def _affine_dequantize(rng, dt) -> dict[str, Any]:
     info = np.iinfo(qdt)
     data = rng.integers(info.min, info.max + 1, shape).astype(qdt)
     zero = (rng.integers(-20, 20, shape[axis]) + (0 if signed else 128)).astype(qdt)
-    return {"quantized_data": data, "zero_point": zero if rng.random() < 0.5 else qdt(zero[0]),
-            "scale": _per_axis(rng, shape, axis, 0.001, 0.1, dt), "axis": axis}  # fmt: skip
+    return {
+        "quantized_data": data,
+        "zero_point": zero if rng.random() < 0.5 else qdt(zero[0]),
+        "scale": _per_axis(rng, shape, axis, 0.001, 0.1, dt),
+        "axis": axis,
+    }
 
 
 def _lut_to_dense(rng, dt) -> dict[str, Any]:
@@ -202,8 +217,11 @@ def _quantize(rng, dt) -> dict[str, Any]:
     shape = _shape(rng, int(rng.integers(1, 4)))
     axis = int(rng.integers(0, len(shape)))
     out = str(rng.choice(["int8", "uint8"]))
-    inputs = {"input": _x(rng, shape, dt, 3.0), "scale": _per_axis(rng, shape, axis, 0.01, 0.05, dt),
-              "output_dtype": out}  # fmt: skip
+    inputs = {
+        "input": _x(rng, shape, dt, 3.0),
+        "scale": _per_axis(rng, shape, axis, 0.01, 0.05, dt),
+        "output_dtype": out,
+    }
     if isinstance(inputs["scale"], np.ndarray):
         inputs["axis"] = axis
     if out == "uint8" or rng.random() < 0.5:
@@ -227,13 +245,30 @@ def _dequantize(rng, dt) -> dict[str, Any]:
 
 
 CASES: dict[str, Case] = {
-    "add": _binary, "sub": _binary, "mul": _binary, "real_div": _div, "cast": _cast, "concat": _concat,
-    "gelu": _gelu, "layer_norm": _layer_norm, "linear": _linear, "matmul": _matmul, "reduce_sum": _reduce,
-    "reduce_mean": _reduce, "reshape": _reshape, "sigmoid": _unary(), "slice_by_index": _slice,
-    "softmax": _softmax, "transpose": _transpose, "reverse": _reverse, "log": _log,
-    "constexpr_affine_dequantize": _affine_dequantize, "constexpr_lut_to_dense": _lut_to_dense,
-    "quantize": _quantize, "dequantize": _dequantize,
-}  # fmt: skip
+    "add": _binary,
+    "sub": _binary,
+    "mul": _binary,
+    "real_div": _div,
+    "cast": _cast,
+    "concat": _concat,
+    "gelu": _gelu,
+    "layer_norm": _layer_norm,
+    "linear": _linear,
+    "matmul": _matmul,
+    "reduce_sum": _reduce,
+    "reduce_mean": _reduce,
+    "reshape": _reshape,
+    "sigmoid": _unary(),
+    "slice_by_index": _slice,
+    "softmax": _softmax,
+    "transpose": _transpose,
+    "reverse": _reverse,
+    "log": _log,
+    "constexpr_affine_dequantize": _affine_dequantize,
+    "constexpr_lut_to_dense": _lut_to_dense,
+    "quantize": _quantize,
+    "dequantize": _dequantize,
+}
 
 
 # --- oracles --------------------------------------------------------------------------------------

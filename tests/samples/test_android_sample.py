@@ -52,8 +52,14 @@ TENSOR_ENTRY_KEYS = ("TENSOR_NAME", "TENSOR_SHAPE", "TENSOR_DTYPE")
 FILE_ENTRY_KEYS = ("FILE_PATH", "FILE_ROLE", "FILE_VARIANT", "FILE_BYTES", "FILE_SHA256")
 ROLE_KEYS = ("ROLE_FRONT_END", "ROLE_STEP")
 FACE_GEOMETRY = ENGINE_MAIN / "com/a2bs/engine/FaceGeometry.kt"
-FACE_CONSTANTS = ("LIP_OPENING_PER_JAW", "LIP_OPENING_PER_LOWER_DOWN", "LIP_OPENING_PER_FUNNEL", "LIP_OPENING_PRESS",
-                  "UPPER_LIP_SHARE", "CHIN_DROP_PER_JAW")  # fmt: skip
+FACE_CONSTANTS = (
+    "LIP_OPENING_PER_JAW",
+    "LIP_OPENING_PER_LOWER_DOWN",
+    "LIP_OPENING_PER_FUNNEL",
+    "LIP_OPENING_PRESS",
+    "UPPER_LIP_SHARE",
+    "CHIN_DROP_PER_JAW",
+)
 
 
 def _tool(name: str) -> str:
@@ -89,8 +95,10 @@ def engine_jar() -> Path:
         partial = jar.with_suffix(f".{os.getpid()}.part.jar")
         proc = subprocess.run(
             [kotlinc, *map(str, sources), "-include-runtime", "-d", str(partial)],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0 or not partial.is_file():
             pytest.fail(f"kotlinc failed on the engine module:\n{proc.stdout}\n{proc.stderr}")
         partial.replace(jar)
@@ -100,8 +108,10 @@ def engine_jar() -> Path:
 def _run_engine(jar: Path, *args: str) -> list[str]:
     proc = subprocess.run(
         [_tool("java"), "-cp", str(jar), "com.a2bs.engine.EngineTestsKt", *args],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"Kotlin engine tests failed ({' '.join(args[:1])}):\n{proc.stderr[-4000:]}"
     return [line for line in proc.stdout.splitlines() if line.startswith("{")]
 
@@ -130,7 +140,10 @@ def test_manifest_keys_exist_in_a_fresh_bundle(android_bundle: Path) -> None:
     version = re.search(r"const val BUNDLE_FORMAT_VERSION\s*=\s*(\d+)", manifest_kt)
     assert version, "Manifest.kt must declare BUNDLE_FORMAT_VERSION"
     assert (accepted["BUNDLE_FORMAT"], int(version.group(1)), accepted["BUNDLE_PLATFORM"]) == (
-        manifest["format"], manifest["format_version"], manifest["platform"])  # fmt: skip
+        manifest["format"],
+        manifest["format_version"],
+        manifest["platform"],
+    )
     # The engine reads tensor names by position; the positions must keep meaning what it assumes.
     models = manifest["models"]
     assert [t["name"] for t in models["front_end"]["inputs"]] == list(FRONT_END_INPUTS)
@@ -243,8 +256,9 @@ def test_engine_unit_tests(engine_jar: Path, android_bundle: Path, ios_bundle: P
     pcm16 = np.round(speech[:4000] * 32768).astype(np.int16)
     _wav_with_extra_chunks(tmp_path / "list_chunk.wav", pcm16, 16000)
     (pcm16 / 32768.0).astype("<f4").tofile(tmp_path / "list_chunk.wav.f32")
-    wavs.append({"wav": "list_chunk.wav", "expected": "list_chunk.wav.f32", "sample_rate": 16000, "channels": 1,
-                 "tol": 0.0})  # fmt: skip
+    wavs.append(
+        {"wav": "list_chunk.wav", "expected": "list_chunk.wav.f32", "sample_rate": 16000, "channels": 1, "tol": 0.0}
+    )
     (tmp_path / "wav.json").write_text(json.dumps(wavs))
 
     summary = json.loads(_run_engine(engine_jar, "unit", str(tmp_path))[-1])
@@ -292,8 +306,14 @@ def record_trace(bundle: Path, clip: Path, out: Path, backend: str) -> np.ndarra
     context = np.repeat(np.asarray(state["context_frame"], np.float32)[None, None], manifest["context_frames"] - 1, 1)
     emotion = np.asarray(manifest["emotion"]["neutral"], np.float32)[None]
     previous = np.zeros((1, len(manifest["blendshapes"])), np.float32)
-    fields = [f"in:{pcm_name}", f"out:{mel_name}", *(f"in:{name}" for name in step_in),
-              f"out:{bs_name}", f"out:{raw_name}", f"out:{ctx_name}"]  # fmt: skip
+    fields = [
+        f"in:{pcm_name}",
+        f"out:{mel_name}",
+        *(f"in:{name}" for name in step_in),
+        f"out:{bs_name}",
+        f"out:{raw_name}",
+        f"out:{ctx_name}",
+    ]
     calls: list[np.ndarray] = []
     frames: list[np.ndarray] = []
     j = 0
@@ -302,8 +322,17 @@ def record_trace(bundle: Path, clip: Path, out: Path, backend: str) -> np.ndarra
         mel = front_end(**{pcm_name: window})[mel_name].reshape(1, 1, -1).astype(np.float32)
         mel_history = np.concatenate([mel_history[:, 1:], mel], axis=1)
         result = step(**dict(zip(step_in, (mel_history, context, emotion, previous), strict=True)))
-        record = (window, mel, mel_history, context, emotion, previous, result[bs_name], result[raw_name],
-                  result[ctx_name])  # fmt: skip
+        record = (
+            window,
+            mel,
+            mel_history,
+            context,
+            emotion,
+            previous,
+            result[bs_name],
+            result[raw_name],
+            result[ctx_name],
+        )
         calls.append(np.concatenate([np.asarray(a, np.float32).ravel() for a in record]))
         context = np.concatenate([context[:, 1:], result[ctx_name].reshape(1, 1, -1)], axis=1)
         if j - lookahead >= 0:
@@ -311,10 +340,16 @@ def record_trace(bundle: Path, clip: Path, out: Path, backend: str) -> np.ndarra
             frames.append(previous[0])
         j += 1
     sizes = [int(np.prod(np.shape(a))) for a in record]
-    (out / "trace.json").write_text(json.dumps({
-        "calls": len(calls), "fields": [[f, s] for f, s in zip(fields, sizes, strict=True)], "tolerance": 1e-6,
-        "centers": frame_centers(0, len(calls), fps, sr).tolist(),
-    }))  # fmt: skip
+    (out / "trace.json").write_text(
+        json.dumps(
+            {
+                "calls": len(calls),
+                "fields": [[f, s] for f, s in zip(fields, sizes, strict=True)],
+                "tolerance": 1e-6,
+                "centers": frame_centers(0, len(calls), fps, sr).tolist(),
+            }
+        )
+    )
     np.concatenate(calls).astype("<f4").tofile(out / "trace.f32")
     return np.stack(frames)
 
@@ -364,8 +399,10 @@ def test_replay_catches_a_wrong_input(engine_jar: Path, replay_dir: tuple[Path, 
     trace.astype("<f4").tofile(tmp_path / "trace.f32")
     proc = subprocess.run(
         [_tool("java"), "-cp", str(engine_jar), "com.a2bs.engine.EngineTestsKt", "replay", str(tmp_path), "all"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and f"step call 5 {STEP_INPUTS[2]}" in proc.stderr, proc.stderr[-2000:]
 
 
@@ -409,6 +446,10 @@ def test_face_geometry_seals_the_lips_like_the_preview(engine_jar: Path, tmp_pat
     assert json.loads(line) == {"face_cases": len(cases)}
     cases[0]["opening"] = 0.17 * 0.3 * (1 - 0.85 * 0.3)
     (tmp_path / "face_cases.json").write_text(json.dumps(cases))
-    proc = subprocess.run([_tool("java"), "-cp", str(engine_jar), "com.a2bs.engine.EngineTestsKt", "face",
-                           str(tmp_path)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [_tool("java"), "-cp", str(engine_jar), "com.a2bs.engine.EngineTestsKt", "face", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "lip opening of [0.3, 0.3, 0.0, 0.0, 0.0]" in proc.stderr, proc.stderr[-2000:]

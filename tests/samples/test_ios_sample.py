@@ -172,11 +172,24 @@ def test_sample_json_points_into_the_app_resources() -> None:
 
 def test_no_model_numbers_in_swift(manifest: dict[str, Any]) -> None:
     sizes = {
-        manifest["context_frames"], manifest["context_frames"] - 1, manifest["timeline"]["window"],
-        manifest["timeline"]["window"] // 2, manifest["sample_rate"], len(manifest["blendshapes"]),
-        len(manifest["emotion"]["neutral"]), len(manifest["initial_state"]["context_frame"]),
-        len(manifest["initial_state"]["mel_frames"][0]), 256, 255, 512, 1024, 80, 52, 264, 16000,
-    }  # fmt: skip
+        manifest["context_frames"],
+        manifest["context_frames"] - 1,
+        manifest["timeline"]["window"],
+        manifest["timeline"]["window"] // 2,
+        manifest["sample_rate"],
+        len(manifest["blendshapes"]),
+        len(manifest["emotion"]["neutral"]),
+        len(manifest["initial_state"]["context_frame"]),
+        len(manifest["initial_state"]["mel_frames"][0]),
+        256,
+        255,
+        512,
+        1024,
+        80,
+        52,
+        264,
+        16000,
+    }
     pattern = re.compile(r"(?<![\w.])(" + "|".join(str(s) for s in sorted(sizes, reverse=True)) + r")(?![\w.])")
     offenders = []
     for path in swift_files():
@@ -213,9 +226,12 @@ def swift() -> str:
 
 def _run_swift(swift: str, package: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [swift, *args, "--package-path", str(package)], capture_output=True, text=True, timeout=SWIFT_TIMEOUT_S,
+        [swift, *args, "--package-path", str(package)],
+        capture_output=True,
+        text=True,
+        timeout=SWIFT_TIMEOUT_S,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
 
 
 def _build_engine(swift: str) -> None:
@@ -266,10 +282,12 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
     output = run.stdout + run.stderr
     assert run.returncode == 0, f"swift test failed:\n{output[-8000:]}"
     for test in (
-        "ReplayTests.testReplaysTheRecordedCoreMLTrace", "ReplayTests.testRefusesAnAndroidManifest",
-        "ManifestTests.testRefusesOtherBundlesUpFront", "BackgroundEngineTests.testFramesArriveOnTheMainActorInOrder",
+        "ReplayTests.testReplaysTheRecordedCoreMLTrace",
+        "ReplayTests.testRefusesAnAndroidManifest",
+        "ManifestTests.testRefusesOtherBundlesUpFront",
+        "BackgroundEngineTests.testFramesArriveOnTheMainActorInOrder",
         *(f"FaceGeometryTests.{name}" for name in FACE_TESTS),
-    ):  # fmt: skip
+    ):
         assert f"Test Case '{test}' passed" in output, f"{test} did not run and pass:\n{output[-4000:]}"
     assert "skipped" not in output.lower(), output[-4000:]
 
@@ -291,8 +309,14 @@ def test_swift_engine_replays_a_60fps_trace(
     ring from the manifest and feeds the same inputs, call by call, as the Python trace."""
     replay_dir = _replay_dir(ios_bundle60, android_bundle60, tmp_path)
     assert len(load_manifest(replay_dir)["initial_state"]["mel_frames"]) == 5
-    run = _run_swift(swift, ENGINE, "test", "--filter", "ReplayTests.testReplaysTheRecordedCoreMLTrace",
-                     env={"A2BS_REPLAY_DIR": str(replay_dir), "CI": "1"})  # fmt: skip
+    run = _run_swift(
+        swift,
+        ENGINE,
+        "test",
+        "--filter",
+        "ReplayTests.testReplaysTheRecordedCoreMLTrace",
+        env={"A2BS_REPLAY_DIR": str(replay_dir), "CI": "1"},
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, f"swift test failed:\n{output[-8000:]}"
     assert "Test Case 'ReplayTests.testReplaysTheRecordedCoreMLTrace' passed" in output, output[-4000:]
@@ -304,8 +328,12 @@ def test_apple_only_swift_parses(swift: str, tmp_path: Path) -> None:
     """The Swift that no compiler here type-checks (the app, and the engine's Core ML / AVFoundation files, whose
     `#if canImport` blocks are inactive on Linux) at least parses in the Swift 6 language mode."""
     swiftc = Path(swift).with_name("swiftc")
-    apple_only = [*(APP / "App").glob("*.swift"), APP / "Package.swift",
-                  ENGINE_SOURCES / "CoreMLRunner.swift", ENGINE_SOURCES / "AudioConverter.swift"]  # fmt: skip
+    apple_only = [
+        *(APP / "App").glob("*.swift"),
+        APP / "Package.swift",
+        ENGINE_SOURCES / "CoreMLRunner.swift",
+        ENGINE_SOURCES / "AudioConverter.swift",
+    ]
     broken = tmp_path / "Broken.swift"
     broken.write_text("#if canImport(CoreML)\nfunc load( {\n#endif\n")  # negative control: inactive but broken
     for path in [*apple_only, broken]:
@@ -318,12 +346,19 @@ def test_apple_only_swift_parses(swift: str, tmp_path: Path) -> None:
 
 # Deliberate bugs the replay must catch: (file, correct code, wrong code, what the failure must name).
 MUTATIONS = {
-    "schedule": ("FrameSchedule.swift", "(2 * j * sampleRate + fps) / (2 * fps)", "(j * sampleRate) / fps",
-                 "front end call"),  # centres rounded down instead of half up: the wrong PCM window
-    "ring": ("ContextRing.swift",  # the mirrored copy of each new row is zeros: a wrong context from the 2nd call
-             "(slot + rows) * width).update(from: row.baseAddress!, count: width)",
-             "(slot + rows) * width).update(repeating: 0, count: width)", " context: value"),
-}  # fmt: skip
+    "schedule": (
+        "FrameSchedule.swift",
+        "(2 * j * sampleRate + fps) / (2 * fps)",
+        "(j * sampleRate) / fps",
+        "front end call",
+    ),  # centres rounded down instead of half up: the wrong PCM window
+    "ring": (
+        "ContextRing.swift",  # the mirrored copy of each new row is zeros: a wrong context from the 2nd call
+        "(slot + rows) * width).update(from: row.baseAddress!, count: width)",
+        "(slot + rows) * width).update(repeating: 0, count: width)",
+        " context: value",
+    ),
+}
 
 
 def test_swift_replay_catches_a_wrong_schedule_and_ring(swift: str, replay_dir: Path, tmp_path: Path) -> None:
@@ -335,8 +370,14 @@ def test_swift_replay_catches_a_wrong_schedule_and_ring(swift: str, replay_dir: 
         original = source.read_text()
         assert original.count(right) == 1, f"{file} no longer contains {right!r}: update MUTATIONS"
         source.write_text(original.replace(right, wrong))
-        run = _run_swift(swift, package, "test", "--filter", "ReplayTests.testReplaysTheRecordedCoreMLTrace",
-                         env={"A2BS_REPLAY_DIR": str(replay_dir), "CI": "1"})  # fmt: skip
+        run = _run_swift(
+            swift,
+            package,
+            "test",
+            "--filter",
+            "ReplayTests.testReplaysTheRecordedCoreMLTrace",
+            env={"A2BS_REPLAY_DIR": str(replay_dir), "CI": "1"},
+        )
         source.write_text(original)
         output = run.stdout + run.stderr
         assert run.returncode != 0, f"the replay passed with a wrong {name}"
@@ -375,8 +416,15 @@ def test_swift_face_geometry_seals_the_lips_like_the_preview(swift: str, tmp_pat
     cases = write_face_cases(tmp_path / "face_cases.json")
 
     def run() -> str:
-        done = _run_swift(swift, ENGINE, "test", "--skip-build", "--filter", "FaceGeometryTests",
-                          env={"A2BS_FACE_CASES": str(tmp_path / "face_cases.json"), "CI": "1"})  # fmt: skip
+        done = _run_swift(
+            swift,
+            ENGINE,
+            "test",
+            "--skip-build",
+            "--filter",
+            "FaceGeometryTests",
+            env={"A2BS_FACE_CASES": str(tmp_path / "face_cases.json"), "CI": "1"},
+        )
         return f"rc={done.returncode}\n{done.stdout}{done.stderr}"
 
     output = run()

@@ -189,9 +189,30 @@ def test_data_parallel_two_processes(corpus: Path, tmp_path: Path) -> None:
     """torchrun with two CPU processes on gloo: both take part, rank 0 writes the checkpoint."""
     out = tmp_path / "ddp"
     a2bs = Path(sys.executable).with_name("a2bs")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "--no-python", str(a2bs), "train", "--data", str(corpus), "--out", str(out), "--epochs", "1",
-           "--steps-per-epoch", "3", "--batch-size", "1", "--seq-frames", "8", "--no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--no-python",
+        str(a2bs),
+        "train",
+        "--data",
+        str(corpus),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "3",
+        "--batch-size",
+        "1",
+        "--seq-frames",
+        "8",
+        "--no-progress",
+    ]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

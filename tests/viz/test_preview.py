@@ -47,8 +47,26 @@ def _decode(path: Path) -> tuple[dict, np.ndarray]:
 
 
 def _decoded_audio(path: Path) -> np.ndarray:
-    raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "s16le", "-ac", "1",
-                          "-ar", str(SAMPLE_RATE), "-"], capture_output=True, check=True).stdout  # fmt: skip
+    raw = subprocess.run(
+        [
+            FFMPEG,
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            "0:a:0",
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            str(SAMPLE_RATE),
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     return np.frombuffer(raw, np.int16).astype(np.float32) / 32768
 
 
@@ -117,8 +135,7 @@ def test_short_audio_file_is_padded_with_silence(tmp_path: Path) -> None:
 def test_side_by_side_width_labels_and_title(tmp_path: Path) -> None:
     n = 12
     a, b = _frames(n, 0), _frames(n, 1)
-    out = render_preview([a, b], 30, tmp_path / "pair.mp4", labels=["reference", "artifact"], title="clip",
-                         size=SIZE)  # fmt: skip
+    out = render_preview([a, b], 30, tmp_path / "pair.mp4", labels=["reference", "artifact"], title="clip", size=SIZE)
     _, frames = _decode(out)
     assert len(frames) == n and frames.shape[2] == 2 * SIZE and frames.shape[1] > SIZE
     assert frames.shape[1] % 2 == 0
@@ -355,8 +372,14 @@ def test_a_preview_failure_is_a_note_not_a_failed_check(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(P, "render_preview", broken)
     reference = _frames(200)
-    clip = P._Clip("speech.wav", np.zeros(200 * SAMPLE_RATE // 30, np.float32), np.zeros((1, 264)), reference,
-                   np.zeros((1, 1024)), np.zeros((1, 80)))  # fmt: skip
+    clip = P._Clip(
+        "speech.wav",
+        np.zeros(200 * SAMPLE_RATE // 30, np.float32),
+        np.zeros((1, 264)),
+        reference,
+        np.zeros((1, 1024)),
+        np.zeros((1, 80)),
+    )
     note = P._preview(tmp_path, "fp16", "runtime", clip, reference, 30)
     assert note["path"] is None
     assert note["note"] == "face preview not rendered: cannot write x.mp4: ffmpeg failed: out of disk"
