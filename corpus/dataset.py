@@ -23,7 +23,7 @@ import numpy as np
 
 from a2bs.core.animation_io import read_live_link_face_csv
 from a2bs.core.audio import load_audio, n_output_frames, probe
-from a2bs.core.constants import EMOTION_DIM, SAMPLE_RATE, SUPPORTED_FPS
+from a2bs.core.constants import EMOTION_DIM, SUPPORTED_FPS
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import sha256
 
@@ -181,7 +181,3 @@ def _validation_names(corpus: Path) -> set[str]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise A2BSError(f"{corpus}: split.val must be a list of take names (or delete corpus.json)")
     return set(names)
-
-
-def take_duration_s(take: Take) -> float:
-    return len(take.audio) / SAMPLE_RATE
