@@ -360,10 +360,6 @@ def _write(
     style: SpeakingStyle,
     emotion: np.ndarray,
 ) -> dict:
-    wav = takes / f"{name}.wav"
-    sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
-    with open_writer(takes / f"{name}.csv", fps=job.fps, n_frames=len(curves)) as w:
-        w.write(curves)
     record = {
         "take": name,
         "split": job.split,
@@ -371,12 +367,35 @@ def _write(
         "speaker": job.line.speaker,
         "source": str(job.line.audio),
         "timings": str(job.line.timings) if job.line.timings else "PocketSphinx",
-        "duration_s": round(len(audio) / SAMPLE_RATE, 6),
-        "fps": job.fps,
-        "n_frames": len(curves),
-        "sample_rate": SAMPLE_RATE,
         "perturbation": asdict(p),
         "augmentation": aug,
+    }
+    return _write_take(takes, record, job.fps, audio, curves, phones, style, emotion)
+
+
+def _write_take(
+    takes: Path,
+    record: dict,
+    fps: int,
+    audio: np.ndarray,
+    curves: np.ndarray,
+    phones: Phones,
+    style: SpeakingStyle,
+    emotion: np.ndarray,
+) -> dict:
+    """Write take `record["take"]` (.wav, .csv, .phones.json) and return its record, completed with what
+    the files hold (duration, frames, audio hash, style, emotion features, phones)."""
+    name = record["take"]
+    wav = takes / f"{name}.wav"
+    sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
+    with open_writer(takes / f"{name}.csv", fps=fps, n_frames=len(curves)) as w:
+        w.write(curves)
+    record = {
+        **record,
+        "duration_s": round(len(audio) / SAMPLE_RATE, 6),
+        "fps": fps,
+        "n_frames": len(curves),
+        "sample_rate": SAMPLE_RATE,
         "speaking_style": asdict(style),
         "audio_sha256": sha256(wav),
         "emotion_raw": [float(v) for v in emotion],
@@ -516,6 +535,7 @@ def retarget_corpus(
     try:
         takes = tmp / "takes"
         takes.mkdir()
+        done: list[dict] = []
         for i, path in enumerate(records, 1):
             record = json.loads(path.read_text(encoding="utf-8"))
             name = record["take"]
@@ -531,24 +551,9 @@ def retarget_corpus(
                 record["augmentation"] = {**record.get("augmentation", {}), "background": info}
                 audio, emotion, style = heard_style(audio)
             curves, _ = face_curves(phones, speech, fps, rng, accent=ARPABET_ACCENT, style=style)
-            wav = takes / f"{name}.wav"
-            sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
-            with open_writer(takes / f"{name}.csv", fps=fps, n_frames=len(curves)) as w:
-                w.write(curves)
-            record.update(
-                {
-                    "duration_s": round(len(audio) / SAMPLE_RATE, 6),
-                    "n_frames": len(curves),
-                    "speaking_style": asdict(style),
-                    "audio_sha256": sha256(wav),
-                    "emotion_raw": [float(v) for v in emotion],
-                    "phones": [[n, round(a, 6), round(b, 6)] for n, a, b in phones],
-                }
-            )
-            (takes / f"{name}.phones.json").write_text(json.dumps(record) + "\n")
+            done.append(_write_take(takes, record, fps, audio, curves, phones, style, emotion))
             if progress is not None:
                 progress(i, len(records))
-        done = [json.loads(p.read_text()) for p in sorted(takes.glob("*.phones.json"))]
         manifest = {**manifest, "retargeted_from": str(src.resolve()), "background": room}
         manifest["duration_s"] = round(sum(r["duration_s"] for r in done), 3)
         if val_speakers is not None:
