@@ -31,9 +31,9 @@ __all__ = ["BLENDSHAPES", "animate", "build_bundle", "example_audio", "load_chec
 
 def example_audio() -> Path:
     """The bundled speech clip that `a2bs infer` animates when given no file (16 kHz WAV, 14 s)."""
-    from a2bs.core.audio import bundled_audio_dir
+    from a2bs.core.audio import default_clip
 
-    return bundled_audio_dir() / "speech_en_us.wav"
+    return default_clip()
 
 
 def load_checkpoint(path: str | Path | None = None, *, fps: int = 30) -> Checkpoint:

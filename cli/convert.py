@@ -148,7 +148,7 @@ def install_bundle(bundle: Path, target: Path, clip: str) -> None:
     file-playback mode) into the sample, replacing an installed bundle atomically."""
     import shutil
 
-    from a2bs.core.audio import bundled_audio_dir
+    from a2bs.core.audio import default_clip
     from a2bs.core.files import OutputLock, replace_dir, staging_dir
     from a2bs.mobile_validation.parity import PLOTS_DIR
     from a2bs.mobile_validation.validate import REPORT_HTML
@@ -169,7 +169,7 @@ def install_bundle(bundle: Path, target: Path, clip: str) -> None:
                 }
 
             shutil.copytree(bundle, staging, dirs_exist_ok=True, ignore=skipped)
-            shutil.copyfile(bundled_audio_dir() / "speech_en_us.wav", staging / clip)
+            shutil.copyfile(default_clip(), staging / clip)
             raise_if_interrupted()
             replace_dir(staging, target)
         except BaseException:

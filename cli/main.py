@@ -24,8 +24,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_CLIP = "speech_en_us.wav"
-
 
 class Backend(StrEnum):
     auto = "auto"
@@ -110,9 +108,9 @@ def infer(
     """Animate audio: write one row of 52 blendshapes per frame at k / fps, for one file or many."""
     from a2bs.cli.animate import AnimatorSpec
     from a2bs.cli.batch import is_batch
-    from a2bs.core.audio import bundled_audio_dir
+    from a2bs.core.audio import default_clip
 
-    inputs = audio or [bundled_audio_dir() / DEFAULT_CLIP]
+    inputs = audio or [default_clip()]
     # Every cheap check first (audio, options, output paths), so mistakes fail before the model loads.
     check_fps(fps)
     if backend in (Backend.auto, Backend.torch) and (bundle is not None or variant is not None):

@@ -62,6 +62,11 @@ def bundled_audio_dir() -> Path:
     return Path(str(resources.files("a2bs.core") / "assets" / "audio"))
 
 
+def default_clip() -> Path:
+    """The bundled clip `a2bs infer` animates when given no file, and the sample apps' playback clip."""
+    return bundled_audio_dir() / "speech_en_us.wav"
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What `probe` learned about a source file (before any resampling)."""
