@@ -311,6 +311,14 @@ def train(
             help="Random vocal-tract length per training sequence: spectrum scaled by up to 1 +/- this (0 = off).",
         ),
     ] = 0.0,
+    lip_gap_weight: Annotated[
+        float,
+        typer.Option(min=0.0, help="Weight of the lip-gap (jawOpen - mouthClose) loss term (0 = off)."),
+    ] = 0.0,
+    seal_boost: Annotated[
+        float,
+        typer.Option(min=0.0, help="Extra weight of sealed-lip target frames (gap 0) in the lip-gap term."),
+    ] = 4.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Start over in a non-empty OUT.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
@@ -336,6 +344,8 @@ def train(
         specialization_weight=specialization_weight,
         channel_db=channel_db,
         vocal_tract_warp=vocal_tract_warp,
+        lip_gap_weight=lip_gap_weight,
+        seal_boost=seal_boost,
     )
     show = sys.stderr.isatty() if progress is None else progress
     run_training(config, resume=resume, force=force, log=typer.echo, progress=show)

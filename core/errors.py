@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Iterator
@@ -38,18 +40,47 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def read_json(path: Path, what: str, error: type[A2BSError] = A2BSError) -> Any:
-    """The parsed contents of an untrusted JSON file; `error` with one line for anything unreadable
-    (missing, a folder, too big, not UTF-8, not JSON, nested too deeply). NaN and Infinity literals
-    parse (training metrics in a checkpoint's info may be NaN); `Fields` refuses them wherever a number
-    is used."""
+def read_untrusted(path: Path, what: str, limit: int, error: type[A2BSError] = A2BSError) -> bytes:
+    """The bytes of a file named by the user or by another file (a manifest, list file, sample config):
+    it must be a regular file of at most `limit` bytes. Opened without blocking and checked on the open
+    descriptor, so a FIFO, a device (/dev/zero), a folder or a huge file is refused at once, never read.
+    Any OSError (missing, permission, ENAMETOOLONG, ...) becomes one line naming the path."""
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise error(f"{path} is not a valid {what}: larger than {MAX_JSON_BYTES // 1_000_000} MB")
-        text = path.read_text(encoding="utf-8")
-        return json.loads(text)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise error(f"cannot read {path} ({what}): {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise error(f"cannot read {path} ({what}): {kind}; give a regular file")
+        if info.st_size > limit:
+            raise error(f"{path} is not a valid {what}: larger than {_show_bytes(limit)}")
+        chunks, total = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if total > limit:  # grew while being read
+                raise error(f"{path} is not a valid {what}: larger than {_show_bytes(limit)}")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise error(f"cannot read {path} ({what}): {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _show_bytes(n: int) -> str:
+    return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{n} bytes"
+
+
+def read_json(path: Path, what: str, error: type[A2BSError] = A2BSError) -> Any:
+    """The parsed contents of an untrusted JSON file; `error` with one line for anything unreadable
+    (missing, a folder, a FIFO, too big, not UTF-8, not JSON, nested too deeply). NaN and Infinity literals
+    parse (training metrics in a checkpoint's info may be NaN); `Fields` refuses them wherever a number
+    is used."""
+    data = read_untrusted(Path(path), what, MAX_JSON_BYTES, error)
+    try:
+        return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise error(f"{path} is not a valid {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:

@@ -22,7 +22,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from a2bs.core import constants as C
-from a2bs.core.blendshapes import EXPRESSION_INDICES, MOUTH_INDICES
+from a2bs.core.blendshapes import EXPRESSION_INDICES, INDEX, MOUTH_INDICES
 from a2bs.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from a2bs.core.emotion import EmotionStats, emotion_features_at
 from a2bs.core.errors import A2BSError
@@ -34,13 +34,20 @@ from a2bs.corpus.dataset import Take, load_takes, split_takes
 from a2bs.corpus.visemes import PAUSES
 from a2bs.training.articulation import (
     CONTRASTS,
+    bilabial_min_gaps,
     contrast_aucs,
     contrast_samples,
     is_espeak,
+    overclosed_rate,
+    pause_jaw,
     peak_offsets_ms,
+    rest,
+    seal_rate,
 )
 from a2bs.viz.plots import plot_training
 
+JAW_OPEN, MOUTH_CLOSE = INDEX["jawOpen"], INDEX["mouthClose"]
+SEALED_TARGET_GAP = 0.005
 STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
 
@@ -76,6 +83,12 @@ class TrainConfig:
     # factor in [1 / (1 + warp), 1 + warp] (formants move together, as between speakers), so every
     # corpus shows a continuum of vocal tracts, not the handful of voices it was recorded with.
     vocal_tract_warp: float = 0.0
+    # ARKit's lips meet when mouthClose = jawOpen, so the lip gap jawOpen - mouthClose is a quantity of its
+    # own: `lip_gap_weight` x a weighted MSE of the gap, where frames whose target gap is 0 (sealed lips: every
+    # p/b/m and the closed rest) count `seal_boost` times more. Plain MSE on the two curves lets an unsure model
+    # hedge both, and the lips of a p/b/m stop short of meeting (docs/DECISIONS.md).
+    lip_gap_weight: float = 0.0
+    seal_boost: float = 4.0
 
     @property
     def data_dirs(self) -> list[str]:
@@ -105,6 +118,15 @@ def training_loss(
     )
     parts = {"mse": mse, "l1": l1, "mouth": mouth, "expression": expression, "temporal": temporal}
     return total, {k: float(v.detach()) for k, v in parts.items()} | {"loss": float(total.detach())}
+
+
+def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, seal_boost: float) -> torch.Tensor:
+    """Weighted MSE of the lip gap jawOpen - mouthClose over valid frames; sealed target frames (gap <=
+    SEALED_TARGET_GAP) weigh 1 + seal_boost."""
+    gap_pred = pred[..., JAW_OPEN] - pred[..., MOUTH_CLOSE]
+    gap_target = target[..., JAW_OPEN] - target[..., MOUTH_CLOSE]
+    weight = mask * (1 + seal_boost * (gap_target <= SEALED_TARGET_GAP).to(pred.dtype))
+    return (weight * (gap_pred - gap_target).square()).sum() / weight.sum().clamp(min=1)
 
 
 def drop_emotion(emotion: torch.Tensor, probability: float, rng: np.random.Generator) -> torch.Tensor:
@@ -250,7 +272,7 @@ def evaluate(model: A2BSModel, takes: list[PreparedTake]) -> dict[str, float]:
 
     model.eval()
     fps = model.config.fps
-    errors, neutral_errors, samples, offsets, still = [], [], [], [], []
+    errors, neutral_errors, samples, offsets, still, gaps, pauses = [], [], [], [], [], [], []
     for take in takes:
         pred = predict(model, take)
         target = take.targets.numpy()
@@ -261,6 +283,8 @@ def evaluate(model: A2BSModel, takes: list[PreparedTake]) -> dict[str, float]:
         espeak = is_espeak(take.phones)
         samples.append(contrast_samples(pred, take.phones, fps, espeak))
         offsets += peak_offsets_ms(pred, take.phones, fps, "closure", espeak)
+        gaps += bilabial_min_gaps(pred, take.phones, fps, espeak)
+        pauses += pause_jaw(pred, take.phones, fps)
         for phone, start, end in take.phones:
             a, b = round(start * fps), round(end * fps)
             if phone in PAUSES and b - a >= 3 and b <= len(pred):
@@ -276,6 +300,9 @@ def evaluate(model: A2BSModel, takes: list[PreparedTake]) -> dict[str, float]:
         "neutral_emotion_mae_expression": float(neutral[:, expression].mean()),
         **{f"auc_{name}": value for name, value in aucs.items()},
         "closure_peak_offset_ms": float(np.mean(offsets)) if offsets else math.nan,
+        "seal": seal_rate(gaps),
+        "overclosed": overclosed_rate(gaps),
+        "rest": rest(pauses),
         "silence_frame_change": float(np.mean(still)) if still else math.nan,
         "s_overall": specialization(model),
         "alpha": float(model.alpha.detach()),
@@ -404,6 +431,10 @@ def train(
             mel = colour_channel(mel, model.front_end, config.channel_db, rng)
             pred = ddp_model(mel, emotion)
             loss, parts = training_loss(pred, target, mask, model.alpha, config.fps)
+            if config.lip_gap_weight:
+                gap = lip_gap_loss(pred, target, mask, config.seal_boost)
+                loss = loss + config.lip_gap_weight * gap
+                parts["lip_gap"] = float(gap.detach())
             if config.specialization_weight:
                 uncommitted = stream_uncommitment(model)
                 loss = loss + config.specialization_weight * uncommitted
@@ -478,6 +509,7 @@ def _format_metrics(m: dict[str, Any]) -> str:
         f"epoch {m['epoch']}: loss {m.get('train_loss', math.nan):.4f} | val MAE {m['mae']:.4f} "
         f"(mouth {m['mae_mouth']:.4f}, expr {m['mae_expression']:.4f}; neutral emotion: expr "
         f"{m['neutral_emotion_mae_expression']:.4f}) | AUC jaw {m['auc_jaw']:.3f} closure {m['auc_closure']:.3f} "
-        f"rounding {m['auc_rounding']:.3f} f/v {m['auc_labiodental']:.3f} | S {m['s_overall']:.3f} "
+        f"rounding {m['auc_rounding']:.3f} f/v {m['auc_labiodental']:.3f} | seal {m.get('seal', math.nan):.2f} "
+        f"over {m.get('overclosed', math.nan):.2f} rest {m.get('rest', math.nan):.3f} | S {m['s_overall']:.3f} "
         f"| alpha {m['alpha']:.3f}"
     )

@@ -104,7 +104,8 @@ def plot_error_map(errors: np.ndarray, fps: int, path: str | Path, title: str = 
 
 
 def plot_training(rows: list[dict], path: str | Path) -> Path:
-    """PNG of the training curves from metrics.jsonl rows: losses, validation MAE, jawOpen AUC."""
+    """PNG of the training curves from metrics.jsonl rows: losses, validation MAE, the articulation AUCs
+    and the bilabial seal / over-closure rates."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -127,8 +128,11 @@ def plot_training(rows: list[dict], path: str | Path) -> Path:
         # rows written before the four contrasts had only the jaw one, as "jaw_open_auc"
         values = [r.get(key, r.get("jaw_open_auc", math.nan) if key == "auc_jaw" else math.nan) for r in rows]
         axes[2].plot(epochs, values, marker="o", ms=3, label=f"val AUC {label}")
+    for key, label in (("seal", "seal rate"), ("overclosed", "over-closure rate")):
+        if any(key in r for r in rows):
+            axes[2].plot(epochs, [r.get(key, math.nan) for r in rows], marker="s", ms=3, ls=":", label=label)
     axes[2].axhline(0.9, color="gray", ls="--", lw=0.8)
-    axes[2].set_ylim(0.4, 1.01)
+    axes[2].set_ylim(0.0, 1.01)
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

@@ -15,7 +15,7 @@ from entry_points import FRAME, one_error, run
 
 from a2bs.cli import main as core_cli
 from a2bs.core.animation_io import open_writer
-from a2bs.core.errors import A2BSError
+from a2bs.core.errors import A2BSError, read_untrusted
 from a2bs.core.files import OutputLock, replace_dir
 
 # --- outputs: locks, atomic folder swap, input == output ------------------------------------------
@@ -113,3 +113,24 @@ def test_plot_onto_the_input_is_refused(tmp_path: Path, checkpoint_dirs: dict[in
         checkpoint_dirs[30],
     )
     one_error(code, err, "--plot", "is the input audio")
+
+
+def test_read_untrusted_refuses_what_is_not_a_small_regular_file(tmp_path: Path) -> None:
+    """A FIFO (would block), a device (/dev/zero: endless), a folder and an oversized file are refused at
+    once with one line naming the path; a regular file within the limit is read."""
+    good = tmp_path / "list.txt"
+    good.write_bytes(b"a.wav\n")
+    assert read_untrusted(good, "list file", 100) == b"a.wav\n"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, problem in [
+        (fifo, "not a regular file"),
+        (Path("/dev/zero"), "not a regular file"),
+        (tmp_path, "a folder"),
+        (good, "larger than 3 bytes"),
+        (tmp_path / ("x" * 300), "File name too long"),
+        (tmp_path / "missing", "No such file"),
+    ]:
+        with pytest.raises(A2BSError, match=problem) as info:
+            read_untrusted(path, "list file", 3 if path == good else 100)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
