@@ -58,7 +58,7 @@ from a2bs.core.blendshapes import (
     LIVE_LINK_FACE_ROTATIONS,
 )
 from a2bs.core.errors import A2BSError
-from a2bs.core.files import OutputLock, check_new_file, fsync_dir, umask
+from a2bs.core.files import OutputLock, check_new_file, fsync_dir, temp_prefix, umask
 
 __all__ = [
     "FORMATS",
@@ -386,7 +386,7 @@ def open_writer(
 
     lock = OutputLock(path).acquire()
     try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=temp_prefix(path, ".part"), suffix=".part")
     except OSError as e:
         lock.release()
         raise A2BSError(f"cannot write to directory {parent}: {e}") from e

@@ -23,6 +23,7 @@ from a2bs.core.audio import bundled_audio_dir, load_audio
 from a2bs.core.constants import N_MELS, SUPPORTED_FPS
 from a2bs.core.emotion import EmotionStats, emotion_features_at_times
 from a2bs.core.errors import CheckpointError, Fields, read_json
+from a2bs.core.files import temp_prefix
 from a2bs.core.model import A2BSModel, ModelConfig
 
 FORMAT = "a2bs-checkpoint"
@@ -74,7 +75,7 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path, *, force: bool = False) 
         for k, v in ckpt.model.state_dict().items()
         if not k.startswith(_DERIVED_PREFIX)
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
     try:
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "version": str(VERSION)})
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")

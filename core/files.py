@@ -1,6 +1,8 @@
 """Files written all at once or not at all, and what identifies them: atomic text files, staged
-folders swapped into place, the per-output lock against a second writer, sha256 and sizes of files and
-of folders (an .mlpackage is a folder). One place for these, used by every writer of the project."""
+folders swapped into place, the per-output lock against a second writer, the names of these helpers
+beside an output, the marker that says a2bs made a folder (the only folders `--force` replaces), sha256
+and sizes of files and of folders (an .mlpackage is a folder). One place for these, used by every writer
+of the project."""
 
 from __future__ import annotations
 
@@ -13,10 +15,16 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from a2bs.core.errors import A2BSError
+from a2bs.core.errors import A2BSError, read_untrusted
+
+NAME_MAX = 255  # bytes in one file name (Linux, macOS): every name a2bs makes beside an output fits in it
+_TEMPFILE_CHARS = 8  # the random characters tempfile puts between a prefix and a suffix
+MARKER = ".a2bs-bundle"  # in every folder a2bs publishes as a whole (a bundle, an installed bundle)
+_MARKER_TEXT = "a2bs bundle: this folder was made by a2bs; `a2bs-convert --force` may replace it as a whole.\n"
 
 
 def sha256(path: Path) -> str:
@@ -36,9 +44,31 @@ def size_bytes(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def sibling(target: Path, tag: str, *, reserve: int = 0, hidden: bool = True) -> Path:
+    """A path beside `target` that belongs to it: `.NAME.TAG` (a lock, the prefix of a temp file or a
+    staging folder) or, with hidden=False, `NAME.TAG`. Where that would not fit in NAME_MAX bytes (with
+    `reserve` bytes left for what tempfile appends), NAME is cut and a hash of the whole name keeps it
+    unique, so every legal output name (up to NAME_MAX bytes) gets its helpers."""
+    dot = "." if hidden else ""
+    name = f"{dot}{target.name}.{tag}"
+    if len(os.fsencode(name)) + reserve <= NAME_MAX:
+        return target.with_name(name)
+    tail = f"~{hashlib.sha256(os.fsencode(target.name)).hexdigest()[:10]}.{tag}"
+    short = target.name
+    while short and len(os.fsencode(f"{dot}{short}{tail}")) + reserve > NAME_MAX:
+        short = short[:-1]
+    return target.with_name(f"{dot}{short}{tail}")
+
+
+def temp_prefix(target: Path, suffix: str = "") -> str:
+    """The `prefix` to give tempfile.mkstemp/mkdtemp (with this `suffix`) for a hidden temp file or folder
+    beside `target`: `.NAME.`, shortened where the whole would exceed NAME_MAX."""
+    return sibling(target, "", reserve=_TEMPFILE_CHARS + len(os.fsencode(suffix))).name
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` all at once (temp file beside it, then rename), normal permissions."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path, ".part"), suffix=".part")
     try:
         os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "w") as f:
@@ -54,7 +84,7 @@ def staging_dir(target: Path) -> Path:
     """An empty folder beside `target` (same file system, so it can be renamed into place), with the
     permissions a plain mkdir would give (mkdtemp makes 0700)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staged = Path(tempfile.mkdtemp(prefix=temp_prefix(target), dir=target.parent))
     staged.chmod(0o777 & ~umask())
     return staged
 
@@ -62,19 +92,29 @@ def staging_dir(target: Path) -> Path:
 def replace_dir(staged: Path, target: Path) -> None:
     """Move the finished folder `staged` to `target`, replacing a folder already there: readers see the
     old or the new one, never a mix, and (on Linux) `target` never stops existing: the two are swapped
-    in one step and `staged` then holds the old folder, which is removed. The caller has decided that
-    replacing is allowed (and holds `OutputLock(target)` against concurrent writers)."""
+    in one step and `staged` then holds the old folder (or link, or file), which is removed: a link itself,
+    never what it points to. The caller has decided that replacing is allowed (`check_output_dir` for
+    what a user named) and holds `OutputLock(target)` against concurrent writers."""
     if not os.path.lexists(target):
         os.replace(staged, target)
         return
     if _exchange(staged, target):
-        shutil.rmtree(staged, ignore_errors=True)
+        _remove(staged)
         return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)
+    old = sibling(target, f"old-{os.getpid()}")
+    _remove(old)
     os.replace(target, old)
     os.replace(staged, target)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder with its contents, or a file or symlink (rmtree refuses a symlink); gone already is fine."""
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_dir()):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -102,7 +142,7 @@ class OutputLock:
 
     def __init__(self, target: Path) -> None:
         self.target = Path(target)
-        self.path = self.target.with_name(f".{self.target.name}.lock")
+        self.path = sibling(self.target, "lock")
         self._key = os.path.abspath(self.path)
         self._fd: int | None = None
         self._nested = False
@@ -209,3 +249,70 @@ def publish_new_dir(staged: Path, target: Path) -> None:
     if os.path.lexists(target):
         raise A2BSError(f"{target} appeared while it was being built; nothing was written there")
     os.rename(staged, target)
+
+
+# --- folders a2bs publishes as a whole: only those are replaced ------------------------------------
+
+
+def mark_as_made(folder: Path) -> None:
+    """Write the marker that says a2bs made `folder` (a bundle, an installed bundle), into its staging
+    folder before it is published: `check_output_dir` lets `--force` replace only folders that carry it."""
+    (folder / MARKER).write_text(_MARKER_TEXT)
+
+
+def made_by_a2bs(folder: Path) -> bool:
+    """`folder` carries the marker a2bs writes (a regular file, not a link, with the marker's text)."""
+    marker = folder / MARKER
+    if marker.is_symlink():
+        return False
+    try:
+        return read_untrusted(marker, "a2bs marker", 4096).decode(errors="replace") == _MARKER_TEXT
+    except A2BSError:
+        return False
+
+
+def check_output_dir(
+    path: Path,
+    *,
+    force: bool,
+    fix: str = "choose another folder",
+    made_by_us: Callable[[Path], bool] = made_by_a2bs,
+) -> None:
+    """The checks, before any work and again just before the replace, for a folder a2bs publishes as a
+    whole (a bundle, an installed bundle): a real folder name (not `.`, `..` or `/`) of at most NAME_MAX
+    bytes per part, no file on the way, a writable folder to create it in. A folder already there is
+    replaced only with `force` and only when a2bs made it (`made_by_us`, default: its marker); an empty
+    one is never in the way. One-line A2BSError otherwise, saying what is there and what to do (`fix`)."""
+    if path.name in ("", ".", ".."):
+        raise A2BSError(f"{path} cannot hold a bundle: name a folder of its own, such as {path / 'a2bs_bundle'}")
+    long = next((part for part in path.parts if len(os.fsencode(part)) > NAME_MAX), None)
+    if long is not None:
+        shown = long if len(long) <= 40 else long[:40] + "..."
+        raise A2BSError(f"the name {shown} ({len(os.fsencode(long))} bytes) is longer than {NAME_MAX} bytes; {fix}")
+    for parent in path.parents:  # the nearest one that exists must be a writable folder
+        if os.path.lexists(parent) or parent == Path(parent.anchor):
+            if not parent.is_dir():
+                raise A2BSError(f"{parent} is not a folder: cannot create a bundle at {path}; {fix}")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise A2BSError(f"cannot write a bundle into {parent}: not a writable folder")
+            break
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink():
+        raise A2BSError(f"{path} is a symbolic link, not a bundle a2bs made; {fix}")
+    if not path.is_dir():
+        raise A2BSError(f"{path} is a file, not a bundle; {fix}")
+    try:
+        entries = sorted(os.listdir(path))
+    except OSError as exc:
+        raise A2BSError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not entries:
+        return
+    if not made_by_us(path):
+        shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+        raise A2BSError(
+            f"{path} is not a bundle a2bs made (no {MARKER} marker; it holds {shown}): a2bs replaces only "
+            f"what it made, even with --force; {fix}, or move that folder away yourself"
+        )
+    if not force:
+        raise A2BSError(f"{path} already holds a bundle: pass --force to replace it")

@@ -48,7 +48,7 @@ from a2bs.core.animation_io import open_writer
 from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.errors import A2BSError
-from a2bs.core.files import check_new_dir, sha256
+from a2bs.core.files import check_new_dir, sha256, temp_prefix
 from a2bs.corpus.augment import augment_audio
 from a2bs.corpus.background import RoomToneBank, with_background
 from a2bs.corpus.motion import SpeakingStyle
@@ -451,7 +451,7 @@ def build_aligned_corpus(
         _Job(line, "val" if (line.speaker in held if held else i % 10 == 1) else "train", copies, fps, seed, i, room)
         for i, line in enumerate(lines)
     ]
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=temp_prefix(out_dir, ".tmp"), suffix=".tmp"))
     records: list[dict] = []
     try:
         takes = tmp / "takes"
@@ -531,7 +531,7 @@ def retarget_corpus(
     bank = None if room is None else _bank(room)
     fps = int(manifest["fps"])
     records = sorted((src / "takes").glob("*.phones.json"))
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=temp_prefix(out_dir, ".tmp"), suffix=".tmp"))
     try:
         takes = tmp / "takes"
         takes.mkdir()

@@ -40,7 +40,7 @@ from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
 from a2bs.core.constants import EGEMAPS_DIM, SAMPLE_RATE, SUPPORTED_FPS
 from a2bs.core.emotion import emotion_features_at  # openSMILE is heavy: corpus builders only
 from a2bs.core.errors import A2BSError
-from a2bs.core.files import check_new_dir, publish_new_dir, sha256
+from a2bs.core.files import check_new_dir, publish_new_dir, sha256, temp_prefix
 from a2bs.corpus.augment import augment_audio
 from a2bs.corpus.background import RoomToneBank, with_background
 from a2bs.corpus.coarticulation import ArticulationScale, phones_to_curves
@@ -361,7 +361,7 @@ def build_corpus(
 
     target_s = minutes * 60.0
     n_workers = workers or min(2, os.cpu_count() or 1)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=temp_prefix(out_dir, ".tmp"), suffix=".tmp"))
     try:
         takes_dir = tmp / "takes"
         takes_dir.mkdir()

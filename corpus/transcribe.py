@@ -36,7 +36,7 @@ import numpy as np
 from a2bs.core.audio import load_audio
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError
-from a2bs.core.files import check_new_dir, publish_new_dir, umask
+from a2bs.core.files import check_new_dir, publish_new_dir, temp_prefix, umask
 from a2bs.corpus.align import AUDIO_SUFFIXES, FRAME_S, MAX_LINE_S, PATH_COLUMNS, Line, safe_name
 
 MIN_CONFIDENCE = 0.5  # mean word posterior; below it a line is skipped
@@ -316,7 +316,7 @@ def transcribe_folder(
         "skipped_by_kind": dict(reasons.most_common()),
         "skipped": [{"line": n, "kind": k, "reason": r} for n, k, r in skipped],
     }
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=temp_prefix(out_dir, ".tmp"), suffix=".tmp"))
     try:
         with (tmp / "transcripts.tsv").open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, COLUMNS, delimiter="\t", lineterminator="\n")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from a2bs.core.errors import A2BSError
-from a2bs.core.files import check_new_dir, publish_new_dir
+from a2bs.core.files import check_new_dir, publish_new_dir, temp_prefix
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def speak_lines(
     if problems:
         raise A2BSError("; ".join(problems))
     check_new_dir(out, "a voice set")
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=temp_prefix(out, ".tmp"), suffix=".tmp"))
     written: dict[str, int] = {}
     try:
         total, done = len(texts) * len(voices), 0

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
+from a2bs.core.files import temp_prefix
 
 
 def _save_png(fig, path: Path) -> Path:
     """Write atomically (temp file beside the target, then rename) and close the figure."""
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path, ".part"), suffix=".part")
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=90)

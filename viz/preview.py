@@ -47,7 +47,7 @@ from a2bs.core.audio import stream_audio
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError, raise_if_interrupted
-from a2bs.core.files import OutputLock, check_new_file, fsync_dir, umask
+from a2bs.core.files import OutputLock, check_new_file, fsync_dir, temp_prefix, umask
 
 __all__ = ["FaceRenderer", "lip_opening", "render_preview"]
 
@@ -456,7 +456,7 @@ def _last_line(log: IO[bytes]) -> str:
 
 def _hidden_temp(out: Path, suffix: str) -> Path:
     try:
-        fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=suffix)
+        fd, name = tempfile.mkstemp(dir=out.parent, prefix=temp_prefix(out, suffix), suffix=suffix)
     except OSError as exc:
         raise A2BSError(f"cannot write to directory {out.parent}: {exc.strerror or exc}") from None
     try:

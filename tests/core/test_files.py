@@ -16,7 +16,9 @@ from entry_points import FRAME, one_error, run
 from a2bs.cli import main as core_cli
 from a2bs.core.animation_io import open_writer
 from a2bs.core.errors import A2BSError, read_untrusted
-from a2bs.core.files import OutputLock, replace_dir
+from a2bs.core.files import OutputLock, replace_dir, staging_dir, write_text_atomic
+
+NAME_MAX = 255  # bytes in a file name (Linux, macOS)
 
 # --- outputs: locks, atomic folder swap, input == output ------------------------------------------
 
@@ -134,3 +136,58 @@ def test_read_untrusted_refuses_what_is_not_a_small_regular_file(tmp_path: Path)
         with pytest.raises(A2BSError, match=problem) as info:
             read_untrusted(path, "list file", 3 if path == good else 100)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_replace_dir_over_a_symlink_replaces_the_link_only(tmp_path: Path) -> None:
+    """Issue 28 item 25: a symlinked `validation_plots` left a hidden `.validation_plots.XXXX` link in the
+    bundle (rmtree refuses a link); the link is replaced, what it points to is untouched."""
+    outside, bundle = tmp_path / "outside", tmp_path / "bundle"
+    outside.mkdir()
+    (outside / "keep.png").write_text("keep")
+    bundle.mkdir()
+    (bundle / "validation_plots").symlink_to(outside)
+    staged = staging_dir(bundle / "validation_plots")  # what `a2bs validate` does with its plots
+    (staged / "parity.png").write_text("new")
+    replace_dir(staged, bundle / "validation_plots")
+    assert os.listdir(bundle) == ["validation_plots"] and not (bundle / "validation_plots").is_symlink()
+    assert os.listdir(bundle / "validation_plots") == ["parity.png"] and os.listdir(outside) == ["keep.png"]
+
+
+@pytest.mark.parametrize("name", ["a" * 251 + ".csv", "é" * 125 + "a.csv", "b" * 246 + ".csv"])
+def test_longest_legal_output_names_get_their_temp_files_and_locks(name: str, tmp_path: Path) -> None:
+    """Issue 28 item 24: output names of 250-255 bytes were refused because the temp file, staging folder
+    and lock beside them add ~10 characters; those names are cut and hashed to fit NAME_MAX instead."""
+    assert len(os.fsencode(name)) <= NAME_MAX
+    out = tmp_path / name
+    with open_writer(out, fps=30, n_frames=1) as writer:  # a temp file and a lock beside the output
+        writer.write(FRAME)
+    write_text_atomic(tmp_path / ("t" + name[1:]), "x")
+    folder = tmp_path / ("d" + name[1:])
+    with OutputLock(folder):
+        staged = staging_dir(folder)
+        replace_dir(staged, folder)
+    assert sorted(os.listdir(tmp_path)) == sorted([name, "t" + name[1:], "d" + name[1:]])  # nothing else left
+    twin = tmp_path / (name[:-5] + "z.csv")
+    assert OutputLock(out).path.name != OutputLock(twin).path.name  # cut names stay apart
+
+
+def test_infer_writes_a_255_byte_output_name(tmp_path: Path, checkpoint_dirs: dict[int, Path], monkeypatch, capsys):
+    """Issue 28 item 24, end to end: `a2bs infer -o NAME --plot NAME` with names of NAME_MAX bytes."""
+    out, plot = tmp_path / ("o" * 251 + ".csv"), tmp_path / ("p" * 251 + ".png")
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        core_cli.main,
+        "a2bs",
+        "infer",
+        bundled_speech(),
+        "-o",
+        out,
+        "--plot",
+        plot,
+        "--checkpoint",
+        checkpoint_dirs[30],
+        "--no-progress",
+    )
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path)) == sorted([out.name, plot.name]) and out.stat().st_size > 0
