@@ -56,7 +56,7 @@ def convert(
     if platform not in PLATFORMS:
         raise A2BSError(f"unknown platform {platform!r}: use ios or android")
     out = out or Path("artifacts") / platform
-    check_out_dir(out, force)  # before any slow work
+    check_out_dir(out, force, validated=validate)  # before any slow work
     if install_into is not None and not validate:
         raise A2BSError("--install-into installs only a bundle that passed validation: drop --no-validate")
     target, clip = install_target(install_into, platform, force) if install_into else (None, "")
@@ -106,7 +106,7 @@ def convert(
             typer.echo(f"not installed into {target}: the bundle failed validation")
         raise typer.Exit(1)
     if target is not None:
-        install_bundle(result.out, target, clip)
+        install_bundle(result.out, target, clip, force)
         typer.echo(f"installed into {target}")
 
 
@@ -115,14 +115,17 @@ _CLIP_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.wav")
 
 
 def install_target(sample: Path, platform: str, force: bool) -> tuple[Path, str]:
-    """Where a sample app expects its bundle, from the sample's a2bs-sample.json (untrusted: `bundle_dir`
-    must stay inside the sample, `clip` must be a plain .wav file name); checked before converting."""
+    """Where a sample app expects its bundle, from the sample's a2bs-sample.json (untrusted: the config
+    itself and `bundle_dir` must stay inside the sample, `clip` must be a plain .wav file name); checked
+    before converting, with what is at `bundle_dir` (replaced only when a2bs installed it, with --force)."""
+    from a2bs.convert.bundle import check_out_dir
     from a2bs.core.errors import Fields, read_json
     from a2bs.runtime.manifest import check_relative
 
     spec_path = sample / SAMPLE_SPEC
-    if not spec_path.is_file():
+    if not os.path.lexists(spec_path):
         raise A2BSError(f"{sample} is not an a2bs sample app (no {SAMPLE_SPEC}): use ios_sample or android_sample")
+    _inside_sample(sample, spec_path, spec_path, "the sample config")
     spec = Fields(read_json(spec_path, "a2bs sample config"), str(spec_path))
     spec_platform = spec.str("platform", choices=("ios", "android"))
     if spec_platform != platform:
@@ -130,26 +133,30 @@ def install_target(sample: Path, platform: str, force: bool) -> tuple[Path, str]
     bundle_dir = spec.str("bundle_dir", max_len=255)
     check_relative(spec_path, "bundle_dir", bundle_dir, inside="the sample")
     target = sample / bundle_dir
-    root = sample.resolve()
-    if not target.resolve().is_relative_to(root) or target.resolve() == root:
-        raise A2BSError(f"{spec_path}: 'bundle_dir' leads outside the sample (to {target.resolve()}): refusing it")
+    _inside_sample(sample, target, spec_path, "'bundle_dir'")
     clip = spec.str("clip", optional=True, max_len=104) or "sample_clip.wav"
     if not _CLIP_NAME.fullmatch(clip):
         raise A2BSError(f"{spec_path}: 'clip' must be a plain .wav file name (letters, digits, . _ -), got {clip!r}")
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise A2BSError(f"{target} is not a folder: remove it or fix 'bundle_dir' in {spec_path}")
-    if target.exists() and any(target.iterdir()) and not force:
-        raise A2BSError(f"{target} already holds a bundle: add --force to replace it")
+    check_out_dir(target, force, fix=f"fix 'bundle_dir' in {spec_path}")
     return target, clip
 
 
-def install_bundle(bundle: Path, target: Path, clip: str) -> None:
+def _inside_sample(sample: Path, path: Path, spec_path: Path, what: str) -> None:
+    """`path` (followed through any symlink) stays inside the sample folder and is not the folder itself."""
+    root, real = sample.resolve(), path.resolve()
+    if not real.is_relative_to(root) or real == root:
+        raise A2BSError(f"{spec_path}: {what} leads outside the sample (to {real}): refusing it")
+
+
+def install_bundle(bundle: Path, target: Path, clip: str, force: bool = False) -> None:
     """Copy the bundle (models, manifest, README, report.json) and the bundled speech clip (for the app's
-    file-playback mode) into the sample, replacing an installed bundle atomically."""
+    file-playback mode) into the sample, with the marker that says a2bs installed it, replacing an
+    installed bundle atomically (and nothing else: checked again under the lock)."""
     import shutil
 
+    from a2bs.convert.bundle import check_out_dir
     from a2bs.core.audio import default_clip
-    from a2bs.core.files import OutputLock, replace_dir, staging_dir
+    from a2bs.core.files import OutputLock, mark_as_made, replace_dir, staging_dir
     from a2bs.mobile_validation.parity import PLOTS_DIR
     from a2bs.mobile_validation.validate import REPORT_HTML
     from a2bs.runtime.manifest import load_manifest
@@ -157,6 +164,7 @@ def install_bundle(bundle: Path, target: Path, clip: str) -> None:
     load_manifest(bundle)  # the bundle's files stay inside it: nothing from outside is copied into the app
     target.parent.mkdir(parents=True, exist_ok=True)
     with OutputLock(target):
+        check_out_dir(target, force, fix="nothing was installed; fix 'bundle_dir'")  # again: it may have changed
         staging = staging_dir(target)
         try:
             # the app needs the models and the manifest; the HTML report and its plots stay with the bundle,
@@ -170,6 +178,7 @@ def install_bundle(bundle: Path, target: Path, clip: str) -> None:
 
             shutil.copytree(bundle, staging, dirs_exist_ok=True, ignore=skipped)
             shutil.copyfile(default_clip(), staging / clip)
+            mark_as_made(staging)
             raise_if_interrupted()
             replace_dir(staging, target)
         except BaseException:

@@ -1,13 +1,13 @@
 """Artifact bundles: model files + manifest.json + README for the mobile developer, built atomically.
 
-A bundle is a folder. It is built in a temp folder beside the target and renamed into place; an
-existing bundle is replaced only with `force`.
+A bundle is a folder, marked as made by a2bs (core/files.py: MARKER). It is built in a temp folder beside
+the target and renamed into place; an existing folder is replaced only with `force`, and only when it is a
+bundle a2bs made (`check_out_dir`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -29,10 +29,21 @@ from a2bs.core.deploy import (
     mel_history_names,
 )
 from a2bs.core.errors import A2BSError, raise_if_interrupted
-from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging_dir
+from a2bs.core.files import (
+    OutputLock,
+    check_output_dir,
+    made_by_a2bs,
+    mark_as_made,
+    replace_dir,
+    sha256,
+    sibling,
+    size_bytes,
+    staging_dir,
+)
 from a2bs.core.model import ModelConfig
 from a2bs.core.progress import Progress
 from a2bs.core.variants import PLATFORMS, default_variant, platform_variants
+from a2bs.runtime.manifest import load_manifest
 
 MANIFEST = "manifest.json"
 FORMAT = "a2bs-bundle"
@@ -57,16 +68,26 @@ def resolve_variants(platform: str, quantize: str | None, only: bool = False) ->
     return [quantize] if quantize == default or only else [default, quantize]
 
 
-def check_out_dir(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise A2BSError(f"--out {out} is a file: give a folder for the bundle")
-    if out.exists() and not force:
-        raise A2BSError(f"{out} exists: pass --force to replace the bundle")
-    parent = out.parent
-    parent_exists = parent.exists()
-    probe = parent if parent_exists else next((p for p in parent.parents if p.exists()), Path("."))
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise A2BSError(f"cannot write the bundle into {parent}: not a writable folder")
+def check_out_dir(out: Path, force: bool, validated: bool = False, fix: str = "give another --out") -> None:
+    """Before any slow work, and again before the replace: `out` can take the bundle; a folder there is
+    replaced only with `force` and only when it is a bundle a2bs made (core/files.py: check_output_dir).
+    With `validated`, the same for OUT.rejected, where a bundle that fails validation is kept (an earlier
+    rejected bundle is replaced, nothing else)."""
+    check_output_dir(out, force=force, fix=fix, made_by_us=is_a2bs_bundle)
+    if validated:
+        check_output_dir(rejected_dir(out), force=True, fix=fix, made_by_us=is_a2bs_bundle)
+
+
+def is_a2bs_bundle(folder: Path) -> bool:
+    """A folder a2bs made and may replace: it carries the marker a2bs writes into every bundle, or it is a
+    bundle from before the marker (its manifest.json loads as an a2bs bundle manifest)."""
+    if made_by_a2bs(folder):
+        return True
+    try:
+        load_manifest(folder)
+    except A2BSError:
+        return False
+    return True
 
 
 @dataclass
@@ -80,7 +101,7 @@ class BundleResult:
 
 def rejected_dir(out: Path) -> Path:
     """Where a bundle that failed its check is kept for inspection; the target is left as it was."""
-    return out.with_name(out.name + ".rejected")
+    return sibling(out, "rejected", hidden=False)
 
 
 def _converter(platform: str) -> Converter:
@@ -232,7 +253,7 @@ def build_bundle(
     `rejected_dir(out)` and `out` is left untouched. A lock keeps concurrent builds of `out` apart; an
     interruption (SIGINT/SIGTERM) or error removes the staging folder."""
     started = time.perf_counter()
-    check_out_dir(out, force)
+    check_out_dir(out, force, validated=check is not None)
     default = variants[0]
     out.parent.mkdir(parents=True, exist_ok=True)
     with OutputLock(out):
@@ -251,13 +272,12 @@ def build_bundle(
             rows = [_row(tmp, f) for f in files]
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
             (tmp / "README.md").write_text(bundle_readme(manifest, rows))
+            mark_as_made(tmp)
             passed = check(tmp) if check is not None else True
             raise_if_interrupted()  # a signal whose exception a library swallowed still stops us here
             final = out if passed else rejected_dir(out)
-            if passed:
-                check_out_dir(out, force)  # again: another process may have created it meanwhile
-            elif os.path.lexists(final) and (final.is_symlink() or not final.is_dir()):
-                raise A2BSError(f"cannot keep the rejected bundle: {final} exists and is not a folder")
+            # again: a folder may have appeared meanwhile; an earlier rejected bundle is replaced, nothing else
+            check_out_dir(final, force or not passed, fix="nothing was replaced; give another --out")
             replace_dir(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

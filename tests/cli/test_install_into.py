@@ -11,7 +11,7 @@ import pytest
 from entry_points import hidden, one_error, run, sample_app
 
 from a2bs.cli import convert as convert_cli
-from a2bs.convert.bundle import check_out_dir
+from a2bs.convert.bundle import check_out_dir, rejected_dir
 from a2bs.core import files
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import OutputLock, replace_dir, staging_dir
@@ -232,3 +232,18 @@ def test_force_replaces_marked_and_old_bundles_only(make, replaceable: bool, tmp
             with pytest.raises(A2BSError, match=f"not a bundle a2bs made .no {files.MARKER} marker; it holds"):
                 check_out_dir(folder, force=force)
     assert sorted(os.listdir(folder)) == contents
+
+
+def test_out_rejected_that_is_not_a_bundle_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch, capsys, no_work
+) -> None:
+    """A bundle that fails validation replaces OUT.rejected: it replaced any folder there, even without --force
+    and after the whole conversion; now only an earlier rejected bundle, and a folder of the user's is refused
+    at once."""
+    out = tmp_path / "android"
+    notes = rejected_dir(out)
+    notes.mkdir()
+    (notes / "notes.txt").write_text("keep")
+    code, _, err = _convert(monkeypatch, capsys, "--out", out)
+    one_error(code, err, str(notes), "not a bundle a2bs made", "notes.txt")
+    assert os.listdir(notes) == ["notes.txt"] and not out.exists() and hidden(tmp_path) == []
