@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,31 @@ def eval_set(folder: Path) -> list[dict[str, Any]]:
     if not out:
         raise SystemExit(f"no .segs + .wav pairs in {folder}")
     return out
+
+
+def held_out_set(corpora: list[Path], fps: int) -> list[dict[str, Any]]:
+    """Real speakers never trained on: the validation takes of training corpora with a speaker-disjoint
+    split (corpus.json `val_speakers`), originals only (not the perturbed `_vN` copies). Their phone
+    timings come from the forced aligner, not from hand labels. The defaults' checkpoints were chosen on
+    these speakers (validation); they are never trained on."""
+    out = []
+    for corpus in corpora:
+        meta = json.loads((corpus / "corpus.json").read_text()) if (corpus / "corpus.json").is_file() else {}
+        speakers = sorted(meta.get("val_speakers") or [], key=len, reverse=True)
+        if not speakers or not meta.get("speaker_disjoint_validation"):
+            raise SystemExit(f"error: {corpus} has no speaker-disjoint validation split (corpus.json val_speakers)")
+        takes, _ = load_takes(corpus, fps)
+        _, val = split_takes(corpus, takes)
+        for t in val:
+            if t.phones and not re.search(r"_v\d+$", t.name):
+                speaker = next((s for s in speakers if t.name.startswith(s)), t.name)
+                out.append({"name": t.name, "speaker": speaker, "audio": t.audio, "phones": t.phones})
+    return out
+
+
+def audio_of(u: dict[str, Any]) -> np.ndarray:
+    """An utterance's samples: a file of the evaluation set or a held-out take's array."""
+    return u["audio"] if isinstance(u["audio"], np.ndarray) else load_audio(u["audio"])
 
 
 def score(curves: Curves, utterances: list[dict[str, Any]], fps: int, espeak: bool = False) -> dict[str, Any]:
@@ -203,7 +229,7 @@ def lead_rests(ckpt: Checkpoint, utterances: list[dict[str, Any]], leads: dict[s
     for kind, lead in leads.items():
         by_speaker: dict[str, list[float]] = defaultdict(list)
         for u in utterances:
-            curves = infer_array(ckpt, np.concatenate([lead["audio"], load_audio(u["audio"])]))
+            curves = infer_array(ckpt, np.concatenate([lead["audio"], audio_of(u)]))
             by_speaker[u["speaker"]].append(A.lead_rest(curves, fps, len(lead["audio"]) / 16_000))
         per = {s: float(np.mean(v)) for s, v in sorted(by_speaker.items())}
         out[kind] = {
@@ -217,7 +243,7 @@ def lead_rests(ckpt: Checkpoint, utterances: list[dict[str, Any]], leads: dict[s
 
 
 def torch_curves(ckpt: Checkpoint, utterances: list[dict[str, Any]]) -> Curves:
-    return {u["name"]: infer_array(ckpt, load_audio(u["audio"])) for u in utterances}
+    return {u["name"]: infer_array(ckpt, audio_of(u)) for u in utterances}
 
 
 def bundle_curves(bundle: Path, backend: str, utterances: list[dict[str, Any]]) -> Curves:
@@ -246,7 +272,7 @@ def rule_curves(utterances: list[dict[str, Any]], fps: int) -> Curves:
 def loudness_curves(utterances: list[dict[str, Any]], fps: int) -> Curves:
     out = {}
     for u in utterances:
-        audio = load_audio(u["audio"])
+        audio = audio_of(u)
         out[u["name"]] = A.loudness_jaw(audio, fps, -(-len(audio) * fps // 16000))
     return out
 
@@ -472,6 +498,13 @@ def main() -> None:
         default=DEFAULT_NOISE,
         help="recordings whose non-speech stretches give the room tone and the real noise",
     )
+    parser.add_argument(
+        "--held-out",
+        type=Path,
+        action="append",
+        default=[],
+        help="a training corpus whose held-out validation speakers are also scored (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if not args.eval.is_dir():
@@ -525,6 +558,18 @@ def main() -> None:
             m["targets"] = targets(m)
             m["targets_met"] = {row["target"]: row["met"] for row in m["targets"]}
             lip_plots[f"torch {fps} fps"] = (curves, fps)
+            if args.held_out:
+                held = held_out_set(args.held_out, fps)
+                held_curves = torch_curves(ckpt, held)
+                held_loud = score(loudness_curves(held, fps), held, fps)
+                h = {"real_speech": score(held_curves, held, fps), "loudness_baseline": held_loud}
+                h["jaw_vs_loudness"] = jaw_vs_loudness(h["real_speech"], held_loud)
+                h["lips"] = lips(held_curves, held, fps)
+                h["lead_rest"] = lead_rests(ckpt, held, leads)
+                h["targets"] = targets(h)
+                h["targets_met"] = {row["target"]: row["met"] for row in h["targets"]}
+                models[f"torch_{fps}fps_held_out"] = h
+                results["held_out"] = {"corpora": [str(c) for c in args.held_out], "utterances": len(held)}
             if fps == 30:
                 plotted = {"torch": curves, "labels (rule curves from the phones)": rules30, "loudness": loudness[30]}
         if not args.no_bundles:

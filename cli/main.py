@@ -319,6 +319,10 @@ def train(
         float,
         typer.Option(min=0.0, help="Extra weight of sealed-lip target frames (gap 0) in the lip-gap term."),
     ] = 4.0,
+    seal_margin: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.08, help="Lip gap a bilabial closure aims at, below 0 (mouthClose above jawOpen)."),
+    ] = 0.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Start over in a non-empty OUT.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
@@ -346,6 +350,7 @@ def train(
         vocal_tract_warp=vocal_tract_warp,
         lip_gap_weight=lip_gap_weight,
         seal_boost=seal_boost,
+        seal_margin=seal_margin,
     )
     show = sys.stderr.isatty() if progress is None else progress
     run_training(config, resume=resume, force=force, log=typer.echo, progress=show)

@@ -31,7 +31,7 @@ from a2bs.core.inference import mel_windows
 from a2bs.core.model import A2BSModel, ModelConfig, smooth
 from a2bs.core.threads import set_torch_threads
 from a2bs.corpus.dataset import Take, load_takes, split_takes
-from a2bs.corpus.visemes import PAUSES
+from a2bs.corpus.visemes import PAUSES, REST
 from a2bs.training.articulation import (
     CONTRASTS,
     bilabial_min_gaps,
@@ -48,6 +48,7 @@ from a2bs.viz.plots import plot_training
 
 JAW_OPEN, MOUTH_CLOSE = INDEX["jawOpen"], INDEX["mouthClose"]
 SEALED_TARGET_GAP = 0.005
+REST_JAW_OPEN = REST["jawOpen"] + 0.005  # above the rest pose's jaw, a sealed frame is a closure, not a pause
 STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
 
@@ -86,9 +87,12 @@ class TrainConfig:
     # ARKit's lips meet when mouthClose = jawOpen, so the lip gap jawOpen - mouthClose is a quantity of its
     # own: `lip_gap_weight` x a weighted MSE of the gap, where frames whose target gap is 0 (sealed lips: every
     # p/b/m and the closed rest) count `seal_boost` times more. Plain MSE on the two curves lets an unsure model
-    # hedge both, and the lips of a p/b/m stop short of meeting (docs/DECISIONS.md).
+    # hedge both, and the lips of a p/b/m stop short of meeting (docs/DECISIONS.md). On sealed frames with the
+    # jaw above its rest (a bilabial closure, not a pause) the gap aims at -`seal_margin`: an unsure model's
+    # hedged dip then still reaches the seal, while ARKit tolerates mouthClose a little above jawOpen.
     lip_gap_weight: float = 0.0
     seal_boost: float = 4.0
+    seal_margin: float = 0.0
 
     @property
     def data_dirs(self) -> list[str]:
@@ -120,12 +124,18 @@ def training_loss(
     return total, {k: float(v.detach()) for k, v in parts.items()} | {"loss": float(total.detach())}
 
 
-def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, seal_boost: float) -> torch.Tensor:
+def lip_gap_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, seal_boost: float, seal_margin: float = 0.0
+) -> torch.Tensor:
     """Weighted MSE of the lip gap jawOpen - mouthClose over valid frames; sealed target frames (gap <=
-    SEALED_TARGET_GAP) weigh 1 + seal_boost."""
+    SEALED_TARGET_GAP) weigh 1 + seal_boost, and those with the jaw above REST_JAW_OPEN (bilabial closures)
+    aim at -seal_margin."""
     gap_pred = pred[..., JAW_OPEN] - pred[..., MOUTH_CLOSE]
     gap_target = target[..., JAW_OPEN] - target[..., MOUTH_CLOSE]
-    weight = mask * (1 + seal_boost * (gap_target <= SEALED_TARGET_GAP).to(pred.dtype))
+    sealed = gap_target <= SEALED_TARGET_GAP
+    closure = sealed & (target[..., JAW_OPEN] > REST_JAW_OPEN)
+    gap_target = torch.where(closure, torch.full_like(gap_target, -seal_margin), gap_target)
+    weight = mask * (1 + seal_boost * sealed.to(pred.dtype))
     return (weight * (gap_pred - gap_target).square()).sum() / weight.sum().clamp(min=1)
 
 
@@ -432,7 +442,7 @@ def train(
             pred = ddp_model(mel, emotion)
             loss, parts = training_loss(pred, target, mask, model.alpha, config.fps)
             if config.lip_gap_weight:
-                gap = lip_gap_loss(pred, target, mask, config.seal_boost)
+                gap = lip_gap_loss(pred, target, mask, config.seal_boost, config.seal_margin)
                 loss = loss + config.lip_gap_weight * gap
                 parts["lip_gap"] = float(gap.detach())
             if config.specialization_weight:

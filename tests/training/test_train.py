@@ -28,6 +28,7 @@ from a2bs.training.trainer import (
     TrainConfig,
     colour_channel,
     drop_emotion,
+    lip_gap_loss,
     stream_uncommitment,
     train,
     training_loss,
@@ -79,6 +80,30 @@ def test_loss_components() -> None:
     pred[:, 2:] = 7.0
     mask[:, 2:] = 0
     assert training_loss(pred, target, mask, torch.tensor(0.7), 30)[1]["mse"] == pytest.approx(0.25)
+
+
+def test_lip_gap_loss_weights_sealed_frames_and_aims_closures_below_zero() -> None:
+    """Three target frames: a bilabial closure (jaw 0.1, sealed), a pause at rest (jaw 0.03, sealed), an open
+    vowel (gap 0.3). A prediction equal to the targets costs nothing without a margin; with margin 0.04 only
+    the closure costs (0.04^2 x its weight 1 + boost over the total weight); a lip that stops 0.05 short
+    of the seal costs `boost` times more than the same error on the open vowel."""
+    j, m = INDEX["jawOpen"], INDEX["mouthClose"]
+    target = torch.zeros(1, 3, 52)
+    target[0, 0, [j, m]] = 0.1
+    target[0, 1, [j, m]] = 0.03
+    target[0, 2, j] = 0.3
+    mask = torch.ones(1, 3)
+    assert lip_gap_loss(target.clone(), target, mask, 4.0).item() == pytest.approx(0.0)
+    boost = 4.0
+    total_weight = 2 * (1 + boost) + 1
+    margin = lip_gap_loss(target.clone(), target, mask, boost, seal_margin=0.04).item()
+    assert margin == pytest.approx(0.04**2 * (1 + boost) / total_weight)
+    short = target.clone()
+    short[0, 0, m] -= 0.05  # the closure stops 0.05 short
+    wide = target.clone()
+    wide[0, 2, m] -= 0.05  # the open vowel 0.05 wider
+    ratio = lip_gap_loss(short, target, mask, boost).item() / lip_gap_loss(wide, target, mask, boost).item()
+    assert ratio == pytest.approx(1 + boost)
 
 
 def test_resample_curves() -> None:
