@@ -15,7 +15,7 @@ from entry_points import FRAME, one_error, run
 
 from a2bs.cli import main as core_cli
 from a2bs.core.animation_io import open_writer
-from a2bs.core.errors import A2BSError, read_json, read_untrusted
+from a2bs.core.errors import A2BSError, read_untrusted
 from a2bs.core.files import OutputLock, replace_dir
 
 # --- outputs: locks, atomic folder swap, input == output ------------------------------------------
@@ -134,20 +134,3 @@ def test_read_untrusted_refuses_what_is_not_a_small_regular_file(tmp_path: Path)
         with pytest.raises(A2BSError, match=problem) as info:
             read_untrusted(path, "list file", 3 if path == good else 100)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
-
-
-def test_read_json_refuses_a_repeated_key(tmp_path: Path) -> None:
-    """Readers disagree on which of two equal keys counts (Python: the last; many others: the first), so a
-    file could tell a2bs one thing and an app another: refused, at any depth, naming the key."""
-    path = tmp_path / "manifest.json"
-    path.write_text('{"fps": 30, "timeline": {"window": 1024}, "files": [{"a": 1, "b": 2}]}')
-    assert read_json(path, "a2bs bundle manifest")["fps"] == 30
-    for text, key in [
-        ('{"fps": 30, "fps": 60}', "'fps'"),
-        ('{"timeline": {"window": 1024, "window": 512}}', "'window'"),
-        ('{"files": [{"path": "a", "path": "../b"}]}', "'path'"),
-    ]:
-        path.write_text(text)
-        with pytest.raises(A2BSError, match=f"{key} appears twice") as info:
-            read_json(path, "a2bs bundle manifest")
-        assert str(path) in str(info.value)
