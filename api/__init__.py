@@ -90,9 +90,12 @@ def build_bundle(
     )
 
 
-def validate_bundle(bundle: str | Path, audio: list[str | Path] | None = None) -> Report:
+def validate_bundle(
+    bundle: str | Path, audio: list[str | Path] | None = None, checkpoint: str | Path | None = None
+) -> Report:
     """Every check of `a2bs validate` on a bundle folder: the report (`.passed`, `.checks`); report.json
-    and report.html are written into the bundle."""
+    and report.html are written into the bundle. `checkpoint`: the folder of the checkpoint the bundle was
+    built from (default: the shipped default checkpoint, when the bundle was built from it)."""
     from a2bs.mobile_validation.validate import validate_bundle as validate
 
-    return validate(Path(bundle), [Path(a) for a in audio] if audio else None)
+    return validate(Path(bundle), [Path(a) for a in audio] if audio else None, Path(checkpoint) if checkpoint else None)

@@ -68,11 +68,12 @@ class Animator:
             self.threads_note = f", {n} torch thread{'s' * (n > 1)} of {free_cores()} free cores"
             self.fps = self.ckpt.fps
         else:
-            from a2bs.runtime.manifest import load_manifest
+            from a2bs.runtime.bundle_inference import open_runners
 
             if spec.bundle is None:
                 raise A2BSError(f"--backend {spec.backend} needs --bundle DIR (a folder made by a2bs-convert)")
-            self.fps = int(load_manifest(spec.bundle)["fps"])
+            manifest, *_ = open_runners(spec.bundle, spec.backend, spec.variant)  # checked before any work is done
+            self.fps = int(manifest["fps"])
             if spec.fps is not None and spec.fps != self.fps:
                 raise A2BSError(f"{spec.bundle} is a {self.fps} fps bundle: drop --fps or pass --fps {self.fps}")
             from a2bs.core.threads import choose_threads, omp_threads, usable_cores

@@ -544,7 +544,11 @@ def validate(
         list[Path] | None, typer.Option("--audio", help="More speech to test (repeatable); bundled clips always run.")
     ] = None,
     checkpoint: Annotated[
-        Path | None, typer.Option(help="Reference checkpoint. Default: the one the bundle was built from.")
+        Path | None,
+        typer.Option(
+            help="Reference checkpoint (the one the bundle was built from). Default: the shipped default "
+            "checkpoint, if the bundle was built from it (matched by fingerprint)."
+        ),
     ] = None,
     latency: Annotated[bool, typer.Option(help="Measure latency (--no-latency skips those checks).")] = True,
     strict_latency: Annotated[

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -120,18 +121,21 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     mel = config.obj("mel_stats")
     mel_mean = np.asarray(mel.numbers("mean", N_MELS, -1e3, 1e3), np.float32)
     mel_std = np.asarray(mel.numbers("std", N_MELS, 1e-6, 1e3), np.float32)
-    emotion_stats = EmotionStats.from_json(config.data.get("emotion_stats"))
+    emotion_stats = EmotionStats.from_json(config.obj("emotion_stats").data, where, "emotion_stats")
     trained = config.bool("trained", optional=True) or False
     info = config.data.get("info", {})
     if not isinstance(info, dict):
         raise CheckpointError(f"{where}: 'info' must be a JSON object")
     weights_path = folder / WEIGHTS_FILE
     expected = _expected_shapes(model_config)
+    _check_size(weights_path, expected)
     _check_header(weights_path, expected)
     try:
         weights = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{weights_path} is corrupt or not a safetensors file: {_short(exc)}") from None
+    except MemoryError:
+        raise CheckpointError(f"not enough memory to read {weights_path}: free some memory and try again") from None
     if not all(torch.isfinite(v).all() for v in weights.values()):
         raise CheckpointError(f"{weights_path} contains NaN or infinite weights")
     model = A2BSModel(model_config)
@@ -148,6 +152,25 @@ def _expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.startswith(_DERIVED_PREFIX)}
 
 
+# safetensors' own limit on the JSON header in front of the weights
+_MAX_HEADER_BYTES = 100_000_000
+
+
+def _check_size(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """The weights file can be no larger than the config's weights in the widest dtype plus a header:
+    a bigger one (a 30 GB file, /dev/zero) is refused on its size, before safetensors maps it."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    limit = 8 * sum(math.prod(shape) for shape in expected.values()) + 8 + _MAX_HEADER_BYTES
+    if size > limit:
+        raise CheckpointError(
+            f"{path} is {size / 1e6:.0f} MB, more than the weights its config describes can take "
+            f"({limit / 1e6:.0f} MB at most): not the weights of this checkpoint"
+        )
+
+
 def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
     """The safetensors header (names, shapes, dtypes) must match the config before any weight is read."""
     try:
@@ -155,6 +178,8 @@ def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
             header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is corrupt or not a safetensors file: {_short(exc)}") from None
+    except MemoryError:  # safetensors maps the whole file; a memory limit (ulimit -v, a container) refuses that
+        raise CheckpointError(f"not enough memory to read {path}: free some memory and try again") from None
     missing = sorted(set(expected) - set(header))
     unexpected = sorted(set(header) - set(expected))
     wrong = sorted(k for k in set(expected) & set(header) if header[k][0] != expected[k])

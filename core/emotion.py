@@ -45,7 +45,7 @@ from a2bs.core.constants import (
     EMOTION_WINDOW_S,
     SAMPLE_RATE,
 )
-from a2bs.core.errors import CheckpointError
+from a2bs.core.errors import A2BSError, CheckpointError, Fields
 
 FEATURE_SET = "eGeMAPSv02"
 # Audio needed before t for all three windows: 20 s + 0.6 s. Callers read this much of a file's
@@ -374,29 +374,22 @@ class EmotionStats:
         }
 
     @classmethod
-    def from_json(cls, d: Any) -> EmotionStats:
-        """Inverse of `to_json`; raises CheckpointError if the stored statistics do not fit this model."""
-        if not isinstance(d, dict):
-            raise CheckpointError(f"emotion statistics must be a JSON object, got {type(d).__name__}")
-        for key in ("mean", "std"):
-            if key not in d:
-                raise CheckpointError(f"emotion statistics lack '{key}'")
-            value = d[key]
-            if not isinstance(value, list) or len(value) != EMOTION_DIM:
-                got = f"{len(value)} values" if isinstance(value, list) else type(value).__name__
-                raise CheckpointError(
-                    f"emotion statistics '{key}' must be a list of {EMOTION_DIM} numbers "
-                    f"({EGEMAPS_DIM} eGeMAPS x {len(EMOTION_OFFSETS_S)} windows), got {got}"
-                )
-        feature_set = d.get("feature_set", FEATURE_SET)
+    def from_json(
+        cls, d: Any, where: str = "emotion statistics", key: str = "", error: type[A2BSError] = CheckpointError
+    ) -> EmotionStats:
+        """Inverse of `to_json`; `error` naming the file (`where`) and the key (`key`: where the statistics
+        sit in it, e.g. "emotion_stats") if the stored statistics do not fit this model."""
+        f = Fields(d, where, error, f"{key}." if key else "")
+        mean = f.numbers("mean", EMOTION_DIM)
+        std = f.numbers("std", EMOTION_DIM, 0.0)
+        feature_set = f.str("feature_set", optional=True, max_len=64) or FEATURE_SET
         if feature_set != FEATURE_SET:
-            raise CheckpointError(
-                f"emotion statistics are for feature set {feature_set!r}, this model uses {FEATURE_SET!r}"
+            raise error(
+                f"{where}: '{f.prefix}feature_set' is {feature_set!r}: these emotion statistics are for another "
+                f"feature set, this model uses {FEATURE_SET!r}"
             )
-        try:
-            return cls(mean=d["mean"], std=d["std"], clip=d.get("clip", DEFAULT_CLIP))
-        except (ValueError, TypeError) as e:
-            raise CheckpointError(f"invalid emotion statistics: {e}") from e
+        clip = f.number("clip", 1e-6, 1e6, optional=True) if "clip" in f.data else DEFAULT_CLIP  # null: no clipping
+        return cls(mean=mean, std=std, clip=clip)
 
     @classmethod
     def identity(cls) -> EmotionStats:

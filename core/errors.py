@@ -73,14 +73,34 @@ def _show_bytes(n: int) -> str:
     return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{n} bytes"
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: with a repeated key, readers disagree on which value
+    counts (Python keeps the last, other parsers the first), so a file could say one thing to a2bs
+    validate and another to an app."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
 def read_json(path: Path, what: str, error: type[A2BSError] = A2BSError) -> Any:
     """The parsed contents of an untrusted JSON file; `error` with one line for anything unreadable
-    (missing, a folder, a FIFO, too big, not UTF-8, not JSON, nested too deeply). NaN and Infinity literals
-    parse (training metrics in a checkpoint's info may be NaN); `Fields` refuses them wherever a number
-    is used."""
+    (missing, a folder, a FIFO, too big, not UTF-8, not JSON, nested too deeply, a key repeated in one
+    object). NaN and Infinity literals parse (training metrics in a checkpoint's info may be NaN);
+    `Fields` refuses them wherever a number is used."""
     data = read_untrusted(Path(path), what, MAX_JSON_BYTES, error)
     try:
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise error(f"{path} is not a valid {what}: the key '{exc.key[:60]}' appears twice in one object") from None
     except UnicodeDecodeError as exc:
         raise error(f"{path} is not a valid {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:

@@ -4,9 +4,10 @@ under the size limit and runs fast enough; write `report.json`, `report.html` an
 Checks (each one names its artifact, kind, runtime, value and threshold; a check that cannot run is a
 failing check with the reason, never a skip and never a crash):
 
-- integrity: each file of the manifest exists with its sha256; no model file the manifest omits.
+- integrity: each file of the manifest exists, of its kind, size (checked before hashing) and sha256
+  (`runtime/manifest.py: verify_file`, which the runtimes apply too); no model file the manifest omits.
 - manifest: each model's real inputs/outputs (read from the file) equal the manifest's; the reference
-  checkpoint is the one the bundle was built from (fingerprint).
+  checkpoint (--checkpoint, or the shipped default) is the one the bundle was built from (fingerprint).
 - size: bytes on disk per model (an .mlpackage counts its whole folder), and the deployed pair
   (front end + step) <= 10 MB.
 - parity: the app's frame loop (`runtime/engine.py: BundleEngine`, hop-sized PCM pieces) through the real runtime
@@ -39,7 +40,7 @@ from typing import Any
 from a2bs.core import constants as C
 from a2bs.core.audio import bundled_audio_dir, probe
 from a2bs.core.errors import A2BSError, one_line
-from a2bs.core.files import OutputLock, replace_dir, sha256, size_bytes, staging_dir, write_text_atomic
+from a2bs.core.files import OutputLock, replace_dir, staging_dir, write_text_atomic
 from a2bs.core.progress import Progress
 from a2bs.core.threads import choose_threads, usable_cores
 from a2bs.core.variants import FRONT_END_LIMITS, PARITY_LIMITS, platform_variants
@@ -47,13 +48,12 @@ from a2bs.mobile_validation.checks import Check, machine_summary, not_run
 from a2bs.mobile_validation.latency import MAC_BUDGET_PER_S, MAX_RATIO_VS_TORCH, run_latency
 from a2bs.mobile_validation.parity import PLOTS_DIR, run_parity
 from a2bs.mobile_validation.report import README_HEADING, readme_section, render_html
-from a2bs.runtime.manifest import load_manifest
-from a2bs.runtime.tflite_runner import TFLiteRunner
+from a2bs.runtime.bundle_inference import io_mismatch
+from a2bs.runtime.manifest import MAX_MODEL_BYTES, FileCheck, load_manifest, verify_file
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 STRICT_LATENCY_ENV = "A2BS_STRICT_LATENCY"
-MAX_MODEL_BYTES = C.MODEL_SIZE_TARGET_MB * 1_000_000
 
 
 @dataclass
@@ -97,26 +97,34 @@ def validate_bundle(
 
     started = time.perf_counter()
     bundle = Path(bundle)
-    if not bundle.is_dir():
+    if not os.path.isdir(bundle):  # False for a name too long for the system, too
         raise A2BSError(f"no bundle folder at {bundle} (build one with a2bs-convert ios|android)")
     manifest = load_manifest(bundle)
     if manifest.get("format") != "a2bs-bundle" or manifest.get("platform") not in ("ios", "android"):
         raise A2BSError(f"{bundle}/manifest.json is not an a2bs bundle manifest (format/platform missing)")
     clips = _clips(audio)
     clip_paths = [Path(c["path"]) for c in clips]
-    checks: list[Check] = []
-    progress("integrity: sha256 of every file")
-    intact = _integrity(bundle, manifest, checks)
-    progress("manifest: model inputs/outputs and reference checkpoint")
-    ckpt = _reference(manifest, checkpoint, checks, reference)
-    _manifest_io(bundle, manifest, intact, checks)
-    _sizes(bundle, manifest, intact, checks)
-    plots: list[str] = []
-    if strict_latency is None:
-        strict_latency = os.environ.get(STRICT_LATENCY_ENV, "") == "1"
-    plot_dir = Path(tempfile.mkdtemp(prefix=".validation-", dir=bundle))
-    torch_threads = _reference_threads(progress)
+    try:  # first, so a bundle validate cannot write its reports into is refused before minutes of work
+        plot_dir = Path(tempfile.mkdtemp(prefix=".validation-", dir=bundle))
+    except OSError as exc:
+        raise A2BSError(
+            f"cannot write into {bundle} ({exc.strerror or exc}): a2bs validate writes its reports into the "
+            "bundle; validate a writable copy of it"
+        ) from None
+    torch_threads = None
     try:
+        checks: list[Check] = []
+        progress("integrity: size and sha256 of every file")
+        files = _integrity(bundle, manifest, checks)
+        intact = {rel for rel, found in files.items() if not found.problem}
+        progress("manifest: model inputs/outputs and reference checkpoint")
+        ckpt = _reference(manifest, checkpoint, checks, reference)
+        _manifest_io(bundle, manifest, intact, checks)
+        _sizes(manifest, files, checks)
+        plots: list[str] = []
+        if strict_latency is None:
+            strict_latency = os.environ.get(STRICT_LATENCY_ENV, "") == "1"
+        torch_threads = _reference_threads(progress)
         if ckpt is None:
             for entry in manifest["files"]:
                 why = "no reference checkpoint (see the manifest check)"
@@ -130,10 +138,14 @@ def validate_bundle(
         report.seconds = time.perf_counter() - started
 
         with OutputLock(bundle):  # a concurrent a2bs-convert --force or validate of this bundle waits its turn
-            _write(report, plot_dir)
+            try:
+                _write(report, plot_dir)
+            except OSError as exc:
+                raise A2BSError(f"cannot write the validation report into {bundle}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(plot_dir, ignore_errors=True)
-        _restore_threads(torch_threads)
+        if torch_threads is not None:
+            _restore_threads(torch_threads)
     return report
 
 
@@ -166,44 +178,27 @@ def _clips(audio: list[Path] | None) -> list[dict[str, Any]]:
     return clips
 
 
-def _integrity(bundle: Path, manifest: dict[str, Any], checks: list[Check]) -> set[str]:
-    """sha256 of each listed file; files a model-looking name the manifest omits. Returns intact paths."""
+def _integrity(bundle: Path, manifest: dict[str, Any], checks: list[Check]) -> dict[str, FileCheck]:
+    """Each listed file through `verify_file` (sizes before hashes); model-looking files the manifest
+    omits. Returns what was found per listed path."""
 
-    intact = set()
+    found = {}
     for entry in manifest["files"]:
-        path = bundle / entry["path"]
-        if not path.exists():
-            checks.append(
-                Check(
-                    entry["path"],
-                    "integrity",
-                    "sha256",
-                    False,
-                    None,
-                    None,
-                    "sha256",
-                    reason=f"{entry['path']} is missing from the bundle",
-                )
-            )
-            continue
-        digest = sha256(path)
-        ok = digest == entry["sha256"]
-        reason = "" if ok else f"{entry['path']}: sha256 {digest[:12]}... != manifest {entry['sha256'][:12]}..."
+        found[entry["path"]] = result = verify_file(bundle, entry)
+        details = {k: v for k, v in (("sha256", result.sha256), ("bytes", result.bytes)) if v is not None}
         checks.append(
             Check(
                 entry["path"],
                 "integrity",
                 "sha256",
-                ok,
+                not result.problem,
                 None,
                 None,
                 "sha256",
-                reason=reason,
-                details={"sha256": digest, "bytes": size_bytes(path)},
+                reason=result.problem,
+                details=details,
             )
         )
-        if ok:
-            intact.add(entry["path"])
     listed = {e["path"] for e in manifest["files"]}
     for path in sorted(bundle.iterdir()):
         if path.suffix in (".tflite", ".mlpackage", ".mlmodel", ".mlmodelc") and path.name not in listed:
@@ -219,60 +214,48 @@ def _integrity(bundle: Path, manifest: dict[str, Any], checks: list[Check]) -> s
                     reason=f"{path.name} is in the bundle but not in manifest.json",
                 )
             )
-    return intact
+    return found
 
 
 def _reference(manifest: dict[str, Any], checkpoint: Path | None, checks: list[Check], loaded: Any = None) -> Any:
-    """The torch reference: --checkpoint, else the manifest's source, else the bundled default, checked by
-    fingerprint so a parity figure is never computed against the wrong model."""
-    from a2bs.core.checkpoint import default_checkpoint_dir, fingerprint, load_checkpoint
+    """The torch reference: `loaded` (a2bs-convert's own checkpoint), else --checkpoint, else the shipped
+    default checkpoint for the bundle's fps, each taken only when its fingerprint is the manifest's (an
+    explicit --checkpoint also when the manifest records none), so a parity figure is never computed
+    against the wrong model. Never a folder named by the manifest: it is untrusted, and could name any
+    folder on the machine. A reference that cannot be found or loaded is a failing check saying why."""
+    from a2bs.core.checkpoint import CONFIG_FILE, default_checkpoint_dir, fingerprint, load_checkpoint
 
     wanted = manifest["checkpoint"].get("fingerprint")
-    if loaded is not None and fingerprint(loaded) == wanted:
-        checks.append(
-            Check(
-                "manifest.json",
-                "manifest",
-                "reference checkpoint",
-                True,
-                None,
-                None,
-                "PyTorch",
-                details={"checkpoint": loaded.source, "fingerprint": wanted},
-            )
-        )
-        return loaded
-    candidates = (
-        [checkpoint]
-        if checkpoint
-        else [Path(manifest["checkpoint"]["source"]), default_checkpoint_dir(int(manifest["fps"]))]
-    )
     tried = []
-    for path in candidates:
-        if not path or not Path(path).is_dir():
-            tried.append(f"{path} (not found)")
-            continue
-        ckpt = load_checkpoint(path)
-        got = fingerprint(ckpt)
-        if wanted is None or got == wanted:
-            checks.append(
-                Check(
-                    "manifest.json",
-                    "manifest",
-                    "reference checkpoint",
-                    True,
-                    None,
-                    None,
-                    "PyTorch",
-                    details={"checkpoint": str(path), "fingerprint": got},
-                )
-            )
-            return ckpt
-        tried.append(f"{path} (different weights)")
+
+    def found(ckpt: Any, source: str) -> Any:
+        details = {"checkpoint": source, "fingerprint": fingerprint(ckpt)}
+        checks.append(
+            Check("manifest.json", "manifest", "reference checkpoint", True, None, None, "PyTorch", details=details)
+        )
+        return ckpt
+
+    if loaded is not None:
+        if fingerprint(loaded) == wanted:
+            return found(loaded, loaded.source)
+        tried.append(f"{loaded.source} (different weights)")
+    fps = int(manifest["fps"])
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint_dir(fps)
+    if checkpoint is None and not (path / CONFIG_FILE).is_file():
+        tried.append(f"the shipped default for {fps} fps (not installed)")
+    else:
+        try:
+            ckpt = load_checkpoint(path)
+        except A2BSError as exc:
+            tried.append(f"{path} ({one_line(exc, 200)})")
+        else:
+            if fingerprint(ckpt) == wanted or (wanted is None and checkpoint is not None):
+                return found(ckpt, str(path))
+            tried.append(f"{path} (different weights)")
     reason = (
         "no checkpoint matches the one this bundle was built from; tried "
         + "; ".join(tried)
-        + ". Pass --checkpoint DIR"
+        + ". Pass --checkpoint DIR (the checkpoint the bundle was built from)"
     )
     checks.append(
         Check("manifest.json", "manifest", "reference checkpoint", False, None, None, "PyTorch", reason=reason)
@@ -280,63 +263,40 @@ def _reference(manifest: dict[str, Any], checkpoint: Path | None, checks: list[C
     return None
 
 
-def _declared_io(model: Any) -> list[tuple[str, tuple[int, ...]]]:
-    return [(spec["name"], tuple(spec["shape"])) for spec in model]
-
-
-def _actual_io(path: Path, platform: str) -> tuple[list, list]:
-    if platform == "android":
-        io = TFLiteRunner(path).signature_io()
-        return (
-            [(n, tuple(i["shape"])) for n, i in io["inputs"].items()],
-            [(n, tuple(i["shape"])) for n, i in io["outputs"].items()],
-        )
-    from a2bs.runtime.coreml_package import load_spec_summary
-
-    spec = load_spec_summary(path)
-    return [(f["name"], f["shape"]) for f in spec["inputs"]], [(f["name"], f["shape"]) for f in spec["outputs"]]
-
-
 def _manifest_io(bundle: Path, manifest: dict[str, Any], intact: set[str], checks: list[Check]) -> None:
     for entry in manifest["files"]:
         if entry["path"] not in intact:
             checks.append(not_run(entry, "manifest", "inputs/outputs", "file failed its integrity check"))
             continue
-        declared = manifest["models"][entry["role"]]
         try:
-            inputs, outputs = _actual_io(bundle / entry["path"], manifest["platform"])
+            problem = io_mismatch(bundle / entry["path"], manifest["platform"], manifest["models"][entry["role"]])
         except Exception as exc:  # a model the runtime cannot even open is a failing check
             checks.append(not_run(entry, "manifest", "inputs/outputs", f"cannot read the model: {one_line(exc)}"))
             continue
-        problems = []
-        want_in, want_out = _declared_io(declared["inputs"]), _declared_io(declared["outputs"])
-        if sorted(inputs) != sorted(want_in):
-            problems.append(f"inputs {inputs} != manifest {want_in}")
-        if sorted(outputs) != sorted(want_out):
-            problems.append(f"outputs {outputs} != manifest {want_out}")
         checks.append(
             Check(
                 entry["path"],
                 "manifest",
                 "inputs/outputs",
-                not problems,
+                not problem,
                 None,
                 None,
                 "LiteRT interpreter" if manifest["platform"] == "android" else "Core ML spec",
-                reason="; ".join(problems),
+                reason=problem,
             )
         )
 
 
-def _sizes(bundle: Path, manifest: dict[str, Any], intact: set[str], checks: list[Check]) -> None:
+def _sizes(manifest: dict[str, Any], files: dict[str, FileCheck], checks: list[Check]) -> None:
+    """Bytes on disk of each model and of each deployed pair, as `verify_file` measured them."""
 
     sizes = {}
     for entry in manifest["files"]:
-        path = bundle / entry["path"]
-        if not path.exists():
-            checks.append(not_run(entry, "size", "bytes on disk", "file is missing"))
+        size = files[entry["path"]].bytes
+        if size is None:
+            checks.append(not_run(entry, "size", "bytes on disk", files[entry["path"]].problem))
             continue
-        sizes[(entry["role"], entry["variant"])] = size = size_bytes(path)
+        sizes[(entry["role"], entry["variant"])] = size
         ok = size <= MAX_MODEL_BYTES
         checks.append(
             Check(

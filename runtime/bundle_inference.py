@@ -19,23 +19,72 @@ import numpy as np
 
 from a2bs.core.audio import n_output_frames, probe, stream_audio
 from a2bs.core.emotion import EmotionStats, file_emotion
-from a2bs.core.errors import A2BSError
+from a2bs.core.errors import A2BSError, one_line
 from a2bs.runtime.engine import BundleEngine, Runner
-from a2bs.runtime.manifest import bundle_file, load_manifest
+from a2bs.runtime.manifest import bundle_file, load_manifest, verify_file
 from a2bs.runtime.tflite_runner import TFLiteRunner
 
 
 def open_runners(
     bundle: Path, backend: str, variant: str | None, num_threads: int = 1
 ) -> tuple[dict[str, Any], Runner, Runner]:
-    """(manifest, front_end runner, step runner) for a bundle on the given runtime (`num_threads`: LiteRT's)."""
+    """(manifest, front_end runner, step runner) for a bundle on the given runtime (`num_threads`: LiteRT's).
+
+    The bundle is checked as `a2bs validate` checks it before anything runs: each model file's size and
+    sha256 (`verify_file`), then its real inputs and outputs against the manifest (`io_mismatch`), so a
+    damaged, tampered or mislabelled bundle is a one-line A2BSError, never a traceback or wrong frames."""
     manifest = load_manifest(bundle)
     platform = {"tflite": "android", "coreml": "ios"}[backend]
     if manifest.get("platform") != platform:
         raise A2BSError(f"--backend {backend} needs an {platform} bundle; {bundle} is for {manifest.get('platform')}")
-    front, step = bundle_file(manifest, "front_end", None), bundle_file(manifest, "step", variant)
-    runners = (model_runner(bundle / f["path"], platform, num_threads=num_threads) for f in (front, step))
+    entries = bundle_file(manifest, "front_end", None), bundle_file(manifest, "step", variant)
+    for entry in entries:
+        found = verify_file(bundle, entry)
+        if found.problem:
+            raise A2BSError(f"bundle {bundle} is damaged: {found.problem}; see `a2bs validate {bundle}`")
+    runners = []
+    for entry in entries:
+        path = bundle / entry["path"]
+        try:
+            runners.append(model_runner(path, platform, num_threads=num_threads))
+            problem = io_mismatch(path, platform, manifest["models"][entry["role"]])
+        except Exception as exc:  # the runtime's own error for a file it cannot load (corrupt, unsupported op)
+            raise A2BSError(f"cannot load {path}: {one_line(exc, 160)}") from None
+        if problem:
+            raise A2BSError(
+                f"the models of {bundle} do not run as its manifest says ({entry['path']}: {problem}): "
+                f"check the bundle with `a2bs validate {bundle}`"
+            )
     return manifest, *runners
+
+
+def model_io(path: Path, platform: str) -> tuple[list[tuple[str, tuple[int, ...]]], list[tuple[str, tuple[int, ...]]]]:
+    """(inputs, outputs) of a model file as (name, shape) pairs, read from the file itself: the LiteRT
+    interpreter's signature for android, the Core ML spec (no Core ML needed) for ios."""
+    if platform == "android":
+        io = TFLiteRunner(path).signature_io()
+        return (
+            [(n, tuple(i["shape"])) for n, i in io["inputs"].items()],
+            [(n, tuple(i["shape"])) for n, i in io["outputs"].items()],
+        )
+    from a2bs.runtime.coreml_package import load_spec_summary
+
+    spec = load_spec_summary(path)
+    return [(f["name"], f["shape"]) for f in spec["inputs"]], [(f["name"], f["shape"]) for f in spec["outputs"]]
+
+
+def io_mismatch(path: Path, platform: str, declared: dict[str, Any]) -> str:
+    """How a model's real inputs and outputs differ from the manifest's `models.<role>` ("" if they do not).
+    Shared by `a2bs validate` (a failing check) and the runtimes (a refused bundle)."""
+    inputs, outputs = model_io(path, platform)
+    want_in = [(spec["name"], tuple(spec["shape"])) for spec in declared["inputs"]]
+    want_out = [(spec["name"], tuple(spec["shape"])) for spec in declared["outputs"]]
+    problems = []
+    if sorted(inputs) != sorted(want_in):
+        problems.append(f"inputs {inputs} != manifest {want_in}")
+    if sorted(outputs) != sorted(want_out):
+        problems.append(f"outputs {outputs} != manifest {want_out}")
+    return "; ".join(problems)
 
 
 def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY", num_threads: int = 1) -> Runner:

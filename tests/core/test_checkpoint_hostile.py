@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,7 +64,7 @@ def test_checkpoint_config_checked_before_allocation(
         (lambda c: c.update(model=[1]), "'model' must be a JSON object"),
         (lambda c: c.update(mel_stats={"mean": "x"}), "'mel_stats.mean'"),
         (lambda c: c.pop("mel_stats"), "'mel_stats' is missing"),
-        (lambda c: c.update(emotion_stats=None), "emotion statistics"),
+        (lambda c: c.update(emotion_stats=None), "'emotion_stats' must be a JSON object"),
         (lambda c: c.update(trained="yes"), "'trained'"),
         (lambda c: c.update(info=[]), "'info'"),
     ],
@@ -105,3 +108,64 @@ def test_huge_weights_blame_the_model_not_the_output(
     )
     line = one_error(code, err, "the model", "NaN or infinite", "weights")
     assert "cannot write" not in line and not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("emotion_stats", "key"),
+    [
+        ([1, 2, 3], "'emotion_stats' must be a JSON object"),
+        ({"mean": "zeros", "std": [1.0] * 264}, "'emotion_stats.mean'"),
+        ({"mean": [0.0] * 264, "std": ["1"] * 264}, "'emotion_stats.std'"),
+        ({"mean": [0.0] * 264, "std": [1.0] * 264, "clip": "10"}, "'emotion_stats.clip'"),
+        ({"mean": [0.0] * 264, "std": [1.0] * 264, "feature_set": 7}, "'emotion_stats.feature_set'"),
+    ],
+)
+def test_wrong_emotion_stats_name_the_file_and_the_key(
+    emotion_stats, key: str, checkpoint_dirs: dict[int, Path], tmp_path: Path
+) -> None:
+    folder = _checkpoint(checkpoint_dirs, tmp_path)
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    config["emotion_stats"] = emotion_stats
+    (folder / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=re.escape(key)) as info:
+        load_checkpoint(folder)
+    assert str(folder / CONFIG_FILE) in str(info.value)
+
+
+def test_weights_larger_than_the_config_allows_are_refused_under_a_memory_limit(
+    checkpoint_dirs: dict[int, Path], tmp_path: Path
+) -> None:
+    """An 8 GB model.safetensors (sparse) under a 6 GB address-space limit: one error line on its size,
+    not a MemoryError from safetensors mapping it."""
+    folder = _checkpoint(checkpoint_dirs, tmp_path)
+    os.truncate(folder / WEIGHTS_FILE, 8 * 2**30)
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))\n"
+        "from a2bs.cli.main import main\n"
+        f"sys.argv = ['a2bs', 'infer', {str(write_tone(tmp_path, 't.wav'))!r}, '-o', {str(tmp_path / 'o.csv')!r},"
+        f" '--checkpoint', {str(folder)!r}, '--no-progress']\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: ") and WEIGHTS_FILE in lines[0] and "MB" in lines[0]
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_running_out_of_memory_reading_weights_is_one_error_line(
+    checkpoint_dirs: dict[int, Path], tmp_path: Path, monkeypatch
+) -> None:
+    """Weights of a plausible size that still do not fit in memory (a tight container)."""
+    import a2bs.core.checkpoint as checkpoint_module
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Cannot allocate memory (os error 12)")
+
+    folder = _checkpoint(checkpoint_dirs, tmp_path)
+    for name in ("safe_open", "load_file"):
+        with monkeypatch.context() as patch:
+            patch.setattr(checkpoint_module, name, no_memory)
+            with pytest.raises(CheckpointError, match=r"not enough memory to read .*model\.safetensors"):
+                load_checkpoint(folder)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -10,8 +15,10 @@ from audio_fixtures import bundled_speech
 from entry_points import copy_bundle, edit_manifest, one_error, run
 
 from a2bs.cli import main as core_cli
+from a2bs.core.checkpoint import Checkpoint, fingerprint
 from a2bs.core.errors import A2BSError
-from a2bs.runtime.manifest import load_manifest
+from a2bs.core.files import sha256
+from a2bs.runtime.manifest import load_manifest, shipped_bundle, verify_file
 
 # --- bundles: every path stays inside, every value in range --------------------------------------
 
@@ -135,7 +142,7 @@ def test_manifest_values_out_of_range_or_of_the_wrong_type(
 def test_manifest_that_does_not_fit_its_models(android_bundle: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """In range but not what the model takes: infer names the bundle and points at `a2bs validate`."""
     bundle = copy_bundle(android_bundle, tmp_path)
-    edit_manifest(bundle, lambda m: m.update(context_frames=128))
+    edit_manifest(bundle, lambda m: m["models"]["step"]["inputs"][3].update(name="previous_frame"))
     code, _, err = run(
         monkeypatch,
         capsys,
@@ -151,7 +158,7 @@ def test_manifest_that_does_not_fit_its_models(android_bundle: Path, tmp_path: P
         bundle,
         "--no-progress",
     )
-    one_error(code, err, "do not run as its manifest says", "a2bs validate")
+    one_error(code, err, "do not run as its manifest says", "previous_frame", "a2bs validate")
     assert not (tmp_path / "o.csv").exists()
 
 
@@ -171,3 +178,205 @@ def test_deeply_nested_and_non_json_manifests(tmp_path: Path) -> None:
     (bundle / "manifest.json").write_bytes(b"\xff\xfe{}")
     with pytest.raises(A2BSError, match="UTF-8"):
         load_manifest(bundle)
+
+
+# --- the second hostile pass (issue 28): what the runtime and validate check before trusting a bundle --
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> Path:
+    """A copy of the shipped 30 fps LiteRT bundle (trained, no conversion needed) to damage."""
+    return copy_bundle(shipped_bundle(30), tmp_path, "shipped")
+
+
+def _step(bundle: Path) -> str:
+    return next(f["path"] for f in json.loads((bundle / "manifest.json").read_text())["files"] if f["role"] == "step")
+
+
+def _stamp(bundle: Path, rel: str, **entry) -> None:
+    """Make the manifest agree with the damaged file (`entry`: the sha256 / bytes to record)."""
+    edit_manifest(bundle, lambda m: next(f for f in m["files"] if f["path"] == rel).update(entry))
+
+
+def _infer(monkeypatch, capsys, tmp_path: Path, bundle: Path, backend: str = "tflite") -> tuple[int, str, str]:
+    argv = ["a2bs", "infer", bundled_speech(), "-o", tmp_path / "o.csv", "--backend", backend, "--bundle", bundle]
+    return run(monkeypatch, capsys, core_cli.main, *argv, "--no-progress")
+
+
+@pytest.mark.parametrize("backend", ["tflite", "coreml"])
+@pytest.mark.parametrize("kind", ["missing", "folder", "fifo", "loop", "corrupt", "huge", "tampered"])
+def test_a_damaged_model_file_is_one_error_line(
+    kind: str, backend: str, shipped: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """infer checks each model file as `a2bs validate` does (kind, size before hash, sha256, then whether the
+    runtime loads it) before running it: one line naming the file, never a traceback or a hang."""
+    rel = _step(shipped)
+    if backend == "coreml":  # the same files read by the Core ML side (to which any .tflite is corrupt)
+        edit_manifest(shipped, lambda m: m.update(platform="ios"))
+        rel = "a2bs_front_end.tflite"  # the first file it loads
+    model = shipped / rel
+    data = model.read_bytes()
+    model.unlink()
+    if kind == "folder":
+        model.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(model)
+    elif kind == "loop":
+        model.symlink_to(model.name)
+    elif kind == "corrupt":  # the manifest agrees with the damaged bytes: only the runtime can tell
+        model.write_bytes(bytes(b ^ 0x5A for b in data))
+        _stamp(shipped, rel, sha256=hashlib.sha256(model.read_bytes()).hexdigest())
+    elif kind == "huge":  # 30 GB on disk (sparse), and the manifest says so
+        model.write_bytes(data)
+        os.truncate(model, 30 * 10**9)
+        _stamp(shipped, rel, bytes=30 * 10**9)
+    elif kind == "tampered":  # one byte changed, same size: the sha256 is the only witness
+        model.write_bytes(data[:1000] + bytes([data[1000] ^ 1]) + data[1001:])
+    started = time.perf_counter()
+    code, _, err = _infer(monkeypatch, capsys, tmp_path, shipped, backend)
+    words = {"corrupt": ["cannot load"], "huge": ["10 MB", "not hashed"], "tampered": ["sha256"]}.get(kind, [])
+    one_error(code, err, rel, *words)
+    assert time.perf_counter() - started < 60 and not (tmp_path / "o.csv").exists()
+
+
+def test_validate_checks_sizes_before_hashing_and_never_blocks(shipped: Path) -> None:
+    """A 30 GB model file (sparse) is a failing check at once, not minutes of hashing; a FIFO front end is a
+    failing check, not a blocked read."""
+    from a2bs.mobile_validation.validate import validate_bundle
+
+    rel = _step(shipped)
+    os.truncate(shipped / rel, 30 * 10**9)
+    (shipped / "a2bs_front_end.tflite").unlink()
+    os.mkfifo(shipped / "a2bs_front_end.tflite")
+    stages: list[tuple[float, str]] = []
+    report = validate_bundle(shipped, latency=False, progress=lambda s: stages.append((time.perf_counter(), s)))
+    integrity = {c.artifact: c for c in report.checks if c.kind == "integrity"}
+    assert "not hashed" in integrity[rel].reason and "30,000,000,000 bytes" in integrity[rel].reason
+    assert "not a regular file" in integrity["a2bs_front_end.tflite"].reason
+    (size,) = [c for c in report.checks if c.kind == "size" and c.artifact == rel]
+    assert not size.passed and size.value == 30_000 and not report.passed
+    assert stages[1][0] - stages[0][0] < 10, stages  # integrity took seconds (hashing 30 GB takes ~2 minutes)
+
+
+def _validate(monkeypatch, capsys, bundle: Path, *extra: str | Path) -> tuple[int, str, str]:
+    return run(monkeypatch, capsys, core_cli.main, "a2bs", "validate", bundle, "--no-latency", *extra)
+
+
+def test_a_bundle_name_too_long_for_the_system_is_one_error_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    bundle = tmp_path / ("b" * 300)
+    one_error(*_infer(monkeypatch, capsys, tmp_path, bundle)[::2], "b" * 100)
+    one_error(*_validate(monkeypatch, capsys, bundle)[::2], "b" * 100)
+
+
+def test_validate_never_loads_a_checkpoint_the_manifest_names(
+    shipped: Path, checkpoint_dirs: dict[int, Path], ckpt30: Checkpoint, monkeypatch, capsys
+) -> None:
+    """The reference comes from --checkpoint or the shipped defaults matched by fingerprint, never from the
+    untrusted `checkpoint.source`; a bundle without a reference is a failing check, not an abort."""
+    import a2bs.core.checkpoint as checkpoint_module
+
+    loaded: list[str] = []
+    real = checkpoint_module.load_checkpoint
+    monkeypatch.setattr(checkpoint_module, "load_checkpoint", lambda p: loaded.append(str(p)) or real(p))
+    for source in ("/etc", str(checkpoint_dirs[30])):  # the second one would even have matched the fingerprint
+        edit_manifest(shipped, lambda m, s=source: m["checkpoint"].update(source=s, fingerprint=fingerprint(ckpt30)))
+        code, out, err = _validate(monkeypatch, capsys, shipped)
+        assert code == 1 and "Traceback" not in err and "no checkpoint matches" in out, (out, err)
+        assert source not in loaded and not any(p.startswith("/etc") for p in loaded)
+    # the user's word is taken: the same checkpoint through --checkpoint is the reference
+    code, out, err = _validate(monkeypatch, capsys, shipped, "--checkpoint", checkpoint_dirs[30])
+    assert str(checkpoint_dirs[30]) in loaded and "no checkpoint matches" not in out, out
+
+
+def test_validate_on_a_read_only_bundle_is_one_error_line(shipped: Path, monkeypatch, capsys) -> None:
+    if os.geteuid() == 0:  # root ignores file modes: make the folder immutable instead
+        if subprocess.run(["chattr", "+i", shipped], capture_output=True).returncode != 0:
+            pytest.skip("root without chattr +i (CAP_LINUX_IMMUTABLE) cannot make a read-only folder")
+        restore = ["chattr", "-i", shipped]
+    else:
+        shipped.chmod(0o555)
+        restore = ["chmod", "755", shipped]
+    try:
+        code, _, err = _validate(monkeypatch, capsys, shipped)
+    finally:
+        subprocess.run(restore, check=True)
+    one_error(code, err, str(shipped), "writable copy")
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda m: m.update(blendshapes=["jawOpen"] * 52), "'blendshapes'"),
+        (lambda m: m["blendshapes"].reverse(), "'blendshapes'"),
+        (lambda m: m["blendshape_groups"]["jaw"].pop(), "'blendshape_groups'"),
+        (lambda m: m["blendshape_groups"]["jaw"].append("eyeBlinkLeft"), "'blendshape_groups'"),
+        (lambda m: m["blendshape_groups"].update(jaw="jawOpen"), "'blendshape_groups.jaw'"),
+        (lambda m: m.update(blendshape_groups=[]), "'blendshape_groups'"),
+        (lambda m: m["timeline"].update(latency_ms=5.0), "'timeline.latency_ms'"),
+        (lambda m: m["timeline"].pop("latency_ms"), "'timeline.latency_ms' is missing"),
+        (lambda m: m["timeline"].update(latency_ms="98.7"), "'timeline.latency_ms'"),
+        (lambda m: m.pop("variants"), "'variants' is missing"),
+        (lambda m: m.update(variants=["fp32"]), "'variants' must include the default variant"),
+        (lambda m: m.update(variants=["fp16", "fp16"]), "'variants'"),
+        (lambda m: m.update(variants=["fp16", 7]), "'variants'"),
+        (lambda m: m["emotion"]["normalization"].update(clip="x"), "'emotion.normalization.clip'"),
+    ],
+)
+def test_what_the_apps_read_is_checked(edit, key: str, shipped: Path, monkeypatch, capsys) -> None:
+    """The names, groups, latency and variants the sample engines read are checked like every other key."""
+    edit_manifest(shipped, edit)
+    with pytest.raises(A2BSError, match=re.escape(key)):
+        load_manifest(shipped)
+    code, _, err = _validate(monkeypatch, capsys, shipped)
+    one_error(code, err, key, "manifest.json")
+
+
+def _repeat_fps(bundle: Path) -> None:
+    """A second "fps" key after the first, as a text edit would leave it (json.dumps cannot write one)."""
+    path = bundle / "manifest.json"
+    path.write_text(path.read_text().replace('"fps": 30,', '"fps": 30, "fps": 60,', 1))
+
+
+def _say_60fps(m: dict) -> None:
+    m.update(fps=60)
+    m["timeline"].update(latency_ms=65.3)  # what 2 frames of look-ahead are at 60 fps
+
+
+def _claim_60fps(m: dict) -> None:
+    """Every fps-dependent number of the manifest rewritten for 60 fps; the models stay 30 fps ones."""
+    m.update(fps=60, context_frames=512)
+    m["timeline"].update(lookahead_frames=4, latency_ms=98.7)
+    m["initial_state"]["mel_frames"] = m["initial_state"]["mel_frames"][:1] * 2 + m["initial_state"]["mel_frames"]
+    m["models"]["step"]["inputs"][0]["shape"] = [1, 5, 80]
+    m["models"]["step"]["inputs"][1]["shape"] = [1, 511, 512]
+
+
+@pytest.mark.parametrize(
+    ("lie", "words"),
+    [
+        (_repeat_fps, ["'fps' appears twice"]),
+        (lambda b: edit_manifest(b, _say_60fps), ["'fps' 60 does not fit the models"]),
+        (lambda b: edit_manifest(b, _claim_60fps), ["do not run as its manifest says", "(1, 3, 80)"]),
+    ],
+)
+def test_the_fps_is_the_models_not_the_manifests_word(
+    lie, words: list[str], shipped: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A 30 fps bundle whose manifest says 60 (a repeated key, an edit, or every number rewritten) never
+    animates at 60 fps: infer refuses it in one line."""
+    lie(shipped)
+    code, _, err = _infer(monkeypatch, capsys, tmp_path, shipped)
+    one_error(code, err, *words)
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_fifo_inside_a_core_ml_package_is_not_read(tmp_path: Path) -> None:
+    """Hashing skips what is not a regular file, so a FIFO inside a package could keep its recorded sha256
+    and then block the Core ML reader: the integrity check refuses it first."""
+    package = tmp_path / "a2bs_step_fp16.mlpackage"
+    (package / "Data").mkdir(parents=True)
+    (package / "Data" / "model.mlmodel").write_bytes(b"spec")
+    entry = {"path": package.name, "bytes": 4, "sha256": sha256(package)}
+    assert verify_file(tmp_path, entry).problem == ""
+    os.mkfifo(package / "Data" / "weight.bin")
+    assert "Data/weight.bin is not a regular file" in verify_file(tmp_path, entry).problem
