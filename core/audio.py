@@ -1,4 +1,4 @@
-"""Audio loading: any WAV/FLAC/OGG file -> 16 kHz mono float32.
+"""Audio loading: any WAV, FLAC, Ogg (Vorbis, Opus) or MP3 file -> 16 kHz mono float32.
 
 Reading is done by libsndfile (via `soundfile`), resampling by soxr (band-limited, ``quality="HQ"``)
 and channels are mixed down by their mean. Every problem an ordinary user can cause (missing,
@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 _QUALITY = "HQ"  # soxr: 20-bit precision, passband to ~91 % of the output Nyquist (7.3 kHz at 16 kHz)
-_EXPECTED = "WAV, FLAC or OGG expected"
+FORMATS = "WAV, FLAC, Ogg (Vorbis, Opus) or MP3"  # what libsndfile decodes that users have; README: Input
+_EXPECTED = f"{FORMATS} expected"
 _REEXPORT = "re-export the file"
 # Extra source audio read on both sides of a segment so the resampler's filter sees the same
 # neighbourhood as in a whole-file pass (HQ's kernel is < 20 ms long at every rate we tested).
@@ -96,9 +97,9 @@ def probe(path: str | Path) -> AudioInfo:
     if not p.exists():
         raise AudioError(f"audio file not found: {p} (check the path)")
     if p.is_dir():
-        raise AudioError(f"{p} is a directory, not an audio file (give the path of a WAV, FLAC or OGG file)")
+        raise AudioError(f"{p} is a directory, not an audio file (give the path of a {FORMATS} file)")
     if not p.is_file():
-        raise AudioError(f"{p} is not a regular file (give the path of a WAV, FLAC or OGG file)")
+        raise AudioError(f"{p} is not a regular file (give the path of a {FORMATS} file)")
     try:
         size = p.stat().st_size
         wav = _parse_wav_header(p)

@@ -84,7 +84,7 @@ def _patch_data_size(path: Path, value: int) -> Path:
 BAD_FILES = {
     "missing": (lambda d: d / "nope.wav", ("not found", "nope.wav", "check the path")),
     "directory": (lambda d: d, ("directory",)),
-    "not_audio": (write_not_audio, ("notes.wav", "not a readable audio file", "WAV, FLAC or OGG")),
+    "not_audio": (write_not_audio, ("notes.wav", "not a readable audio file", "WAV, FLAC, Ogg (Vorbis, Opus) or MP3")),
     "empty": (write_empty_file, ("empty.wav", "empty")),
     "header_only": (write_header_only_wav, ("header_only.wav", "contains no audio samples")),
     "truncated": (write_truncated_wav, ("truncated.wav", "truncated", "16000 frames", "re-export")),
