@@ -10,13 +10,16 @@ from pathlib import Path
 import numpy as np
 
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
+from a2bs.core.files import umask
 
 
 def _save_png(fig, path: Path) -> Path:
-    """Write atomically (temp file beside the target, then rename) and close the figure."""
+    """Write atomically (temp file beside the target, then rename) with the permissions any new file gets,
+    and close the figure."""
     import matplotlib.pyplot as plt
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.fchmod(fd, 0o666 & ~umask())  # mkstemp creates 0600
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=90)
