@@ -11,8 +11,8 @@ Every run passes a fixture checkpoint (`checkpoint_dirs` in conftest.py: determi
 and ``--no-progress``. An untrained checkpoint makes the CLI print a one-line warning on stderr
 when it loads, so the error tests use a copy flagged ``trained`` (`quiet30`): there stderr must be
 exactly the one error line. `test_untrained_warning_precedes_error` pins the untrained case.
-Click usage errors (an option value of the wrong type, an unknown option) are Typer's own: a
-usage line and a boxed message, exit 2, no traceback.
+Click usage errors (an option value of the wrong type, an unknown option) are Click's own: a
+usage line and one `Error: ...` line, exit 2, no traceback.
 """
 
 from __future__ import annotations
