@@ -69,3 +69,14 @@ def test_sample_readme_comparison_call_runs(sample: str, request: pytest.Fixture
     fps, n_frames, chunks = eval(f"iter_bundle_blendshapes({comparison_call(ROOT / sample / 'README.md')})", names)
     frames = np.concatenate(list(chunks))
     assert fps == 30 and frames.shape == (n_frames, 52) and n_frames == 432
+
+
+@pytest.mark.parametrize("sample", ["android_sample", "ios_sample"])
+def test_sample_readmes_say_the_model_already_smooths(sample: str) -> None:
+    """Was: `smoothing_alpha` sat in the manifest unexplained, so an app developer could smooth twice. Each README
+    says the output is already smoothed, and it is true of its engine: no engine source reads smoothing_alpha."""
+    readme = " ".join((ROOT / sample / "README.md").read_text().split())
+    assert re.search(r"`blendshapes` is already smoothed by the model \(.*`smoothing_alpha`", readme)
+    assert "don't smooth it again" in readme
+    sources = [p for p in (ROOT / sample).rglob("*") if p.suffix in (".kt", ".swift")]
+    assert sources and not [p for p in sources if "smoothing_alpha" in p.read_text() and "Tests" not in p.parts]
