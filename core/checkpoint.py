@@ -47,6 +47,12 @@ class Checkpoint:
     def fps(self) -> int:
         return self.model.config.fps
 
+    @property
+    def name(self) -> str:
+        """What a bundle records of where the weights came from: the folder's name (e.g. default-30fps), never
+        the build machine's path; `fingerprint` identifies the weights themselves."""
+        return Path(self.source).name
+
 
 def default_checkpoint_dir(fps: int) -> Path:
     """Where the bundled default checkpoint for `fps` lives inside the installed package."""
