@@ -138,13 +138,14 @@ def test_report_files(android_report: V.Report) -> None:
 # --- damaged bundles: failing checks, never a crash or a pass -------------------------------------
 
 
-def test_tampered_file(android_bundle: Path, tmp_path: Path) -> None:
+def test_tampered_file(android_bundle: Path, tmp_path: Path, checkpoint_dirs: dict[int, Path]) -> None:
     bundle = _copy(android_bundle, tmp_path)
     step = bundle / "a2bs_step_dynamic_int8.tflite"
     data = bytearray(step.read_bytes())
     data[len(data) // 2] ^= 0xFF
     step.write_bytes(bytes(data))
-    report = V.validate_bundle(bundle, latency=False)
+    # the fixture checkpoint is not the bundled default: name it (a manifest records a name, not a path)
+    report = V.validate_bundle(bundle, checkpoint=checkpoint_dirs[30], latency=False)
     assert not report.passed
     (integrity,) = _checks(report, "integrity", step.name)
     assert not integrity.passed and step.name in integrity.reason and "sha256" in integrity.reason
@@ -165,12 +166,14 @@ def test_missing_file_and_unlisted_model(android_bundle: Path, tmp_path: Path) -
     assert all(not c.passed for c in _checks(report, "parity"))  # nothing can run without the front end
 
 
-def test_manifest_that_does_not_match_the_model(android_bundle: Path, tmp_path: Path) -> None:
+def test_manifest_that_does_not_match_the_model(
+    android_bundle: Path, tmp_path: Path, checkpoint_dirs: dict[int, Path]
+) -> None:
     bundle = _copy(android_bundle, tmp_path)
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["models"]["step"]["inputs"][1]["shape"] = [1, 127, 512]
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    report = V.validate_bundle(bundle, latency=False)
+    report = V.validate_bundle(bundle, checkpoint=checkpoint_dirs[30], latency=False)
     bad = [c for c in report.failures() if c.kind == "manifest"]
     assert {c.artifact for c in bad} == {f["path"] for f in manifest["files"] if f["role"] == "step"}
     assert all("127" in c.reason for c in bad)
@@ -184,7 +187,9 @@ def test_wrong_reference_checkpoint(android_bundle: Path, tmp_path: Path, checkp
     assert all(not c.passed for c in _checks(report, "parity")) and not report.passed
 
 
-def test_unsupported_op_in_the_linux_executor(ios_bundle: Path, tmp_path: Path, monkeypatch) -> None:
+def test_unsupported_op_in_the_linux_executor(
+    ios_bundle: Path, tmp_path: Path, monkeypatch, checkpoint_dirs: dict[int, Path]
+) -> None:
     import platform
 
     if platform.system() == "Darwin":
@@ -192,7 +197,7 @@ def test_unsupported_op_in_the_linux_executor(ios_bundle: Path, tmp_path: Path, 
     from a2bs.runtime import mil_executor
 
     monkeypatch.setattr(mil_executor, "SUPPORTED_OPS", mil_executor.SUPPORTED_OPS - {"softmax"})
-    report = V.validate_bundle(_copy(ios_bundle, tmp_path), latency=False)
+    report = V.validate_bundle(_copy(ios_bundle, tmp_path), checkpoint=checkpoint_dirs[30], latency=False)
     (step,) = [c for c in _checks(report, "parity", "a2bs_step_fp16.mlpackage")]
     assert not step.passed and "unsupported MIL op(s) softmax" in step.reason and not report.passed
 
