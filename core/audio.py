@@ -12,6 +12,7 @@ signal, so `stream_audio`, `read_tail` and `read_segment` agree with `load_audio
 from __future__ import annotations
 
 import math
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -229,8 +230,8 @@ def _reason(e: BaseException) -> str:
 
 
 def _open(p: Path) -> sf.SoundFile:
-    try:
-        return sf.SoundFile(p)
+    try:  # bytes: soundfile encodes a str path as strict UTF-8, which a non-UTF-8 file name (Latin-1) is not
+        return sf.SoundFile(os.fsencode(p))
     except _READ_ERRORS as e:
         raise AudioError(f"{p} is not a readable audio file ({_EXPECTED}): {_reason(e)}") from e
 

@@ -28,3 +28,12 @@ def test_plot_png_has_the_umask_mode(plot, tmp_path: Path, umask_022: None) -> N
     assert out.read_bytes().startswith(PNG_MAGIC)
     assert oct(out.stat().st_mode & 0o777) == oct(0o644)
     assert [p.name for p in tmp_path.iterdir()] == ["p.png"]  # no temp file left
+
+
+@pytest.mark.parametrize("plot", [plot_curves, plot_error_map], ids=["curves", "error_map"])
+def test_plot_title_from_a_file_name_that_is_not_utf8(plot, tmp_path: Path) -> None:
+    """Was: a traceback (matplotlib's FT2Font takes no lone surrogates) for `a2bs infer café.wav --plot p.png`
+    when the clip's name is Latin-1: the title is the clip's name."""
+    title = os.fsdecode(b"caf\xe9.wav")
+    out = plot(np.full((30, 52), 0.25, np.float32), 30, tmp_path / os.fsdecode(b"p\xe9.png"), title=title)
+    assert out.read_bytes().startswith(PNG_MAGIC)
