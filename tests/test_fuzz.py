@@ -537,6 +537,22 @@ def test_fuzz_infer_options(
         shutil.rmtree(folder)
 
 
+def test_fuzz_cli_property_catches_what_it_forbids(tmp_path: Path) -> None:
+    """Negative controls of `_check_run`: a traceback, two error lines, a temp file left, a half-written CSV."""
+    before = set(tmp_path.rglob("*"))
+    _check_run(0, "wrote x.csv", "", tmp_path, before)  # the clean case passes
+    for code, err in ((1, "Traceback (most recent call last):"), (2, "error: a\nerror: b"), (2, ""), (3, "")):
+        with pytest.raises(AssertionError):
+            _check_run(code, "", err, tmp_path, before)
+    (tmp_path / ".x.csv.abc.part").write_text("half")
+    with pytest.raises(AssertionError):
+        _check_run(0, "", "", tmp_path, before)
+    (tmp_path / ".x.csv.abc.part").unlink()
+    (tmp_path / "x.csv").write_text("Timecode,BlendShapeCount,EyeBlinkLeft\n00:00:00:00.000,61,0.5\n")
+    with pytest.raises(A2BSError):
+        _check_run(0, "", "", tmp_path, before)
+
+
 # --- `a2bs-convert` options (up to the conversion, which is stubbed: it takes a minute) ---------------
 
 
