@@ -51,7 +51,7 @@ class Checkpoint:
     def name(self) -> str:
         """What a bundle records of where the weights came from: the folder's name (e.g. default-30fps), never
         the build machine's path; `fingerprint` identifies the weights themselves."""
-        return Path(self.source).name
+        return Path(self.source).absolute().name  # absolute: `--checkpoint .` is named after the folder
 
 
 def default_checkpoint_dir(fps: int) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,7 @@ def test_manifest_and_readme_say_what_an_app_needs(ckpt30: Checkpoint, tmp_path:
     checkpoint = manifest["checkpoint"]
     assert checkpoint["source"] == Path(ckpt30.source).name and "/" not in json.dumps(checkpoint)
     assert len(checkpoint["fingerprint"]) == 64  # what identifies the weights
+    assert replace(ckpt30, source=".").name == Path.cwd().name  # `--checkpoint .` is named after its folder
     readme = bundle_readme(manifest, [])
     expression = readme.split("## Expression")[1].split("\n## ")[0]
     for sentence in re.split(r"(?<=\.)\s", " ".join(expression.split())):
