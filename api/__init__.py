@@ -48,7 +48,7 @@ def load_checkpoint(path: str | Path | None = None, *, fps: int = 30) -> Checkpo
 def animate(
     audio: str | Path, checkpoint: Checkpoint | None = None, *, emotion_from: str | Path | None = None, stride: int = 1
 ) -> np.ndarray:
-    """Animate an audio file (any rate, channels, WAV/FLAC/OGG) with the PyTorch model: the
+    """Animate an audio file (any rate, channels; WAV, FLAC, Ogg or MP3) with the PyTorch model: the
     (ceil(seconds * fps), 52) float32 curves, columns in `BLENDSHAPES` order, row k at time k / fps."""
     import numpy as np
 

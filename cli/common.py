@@ -3,6 +3,7 @@ Typer app so that expected mistakes are one line and signals clean up."""
 
 from __future__ import annotations
 
+import io
 import signal
 import sys
 from pathlib import Path
@@ -49,6 +50,8 @@ def run_app(typer_app: typer.Typer, fatal: tuple[type[Exception], ...] = ()) -> 
     """Run a Typer app as a console script: expected errors -> `error: ...` on stderr, exit 2, no
     traceback. Typer's standalone mode handles usage errors itself (usage line + message, exit 2).
     SIGINT and SIGTERM clean up (no temp file, staging folder or half-replaced output) and exit 130 / 143."""
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a non-UTF-8 file name prints escaped (as on stderr), not a
+        sys.stdout.reconfigure(errors="backslashreplace")  # UnicodeEncodeError on a strict UTF-8 terminal
     with signals_raise() as received:
         try:
             typer_app()

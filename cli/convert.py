@@ -18,6 +18,7 @@ app = typer.Typer(
     help="Convert the a2bs model into an on-device bundle (CoreML for iOS, TFLite for Android).",
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's two-column help, readable at 80 columns (as `a2bs`)
 )
 
 
@@ -32,7 +33,7 @@ def convert(
     out: Annotated[Path | None, typer.Option(help="Bundle folder. Default: artifacts/<platform>.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing bundle (and an installed one).")] = False,
     validate: Annotated[
-        bool, typer.Option(help="Run `a2bs validate` on the new bundle (--no-validate leaves it unvalidated).")
+        bool, typer.Option(help="Run `a2bs validate` on the new bundle (skipping it leaves the bundle unvalidated).")
     ] = True,
     install_into: Annotated[
         Path | None, typer.Option(help="Sample app folder (ios_sample, android_sample): copy the bundle into it.")

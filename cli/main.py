@@ -18,10 +18,13 @@ from a2bs.core.errors import A2BSError
 
 app = typer.Typer(
     name="a2bs",
-    help="Speech to the 52 ARKit blendshapes: offline inference, model info.",
+    help="Speech to the 52 ARKit blendshapes: offline inference, model info, training, bundle validation.",
+    epilog="\b\nOn-device bundles (Core ML for iOS, LiteRT for Android) are built by\n"
+    "a2bs-convert: see a2bs-convert --help.",  # \b: click keeps these lines as they are
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's two-column help: rich's four-column table leaves 20 columns at 80 wide
 )
 
 
@@ -37,7 +40,7 @@ def infer(
     audio: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="WAV, FLAC or OGG files (any rate, bit depth, channels), folders (searched recursively) "
+            help="WAV, FLAC, Ogg or MP3 files (any rate, bit depth, channels), folders (searched recursively) "
             "or list files (.txt: one path per line). Default: the bundled clip."
         ),
     ] = None,
@@ -105,7 +108,7 @@ def infer(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
-    """Animate audio: write one row of 52 blendshapes per frame at k / fps, for one file or many."""
+    """Animate audio: 52 blendshapes per frame, for one file or many. Row k is the face at time k / fps."""
     from a2bs.cli.animate import AnimatorSpec
     from a2bs.cli.batch import is_batch
     from a2bs.core.audio import default_clip
@@ -264,7 +267,7 @@ def info(
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint folder. Default: bundled.")] = None,
     fps: Annotated[int | None, typer.Option(help="30 or 60.")] = None,
 ) -> None:
-    """Print the model's size, parameter count and MACs per output frame."""
+    """Print the model's size, parameters and MACs per output frame."""
     from a2bs.core.deploy import describe
 
     ckpt = load_model(checkpoint, fps)
@@ -327,7 +330,11 @@ def train(
     force: Annotated[bool, typer.Option("--force", help="Start over in a non-empty OUT.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
-    """Train the model on takes. Scale out with `torchrun --nproc_per_node N --no-python a2bs train ...`."""
+    """Train the model on takes.
+
+    \b
+    Scale out over processes or machines with
+      torchrun --nproc_per_node N --no-python a2bs train ..."""
     from a2bs.training.trainer import TrainConfig
     from a2bs.training.trainer import train as run_training
 
@@ -357,8 +364,10 @@ def train(
 
 
 data_app = typer.Typer(
-    help="Training data: synthetic espeak-ng speech, real speech aligned to its transcripts or to recognised text.",
+    help="Training data: synthetic speech, real speech aligned to text. Synthetic speech comes from espeak-ng, "
+    "real speech is aligned to its transcripts or to recognised text.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(data_app, name="data")
 
@@ -375,7 +384,7 @@ def data_synth(
     ] = None,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
-    """Speech from espeak-ng with ARKit curves from its phoneme timing (docs/VISEMES.md)."""
+    """Synthetic speech (espeak-ng) with ARKit curves. The curves follow its phoneme timing (docs/VISEMES.md)."""
     from tqdm import tqdm
 
     from a2bs.core.files import check_new_dir
@@ -435,7 +444,8 @@ def data_align(
     ] = None,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
-    """Real speech + transcripts -> phone timings (PocketSphinx) -> ARKit curves, as takes `a2bs train` reads.
+    """Real speech + transcripts -> takes with ARKit curves. Phone timings (PocketSphinx) give the curves, in
+    takes `a2bs train` reads.
 
     Lines that cannot be used (missing audio, empty or non-English text, unknown words, digits, a
     transcript that does not match its audio) are skipped with a reason; see corpus/align.py."""
@@ -473,7 +483,7 @@ def data_retarget(
     ] = None,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
-    """Today's viseme targets for an aligned corpus, from its stored phones, without aligning again."""
+    """Recompute an aligned corpus's curves from its stored phones. Today's viseme targets, no new alignment."""
     from a2bs.corpus.align import retarget_corpus
 
     with _line_progress("a2bs data retarget", progress) as advance:
@@ -497,7 +507,7 @@ def data_transcribe(
     workers: Annotated[int, typer.Option(min=1, help="Processes (one recogniser each).")] = 2,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
-    """Lines without a script -> recognised text (PocketSphinx, US English) + confidence, for `a2bs data align`.
+    """Lines without a script -> recognised text + confidence. PocketSphinx (US English), for `a2bs data align`.
 
     Lines with a script keep it; audio is referenced, not copied. Lines the recogniser cannot read
     (silence, clipping, music, another language, low confidence) are skipped with a reason."""
@@ -522,7 +532,8 @@ def data_voices(
     lines: Annotated[int | None, typer.Option(min=1, help="Use only the first N sentences.")] = None,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
 ) -> None:
-    """Festival and Flite voices speak the sentences with their own phone timings, for `a2bs data align`.
+    """More speakers: Festival and Flite voices speak the script. With their own phone timings, for `a2bs data
+    align`.
 
     More speakers for training (corpus/voices.py); the evaluation set's speakers are never among them."""
     from a2bs.corpus.voices import VOICES, read_texts, speak_lines
@@ -559,7 +570,8 @@ def validate(
         ),
     ] = None,
 ) -> None:
-    """Check every model of a bundle: integrity, parity with PyTorch, size, streaming, latency.
+    """Check a bundle's models before shipping them. Every model: integrity, parity with PyTorch, size,
+    streaming, latency.
 
     Writes report.json, report.html and plots into the bundle; exits 0 only if every check passes."""
     from a2bs.mobile_validation.report import summary_lines

@@ -137,7 +137,11 @@ def build_manifest(
         _tensor_spec(STEP_INPUTS[3], (1, C.N_BLENDSHAPES), "the previous frame's `blendshapes` output"),
     ]
     step_outputs = [
-        _tensor_spec(STEP_OUTPUTS[0], (1, C.N_BLENDSHAPES), "smoothed blendshapes in [0, 1] (use these)"),
+        _tensor_spec(
+            STEP_OUTPUTS[0],
+            (1, C.N_BLENDSHAPES),
+            "blendshapes in [0, 1], already smoothed by the model (smoothing_alpha): use these as they are",
+        ),
         _tensor_spec(STEP_OUTPUTS[1], (1, C.N_BLENDSHAPES), "unsmoothed blendshapes (use for the very first frame)"),
         _tensor_spec(STEP_OUTPUTS[2], (1, d2), "encoded newest frame: append to the ring buffer"),
     ]
@@ -147,7 +151,8 @@ def build_manifest(
         "platform": platform,
         "a2bs_version": version("a2bs"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "checkpoint": {"source": ckpt.source, "trained": ckpt.trained, "fingerprint": fingerprint(ckpt)},
+        # the checkpoint's name, not the build machine's path; the fingerprint identifies the weights
+        "checkpoint": {"source": ckpt.name, "trained": ckpt.trained, "fingerprint": fingerprint(ckpt)},
         "blendshapes": list(ARKIT_BLENDSHAPES),
         "blendshape_groups": {group: list(names) for group, names in GROUPS.items()},
         "fps": cfg.fps,
@@ -324,14 +329,19 @@ def bundle_readme(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         *[f"{i + 1}. {step}" for i, step in enumerate(manifest["call_sequence"])],
         "",
         "Inputs and outputs (names, shapes, dtypes) are under `models` in the manifest; the blendshape",
-        "order is `blendshapes`.",
+        f"order is `blendshapes`. The sample app in `{app}` runs exactly this loop;",
+        f"`a2bs-convert {platform} --force --install-into {app}` copies a bundle where it expects one.",
         "",
         "## Expression (the emotion input)",
         "",
         manifest["emotion"]["note"],
         "",
-        f"The sample app in `{app}` does exactly this; `a2bs-convert {platform} --force --install-into {app}`",
-        "copies a bundle where it expects one.",
+        "## Smoothing",
+        "",
+        "The step model smooths its output itself: `blendshapes` = a * raw + (1 - a) * `previous`, with",
+        f"a = `smoothing_alpha` = {manifest['smoothing_alpha']:.3f} (learned; in the manifest for reference only).",
+        "That is why `previous` is an input. Publish `blendshapes` as they are and do not smooth them again in",
+        "the app: a second filter would only add lag and soften the motion.",
     ]
     if not manifest["checkpoint"]["trained"]:
         lines += ["", "**Warning: built from an UNTRAINED checkpoint** — the face will not follow the speech."]

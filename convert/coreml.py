@@ -97,13 +97,13 @@ def convert_coreml(
 ) -> list[ArtifactFile]:
     """Write `<out_dir>/a2bs_step_<variant>.mlpackage` and the bundle's fp32 front end
     `a2bs_front_end.mlpackage` (the `Converter` contract of convert/common.py). Both carry the
-    checkpoint's source in their metadata; the front end also the fingerprint of its mel statistics,
+    checkpoint's name in their metadata; the front end also the fingerprint of its mel statistics,
     which decides whether a later call may reuse it. The packages are checked in the NumPy MIL executor
     on real speech (core/parity.py's gross-failure limits) before they are moved into `out_dir`."""
     row = find_variant("ios", variant)  # ValueError for an unknown one
     recipe = RECIPES[variant]
     target = getattr(ct.target, row.deployment_target)
-    extra = {"checkpoint": ckpt.source}
+    extra = {"checkpoint": ckpt.name}
     report: Progress = progress or (lambda _msg: None)
     out_dir = Path(out_dir)
     step_path = out_dir / step_package_name(variant)

@@ -1,4 +1,4 @@
-"""Audio loading: any WAV/FLAC/OGG file -> 16 kHz mono float32.
+"""Audio loading: any WAV, FLAC, Ogg (Vorbis, Opus) or MP3 file -> 16 kHz mono float32.
 
 Reading is done by libsndfile (via `soundfile`), resampling by soxr (band-limited, ``quality="HQ"``)
 and channels are mixed down by their mean. Every problem an ordinary user can cause (missing,
@@ -12,6 +12,7 @@ signal, so `stream_audio`, `read_tail` and `read_segment` agree with `load_audio
 from __future__ import annotations
 
 import math
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ __all__ = [
 ]
 
 _QUALITY = "HQ"  # soxr: 20-bit precision, passband to ~91 % of the output Nyquist (7.3 kHz at 16 kHz)
-_EXPECTED = "WAV, FLAC or OGG expected"
+FORMATS = "WAV, FLAC, Ogg (Vorbis, Opus) or MP3"  # what libsndfile decodes that users have; README: Input
+_EXPECTED = f"{FORMATS} expected"
 _REEXPORT = "re-export the file"
 # Extra source audio read on both sides of a segment so the resampler's filter sees the same
 # neighbourhood as in a whole-file pass (HQ's kernel is < 20 ms long at every rate we tested).
@@ -96,9 +98,9 @@ def probe(path: str | Path) -> AudioInfo:
     if not p.exists():
         raise AudioError(f"audio file not found: {p} (check the path)")
     if p.is_dir():
-        raise AudioError(f"{p} is a directory, not an audio file (give the path of a WAV, FLAC or OGG file)")
+        raise AudioError(f"{p} is a directory, not an audio file (give the path of a {FORMATS} file)")
     if not p.is_file():
-        raise AudioError(f"{p} is not a regular file (give the path of a WAV, FLAC or OGG file)")
+        raise AudioError(f"{p} is not a regular file (give the path of a {FORMATS} file)")
     try:
         size = p.stat().st_size
         wav = _parse_wav_header(p)
@@ -228,8 +230,8 @@ def _reason(e: BaseException) -> str:
 
 
 def _open(p: Path) -> sf.SoundFile:
-    try:
-        return sf.SoundFile(p)
+    try:  # bytes: soundfile encodes a str path as strict UTF-8, which a non-UTF-8 file name (Latin-1) is not
+        return sf.SoundFile(os.fsencode(p))
     except _READ_ERRORS as e:
         raise AudioError(f"{p} is not a readable audio file ({_EXPECTED}): {_reason(e)}") from e
 

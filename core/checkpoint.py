@@ -49,6 +49,12 @@ class Checkpoint:
     def fps(self) -> int:
         return self.model.config.fps
 
+    @property
+    def name(self) -> str:
+        """What a bundle records of where the weights came from: the folder's name (e.g. default-30fps), never
+        the build machine's path; `fingerprint` identifies the weights themselves."""
+        return Path(self.source).absolute().name  # absolute: `--checkpoint .` is named after the folder
+
 
 def default_checkpoint_dir(fps: int) -> Path:
     """Where the bundled default checkpoint for `fps` lives inside the installed package."""

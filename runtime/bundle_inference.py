@@ -103,20 +103,23 @@ def model_runner(path: Path, platform: str, compute_units: str = "CPU_ONLY", num
 
 
 def iter_bundle_blendshapes(
-    audio_path: Path,
-    bundle: Path,
+    audio_path: str | Path,
+    bundle: str | Path,
     backend: str,
     variant: str | None = None,
     progress: Callable[[int], None] | None = None,
     chunk_frames: int = 256,
     neutral_emotion: bool = False,
-    emotion_from: Path | None = None,
+    emotion_from: str | Path | None = None,
     num_threads: int = 1,
 ) -> tuple[int, int, Iterator[np.ndarray]]:
     """(fps, n_frames, iterator of (n, 52) chunks) running the bundle frame by frame.
 
     `neutral_emotion` passes the manifest's neutral vector, as the sample apps do (no openSMILE on the
-    phone), instead of the file's eGeMAPS features; `emotion_from` takes them from another clip."""
+    phone), instead of the file's eGeMAPS features; `emotion_from` takes them from another clip. Paths may
+    be strings: the sample READMEs tell app developers to call this from a Python prompt."""
+    audio_path, bundle = Path(audio_path), Path(bundle)
+    emotion_from = None if emotion_from is None else Path(emotion_from)
     manifest, front_end, step = open_runners(bundle, backend, variant, num_threads)
     fps = int(manifest["fps"])
     info = probe(audio_path)

@@ -10,14 +10,22 @@ from pathlib import Path
 import numpy as np
 
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
-from a2bs.core.files import temp_prefix
+from a2bs.core.files import temp_prefix, umask
+
+
+def displayable(text: str) -> str:
+    """`text` with the undecodable bytes of a file name (lone surrogates, e.g. a Latin-1 `café.wav`) shown
+    as U+FFFD: fonts and image libraries take only real characters, and titles come from file names."""
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 def _save_png(fig, path: Path) -> Path:
-    """Write atomically (temp file beside the target, then rename) and close the figure."""
+    """Write atomically (temp file beside the target, then rename) with the permissions any new file gets,
+    and close the figure."""
     import matplotlib.pyplot as plt
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path, ".part"), suffix=".part")
+    os.fchmod(fd, 0o666 & ~umask())  # mkstemp creates 0600
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=90)
@@ -62,15 +70,15 @@ def plot_curves(
     fig, axes = plt.subplots(len(PLOTTED), 1, figsize=(11, 1.3 * len(PLOTTED)), sharex=True)
     for ax, name in zip(axes, PLOTTED, strict=True):
         if reference is not None:
-            ax.plot(t, reference[:, INDEX[name]], lw=1.6, color="0.6", ls="--", label=reference_label)
-        ax.plot(t, frames[:, INDEX[name]], lw=1.0, label=label or None)
+            ax.plot(t, reference[:, INDEX[name]], lw=1.6, color="0.6", ls="--", label=displayable(reference_label))
+        ax.plot(t, frames[:, INDEX[name]], lw=1.0, label=displayable(label) or None)
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("time (s)")
     if reference is not None:
         axes[0].legend(loc="upper right", fontsize=7)
-    fig.suptitle(title or f"{len(ARKIT_BLENDSHAPES)} ARKit blendshapes at {fps} fps")
+    fig.suptitle(displayable(title) or f"{len(ARKIT_BLENDSHAPES)} ARKit blendshapes at {fps} fps")
     fig.tight_layout()
     return _save_png(fig, path)
 
@@ -99,7 +107,7 @@ def plot_error_map(errors: np.ndarray, fps: int, path: str | Path, title: str = 
     bar.barh(range(len(ARKIT_BLENDSHAPES)), abs_err.mean(axis=0), color="tab:red")
     bar.set_xlabel("MAE per shape")
     bar.grid(alpha=0.3, axis="x")
-    fig.suptitle(title or "per-shape error")
+    fig.suptitle(displayable(title) or "per-shape error")
     fig.tight_layout()
     return _save_png(fig, path)
 

@@ -48,6 +48,7 @@ from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError, raise_if_interrupted
 from a2bs.core.files import OutputLock, check_new_file, fsync_dir, temp_prefix, umask
+from a2bs.viz.plots import displayable
 
 __all__ = ["FaceRenderer", "lip_opening", "render_preview"]
 
@@ -335,7 +336,7 @@ class _Layout:
         if title:
             draw.text(
                 (self.width / 2, self.title_h / 2),
-                _fit(title, self.width * 0.96, font),
+                _fit(displayable(title), self.width * 0.96, font),
                 font=font,
                 fill=STRIP_TEXT,
                 anchor="mm",
@@ -343,7 +344,7 @@ class _Layout:
         for j, label in enumerate(labels or []):
             draw.text(
                 ((j + 0.5) * size, self.title_h + size + self.label_h / 2),
-                _fit(label, size * 0.94, font),
+                _fit(displayable(label), size * 0.94, font),
                 font=font,
                 fill=STRIP_TEXT,
                 anchor="mm",
@@ -427,7 +428,8 @@ def _write_wav(path: Path, audio: str | Path | np.ndarray, n_samples: int) -> No
             raise A2BSError("preview audio holds NaN or infinite samples")
         blocks = iter([samples.astype(np.float32, copy=False)])
     written = 0
-    with sf.SoundFile(path, "w", samplerate=SAMPLE_RATE, channels=1, subtype="FLOAT", format="WAV") as f:
+    # bytes: soundfile encodes a str path as strict UTF-8, which a non-UTF-8 (e.g. Latin-1) file name is not
+    with sf.SoundFile(os.fsencode(path), "w", samplerate=SAMPLE_RATE, channels=1, subtype="FLOAT", format="WAV") as f:
         for block in blocks:
             piece = np.clip(block[: n_samples - written], -1.0, 1.0)
             f.write(piece)

@@ -1,7 +1,8 @@
 // swift-tools-version: 5.9
 
-// The a2bs sample app as an App Playground-style package: open this .swiftpm folder in Xcode 15 / 16 and run
-// it on an iPhone. The engine is the local package ../A2BSEngine. The installed bundle
+// The a2bs sample app as an App Playground-style package: open this .swiftpm folder in Xcode 16 or newer and
+// run it on an iPhone (this manifest is tools 5.9, but the engine, the local package ../A2BSEngine, is
+// swift-tools-version 6.0, which Xcode 15 cannot read). The installed bundle
 // (`a2bs-convert ios --install-into ios_sample`) lands in App/Resources/A2BSBundle, copied into the app as is
 // (.copy keeps the folder layout the manifest's file paths refer to; the .mlpackages are compiled on the
 // device at first launch, see A2BSModelLoader).

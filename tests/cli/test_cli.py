@@ -11,8 +11,8 @@ Every run passes a fixture checkpoint (`checkpoint_dirs` in conftest.py: determi
 and ``--no-progress``. An untrained checkpoint makes the CLI print a one-line warning on stderr
 when it loads, so the error tests use a copy flagged ``trained`` (`quiet30`): there stderr must be
 exactly the one error line. `test_untrained_warning_precedes_error` pins the untrained case.
-Click usage errors (an option value of the wrong type, an unknown option) are Typer's own: a
-usage line and a boxed message, exit 2, no traceback.
+Click usage errors (an option value of the wrong type, an unknown option) are Click's own: a
+usage line and one `Error: ...` line, exit 2, no traceback.
 """
 
 from __future__ import annotations
@@ -563,6 +563,25 @@ def test_script_bundled_speech(tmp_path: Path, speech_cache: dict, run: Run, che
     assert listing(tmp_path) == ["anim.csv"]
     in_process = speech_csv(run, speech_cache, checkpoint_dirs, 30)
     assert (tmp_path / "anim.csv").read_bytes() == in_process.read_bytes()
+
+
+def test_script_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    """Was: on a strict UTF-8 terminal (e.g. LANG=en_US.UTF-8) the `wrote ...` line of a Latin-1 named file
+    (`café.wav` from an old archive) raised UnicodeEncodeError after the work: a traceback and exit 1. Found
+    by tests/test_fuzz.py. Such names print as Python prints them on stderr (backslash escapes)."""
+    name = os.fsdecode(b"caf\xe9")
+    (tmp_path / f"{name}.wav").write_bytes(write_tone(tmp_path, "t.wav", seconds=0.5).read_bytes())
+    proc = subprocess.run(
+        [str(A2BS), "infer", f"{name}.wav", "--no-progress"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
+    )
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert b"wrote out/caf\\udce9.csv: 15 frames" in proc.stdout
+    assert (tmp_path / "out" / f"{name}.csv").is_file()
 
 
 # --- regressions: bugs found while writing these tests --------------------------------------

@@ -4,7 +4,9 @@ backend (`a2bs infer --backend tflite`) against the PyTorch reference on real sp
 from __future__ import annotations
 
 import json
+import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,29 @@ def test_manifest_contents(name: str, request: pytest.FixtureRequest, ckpt30: Ch
         assert entry["bytes"] < 10_000_000
     assert (bundle / "README.md").read_text().count("step(") >= 1
     assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+
+def test_manifest_and_readme_say_what_an_app_needs(ckpt30: Checkpoint, tmp_path: Path) -> None:
+    """Was: the manifest carried the build machine's absolute checkpoint path; the bundle README said the sample
+    app passes a style clip's emotion vector (it passes `neutral`); `smoothing_alpha` was unexplained, so an app
+    could smooth the already smoothed output again."""
+    from a2bs.convert.bundle import build_manifest, bundle_readme
+
+    assert Path(ckpt30.source).is_absolute()  # the fixture is loaded from a temp folder
+    manifest = build_manifest("android", ckpt30, [], tmp_path, "dynamic_int8")
+    checkpoint = manifest["checkpoint"]
+    assert checkpoint["source"] == Path(ckpt30.source).name and "/" not in json.dumps(checkpoint)
+    assert len(checkpoint["fingerprint"]) == 64  # what identifies the weights
+    assert replace(ckpt30, source=".").name == Path.cwd().name  # `--checkpoint .` is named after its folder
+    readme = bundle_readme(manifest, [])
+    expression = readme.split("## Expression")[1].split("\n## ")[0]
+    for sentence in re.split(r"(?<=\.)\s", " ".join(expression.split())):
+        if "sample app" in sentence:
+            assert "`neutral`" in sentence, sentence
+    smoothing = readme.split("## Smoothing")[1].split("\n## ")[0]
+    assert f"{manifest['smoothing_alpha']:.3f}" in smoothing and "do not smooth" in smoothing
+    blendshapes = next(o for o in manifest["models"]["step"]["outputs"] if o["name"] == STEP_OUTPUTS[0])
+    assert "already smoothed" in blendshapes["description"]
 
 
 def test_variant_resolution() -> None:

@@ -170,7 +170,7 @@ def test_step_package_metadata(bundle30: dict, trained30: Checkpoint, variant: s
     assert (meta["sample_rate"], meta["n_fft"], meta["n_mels"]) == ("16000", "1024", "80")
     assert meta["variant"] == variant and meta["role"] == "step"
     assert meta["minimum_deployment_target"] == summary["deployment_target"]
-    assert meta["checkpoint"] == trained30.source  # where the weights came from
+    assert meta["checkpoint"] == trained30.name == "default-30fps"  # where the weights came from, not a path
 
 
 def test_compression_ops_per_variant(bundle30: dict) -> None:

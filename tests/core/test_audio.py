@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import struct
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def _patch_data_size(path: Path, value: int) -> Path:
 BAD_FILES = {
     "missing": (lambda d: d / "nope.wav", ("not found", "nope.wav", "check the path")),
     "directory": (lambda d: d, ("directory",)),
-    "not_audio": (write_not_audio, ("notes.wav", "not a readable audio file", "WAV, FLAC or OGG")),
+    "not_audio": (write_not_audio, ("notes.wav", "not a readable audio file", "WAV, FLAC, Ogg (Vorbis, Opus) or MP3")),
     "empty": (write_empty_file, ("empty.wav", "empty")),
     "header_only": (write_header_only_wav, ("header_only.wav", "contains no audio samples")),
     "truncated": (write_truncated_wav, ("truncated.wav", "truncated", "16000 frames", "re-export")),
@@ -255,6 +256,17 @@ def test_probe_describes_the_source(tmp_path: Path) -> None:
     speech = probe(bundled_speech())
     assert (speech.sample_rate, speech.channels, speech.format) == (16000, 1, "WAV")
     assert speech.duration_s > 5
+
+
+def test_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    """Was: "not a readable audio file: 'utf-8' codec can't encode character '\\udce9'" for a real WAV whose
+    name is Latin-1 (an old archive's `café.wav`): soundfile encoded the str path as strict UTF-8."""
+    path = tmp_path / os.fsdecode(b"caf\xe9.wav")
+    path.write_bytes(write_tone(tmp_path, "t.wav", seconds=0.5).read_bytes())
+    assert probe(path).frames == 8000
+    assert len(load_audio(path)) == 8000
+    assert len(read_tail(path, 0.25)) == 4000
+    assert sum(len(b) for b in stream_audio(path)) == 8000
 
 
 # --- resampler quality ---------------------------------------------------------------------------

@@ -144,6 +144,7 @@ def test_tampered_file(android_bundle: Path, tmp_path: Path, checkpoint_dirs: di
     data = bytearray(step.read_bytes())
     data[len(data) // 2] ^= 0xFF
     step.write_bytes(bytes(data))
+    # the fixture checkpoint is not the bundled default: name it (a manifest records a name, not a path)
     report = V.validate_bundle(bundle, checkpoint=checkpoint_dirs[30], latency=False)
     assert not report.passed
     (integrity,) = _checks(report, "integrity", step.name)

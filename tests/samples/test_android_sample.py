@@ -198,6 +198,27 @@ def test_gradle_wrapper_pins_a_gradle_the_agp_supports() -> None:
     readme = " ".join((SAMPLE / "README.md").read_text().split())
     assert f"gradle wrapper --gradle-version {url.group(1)}" in readme, "README: how to get the wrapper jar"
     assert "Gradle 9 does not run" in readme
+    # was: the README said the committed file has no distributionSha256Sum (it has one)
+    assert not re.search(r"\bno `distributionSha256Sum`", readme), "README: the checksum is pinned"
+
+
+# Calls in the README's Kotlin that are not the sample's: language keywords and the reader's own objects.
+README_KOTLIN_FOREIGN = {"val", "var", "for", "if", "while", "when", "avatar"}
+
+
+def test_readme_kotlin_calls_only_what_the_sample_defines() -> None:
+    """Was: the README's snippet mapped the model files with a `map(...)` helper that exists nowhere."""
+    readme = (SAMPLE / "README.md").read_text()
+    blocks = re.findall(r"```kotlin\n(.*?)```", readme, re.S)
+    assert blocks, "README.md has no Kotlin snippet"
+    sources = "\n".join(p.read_text() for p in SAMPLE.rglob("*.kt"))
+    defined = set(re.findall(r"\b(?:fun(?: <[^>]*>)?(?: \w+\.)?|class|object|interface) (\w+)", sources))
+    for code in blocks:
+        code = re.sub(r"//.*", "", code)
+        for receiver, name in re.findall(r"(?:\b(\w+)\.)?\b(\w+)\s*\(", code):
+            if receiver in README_KOTLIN_FOREIGN or name in README_KOTLIN_FOREIGN:
+                continue
+            assert name in defined, f"README calls {name}(...), which the sample does not define"
 
 
 # --- Kotlin unit tests ----------------------------------------------------------------------------------

@@ -170,6 +170,42 @@ def test_sample_json_points_into_the_app_resources() -> None:
     assert (APP / dependency.group(1)).resolve() == ENGINE.resolve()
 
 
+# The oldest Xcode that reads each swift-tools-version (Xcode release notes); add a row when a package moves.
+XCODE_FOR_TOOLS = {(5, 9): (15, 0), (5, 10): (15, 3), (6, 0): (16, 0), (6, 1): (16, 3), (6, 2): (26, 0)}
+
+
+def _tools_version(package: Path) -> tuple[int, int]:
+    found = re.match(r"// swift-tools-version:\s*(\d+)\.(\d+)", package.read_text())
+    assert found, f"{package}: no swift-tools-version line"
+    return int(found.group(1)), int(found.group(2))
+
+
+def test_xcode_versions_named_can_open_the_app() -> None:
+    """Was: the app's Package.swift said Xcode 15 / 16, but its engine dependency is swift-tools-version 6.0,
+    which Xcode 15 cannot read. Every "Xcode N" the docs name for opening or building must be new enough for
+    the app and its local dependency (a phrase saying what an older Xcode cannot do is fine)."""
+    packages = [APP / "Package.swift", ENGINE / "Package.swift"]
+    needed = max(XCODE_FOR_TOOLS[_tools_version(p)] for p in packages)
+    for doc in [SAMPLE / "README.md", *packages]:
+        text = " ".join(doc.read_text().split())
+        for claim in re.finditer(r"Xcode (\d+)(?:\.(\d+))?\b(?!\s*cannot)", text):
+            named = (int(claim.group(1)), int(claim.group(2) or 0))
+            assert named >= needed, f"{doc.name}: '{claim.group(0)}', but the packages need Xcode {needed}"
+
+
+def test_compute_units_default_is_the_documented_one() -> None:
+    """Was: `A2BSEngine.load` defaulted to `.all` while the README calls `cpuOnly` the safe default (and the app
+    and the README's snippet use it)."""
+    runner = swift_code((ENGINE_SOURCES / "CoreMLRunner.swift").read_text())
+    load_default = re.search(r"static func load\(bundleDirectory:[^)]*computeUnits: MLComputeUnits = \.(\w+)\)", runner)
+    readme = (SAMPLE / "README.md").read_text()
+    safe = re.search(r"\*\*`(\w+)`\*\* is the safe default", readme)
+    snippet = re.search(r"computeUnits: \.(\w+)\)", readme)
+    app = re.search(r"var computeUnits = A2BSComputeUnits\.(\w+)", (APP / "App" / "EngineController.swift").read_text())
+    assert load_default and safe and snippet and app
+    assert load_default.group(1) == safe.group(1) == snippet.group(1) == app.group(1) == "cpuOnly"
+
+
 def test_no_model_numbers_in_swift(manifest: dict[str, Any]) -> None:
     sizes = {
         manifest["context_frames"],

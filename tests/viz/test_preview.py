@@ -16,6 +16,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from audio_fixtures import write_tone
 
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
 from a2bs.core.constants import SAMPLE_RATE
@@ -143,6 +144,16 @@ def test_side_by_side_width_labels_and_title(tmp_path: Path) -> None:
         render_preview([a, b[:-1]], 30, tmp_path / "x.mp4", size=SIZE)
     with pytest.raises(A2BSError, match="2 labels for 1 animations"):
         render_preview(a, 30, tmp_path / "x.mp4", labels=["a", "b"], size=SIZE)
+    assert _leftovers(tmp_path) == []
+
+
+def test_file_names_that_are_not_utf8(tmp_path: Path) -> None:
+    """Was: a traceback (UnicodeEncodeError) for an output or clip whose name is Latin-1, as the title comes
+    from the clip's name and the temp sound file from the output's."""
+    clip = tmp_path / os.fsdecode(b"caf\xe9.wav")
+    clip.write_bytes(write_tone(tmp_path, "t.wav", seconds=0.4).read_bytes())
+    out = render_preview(_frames(12, 0), 30, tmp_path / os.fsdecode(b"p\xe9.mp4"), clip, title=clip.name, size=SIZE)
+    assert len(_decode(out)[1]) == 12
     assert _leftovers(tmp_path) == []
 
 

@@ -34,8 +34,9 @@ public extension A2BSEngine {
     /// Loads the front end and the step model of `variant` (default: the manifest's default_variant)
     /// from a bundle folder, compiling the `.mlpackage`s on first use (see `A2BSModelLoader`).
     /// The engine is returned `sending`: hand it to one queue (`A2BSBackgroundEngine`) and use it only there.
+    /// `computeUnits` defaults to `.cpuOnly`, the safe choice for one small model per frame (README: compute units).
     static func load(bundleDirectory: URL, variant: String? = nil,
-                     computeUnits: MLComputeUnits = .all) async throws -> sending A2BSEngine {
+                     computeUnits: MLComputeUnits = .cpuOnly) async throws -> sending A2BSEngine {
         let manifest = try A2BSManifest.load(bundleDirectory: bundleDirectory)
         let frontEndFile = try manifest.file(role: A2BSContract.frontEndRole)
         let stepFile = try manifest.file(role: A2BSContract.stepRole, variant: variant)
