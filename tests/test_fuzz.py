@@ -662,21 +662,12 @@ FOUND_DEFECTS = [
     pytest.param(
         "convert",
         ["android", "--out", ".", "--force"],
-        marks=pytest.mark.xfail(
-            strict=True, reason="issue 28 item 12: --out . -> ValueError traceback (convert/bundle.py)"
-        ),
-        id="convert-out-dot",
+        id="convert-out-dot",  # issue 28 item 12, fixed
     ),
     pytest.param(
         "convert",
         ["android", "--out", "x" * 300, "--force"],
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="issue "
-            "28, new (item 10's class): --out of 300 characters -> OSError ENAMETOOLONG traceback (convert/bundle.py "
-            "check_out_dir)",
-        ),
-        id="convert-out-too-long",
+        id="convert-out-too-long",  # issue 28, item 10's class: fixed by check_output_dir
     ),
 ]
 
