@@ -73,16 +73,24 @@ def _show_bytes(n: int) -> str:
     return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{n} bytes"
 
 
+def read_text(path: Path, what: str, limit: int, error: type[A2BSError] = A2BSError) -> str:
+    """The text of an untrusted UTF-8 file (a list file, a transcripts table, a JSON file), read with
+    `read_untrusted`; text that is not UTF-8 is one line naming the file and the byte."""
+    data = read_untrusted(Path(path), what, limit, error)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path} is not a valid {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def read_json(path: Path, what: str, error: type[A2BSError] = A2BSError) -> Any:
     """The parsed contents of an untrusted JSON file; `error` with one line for anything unreadable
     (missing, a folder, a FIFO, too big, not UTF-8, not JSON, nested too deeply). NaN and Infinity literals
     parse (training metrics in a checkpoint's info may be NaN); `Fields` refuses them wherever a number
     is used."""
-    data = read_untrusted(Path(path), what, MAX_JSON_BYTES, error)
+    text = read_text(Path(path), what, MAX_JSON_BYTES, error)
     try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise error(f"{path} is not a valid {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"{path} is not valid JSON ({what}): {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
