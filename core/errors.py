@@ -222,10 +222,17 @@ def _inside_import(frame: FrameType | None) -> bool:
     return False
 
 
+def request_interrupt(signum: int = signal.SIGTERM) -> None:
+    """Record a stop request as if `signum` had arrived: the next `raise_if_interrupted` in any thread of
+    this process raises `Interrupted`. How a Dask worker's event loop stops the files its task threads are
+    writing (signals reach only the main thread)."""
+    _received.append(signum)
+
+
 @contextlib.contextmanager
-def signals_raise() -> Iterator[list[int]]:
-    """While active, SIGINT and SIGTERM raise `Interrupted` (so every `except BaseException` / `finally`
-    cleanup runs: no temp file, no staging folder, no half-replaced output) and are recorded for
+def signals_raise(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[list[int]]:
+    """While active, `signals` (SIGINT and SIGTERM) raise `Interrupted` (so every `except BaseException` /
+    `finally` cleanup runs: no temp file, no staging folder, no half-replaced output) and are recorded for
     `raise_if_interrupted`. Yields the list of received signals."""
     if threading.current_thread() is not threading.main_thread():
         yield _received
@@ -250,7 +257,7 @@ def signals_raise() -> Iterator[list[int]]:
         if not isinstance(info.exc_value, Interrupted):  # swallowed interruptions are re-raised, not printed
             previous_hook(info)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, recheck)
     previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
