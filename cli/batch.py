@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import signal
 import stat
@@ -260,6 +261,11 @@ def _worker_init() -> None:
     signal.signal(signal.SIGTERM, lambda signum, _frame: request_interrupt(signum))
 
 
+def _quiet_dask_logs() -> None:
+    """Run by each worker of the batch's own Dask cluster (and here) before it closes."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
 def _ignore_sigint() -> None:
     """Run by each worker of the batch's own Dask cluster, on its event loop (the main thread)."""
     with contextlib.suppress(ValueError):  # not the main thread: nothing to do
@@ -428,9 +434,18 @@ def _dask_cluster(
             client.cancel(futures)
         raise
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        if cluster is None:
+            client.close()
+        else:  # its closing races (a worker's heartbeat to a scheduler gone first): noise, not the user's business
+            with contextlib.suppress(Exception):
+                client.run(_quiet_dask_logs)
+            level = logging.getLogger("distributed").level
+            _quiet_dask_logs()
+            try:
+                client.close()
+                cluster.close()
+            finally:
+                logging.getLogger("distributed").setLevel(level)
 
 
 @contextlib.contextmanager
@@ -520,7 +535,8 @@ def _earlier_rows(path: Path, engine: dict[str, Any]) -> tuple[dict[tuple[str, s
             f = Fields(row, str(path))
             if f.str("status") != "written":
                 continue
-            source, output = f.str("source"), f.str("output")
+            source, output, worker = f.str("source"), f.str("output"), f.data.get("worker")
+            worker = worker if isinstance(worker, str) and len(worker) <= 200 else ""  # "" if not reported
             rows[(source, output)] = Outcome(
                 source,
                 output,
@@ -528,7 +544,7 @@ def _earlier_rows(path: Path, engine: dict[str, Any]) -> tuple[dict[tuple[str, s
                 "written by an earlier run",
                 f.number("audio_s", 0, 1e7),
                 f.number("seconds", 0, 1e9),
-                f.str("worker", optional=True, max_len=200) or "",
+                worker,
                 f.int("fps", 1, 240, optional=True),
             )
         except A2BSError:

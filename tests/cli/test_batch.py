@@ -18,7 +18,8 @@ from entry_points import run as run_entry_point
 
 from a2bs.cli import batch
 from a2bs.cli import main as cli
-from a2bs.cli.batch import REPORT, Job, Outcome, _progress_bar, _unreported
+from a2bs.cli.animate import AnimatorSpec
+from a2bs.cli.batch import REPORT, Job, Outcome, _progress_bar, _unreported, _write_report
 
 pytestmark = pytest.mark.slow  # worker processes and Dask clusters start for real
 
@@ -326,6 +327,29 @@ def test_a_file_finished_during_the_interrupt_is_reported_written(tmp_path: Path
     assert _unreported(fresh, started, previews=True, durations={fresh.source: 1.5}).audio_s == 1.5
 
 
+def test_a_resumed_report_keeps_what_the_earlier_run_of_the_same_engine_wrote(tmp_path: Path) -> None:
+    """Rows the earlier run reported written (also one that finished while it was interrupted, which has no
+    worker) stay written; a report of another engine is not believed. Was: "skipped" with audio_s 0."""
+    jobs = [Job(tmp_path / f"{n}.wav", tmp_path / f"{n}.csv") for n in ("a", "b", "c")]
+    spec, started = AnimatorSpec(), time.time() - 1
+    jobs[1].output.write_text("finished during the interrupt")
+    first = [Outcome(str(jobs[0].source), str(jobs[0].output), "written", "", 2.0, 0.5, "pid 7", 30)]
+    _write_report(tmp_path, jobs, first, {jobs[1].source: 3.0}, spec, 2, None, False, 1.0, started)
+    assert [f["status"] for f in _report(tmp_path)["files"]] == ["written", "written", "not run"]
+
+    skipped = [Outcome(str(j.source), str(j.output), "skipped", "finished before") for j in jobs[:2]]
+    resumed = [*skipped, Outcome(str(jobs[2].source), str(jobs[2].output), "written", "", 4.0, 1.0, "pid 8", 30)]
+    _write_report(tmp_path, jobs, resumed, {jobs[2].source: 4.0}, spec, 2, None, False, 1.0, time.time())
+    report = _report(tmp_path)
+    assert report["totals"] == {"written": 3, "skipped": 0, "failed": 0, "not run": 0}
+    assert report["audio_seconds_written"] == 9.0 and report["engine"]["fps"] == 30
+    assert [f["worker"] for f in report["files"]] == ["pid 7", "", "pid 8"]
+
+    other = AnimatorSpec(stride=2)  # the control: another engine's rows are not taken over
+    _write_report(tmp_path, jobs, skipped, {}, other, 1, None, False, 1.0, time.time())
+    assert _report(tmp_path)["totals"]["skipped"] == 2
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "extra", [("--workers", "2"), ("--dask", "auto", "--workers", "2", "--previews")], ids=["workers", "dask-previews"]
@@ -342,7 +366,7 @@ def test_ctrl_c_in_the_middle_keeps_finished_files_and_resumes(
     lines = tmp_path / "lines"
     lines.mkdir()
     for i in range(8):
-        write_tone(lines, f"line{i}.wav", seconds=40.0)
+        write_tone(lines, f"line{i}.wav", seconds=20.0)
     out = tmp_path / "out"
     cmd = [BIN / "a2bs", "infer", lines, "-o", out, "--checkpoint", checkpoint_dirs[30], "--no-progress", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -367,7 +391,7 @@ def test_ctrl_c_in_the_middle_keeps_finished_files_and_resumes(
     assert len(list(out.glob("lines/*.csv"))) == 8
     report = _report(out)
     assert report["totals"] == {"written": 8, "skipped": 0, "failed": 0, "not run": 0}
-    assert report["audio_hours_written"] == pytest.approx(8 * 40 / 3600, rel=1e-3)
+    assert report["audio_hours_written"] == pytest.approx(8 * 20 / 3600, rel=1e-3)
 
 
 def test_previews_single_and_batch(tmp_path: Path, checkpoint_dirs: dict[int, Path], monkeypatch, capsys) -> None:
