@@ -523,8 +523,8 @@ def _earlier_rows(path: Path, engine: dict[str, Any]) -> tuple[dict[tuple[str, s
         if report.str("format") != "a2bs-batch-report" or not isinstance(theirs, dict):
             return {}, None
         earlier_fps = Fields(theirs, str(path)).int("fps", 1, 240, optional=True)
-        same = all(theirs.get(k) == v for k, v in engine.items() if k != "fps")
-        if not same or engine["fps"] not in (None, earlier_fps):
+        same = all(theirs.get(k) == v for k, v in engine.items() if k != "fps")  # fps: unknown if none was written
+        if not same or (None not in (engine["fps"], earlier_fps) and engine["fps"] != earlier_fps):
             return {}, None
         files = report.list("files", 0, 10_000_000)
     except A2BSError:

@@ -328,13 +328,15 @@ def test_a_file_finished_during_the_interrupt_is_reported_written(tmp_path: Path
 
 
 def test_a_resumed_report_keeps_what_the_earlier_run_of_the_same_engine_wrote(tmp_path: Path) -> None:
-    """Rows the earlier run reported written (also one that finished while it was interrupted, which has no
-    worker) stay written; a report of another engine is not believed. Was: "skipped" with audio_s 0."""
+    """Rows the earlier run reported written stay written, also those that finished while it was being
+    interrupted (no worker, no fps: here the only ones, so that run's fps is unknown); a report of another
+    engine is not believed. Was: "skipped" with audio_s 0."""
     jobs = [Job(tmp_path / f"{n}.wav", tmp_path / f"{n}.csv") for n in ("a", "b", "c")]
     spec, started = AnimatorSpec(), time.time() - 1
-    jobs[1].output.write_text("finished during the interrupt")
-    first = [Outcome(str(jobs[0].source), str(jobs[0].output), "written", "", 2.0, 0.5, "pid 7", 30)]
-    _write_report(tmp_path, jobs, first, {jobs[1].source: 3.0}, spec, 2, None, False, 1.0, started)
+    for job in jobs[:2]:
+        job.output.write_text("finished during the interrupt")
+    durations = {jobs[0].source: 2.0, jobs[1].source: 3.0, jobs[2].source: 4.0}
+    _write_report(tmp_path, jobs, [], durations, spec, 2, None, False, 1.0, started)
     assert [f["status"] for f in _report(tmp_path)["files"]] == ["written", "written", "not run"]
 
     skipped = [Outcome(str(j.source), str(j.output), "skipped", "finished before") for j in jobs[:2]]
@@ -343,7 +345,7 @@ def test_a_resumed_report_keeps_what_the_earlier_run_of_the_same_engine_wrote(tm
     report = _report(tmp_path)
     assert report["totals"] == {"written": 3, "skipped": 0, "failed": 0, "not run": 0}
     assert report["audio_seconds_written"] == 9.0 and report["engine"]["fps"] == 30
-    assert [f["worker"] for f in report["files"]] == ["pid 7", "", "pid 8"]
+    assert [f["worker"] for f in report["files"]] == ["", "", "pid 8"]
 
     other = AnimatorSpec(stride=2)  # the control: another engine's rows are not taken over
     _write_report(tmp_path, jobs, skipped, {}, other, 1, None, False, 1.0, time.time())
