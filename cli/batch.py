@@ -296,6 +296,11 @@ def run_batch(
     check_out_dir(out_dir)
     if dask:
         check_dask_address(dask)
+    if spec.emotion_from is not None:  # one clip for every file: refused once here, not failed file by file
+        try:
+            probe(spec.emotion_from)
+        except (AudioError, OSError) as exc:
+            raise A2BSError(f"--emotion-from: {getattr(exc, 'strerror', None) or exc}") from None
     outcomes: list[Outcome] = []
     todo: list[Job] = []
     durations: dict[Path, float] = {}

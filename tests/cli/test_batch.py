@@ -196,6 +196,8 @@ HOSTILE_BATCHES = {
     "repeated-list-line": (lambda d, t: [_list_file(t, "l.txt", "dialogue/scene1/a.wav\n" * 2)], "given twice"),
     "two-spellings": (lambda d, t: [d / "scene1/a.wav", d / "scene2/../scene1/a.wav"], "given twice"),
     "a-link-to-it": (lambda d, t: [d / "scene1/a.wav", _link(d / "scene1/a.wav", t / "x.wav")], "given twice"),
+    "emotion-from-too-long": (lambda d, t: [d, "--emotion-from", t / TOO_LONG], "--emotion-from: File name too long"),
+    "emotion-from-missing": (lambda d, t: [d, "--emotion-from", t / "nope.wav"], "--emotion-from: audio file not"),
     # items 17, 29: a malformed or unreachable scheduler address
     "dask-malformed": (lambda d, t: [d, "--dask", "tcp://host:notaport"], "not a scheduler address"),
     "dask-unreachable": (lambda d, t: [d, "--dask", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
