@@ -187,6 +187,7 @@ HOSTILE_BATCHES = {
     "list-dev-zero": (lambda d, t: [_link(Path("/dev/zero"), t / "zero.txt")], "not a regular file"),
     "list-missing-entry": (lambda d, t: [_list_file(t, "l.txt", "dialogue/scene1/a.wav\nnope.wav\n")], "line 2"),
     "list-not-utf8": (lambda d, t: [_list_file(t, "l.txt", b"\xff\xfe.wav\n")], "not UTF-8"),
+    "list-entry-a-folder": (lambda d, t: [_list_file(t, "l.txt", "/\n")], "line 1 of"),  # was: ValueError
     # item 10: a name too long, given or listed
     "input-too-long": (lambda d, t: [d, t / f"{TOO_LONG}.wav"], "File name too long"),
     "list-entry-too-long": (lambda d, t: [_list_file(t, "l.txt", f"{TOO_LONG}.wav\n")], "File name too long"),
