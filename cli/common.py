@@ -48,7 +48,8 @@ def load_model(checkpoint: Path | None, fps: int | None) -> Checkpoint:
 
 def run_app(typer_app: typer.Typer, fatal: tuple[type[Exception], ...] = ()) -> None:
     """Run a Typer app as a console script: expected errors -> `error: ...` on stderr, exit 2, no
-    traceback. Typer's standalone mode handles usage errors itself (usage line + message, exit 2).
+    traceback; so is an OSError on a path (every check names its path; this is the net for the rest).
+    Typer's standalone mode handles usage errors itself (usage line + message, exit 2).
     SIGINT and SIGTERM clean up (no temp file, staging folder or half-replaced output) and exit 130 / 143."""
     if isinstance(sys.stdout, io.TextIOWrapper):  # a non-UTF-8 file name prints escaped (as on stderr), not a
         sys.stdout.reconfigure(errors="backslashreplace")  # UnicodeEncodeError on a strict UTF-8 terminal
@@ -58,6 +59,12 @@ def run_app(typer_app: typer.Typer, fatal: tuple[type[Exception], ...] = ()) -> 
         except (A2BSError, *fatal) as exc:
             if not received:
                 typer.echo(f"error: {exc}", err=True)
+                sys.exit(2)
+        except OSError as exc:  # a path the checks did not foresee (e.g. a name too long): one line naming it
+            if exc.filename is None:
+                raise
+            if not received:
+                typer.echo(f"error: cannot use {exc.filename}: {exc.strerror or exc}", err=True)
                 sys.exit(2)
         except KeyboardInterrupt:
             received.append(received[0] if received else signal.SIGINT)

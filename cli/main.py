@@ -93,8 +93,9 @@ def infer(
         bool, typer.Option("--previews", help="Several inputs: an .mp4 preview beside each animation.")
     ] = False,
     output_format: Annotated[
-        str, typer.Option("--format", help="Several inputs: the output format, csv, json or npy.")
-    ] = "csv",
+        str | None,
+        typer.Option("--format", help="Output format, csv (default), json or npy; one input: -o's suffix says it."),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="Several inputs: worker processes on this machine, each loads the model once.")
     ] = 1,
@@ -142,7 +143,7 @@ def infer(
             inputs,
             output or Path("out"),
             spec,
-            output_format=output_format,
+            output_format=output_format or "csv",
             workers=workers,
             dask=dask,
             force=force,
@@ -155,11 +156,25 @@ def infer(
         return
     if workers != 1 or dask is not None or previews:
         raise A2BSError("--workers, --dask and --previews go with several inputs (files, folders or a list file)")
-    _infer_one(inputs[0], output, spec, plot, preview, force, show)
+    if output_format is not None:
+        from a2bs.cli.batch import OUTPUT_FORMATS
+
+        if output_format not in OUTPUT_FORMATS:
+            raise A2BSError(f"unsupported --format {output_format!r}: use csv, json or npy")
+        if output is not None and output.suffix.lower() != f".{output_format}":
+            raise A2BSError(f"--format {output_format} contradicts -o {output}: give one of them (or the same format)")
+    _infer_one(inputs[0], output, spec, plot, preview, force, show, output_format or "csv")
 
 
 def _infer_one(
-    audio: Path, output: Path | None, spec: Any, plot: Path | None, preview: Path | None, force: bool, show: bool
+    audio: Path,
+    output: Path | None,
+    spec: Any,
+    plot: Path | None,
+    preview: Path | None,
+    force: bool,
+    show: bool,
+    output_format: str = "csv",
 ) -> None:
     from tqdm import tqdm
 
@@ -169,7 +184,7 @@ def _infer_one(
     from a2bs.core.plan import plan
 
     default_output = output is None
-    output = output or Path("out") / f"{audio.stem}.csv"
+    output = output or Path("out") / f"{audio.stem}.{output_format}"
     early_plan = plan(audio, spec.fps or 30, spec.stride, spec.emotion_refresh, spec.emotion_from)
     if default_output:
         if output.parent.exists() and not output.parent.is_dir():

@@ -54,6 +54,12 @@ _MAX_RIFF_CHUNKS = 4096
 # Float files may overshoot [-1, 1] a little; samples this large are garbage (around 1e19 the mel
 # power overflows float32 and the model would output NaN).
 MAX_SAMPLE_MAGNITUDE = 1000.0
+# What a header may declare (checked before any sample is read): telephony's 8 kHz halved to the highest
+# PCM rate in use, up to 7th-order ambisonics, and a day per file. Outside these a header is corrupt or
+# the file is not speech, and believing it costs days of work (8 MB "at 1 Hz" is 23 days of audio).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4_000, 384_000
+MAX_CHANNELS = 64
+MAX_DURATION_S = 24 * 3600
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # data sizes written by streaming recorders that never finalised
 # Errors libsndfile/soundfile raise for unreadable or corrupt input (LibsndfileError is a RuntimeError).
 _READ_ERRORS = (sf.LibsndfileError, RuntimeError, EOFError, OSError, ValueError, TypeError, struct.error)
@@ -118,11 +124,7 @@ def probe(path: str | Path) -> AudioInfo:
             format=str(f.format),
             subtype=str(f.subtype),
         )
-        if info.sample_rate <= 0 or info.channels <= 0:
-            raise AudioError(
-                f"{p} is not a readable audio file ({_EXPECTED}): header declares "
-                f"{info.sample_rate} Hz and {info.channels} channels"
-            )
+        _check_header(info)
         if wav is not None:
             _check_wav_data(p, wav, info)
         if info.frames <= 0 and wav is not None:
@@ -135,6 +137,23 @@ def probe(path: str | Path) -> AudioInfo:
         if wav is None:
             _check_readable_to_end(f, info)
     return info
+
+
+def _check_header(info: AudioInfo) -> None:
+    """The header's sample rate, channel count and length are within what speech can be (see the limits)."""
+    declares = f"{info.path} is not usable audio: its header declares"
+    if not MIN_SAMPLE_RATE <= info.sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{declares} {info.sample_rate} Hz, outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz (a corrupt "
+            f"header? {_REEXPORT})"
+        )
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioError(f"{declares} {info.channels} channels, outside 1-{MAX_CHANNELS} ({_REEXPORT})")
+    if info.duration_s > MAX_DURATION_S:
+        raise AudioError(
+            f"{declares} {info.duration_s / 3600:.1f} h of audio, more than {MAX_DURATION_S // 3600} h "
+            "per file: split it (or re-export it, if the header is wrong)"
+        )
 
 
 def n_output_frames(info: AudioInfo, fps: int) -> int:

@@ -73,6 +73,16 @@ def _show_bytes(n: int) -> str:
     return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{n} bytes"
 
 
+def read_text(path: Path, what: str, limit: int, error: type[A2BSError] = A2BSError) -> str:
+    """The text of an untrusted UTF-8 file (a list file, a transcripts table, a JSON file), read with
+    `read_untrusted`; text that is not UTF-8 is one line naming the file and the byte."""
+    data = read_untrusted(Path(path), what, limit, error)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path} is not a valid {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 class _DuplicateKey(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
@@ -96,13 +106,11 @@ def read_json(path: Path, what: str, error: type[A2BSError] = A2BSError) -> Any:
     (missing, a folder, a FIFO, too big, not UTF-8, not JSON, nested too deeply, a key repeated in one
     object). NaN and Infinity literals parse (training metrics in a checkpoint's info may be NaN);
     `Fields` refuses them wherever a number is used."""
-    data = read_untrusted(Path(path), what, MAX_JSON_BYTES, error)
+    text = read_text(Path(path), what, MAX_JSON_BYTES, error)
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except _DuplicateKey as exc:
         raise error(f"{path} is not a valid {what}: the key '{exc.key[:60]}' appears twice in one object") from None
-    except UnicodeDecodeError as exc:
-        raise error(f"{path} is not a valid {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise error(f"{path} is not valid JSON ({what}): {exc.msg} at line {exc.lineno}") from None
     except RecursionError:
@@ -234,10 +242,17 @@ def _inside_import(frame: FrameType | None) -> bool:
     return False
 
 
+def request_interrupt(signum: int = signal.SIGTERM) -> None:
+    """Record a stop request as if `signum` had arrived: the next `raise_if_interrupted` in any thread of
+    this process raises `Interrupted`. How a Dask worker's event loop stops the files its task threads are
+    writing (signals reach only the main thread)."""
+    _received.append(signum)
+
+
 @contextlib.contextmanager
-def signals_raise() -> Iterator[list[int]]:
-    """While active, SIGINT and SIGTERM raise `Interrupted` (so every `except BaseException` / `finally`
-    cleanup runs: no temp file, no staging folder, no half-replaced output) and are recorded for
+def signals_raise(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[list[int]]:
+    """While active, `signals` (SIGINT and SIGTERM) raise `Interrupted` (so every `except BaseException` /
+    `finally` cleanup runs: no temp file, no staging folder, no half-replaced output) and are recorded for
     `raise_if_interrupted`. Yields the list of received signals."""
     if threading.current_thread() is not threading.main_thread():
         yield _received
@@ -262,7 +277,7 @@ def signals_raise() -> Iterator[list[int]]:
         if not isinstance(info.exc_value, Interrupted):  # swallowed interruptions are re-raised, not printed
             previous_hook(info)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, recheck)
     previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:

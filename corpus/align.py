@@ -28,7 +28,6 @@ when complete.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -54,7 +53,7 @@ from a2bs.corpus.background import RoomToneBank, with_background
 from a2bs.corpus.motion import SpeakingStyle
 from a2bs.corpus.synth import face_curves, heard_style, publish_corpus
 from a2bs.corpus.visemes import ARPABET_ACCENT
-from a2bs.corpus.voices import read_segs
+from a2bs.corpus.voices import read_segs, read_table
 
 Phones = list[tuple[str, float, float]]
 
@@ -90,8 +89,7 @@ def read_lines(folder: str | Path) -> tuple[list[Line], list[tuple[str, str]]]:
     lines: list[Line] = []
     skipped: list[tuple[str, str]] = []
     if table.is_file():
-        with table.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
+        rows = read_table(table)
         if not rows:
             raise A2BSError(f"{table} has no rows")
         path_key = next((k for k in PATH_COLUMNS if k in rows[0]), None)

@@ -38,6 +38,7 @@ from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import check_new_dir, publish_new_dir, temp_prefix, umask
 from a2bs.corpus.align import AUDIO_SUFFIXES, FRAME_S, MAX_LINE_S, PATH_COLUMNS, Line, safe_name
+from a2bs.corpus.voices import read_table
 
 MIN_CONFIDENCE = 0.5  # mean word posterior; below it a line is skipped
 SILENCE_DBFS = -55.0  # RMS of the whole line below this: nothing to recognise
@@ -208,11 +209,7 @@ def read_speech(folder: str | Path) -> tuple[list[Line], list[tuple[str, str, st
     lines: list[Line] = []
     skipped: list[tuple[str, str, str]] = []
     if table is not None:
-        try:
-            with table.open(newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f, delimiter="\t"))
-        except UnicodeDecodeError as exc:
-            raise A2BSError(f"{table} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+        rows = read_table(table)
         if not rows:
             raise A2BSError(f"{table} has no rows")
         path_key = next((k for k in PATH_COLUMNS if k in rows[0]), None)

@@ -15,6 +15,7 @@ speakers of the evaluation set (``shared/eval/real-speech``), which is never tra
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from a2bs.core.errors import A2BSError
+from a2bs.core.errors import A2BSError, read_text
 from a2bs.core.files import check_new_dir, publish_new_dir, temp_prefix
 
 
@@ -61,14 +62,26 @@ def missing_voices(names: Sequence[str]) -> list[str]:
     return problems
 
 
+MAX_TABLE_BYTES = 64_000_000  # some 500,000 lines of transcript; a bigger "table" is something else
+
+
+def read_table(path: Path) -> list[dict[str, str]]:
+    """The rows of a tab-separated table with a header line (transcripts.tsv, utterances.tsv): an untrusted
+    file (`read_text`: regular, bounded, UTF-8), so anything malformed is one line naming it."""
+    text = read_text(path, "tab-separated table", MAX_TABLE_BYTES).removeprefix("\ufeff")
+    try:
+        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t"))
+    except csv.Error as exc:  # e.g. a field over csv's limit, a NUL
+        raise A2BSError(f"{path} is not a valid tab-separated table: {exc}") from None
+
+
 def read_texts(path: str | Path) -> list[str]:
     """Sentences from a transcripts.tsv (its ``text`` column) or a text file (one per line), de-duplicated."""
     path = Path(path)
     if not path.is_file():
         raise A2BSError(f"text file not found: {path} (a transcripts.tsv or one sentence per line)")
     if path.suffix == ".tsv":
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
+        rows = read_table(path)
         if rows and "text" not in rows[0]:
             raise A2BSError(f"{path} has no 'text' column")
         texts = [r["text"] or "" for r in rows]

@@ -94,6 +94,14 @@ class TrainConfig:
     seal_boost: float = 4.0
     seal_margin: float = 0.0
 
+    def __post_init__(self) -> None:
+        """Numbers the command line cannot refuse itself (a range check lets NaN through): one line each."""
+        for name, value in asdict(self).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise A2BSError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+        if not 0 < self.lr <= 1:
+            raise A2BSError(f"--lr must be in (0, 1], got {self.lr:g} (the default is {C.LEARNING_RATE:g})")
+
     @property
     def data_dirs(self) -> list[str]:
         return [self.data] if isinstance(self.data, str) else [str(d) for d in self.data]
@@ -368,6 +376,8 @@ def train(
     """Train; writes OUT/last and OUT/best checkpoints and OUT/metrics.jsonl. Returns the final metrics."""
     rank, world = _distributed()
     out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise A2BSError(f"--out {out} is a file: give a folder for the checkpoints (it is created if missing)")
     if rank == 0 and out.exists() and any(out.iterdir()) and not (resume or force):
         raise A2BSError(f"{out} is not empty: pass --resume to continue it or --force to start over")
     base = load_checkpoint(config.init) if config.init else None  # a wrong --init fails before the data loads

@@ -135,3 +135,44 @@ def test_a_built_folder_never_lands_on_one_that_appeared_meanwhile(tmp_path: Pat
     target.rmdir()
     publish_new_dir(staged, target)
     assert (target / "takes").is_dir() and not staged.exists()
+
+
+# --- paths and options that contradict ------------------------------------------------------------
+
+TOO_LONG = "x" * 300  # over NAME_MAX (255): ENAMETOOLONG from the first stat
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [
+        ("input", f"{TOO_LONG}.wav"),
+        ("-o", f"{TOO_LONG}.csv"),
+        ("--plot", f"{TOO_LONG}.png"),
+        ("--emotion-from", TOO_LONG),
+    ],
+)
+def test_a_name_too_long_is_one_error_naming_it(option: str, name: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Was: OSError [Errno 36] and a traceback from the first Path.exists/is_dir on it."""
+    audio, output, extra = write_tone(tmp_path, "t.wav"), tmp_path / "o.csv", []
+    if option == "input":
+        audio = tmp_path / name
+    elif option == "-o":
+        output = tmp_path / name
+    else:
+        extra = [option, tmp_path / name]
+    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", audio, "-o", output, *extra)
+    one_error(code, err, TOO_LONG, "File name too long")
+    assert sorted(os.listdir(tmp_path)) == ["t.wav"]
+
+
+def test_format_contradicting_the_output_suffix_is_refused(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Was: `--format json -o x.csv` with one input silently wrote a CSV."""
+    audio = write_tone(tmp_path, "t.wav")
+    code, _, err = run(
+        monkeypatch, capsys, core_cli.main, "a2bs", "infer", audio, "-o", tmp_path / "x.csv", "--format", "json"
+    )
+    one_error(code, err, "--format json", "x.csv")
+    assert sorted(os.listdir(tmp_path)) == ["t.wav"]
+    monkeypatch.chdir(tmp_path)  # the control: --format alone names the default output's format
+    code, _, err = run(monkeypatch, capsys, core_cli.main, "a2bs", "infer", audio, "--format", "json")
+    assert code == 0 and (tmp_path / "out" / "t.json").is_file(), err

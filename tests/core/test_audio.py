@@ -429,3 +429,40 @@ def test_segment_argument_errors() -> None:
 def test_n_output_frames_is_exact(frames: int, sr: int, fps: int, expected: int) -> None:
     info = AudioInfo(Path("x.wav"), sr, 1, frames, "WAV", "PCM_16")
     assert n_output_frames(info, fps) == expected
+
+
+def _sparse_wav(path: Path, sr: int, channels: int, data_bytes: int, bits: int = 16) -> Path:
+    """A PCM WAV whose header declares `sr` and `channels`, followed by `data_bytes` of silence in a
+    sparse file (a huge file costs no disk)."""
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", 1, channels, sr, sr * block, block, bits)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", data_bytes)
+    head = b"RIFF" + struct.pack("<I", 4 + len(chunks) + data_bytes) + b"WAVE" + chunks
+    with path.open("wb") as f:
+        f.write(head)
+        f.truncate(len(head) + data_bytes)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("sr", "channels", "data_bytes", "bits", "says"),
+    [
+        (1, 1, 8_000_000, 16, "declares 1 Hz"),  # the 8 MB file that was 46 days of audio
+        (1_000_000, 1, 64_000, 16, "declares 1000000 Hz"),
+        (16_000, 100, 64_000, 16, "declares 100 channels"),
+        (8_000, 1, 800_000_000, 8, "27.8 h of audio"),  # 800 MB of 8-bit samples
+        (8_000, 2, 64_000, 16, None),  # the control: a plain 8 kHz stereo file
+    ],
+    ids=["1-hz", "1-mhz", "100-channels", "28-hours", "control"],
+)
+def test_headers_are_sanity_bounded_before_any_work(
+    tmp_path: Path, sr: int, channels: int, data_bytes: int, bits: int, says: str | None
+) -> None:
+    """Was: any header libsndfile accepts was believed (an 8 MB WAV "at 1 Hz" became 46 days to animate)."""
+    path = _sparse_wav(tmp_path / "h.wav", sr, channels, data_bytes, bits)
+    if says is None:
+        assert probe(path).duration_s == pytest.approx(2.0)
+        return
+    with pytest.raises(AudioError) as excinfo:
+        probe(path)
+    _assert_one_line_error(excinfo, "h.wav", says)

@@ -24,7 +24,7 @@ from a2bs.corpus.align import (
     transcript_words,
 )
 from a2bs.corpus.dataset import load_takes, split_takes
-from a2bs.corpus.voices import read_segs
+from a2bs.corpus.voices import read_segs, read_texts
 from a2bs.training import articulation as A
 
 SENTENCES = {
@@ -204,6 +204,22 @@ def test_read_lines_tsv(tmp_path: Path) -> None:
     (tmp_path / "transcripts.tsv").write_text("name\twords\nx\ty\n")
     with pytest.raises(A2BSError, match="'text' column"):
         read_lines(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [(b"text\tpath\nna\xefve caf\xe9\ta.wav\n", "not UTF-8 text"), (b"text\tpath\n" + b"w" * 200_000, "field larger")],
+    ids=["latin-1", "huge-field"],
+)
+def test_a_malformed_transcripts_table_is_one_error(tmp_path: Path, body: bytes, says: str) -> None:
+    """`a2bs data align` and `a2bs data voices` read transcripts.tsv through one reader. Was: a
+    UnicodeDecodeError (a table saved as Latin-1) or a csv.Error traceback."""
+    table = tmp_path / "transcripts.tsv"
+    table.write_bytes(body)
+    for read in (lambda: read_lines(tmp_path), lambda: read_texts(table)):
+        with pytest.raises(A2BSError, match=r"transcripts\.tsv") as excinfo:
+            read()
+        assert says in str(excinfo.value) and "\n" not in str(excinfo.value)
 
 
 # ---- articulation scores -------------------------------------------------------------------------

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 from audio_fixtures import write_audio
+from entry_points import one_error, run
 
+from a2bs.cli import main as cli
 from a2bs.core.animation_io import open_writer
 from a2bs.core.audio import bundled_audio_dir, load_audio
 from a2bs.core.blendshapes import INDEX, LIVE_LINK_FACE_COLUMNS
@@ -174,6 +176,27 @@ def test_a_wrong_init_fails_before_the_data_loads(tmp_path: Path) -> None:
         train(config)
     with pytest.raises(A2BSError, match="not found"):  # the control: without --init the data is read
         train(dataclasses.replace(config, init=None))
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--out", "run", "--lr", "nan"], "--lr must be a finite number"),
+        (["--out", "run", "--lr", "-1"], "--lr must be in (0, 1]"),
+        (["--out", "a_file"], "--out a_file is a file"),
+    ],
+    ids=["lr-nan", "lr-negative", "out-is-a-file"],
+)
+def test_bad_training_options_are_one_line_before_any_work(
+    extra: list[str], says: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Was: --lr nan / -1 trained (NaN weights, or ascent), --out naming a file gave NotADirectoryError.
+    The data folder is missing too: these options are refused first."""
+    monkeypatch.chdir(tmp_path)
+    Path("a_file").write_text("kept")
+    code, _, err = run(monkeypatch, capsys, cli.main, "a2bs", "train", "--data", "missing", *extra)
+    one_error(code, err, says)
+    assert sorted(os.listdir()) == ["a_file"] and Path("a_file").read_text() == "kept"
 
 
 def test_split_uses_corpus_json(corpus: Path) -> None:
