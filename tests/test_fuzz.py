@@ -12,7 +12,7 @@ for the user), never a hang (hypothesis `deadline`), never a temp file or half-w
 nothing outside the test's temporary folder is touched (a sentinel folder beside it keeps its exact state).
 Runs are derandomized (the same cases on every CI run, no example database); `make test` runs the full
 counts, the fast tier a quarter (`examples`), under a minute in all. Defects found in code that other
-changes own are kept as expected failures at the end (FOUND_DEFECTS) and left out of the generators.
+changes owned were kept as expected failures until fixed; their examples stay at the end (FOUND_DEFECTS).
 """
 
 from __future__ import annotations
@@ -361,6 +361,7 @@ LIST_LINES = st.sampled_from(
         "missing.wav",
         "sub",
         "..",
+        "/",
         "../outside/victim/keep.wav",
         "link/victim/keep.wav",
         "list.txt",
@@ -505,8 +506,7 @@ def _fresh_copy(source: Path, parent: Path) -> Path:
 
 def draw_infer_argv(data: st.DataObject, paths: dict[str, Path]) -> list[str]:
     names = data.draw(st.lists(st.sampled_from(sorted(INFER_OPTIONS)), max_size=5, unique=True), label="options")
-    # unique, and the list names no other input: a file given twice is issue 28 item 20 (see FOUND_DEFECTS)
-    argv = data.draw(st.lists(st.sampled_from(INFER_INPUTS), min_size=1, max_size=3, unique=True), label="inputs")
+    argv = data.draw(st.lists(st.sampled_from(INFER_INPUTS), min_size=1, max_size=3), label="inputs")
     for name in names:
         argv.append(name)
         if INFER_OPTIONS[name]:
@@ -619,44 +619,28 @@ def test_fuzz_convert_options(
         shutil.rmtree(folder)
 
 
-# --- defects the fuzz found, in files other changes own: the failing examples, until those land ---------
-# Each is left out of the generators above (so they stay green) and kept here as an expected failure; when the
-# fix lands the example passes, `strict` turns that into a failure, and the mark (and the exclusion) go.
+# --- defects the fuzz found (issue 28): their failing examples, kept as regression cases -------------------
+# While a fix was pending, an example was a strict expected failure here and left out of the generators.
 
 FOUND_DEFECTS = [
     pytest.param(
         "list",
         ["/"],
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="issue 28, new: a list line '/' -> ValueError in "
-            "cli/batch.py collect_jobs (Path.with_suffix of an empty name)",
-        ),
         id="list-line-slash",
     ),
     pytest.param(
         "list",
         ["a.wav", "a.wav"],
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="issue 28 item 20: a repeated list line is two jobs writing one output (cli/batch.py collect_jobs)",
-        ),
         id="list-line-twice",
     ),
     pytest.param(
         "infer",
         ["in.wav", "style.wav", "in.wav", "style.wav", "--progress", "-o", "anim"],
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="issue 28 item 20 + the progress bar: two files given twice with --progress -> TypeError "
-            "traceback in tqdm (cli/batch.py _progress_bar)",
-        ),
         id="infer-files-twice-progress",
     ),
     pytest.param(
         "infer",
         ["x" * 300 + ".wav"],
-        marks=pytest.mark.xfail(strict=True, reason="issue 28 item 10: ENAMETOOLONG on an input -> OSError traceback"),
         id="infer-name-too-long",
     ),
     pytest.param(
