@@ -61,9 +61,12 @@ def test_stride_interpolates_between_computed_frames(trained30: Checkpoint) -> N
         strided = _run(bundled_speech(), trained30, stride=stride, chunk_outputs=40)
         assert strided.shape == full.shape
         metrics = P.parity_metrics(full, strided)
-        # measured with the default of 2026-11-30: 0.16 (stride 2) and 0.26 (stride 3) of the still model's error
-        limit = 0.25 if stride == 2 else 0.35
-        assert metrics["rel_mae"] < limit * still["rel_mae"] and metrics["min_correlation"] > 0.8, metrics["rel_mae"]
+        # measured with the default of 2026-11-30: 0.16 (stride 2) and 0.26 (stride 3) of the still model's error.
+        # The issue 26 default closes the lips for each p/b/m (2-3 frames at 30 fps), which a stride of 3 frames
+        # interpolates across: its weakest shape correlates 0.80 with the full rate (measured 2026-12-07).
+        limit, correlation = (0.25, 0.8) if stride == 2 else (0.35, 0.75)
+        assert metrics["rel_mae"] < limit * still["rel_mae"], metrics["rel_mae"]
+        assert metrics["min_correlation"] > correlation, metrics["min_correlation"]
 
 
 @pytest.mark.slow
