@@ -419,7 +419,7 @@ def plot_lip_gap(curves: dict[str, tuple[Curves, int]], utterances: list[dict[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from a2bs.corpus.synth import PAUSES
+    from a2bs.corpus.visemes import PAUSES
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
