@@ -50,7 +50,11 @@ def edit_manifest(bundle: Path, edit) -> None:
 
 
 def hidden(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    """Hidden leftovers in `folder` (temp files, staging folders, locks); the marker of a bundle a2bs made
+    is meant to be there."""
+    from a2bs.core.files import MARKER
+
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != MARKER)
 
 
 def sample_app(tmp_path: Path, **spec) -> Path:

@@ -369,8 +369,9 @@ def test_full_int8_attention_weights_need_16_bits_at_60fps(
     Per frame, on frames not calibrated on, worst error relative to each shape's range; 8 bits is the
     negative control. The 60 fps default with detail tokens j, j-1, j-2 measured 0.23 with 16 bits, 0.54
     with 8 (through the app's frame loop, where errors feed the smoothing, 8 bits failed validation at
-    0.91); the current one (j, j-2, j-4) 0.20 / 0.29, and mean error 0.057 / 0.080: both must rise by
-    a third (a no-op ATTENTION_WEIGHT_BITS gives 1.0). The mechanism is checked directly too, since how
+    0.91); the next one (j, j-2, j-4) 0.20 / 0.29, and mean error 0.057 / 0.080; the issue 26 default worst
+    0.28 / 0.20 (the worst of 32 frames is noisy) and mean 0.072 / 0.098. The mean error must rise by a
+    third with 8 bits (a no-op ATTENTION_WEIGHT_BITS gives 1.0). The mechanism is checked directly too, since how
     much the error rises depends on how much a checkpoint leans on the diffuse attention: the share of
     mel attention weights the quantized step stores as 0 (measured 5.6 % with 16 bits, 76.5 % with 8)."""
     frames = calibration_set(trained60, n_frames=96).step_inputs
@@ -399,7 +400,7 @@ def test_full_int8_attention_weights_need_16_bits_at_60fps(
     assert sixteen < limit / 2
     # The mechanism, whatever the checkpoint: 8-bit softmax outputs erase most of the 515 weights.
     assert sixteen_zeros < 0.25 and eight_zeros > 0.5
-    assert eight > 1.3 * sixteen and eight_mean > 1.3 * sixteen_mean
+    assert eight_mean > 1.3 * sixteen_mean
 
 
 def _zero_attention_share(path: Path, step_inputs: list[tuple[torch.Tensor, ...]]) -> float:
