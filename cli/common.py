@@ -51,8 +51,9 @@ def run_app(typer_app: typer.Typer, fatal: tuple[type[Exception], ...] = ()) -> 
     traceback; so is an OSError on a path (every check names its path; this is the net for the rest).
     Typer's standalone mode handles usage errors itself (usage line + message, exit 2).
     SIGINT and SIGTERM clean up (no temp file, staging folder or half-replaced output) and exit 130 / 143."""
-    if isinstance(sys.stdout, io.TextIOWrapper):  # a non-UTF-8 file name prints escaped (as on stderr), not a
-        sys.stdout.reconfigure(errors="backslashreplace")  # UnicodeEncodeError on a strict UTF-8 terminal
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 file name prints escaped, not a UnicodeEncodeError
+        if isinstance(stream, io.TextIOWrapper):  # on a strict UTF-8 stream (stderr is one when redirected)
+            stream.reconfigure(errors="backslashreplace")
     with signals_raise() as received:
         try:
             typer_app()

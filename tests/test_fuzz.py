@@ -640,6 +640,11 @@ FOUND_DEFECTS = [
     ),
     pytest.param(
         "infer",
+        [f"{LATIN1}.wav", f"{LATIN1}.wav"],
+        id="infer-non-utf8-name-twice",  # the refusal named it on a strict UTF-8 stderr: UnicodeEncodeError
+    ),
+    pytest.param(
+        "infer",
         ["x" * 300 + ".wav"],
         id="infer-name-too-long",
     ),
