@@ -51,18 +51,8 @@ def main() -> None:
         fps = ckpt.model.config.fps
         curves = infer_array(ckpt, audio)
         gap = A.lip_gap(curves)
-        rows.append(
-            (
-                label,
-                [
-                    (
-                        renderer.draw(curves[min(len(curves) - 1, round(t * fps))]),
-                        gap[min(len(gap) - 1, round(t * fps))],
-                    )
-                    for _, t in picks
-                ],
-            )
-        )
+        frames = [min(len(curves) - 1, round(t * fps)) for _, t in picks]
+        rows.append((label, [(renderer.draw(curves[k]), gap[k]) for k in frames]))
     label_w, text_h = 60, 30
     sheet = Image.new("RGB", (label_w + FACE * len(picks), text_h + (FACE + text_h) * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)

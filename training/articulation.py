@@ -240,9 +240,10 @@ MIN_BILABIALS_PER_SPEAKER = 5
 MIN_PAUSES_PER_SPEAKER = 1
 
 
-def lip_gap(curves: np.ndarray) -> np.ndarray:
-    """jawOpen - mouthClose per frame: about 0 when the lips meet, negative when they are pressed through."""
-    return curves[:, INDEX["jawOpen"]] - curves[:, INDEX["mouthClose"]]
+def lip_gap(curves: Any) -> Any:
+    """jawOpen - mouthClose per frame: about 0 when the lips meet, negative when they are pressed through.
+    Curves (..., 52), a NumPy array or a torch tensor (the training loss uses the same definition)."""
+    return curves[..., INDEX["jawOpen"]] - curves[..., INDEX["mouthClose"]]
 
 
 def bilabial_min_gaps(curves: np.ndarray, phones: Phones, fps: int, espeak: bool = False) -> list[float]:

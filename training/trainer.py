@@ -38,6 +38,7 @@ from a2bs.training.articulation import (
     contrast_aucs,
     contrast_samples,
     is_espeak,
+    lip_gap,
     overclosed_rate,
     pause_jaw,
     peak_offsets_ms,
@@ -46,7 +47,6 @@ from a2bs.training.articulation import (
 )
 from a2bs.viz.plots import plot_training
 
-JAW_OPEN, MOUTH_CLOSE = INDEX["jawOpen"], INDEX["mouthClose"]
 SEALED_TARGET_GAP = 0.005
 REST_JAW_OPEN = REST["jawOpen"] + 0.005  # above the rest pose's jaw, a sealed frame is a closure, not a pause
 STATE_WEIGHTS = "training_state.safetensors"
@@ -138,10 +138,9 @@ def lip_gap_loss(
     """Weighted MSE of the lip gap jawOpen - mouthClose over valid frames; sealed target frames (gap <=
     SEALED_TARGET_GAP) weigh 1 + seal_boost, and those with the jaw above REST_JAW_OPEN (bilabial closures)
     aim at -seal_margin."""
-    gap_pred = pred[..., JAW_OPEN] - pred[..., MOUTH_CLOSE]
-    gap_target = target[..., JAW_OPEN] - target[..., MOUTH_CLOSE]
+    gap_pred, gap_target = lip_gap(pred), lip_gap(target)
     sealed = gap_target <= SEALED_TARGET_GAP
-    closure = sealed & (target[..., JAW_OPEN] > REST_JAW_OPEN)
+    closure = sealed & (target[..., INDEX["jawOpen"]] > REST_JAW_OPEN)
     gap_target = torch.where(closure, torch.full_like(gap_target, -seal_margin), gap_target)
     weight = mask * (1 + seal_boost * sealed.to(pred.dtype))
     return (weight * (gap_pred - gap_target).square()).sum() / weight.sum().clamp(min=1)
