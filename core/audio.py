@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from a2bs.core.constants import SAMPLE_RATE
+from a2bs.core.constants import N_FFT, SAMPLE_RATE
 from a2bs.core.errors import AudioError
 
 __all__ = [
@@ -161,6 +161,58 @@ def n_output_frames(info: AudioInfo, fps: int) -> int:
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     return -(-info.frames * fps // info.sample_rate)
+
+
+# --- the drift-free timeline: where each frame's analysis window sits (DESIGN.md decision 1) ----------
+def frame_centers(first: int, count: int, fps: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Sample index of frame k's centre, round(k * sr / fps) (halves round up), for k in [first, first+count)."""
+    k = np.arange(first, first + count, dtype=np.int64)
+    return (2 * k * sample_rate + fps) // (2 * fps)
+
+
+def gather_windows(audio: np.ndarray, audio_start: int, centers: np.ndarray, n_fft: int = N_FFT) -> np.ndarray:
+    """(len(centers), n_fft) windows [c - n_fft/2, c + n_fft/2) from `audio`, whose first sample has the
+    absolute index `audio_start`; samples outside `audio` are zeros (silence before and after the file)."""
+    half = n_fft // 2
+    idx = centers[:, None] - half - audio_start + np.arange(n_fft)[None, :]
+    valid = (idx >= 0) & (idx < len(audio))
+    out = np.zeros(idx.shape, dtype=np.float32)
+    out[valid] = audio[idx[valid]]
+    return out
+
+
+class SampleWindow:
+    """Absolute-indexed view of a 16 kHz stream that keeps only the samples still needed."""
+
+    def __init__(self, blocks: Iterator[np.ndarray]) -> None:
+        self._blocks = blocks
+        self._buffer = np.zeros(0, np.float32)
+        self._start = 0  # absolute index of _buffer[0]
+        self._exhausted = False
+
+    def ensure(self, stop: int) -> None:
+        """Read until sample `stop` is buffered or the stream ends (beyond the end counts as silence)."""
+        pieces = [self._buffer]
+        have = self._start + len(self._buffer)
+        while have < stop and not self._exhausted:
+            block = next(self._blocks, None)
+            if block is None:
+                self._exhausted = True
+                break
+            pieces.append(block)
+            have += len(block)
+        if len(pieces) > 1:
+            self._buffer = np.concatenate(pieces)
+
+    def discard_before(self, start: int) -> None:
+        if start > self._start:
+            cut = min(start - self._start, len(self._buffer))
+            self._buffer = self._buffer[cut:].copy()
+            self._start += cut
+
+    def windows(self, centers: np.ndarray) -> np.ndarray:
+        self.ensure(int(centers[-1]) + N_FFT // 2)
+        return gather_windows(self._buffer, self._start, centers)
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:

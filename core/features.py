@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from a2bs.core.audio import frame_centers, gather_windows
 from a2bs.core.constants import FMAX, FMIN, LOG_EPS, N_FFT, N_MELS, SAMPLE_RATE
 
 
@@ -80,23 +81,6 @@ def folded_dft_bases(n_fft: int = N_FFT) -> tuple[np.ndarray, np.ndarray, np.nda
     sin_basis = (-window[:, None] * np.sin(phase)).astype(np.float32)
     nyquist_row = np.cos(np.pi * k).astype(np.float32)  # w[N/2] = 1
     return cos_basis, sin_basis, nyquist_row
-
-
-def frame_centers(first: int, count: int, fps: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Sample index of frame k's centre, round(k * sr / fps) (halves round up), for k in [first, first+count)."""
-    k = np.arange(first, first + count, dtype=np.int64)
-    return (2 * k * sample_rate + fps) // (2 * fps)
-
-
-def gather_windows(audio: np.ndarray, audio_start: int, centers: np.ndarray, n_fft: int = N_FFT) -> np.ndarray:
-    """(len(centers), n_fft) windows [c - n_fft/2, c + n_fft/2) from `audio`, whose first sample has the
-    absolute index `audio_start`; samples outside `audio` are zeros (silence before and after the file)."""
-    half = n_fft // 2
-    idx = centers[:, None] - half - audio_start + np.arange(n_fft)[None, :]
-    valid = (idx >= 0) & (idx < len(audio))
-    out = np.zeros(idx.shape, dtype=np.float32)
-    out[valid] = audio[idx[valid]]
-    return out
 
 
 class MelFrontEnd(nn.Module):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from a2bs.core.audio import read_segment, stream_audio
+from a2bs.core.audio import SampleWindow, frame_centers, gather_windows, read_segment, stream_audio
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
 from a2bs.core.emotion import (
@@ -26,45 +26,10 @@ from a2bs.core.emotion import (
     refresh_times,
 )
 from a2bs.core.errors import A2BSError
-from a2bs.core.features import frame_centers, gather_windows
 from a2bs.core.model import ModelConfig, smooth
 from a2bs.core.plan import InferencePlan
 
 ProgressFn = Callable[[int], None]
-
-
-class SampleWindow:
-    """Absolute-indexed view of a 16 kHz stream that keeps only the samples still needed."""
-
-    def __init__(self, blocks: Iterator[np.ndarray]) -> None:
-        self._blocks = blocks
-        self._buffer = np.zeros(0, np.float32)
-        self._start = 0  # absolute index of _buffer[0]
-        self._exhausted = False
-
-    def ensure(self, stop: int) -> None:
-        """Read until sample `stop` is buffered or the stream ends (beyond the end counts as silence)."""
-        pieces = [self._buffer]
-        have = self._start + len(self._buffer)
-        while have < stop and not self._exhausted:
-            block = next(self._blocks, None)
-            if block is None:
-                self._exhausted = True
-                break
-            pieces.append(block)
-            have += len(block)
-        if len(pieces) > 1:
-            self._buffer = np.concatenate(pieces)
-
-    def discard_before(self, start: int) -> None:
-        if start > self._start:
-            cut = min(start - self._start, len(self._buffer))
-            self._buffer = self._buffer[cut:].copy()
-            self._start += cut
-
-    def windows(self, centers: np.ndarray) -> np.ndarray:
-        self.ensure(int(centers[-1]) + N_FFT // 2)
-        return gather_windows(self._buffer, self._start, centers)
 
 
 def _emotion_contexts(

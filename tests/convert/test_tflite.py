@@ -29,7 +29,7 @@ from a2bs.convert.tflite import (
     convert_tflite,
     step_file_name,
 )
-from a2bs.core.audio import load_audio
+from a2bs.core.audio import frame_centers, gather_windows, load_audio
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
 from a2bs.core.deploy import (
@@ -42,7 +42,6 @@ from a2bs.core.deploy import (
     initial_state,
 )
 from a2bs.core.emotion import emotion_features_at
-from a2bs.core.features import frame_centers, gather_windows
 from a2bs.core.inference import infer_array
 from a2bs.core.parity import parity_metrics
 from a2bs.core.variants import PARITY_LIMITS

@@ -35,8 +35,8 @@ import pytest
 import soundfile as sf
 from audio_fixtures import bundled_speech, tone_signal
 
+from a2bs.core.audio import frame_centers, gather_windows
 from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS
-from a2bs.core.features import frame_centers, gather_windows
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes, open_runners
 from a2bs.runtime.manifest import bundle_file, load_manifest
 from a2bs.viz import preview
