@@ -54,11 +54,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_artifacts.py
 	$(BIN)/python benchmarks/bench_articulation.py
 
-# The LiteRT fp16 models of the default checkpoints that `a2bs infer` runs without torch (runtime/assets).
+# The LiteRT fp16 models of the default checkpoints that `a2bs infer` runs without torch (runtime/assets), with
+# the offline model that it runs on files (many frames per call).
 # Rebuild after retraining a default checkpoint; tests/test_shipped_models.py fails until you do.
 shipped-models: $(STAMP)
 	for fps in 30 60; do $(BIN)/a2bs-convert android --checkpoint core/assets/checkpoints/default-$${fps}fps \
-		--quantize fp16 --only --out runtime/assets/default-$${fps}fps --force --no-validate; done
+		--quantize fp16 --only --offline --out runtime/assets/default-$${fps}fps --force --no-validate; done
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -31,6 +31,7 @@ class AnimatorSpec:
     stride: int = 1
     emotion_refresh: float | None = None
     emotion_from: Path | None = None
+    per_frame: bool = False  # tflite: one frame per call as the apps do, not the bundle's offline model
 
 
 @dataclass
@@ -68,7 +69,7 @@ class Animator:
             self.threads_note = f", {n} torch thread{'s' * (n > 1)} of {free_cores()} free cores"
             self.fps = self.ckpt.fps
         else:
-            from a2bs.runtime.bundle_inference import open_runners
+            from a2bs.runtime.bundle_inference import offline_entry, open_runners
 
             if spec.bundle is None:
                 raise A2BSError(f"--backend {spec.backend} needs --bundle DIR (a folder made by a2bs-convert)")
@@ -82,6 +83,8 @@ class Animator:
             self.threads = choose_threads(omp_threads() or usable_cores(), "LiteRT") if spec.backend == "tflite" else 1
             shipped = spec.bundle.resolve().parent == SHIPPED_DIR
             what = "the shipped LiteRT model" if shipped else spec.backend
+            offline = spec.backend == "tflite" and not spec.per_frame and offline_entry(manifest, spec.variant)
+            what += ", many frames per call" if offline else ", frame by frame"
             self.threads_note = f", {what}, {self.threads} thread{'s' * (self.threads > 1)}"
 
     def animate(self, audio: Path) -> Animation:
@@ -111,7 +114,13 @@ class Animator:
         from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
 
         fps, n_frames, frames = iter_bundle_blendshapes(
-            audio, spec.bundle, spec.backend, spec.variant, emotion_from=spec.emotion_from, num_threads=self.threads
+            audio,
+            spec.bundle,
+            spec.backend,
+            spec.variant,
+            emotion_from=spec.emotion_from,
+            num_threads=self.threads,
+            per_frame=spec.per_frame,
         )
         metadata = {
             "audio": str(audio),

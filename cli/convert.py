@@ -39,6 +39,14 @@ def convert(
         Path | None, typer.Option(help="Sample app folder (ios_sample, android_sample): copy the bundle into it.")
     ] = None,
     only: Annotated[bool, typer.Option("--only", help="Just the --quantize variant, as the bundle's default.")] = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="android: also the offline model of each float variant, many frames per call, that `a2bs infer` "
+            "runs on files (apps do not need it).",
+        ),
+    ] = False,
     strict_latency: Annotated[
         bool | None,
         typer.Option(
@@ -56,6 +64,8 @@ def convert(
     platform = platform.lower()
     if platform not in PLATFORMS:
         raise A2BSError(f"unknown platform {platform!r}: use ios or android")
+    if offline and platform != "android":
+        raise A2BSError("--offline adds LiteRT offline models: it goes with android bundles")
     out = out or Path("artifacts") / platform
     check_out_dir(out, force, validated=validate)  # before any slow work
     if install_into is not None and not validate:
@@ -83,7 +93,14 @@ def convert(
         return reports[-1].passed
 
     result = build_bundle(
-        platform, ckpt, variants, out, force=force, progress=progress, check=run_validation if validate else None
+        platform,
+        ckpt,
+        variants,
+        out,
+        force=force,
+        progress=progress,
+        check=run_validation if validate else None,
+        offline=offline,
     )
     typer.echo(f"\n{platform} bundle: {result.out} ({result.seconds:.1f} s)")
     typer.echo(f"{'variant':<14} {'role':<10} {'file':<36} {'size':>9}  parity (MAE vs PyTorch)")

@@ -82,6 +82,14 @@ def infer(
             "take in the style you want."
         ),
     ] = None,
+    per_frame: Annotated[
+        bool,
+        typer.Option(
+            "--per-frame",
+            help="LiteRT bundles: one frame per model call, exactly as the apps run (slower; by default a "
+            "bundle's offline model computes the same frames many per call).",
+        ),
+    ] = False,
     plot: Annotated[Path | None, typer.Option(help="Also save a PNG of the mouth-critical curves.")] = None,
     preview: Annotated[
         Path | None,
@@ -132,7 +140,11 @@ def infer(
             raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")
         if checkpoint is not None or stride != 1 or emotion_refresh is not None:
             raise A2BSError(f"--checkpoint, --stride and --emotion-refresh go with --backend torch, not {backend}")
-    spec = AnimatorSpec(backend.value, checkpoint, fps, bundle, variant, stride, emotion_refresh, emotion_from)
+    if per_frame and backend != Backend.tflite:
+        raise A2BSError("--per-frame goes with LiteRT models (--backend tflite, or the default without --checkpoint)")
+    spec = AnimatorSpec(
+        backend.value, checkpoint, fps, bundle, variant, stride, emotion_refresh, emotion_from, per_frame
+    )
     show = sys.stderr.isatty() if progress is None else progress
     if is_batch(inputs):
         from a2bs.cli.batch import run_batch

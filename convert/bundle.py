@@ -16,13 +16,16 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from a2bs.convert.common import ArtifactFile, Converter, calibration_set
+from a2bs.convert.common import ArtifactFile, ConversionError, Converter, calibration_set
 from a2bs.core import constants as C
+from a2bs.core.audio import default_clip, load_audio
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, GROUPS
 from a2bs.core.checkpoint import Checkpoint, fingerprint
 from a2bs.core.deploy import (
     FRONT_END_INPUTS,
     FRONT_END_OUTPUTS,
+    OFFLINE_INPUTS,
+    OFFLINE_OUTPUTS,
     STEP_INPUTS,
     STEP_OUTPUTS,
     initial_state,
@@ -43,7 +46,9 @@ from a2bs.core.files import (
 from a2bs.core.model import ModelConfig
 from a2bs.core.progress import Progress
 from a2bs.core.variants import PLATFORMS, default_variant, platform_variants
+from a2bs.runtime.bundle_inference import offline_difference
 from a2bs.runtime.manifest import load_manifest
+from a2bs.runtime.offline import OFFLINE_ATOL
 
 MANIFEST = "manifest.json"
 FORMAT = "a2bs-bundle"
@@ -145,6 +150,15 @@ def build_manifest(
         _tensor_spec(STEP_OUTPUTS[1], (1, C.N_BLENDSHAPES), "unsmoothed blendshapes (use for the very first frame)"),
         _tensor_spec(STEP_OUTPUTS[2], (1, d2), "encoded newest frame: append to the ring buffer"),
     ]
+    models = {
+        "front_end": {
+            "inputs": [_tensor_spec(FRONT_END_INPUTS[0], (1, C.N_FFT), "16 kHz PCM in [-1, 1]")],
+            "outputs": [_tensor_spec(FRONT_END_OUTPUTS[0], (1, C.N_MELS), "normalized log-mel")],
+        },
+        "step": {"inputs": step_inputs, "outputs": step_outputs},
+    }
+    if any(f.role == "offline" for f in files):
+        models["offline"] = offline_spec(cfg)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -190,13 +204,7 @@ def build_manifest(
             "context_frame": state["context"][0, 0].tolist(),
             "note": "fill mel history and every ring-buffer row with these (digital silence) before the first call",
         },
-        "models": {
-            "front_end": {
-                "inputs": [_tensor_spec(FRONT_END_INPUTS[0], (1, C.N_FFT), "16 kHz PCM in [-1, 1]")],
-                "outputs": [_tensor_spec(FRONT_END_OUTPUTS[0], (1, C.N_MELS), "normalized log-mel")],
-            },
-            "step": {"inputs": step_inputs, "outputs": step_outputs},
-        },
+        "models": models,
         "default_variant": default_variant,
         "variants": sorted({f.variant for f in files if f.role == "step"}),
         "files": [
@@ -212,6 +220,26 @@ def build_manifest(
         ],
         "call_sequence": call_sequence(cfg),
         "validation": None,
+    }
+
+
+def offline_spec(cfg: ModelConfig) -> dict[str, Any]:
+    """The offline model's inputs and outputs (core/deploy.py: DeployOffline): B mel frames per call."""
+    b, d2, rows = C.OFFLINE_FRAMES, 2 * cfg.d_model, cfg.step_mel_frames - 1
+    return {
+        "inputs": [
+            _tensor_spec(OFFLINE_INPUTS[0], (1, b, C.N_FFT), "PCM windows of mel frames j0 .. j0+B-1"),
+            _tensor_spec(OFFLINE_INPUTS[1], (1, rows, C.N_MELS), "mel frames j0-H+1 .. j0-1 (the step's history)"),
+            _tensor_spec(OFFLINE_INPUTS[2], (1, cfg.context_frames - 1, d2), "encoded frames before j0, oldest first"),
+            _tensor_spec(OFFLINE_INPUTS[3], (1, C.EMOTION_DIM), "z-normalized eGeMAPS features; zeros = neutral"),
+        ],
+        "outputs": [
+            _tensor_spec(OFFLINE_OUTPUTS[0], (1, b, C.N_BLENDSHAPES), "unsmoothed blendshapes of mel frames j0 .."),
+            _tensor_spec(OFFLINE_OUTPUTS[1], (1, b, C.N_MELS), "the call's mel frames"),
+            _tensor_spec(OFFLINE_OUTPUTS[2], (1, b, d2), "the call's encoded frames"),
+            _tensor_spec(OFFLINE_OUTPUTS[3], (1,), "smallest softmax denominator (underflow check)"),
+        ],
+        "note": "for files on a desktop (a2bs infer); gives the step model's frames; apps use the step model",
     }
 
 
@@ -251,12 +279,16 @@ def build_bundle(
     force: bool = False,
     progress: Progress = print,
     check: Callable[[Path], bool] | None = None,
+    offline: bool = False,
 ) -> BundleResult:
     """Convert every variant (the first is the bundle's default), write manifest.json and README.md in a
     staging folder beside `out`, run
     `check` on it (validation) and only if that passes move it into place; a bundle that fails goes to
     `rejected_dir(out)` and `out` is left untouched. A lock keeps concurrent builds of `out` apart; an
-    interruption (SIGINT/SIGTERM) or error removes the staging folder."""
+    interruption (SIGINT/SIGTERM) or error removes the staging folder. `offline` adds the offline model of
+    each float variant (android: `a2bs infer` runs it on files), checked to give the per-frame path's frames."""
+    if offline and platform != "android":
+        raise A2BSError("--offline adds LiteRT offline models: it goes with android bundles")
     started = time.perf_counter()
     check_out_dir(out, force, validated=check is not None)
     default = variants[0]
@@ -272,10 +304,15 @@ def build_bundle(
                 for artifact in convert(ckpt, variant, tmp, calibration=calibration, progress=progress):
                     if all(artifact.path != f.path for f in files):
                         files.append(artifact)
+            if offline:
+                files += _offline_models(ckpt, variants, tmp, calibration, progress)
             progress("manifest")
             manifest = build_manifest(platform, ckpt, files, tmp, default)
             rows = [_row(tmp, f) for f in files]
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+            for artifact in files:
+                if artifact.role == "offline":
+                    _require_per_frame_frames(tmp, artifact.variant, progress)
             (tmp / "README.md").write_text(bundle_readme(manifest, rows))
             mark_as_made(tmp)
             passed = check(tmp) if check is not None else True
@@ -288,6 +325,28 @@ def build_bundle(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return BundleResult(final, manifest, rows, time.perf_counter() - started, passed)
+
+
+def _offline_models(
+    ckpt: Checkpoint, variants: list[str], folder: Path, calibration: Any, progress: Progress
+) -> list[ArtifactFile]:
+    from a2bs.convert.tflite import OFFLINE_VARIANTS, convert_tflite_offline
+
+    floats = [v for v in variants if v in OFFLINE_VARIANTS]
+    if not floats:
+        raise A2BSError(f"--offline needs a float variant ({', '.join(OFFLINE_VARIANTS)}); this bundle has {variants}")
+    return [convert_tflite_offline(ckpt, v, folder, calibration=calibration, progress=progress) for v in floats]
+
+
+def _require_per_frame_frames(bundle: Path, variant: str, progress: Progress) -> None:
+    """The offline model gives the per-frame path's frames on real speech, or the build fails."""
+    progress(f"tflite offline {variant}: same frames as the step model, frame by frame, on real speech")
+    worst = offline_difference(bundle, variant, load_audio(default_clip()))
+    if not worst <= OFFLINE_ATOL:
+        raise ConversionError(
+            f"verify:offline {variant}",
+            f"the offline model's frames differ from the step model's by {worst:.3g} (limit {OFFLINE_ATOL:g})",
+        )
 
 
 def _row(folder: Path, artifact: ArtifactFile) -> dict:

@@ -44,9 +44,12 @@ from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.deploy import (
     FRONT_END_INPUTS,
     FRONT_END_OUTPUTS,
+    OFFLINE_INPUTS,
+    OFFLINE_OUTPUTS,
     STEP_INPUTS,
     STEP_OUTPUTS,
     DeployFrontEnd,
+    DeployOffline,
     DeployStep,
 )
 from a2bs.core.parity import FLOAT_ATOL, FRONT_END_ATOL, abs_errors, compressed_problem, float_excess
@@ -63,6 +66,15 @@ RUNTIME = "LiteRT interpreter"
 
 def step_file_name(variant: str) -> str:
     return f"a2bs_step_{variant}.tflite"
+
+
+# The offline model is built for the float variants only: with int8 activations, a call's quantization ranges
+# depend on the frames it holds, so its frames could not equal the step's.
+OFFLINE_VARIANTS = ("fp32", "fp16")
+
+
+def offline_file_name(variant: str) -> str:
+    return f"a2bs_offline_{variant}.tflite"
 
 
 def convert_tflite(
@@ -141,6 +153,60 @@ def convert_tflite(
         ),
     ]
     return records
+
+
+def convert_tflite_offline(
+    ckpt: Checkpoint,
+    variant: str,
+    out_dir: Path,
+    *,
+    calibration: CalibrationSet | None = None,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+) -> ArtifactFile:
+    """Write `<out_dir>/a2bs_offline_<variant>.tflite`: `DeployOffline`, many frames per call, for files on a
+    desktop (`a2bs infer`). Its weights are the step's: fp16 casts the same FULLY_CONNECTED weights as the
+    step's recipe and keeps the front end fp32, as the bundle's front-end model is. The fp32 graph is checked
+    against PyTorch here; that its frames equal the per-frame path's is checked on the finished bundle
+    (`runtime.offline`, by `build_bundle` and `a2bs validate`)."""
+    if variant not in OFFLINE_VARIANTS:
+        raise ValueError(f"the offline model is built for the float variants {OFFLINE_VARIANTS}, not {variant!r}")
+    row = find_variant("android", variant)
+    say = progress or (lambda _message: None)
+    path = Path(out_dir) / offline_file_name(variant)
+    if calibration is None:
+        calibration = calibration_set(ckpt)
+    module = _exportable(DeployOffline(ckpt.model))
+    label = f"tflite offline {variant}"
+    fp32 = _convert_module(module, OFFLINE_INPUTS, OFFLINE_OUTPUTS, module.example_inputs(), "offline", say, label)
+    say(f"{label}: verify fp32 graph")
+    outputs = _parity(fp32, module, OFFLINE_INPUTS, OFFLINE_OUTPUTS, offline_check_inputs(module, calibration))
+    _require_float_parity({name: outputs[name] for name in OFFLINE_OUTPUTS[:3]}, "convert", "offline model")
+    model_bytes = fp32
+    if variant == "fp16":
+        say(f"{label}: quantize")
+        recipe = Recipe(after_convert=_fp16_weights_outside_front_end)
+        model_bytes = _quantize(fp32, recipe, calibration, f"quantize:{variant}")
+    save_atomically(Path(out_dir), {path: lambda target: write_file(target, model_bytes)}, overwrite=overwrite)
+    return ArtifactFile(
+        Path(path.name),
+        "offline",
+        variant,
+        row.precision,
+        notes=[f"{module.frames} frames per call, for files (a2bs infer); the apps use the step model"],
+        check=_self_check(outputs, OFFLINE_OUTPUTS[0], skip=1),
+    )
+
+
+def offline_check_inputs(module: DeployOffline, calibration: CalibrationSet) -> list[tuple[torch.Tensor, ...]]:
+    """The offline model's check inputs: a random example, then calls made of real-speech step inputs (their
+    context, emotion and mel history) and real PCM windows."""
+    inputs = [module.example_inputs()]
+    windows = calibration.front_end_inputs
+    for i, (mel_frames, context, emotion, _previous) in enumerate(calibration.step_inputs[:2]):
+        pcm = torch.cat([windows[(i * module.frames + b) % len(windows)] for b in range(module.frames)])[None]
+        inputs.append((pcm, mel_frames[:, 1:], context, emotion))
+    return inputs
 
 
 # --- conversion ---------------------------------------------------------------------------------
@@ -237,6 +303,17 @@ def _fp16(q: Any) -> list[Any]:
 
     everything = qtyping.TFLOperationName.ALL_SUPPORTED
     q.add_weight_only_config(".*", everything, 16, algorithm_key=AlgorithmName.FLOAT_CASTING)
+    return []
+
+
+def _fp16_weights_outside_front_end(q: Any) -> list[Any]:
+    """The step's fp16 recipe as the offline model needs it: the same FULLY_CONNECTED weights cast to fp16 (the
+    step's only fp16 tensors), the front end's left fp32 (its scope names MelFrontEnd)."""
+    from ai_edge_quantizer import qtyping
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
+    fully_connected = qtyping.TFLOperationName.FULLY_CONNECTED
+    q.add_weight_only_config("^(?!.*MelFrontEnd)", fully_connected, 16, algorithm_key=AlgorithmName.FLOAT_CASTING)
     return []
 
 

@@ -26,6 +26,12 @@ DETAIL_SPACING = {30: 1, 60: 2}
 # Algorithmic latency on device = LOOKAHEAD_FRAMES / fps + half an analysis window (32 ms).
 LOOKAHEAD_FRAMES = {30: 2, 60: 4}
 
+# Offline model (many frames per call, `a2bs infer` on files): mel frames per call, and frames per band of the
+# windowed attention (its constant band of position weights is N x (group + N - 1) per head and query).
+# Chosen by timing on the 2-core CI machine (docs/DECISIONS.md, "The offline model").
+OFFLINE_FRAMES = 32
+OFFLINE_GROUP = {30: 4, 60: 4}
+
 # --- emotion stream -------------------------------------------------------------
 EGEMAPS_DIM = 88
 EMOTION_WINDOW_S = 20.0

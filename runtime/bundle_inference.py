@@ -9,6 +9,8 @@ Core ML on macOS and in the NumPy MIL executor (`a2bs.runtime.mil_executor`) els
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import platform as host
 from collections.abc import Callable, Iterator
@@ -20,8 +22,9 @@ import numpy as np
 from a2bs.core.audio import n_output_frames, probe, stream_audio
 from a2bs.core.emotion import EmotionStats, file_emotion
 from a2bs.core.errors import A2BSError, one_line
-from a2bs.runtime.engine import BundleEngine, Runner
+from a2bs.runtime.engine import BundleEngine, Runner, run_stream
 from a2bs.runtime.manifest import bundle_file, load_manifest, verify_file
+from a2bs.runtime.offline import OfflineEngine, StepLoader
 from a2bs.runtime.tflite_runner import TFLiteRunner
 
 
@@ -33,29 +36,76 @@ def open_runners(
     The bundle is checked as `a2bs validate` checks it before anything runs: each model file's size and
     sha256 (`verify_file`), then its real inputs and outputs against the manifest (`io_mismatch`), so a
     damaged, tampered or mislabelled bundle is a one-line A2BSError, never a traceback or wrong frames."""
+    manifest = bundle_manifest(bundle, backend)
+    platform = manifest["platform"]
+    entries = bundle_file(manifest, "front_end", None), bundle_file(manifest, "step", variant)
+    front_end, step = (_open_model(bundle, manifest, entry, platform, num_threads) for entry in entries)
+    return manifest, front_end, step
+
+
+def bundle_manifest(bundle: Path, backend: str) -> dict[str, Any]:
+    """The bundle's checked manifest, refused when the bundle is not for `backend`'s platform."""
     manifest = load_manifest(bundle)
     platform = {"tflite": "android", "coreml": "ios"}[backend]
     if manifest.get("platform") != platform:
         raise A2BSError(f"--backend {backend} needs an {platform} bundle; {bundle} is for {manifest.get('platform')}")
-    entries = bundle_file(manifest, "front_end", None), bundle_file(manifest, "step", variant)
-    for entry in entries:
-        found = verify_file(bundle, entry)
-        if found.problem:
-            raise A2BSError(f"bundle {bundle} is damaged: {found.problem}; see `a2bs validate {bundle}`")
-    runners = []
-    for entry in entries:
-        path = bundle / entry["path"]
-        try:
-            runners.append(model_runner(path, platform, num_threads=num_threads))
-            problem = io_mismatch(path, platform, manifest["models"][entry["role"]])
-        except Exception as exc:  # the runtime's own error for a file it cannot load (corrupt, unsupported op)
-            raise A2BSError(f"cannot load {path}: {one_line(exc, 160)}") from None
-        if problem:
-            raise A2BSError(
-                f"the models of {bundle} do not run as its manifest says ({entry['path']}: {problem}): "
-                f"check the bundle with `a2bs validate {bundle}`"
-            )
-    return manifest, *runners
+    return manifest
+
+
+def step_loader(bundle: Path, manifest: dict[str, Any], variant: str | None, num_threads: int = 1) -> StepLoader:
+    """The step model of `variant`, loaded (and checked) on first use: the offline path needs it only to
+    recompute a call whose attention underflowed, so it costs no memory otherwise."""
+    entry = bundle_file(manifest, "step", variant)
+    return functools.cache(lambda: _open_model(bundle, manifest, entry, "android", num_threads))
+
+
+def offline_entry(manifest: dict[str, Any], variant: str | None) -> dict[str, Any] | None:
+    """The bundle's offline model of `variant` (default: the bundle's), or None when it has none."""
+    wanted = variant or manifest["default_variant"]
+    return next((f for f in manifest["files"] if f["role"] == "offline" and f["variant"] == wanted), None)
+
+
+def open_offline(bundle: Path, manifest: dict[str, Any], variant: str | None, num_threads: int = 1) -> Runner | None:
+    """The offline model's runner (checked like `open_runners` checks the others), or None without one."""
+    entry = offline_entry(manifest, variant)
+    return None if entry is None else _open_model(bundle, manifest, entry, "android", num_threads)
+
+
+def _open_model(bundle: Path, manifest: dict[str, Any], entry: dict[str, Any], platform: str, threads: int) -> Runner:
+    found = verify_file(bundle, entry)
+    if found.problem:
+        raise A2BSError(f"bundle {bundle} is damaged: {found.problem}; see `a2bs validate {bundle}`")
+    path = bundle / entry["path"]
+    try:
+        runner = model_runner(path, platform, num_threads=threads)
+        problem = io_mismatch(path, platform, manifest["models"][entry["role"]])
+    except Exception as exc:  # the runtime's own error for a file it cannot load (corrupt, unsupported op)
+        raise A2BSError(f"cannot load {path}: {one_line(exc, 160)}") from None
+    if problem:
+        raise A2BSError(
+            f"the models of {bundle} do not run as its manifest says ({entry['path']}: {problem}): "
+            f"check the bundle with `a2bs validate {bundle}`"
+        )
+    return runner
+
+
+def offline_difference(
+    bundle: Path, variant: str | None, audio: np.ndarray, emotion: np.ndarray | None = None
+) -> float:
+    """Largest difference between the bundle's offline model and its per-frame path (the apps' loop, front end
+    and step model) over `audio` (16 kHz mono float): the offline model's contract, <= OFFLINE_ATOL. NaN
+    counts as infinitely different."""
+    manifest, front_end, step = open_runners(Path(bundle), "tflite", variant)
+    offline = open_offline(Path(bundle), manifest, variant)
+    if offline is None:
+        raise A2BSError(f"bundle {bundle} has no offline model for variant {variant or manifest['default_variant']!r}")
+    per_frame = run_stream(BundleEngine(manifest, front_end, step, emotion, record_timings=False), audio)
+    engine = OfflineEngine(manifest, offline, lambda: step, emotion)
+    batched = np.concatenate(list(engine.run(iter([audio]), len(per_frame))))
+    if batched.shape != per_frame.shape:
+        return float("inf")
+    worst = float(np.abs(batched - per_frame).max(initial=0.0))
+    return worst if np.isfinite(worst) else float("inf")
 
 
 def model_io(path: Path, platform: str) -> tuple[list[tuple[str, tuple[int, ...]]], list[tuple[str, tuple[int, ...]]]]:
@@ -112,15 +162,23 @@ def iter_bundle_blendshapes(
     neutral_emotion: bool = False,
     emotion_from: str | Path | None = None,
     num_threads: int = 1,
+    per_frame: bool = False,
 ) -> tuple[int, int, Iterator[np.ndarray]]:
-    """(fps, n_frames, iterator of (n, 52) chunks) running the bundle frame by frame.
+    """(fps, n_frames, iterator of (n, 52) chunks) running the bundle: through its offline model, many frames
+    per call, when it has one for the variant (LiteRT), else (or with `per_frame`) frame by frame as the apps
+    do; both give the same frames (runtime/offline.py).
 
     `neutral_emotion` passes the manifest's neutral vector, as the sample apps do (no openSMILE on the
     phone), instead of the file's eGeMAPS features; `emotion_from` takes them from another clip. Paths may
     be strings: the sample READMEs tell app developers to call this from a Python prompt."""
     audio_path, bundle = Path(audio_path), Path(bundle)
     emotion_from = None if emotion_from is None else Path(emotion_from)
-    manifest, front_end, step = open_runners(bundle, backend, variant, num_threads)
+    manifest = bundle_manifest(bundle, backend)
+    offline = None if per_frame or backend != "tflite" else open_offline(bundle, manifest, variant, num_threads)
+    if offline is None:
+        manifest, front_end, step = open_runners(bundle, backend, variant, num_threads)
+    else:  # the front end and step models are not needed: not loaded
+        load_step = step_loader(bundle, manifest, variant, num_threads)
     fps = int(manifest["fps"])
     info = probe(audio_path)
     n_frames = n_output_frames(info, fps)
@@ -134,14 +192,8 @@ def iter_bundle_blendshapes(
         engine = BundleEngine(manifest, front_end, step, emotion, record_timings=False)
         pending: list[np.ndarray] = []
         for block in itertools.chain(stream_audio(audio_path), [None]):  # None: end of stream
-            try:
+            with _runtime_errors(bundle):
                 new = engine.push(block) if block is not None else engine.finish()
-            except (ValueError, RuntimeError, KeyError, IndexError) as exc:  # the runtimes' errors for bad inputs
-                reason = " ".join(str(exc).split())[:160]
-                raise A2BSError(
-                    f"the models of {bundle} do not run as its manifest says ({reason}): "
-                    f"check the bundle with `a2bs validate {bundle}`"
-                ) from None
             if len(new):
                 pending.append(new)
             while sum(len(p) for p in pending) >= chunk_frames or (block is None and pending):
@@ -152,4 +204,29 @@ def iter_bundle_blendshapes(
                     progress(len(chunk))
                 yield chunk
 
-    return fps, n_frames, frames()
+    def offline_frames() -> Iterator[np.ndarray]:
+        engine = OfflineEngine(manifest, offline, load_step, emotion)
+        chunks = engine.run(stream_audio(audio_path), n_frames, chunk_frames)
+        while True:
+            with _runtime_errors(bundle):
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            if progress:
+                progress(len(chunk))
+            yield chunk
+
+    return fps, n_frames, frames() if offline is None else offline_frames()
+
+
+@contextlib.contextmanager
+def _runtime_errors(bundle: Path) -> Iterator[None]:
+    """The runtimes' errors for inputs a model does not take: a bundle whose models and manifest disagree."""
+    try:
+        yield
+    except (ValueError, RuntimeError, KeyError, IndexError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise A2BSError(
+            f"the models of {bundle} do not run as its manifest says ({reason}): "
+            f"check the bundle with `a2bs validate {bundle}`"
+        ) from None

@@ -37,7 +37,7 @@ def shipped_bundle(fps: int) -> Path:
     return SHIPPED_DIR / f"default-{fps}fps"
 
 
-ROLES = ("front_end", "step")
+ROLES = ("front_end", "step", "offline")
 MAX_FILES = 64
 MAX_MODEL_BYTES = MODEL_SIZE_TARGET_MB * 1_000_000  # the size gate of `a2bs validate`: nothing larger is hashed
 _SHA256_CHARS = set("0123456789abcdef")
@@ -92,6 +92,8 @@ def _load_manifest(bundle: Path) -> dict[str, Any]:
     models = m.obj("models")
     _tensors(models.obj("front_end"), 1, 1)
     _tensors(models.obj("step"), 4, 3)
+    if "offline" in models.data:  # bundles made with `a2bs-convert android --offline` (older ones have none)
+        _tensors(models.obj("offline"), 4, 4)
     initial = m.obj("initial_state")
     mel_frames = initial.list("mel_frames", 3, 9)  # the mel history: 3 at 30 fps, 5 at 60 fps
     for i, row in enumerate(mel_frames):
@@ -121,6 +123,11 @@ def _load_manifest(bundle: Path) -> dict[str, Any]:
         raise A2BSError(f"{path}: 'files' must list one front_end model and at least one step model")
     if len(set(step_variants)) != len(step_variants):
         raise A2BSError(f"{path}: 'files' lists two step models of one variant")
+    offline_variants = [e.data["variant"] for e in entries if e.data["role"] == "offline"]
+    if len(set(offline_variants)) != len(offline_variants) or not set(offline_variants) <= set(step_variants):
+        raise A2BSError(f"{path}: 'files' must list at most one offline model per variant, each with its step model")
+    if offline_variants and "offline" not in models.data:
+        raise A2BSError(f"{path}: 'files' lists an offline model but 'models' does not describe it")
     default = m.str("default_variant", choices=tuple(step_variants), max_len=64)
     variants = m.list("variants", 1, MAX_FILES)  # the apps' variant picker (a name without a step file is not offered)
     if not all(isinstance(v, str) and v for v in variants) or len(set(variants)) != len(variants):
