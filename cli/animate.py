@@ -69,7 +69,7 @@ class Animator:
             self.threads_note = f", {n} torch thread{'s' * (n > 1)} of {free_cores()} free cores"
             self.fps = self.ckpt.fps
         else:
-            from a2bs.runtime.bundle_inference import offline_entry, open_runners
+            from a2bs.runtime.bundle_inference import offline_entry, open_offline, open_runners
 
             if spec.bundle is None:
                 raise A2BSError(f"--backend {spec.backend} needs --bundle DIR (a folder made by a2bs-convert)")
@@ -84,6 +84,8 @@ class Animator:
             shipped = spec.bundle.resolve().parent == SHIPPED_DIR
             what = "the shipped LiteRT model" if shipped else spec.backend
             offline = spec.backend == "tflite" and not spec.per_frame and offline_entry(manifest, spec.variant)
+            if offline:
+                open_offline(spec.bundle, manifest, spec.variant)  # checked too, before any work is done
             what += ", many frames per call" if offline else ", frame by frame"
             self.threads_note = f", {what}, {self.threads} thread{'s' * (self.threads > 1)}"
 

@@ -24,6 +24,7 @@ from a2bs.core.variants import FRONT_END_LIMITS, find_variant, platform_variants
 from a2bs.mobile_validation.checks import Check, not_run
 from a2bs.runtime.bundle_inference import model_runner
 from a2bs.runtime.engine import BundleEngine, run_stream
+from a2bs.runtime.offline import OFFLINE_ATOL, largest_difference, offline_frames
 from a2bs.viz.plots import plot_curves, plot_error_map
 from a2bs.viz.preview import render_preview
 
@@ -156,7 +157,38 @@ def run_parity(
             plots += check.details.get("plots", [])
             if default:
                 checks.append(_streaming_check(manifest, front, step, clips[0], outputs[0], entry, runtime))
+            offline = next((e for e in manifest["files"] if e["role"] == "offline" and e["variant"] == variant), None)
+            if first and offline is not None:
+                progress(f"parity: {offline['path']}, many frames per call, against {entry['path']} frame by frame")
+                checks.append(_offline_check(bundle, manifest, offline, intact, step, clips, outputs))
     return plots
+
+
+def _offline_check(
+    bundle: Path,
+    manifest: dict[str, Any],
+    entry: dict[str, Any],
+    intact: set[str],
+    step: Any,
+    clips: list[_Clip],
+    per_frame: list[np.ndarray],
+) -> Check:
+    """The offline model gives the frames of the per-frame path (the apps' loop) on every clip, to float
+    round-off: the largest difference against OFFLINE_ATOL (another shape or NaN counts as infinite)."""
+    name = "offline = per-frame"
+    if entry["path"] not in intact:
+        return not_run(entry, "parity", name, "file failed its integrity check")
+    try:
+        offline = _runner(bundle / entry["path"], "android", "CPU_ONLY")
+        worst = max(
+            largest_difference(offline_frames(manifest, offline, step, clip.audio, clip.emotion), expected)
+            for clip, expected in zip(clips, per_frame, strict=True)
+        )
+    except Exception as exc:  # a model the runtime cannot run: a failing check naming the file
+        return not_run(entry, "parity", name, f"{entry['path']} did not run: {one_line(exc)}")
+    ok = worst <= OFFLINE_ATOL
+    reason = "" if ok else f"differs from the step model frame by frame by {worst:.3g} (limit {OFFLINE_ATOL:g})"
+    return Check(entry["path"], "parity", name, ok, worst, OFFLINE_ATOL, "LiteRT interpreter", reason=reason)
 
 
 def _blendshape_check(

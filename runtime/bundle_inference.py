@@ -24,7 +24,7 @@ from a2bs.core.emotion import EmotionStats, file_emotion
 from a2bs.core.errors import A2BSError, one_line
 from a2bs.runtime.engine import BundleEngine, Runner, run_stream
 from a2bs.runtime.manifest import bundle_file, load_manifest, verify_file
-from a2bs.runtime.offline import OfflineEngine, StepLoader
+from a2bs.runtime.offline import OfflineEngine, StepLoader, largest_difference, offline_frames
 from a2bs.runtime.tflite_runner import TFLiteRunner
 
 
@@ -100,12 +100,7 @@ def offline_difference(
     if offline is None:
         raise A2BSError(f"bundle {bundle} has no offline model for variant {variant or manifest['default_variant']!r}")
     per_frame = run_stream(BundleEngine(manifest, front_end, step, emotion, record_timings=False), audio)
-    engine = OfflineEngine(manifest, offline, lambda: step, emotion)
-    batched = np.concatenate(list(engine.run(iter([audio]), len(per_frame))))
-    if batched.shape != per_frame.shape:
-        return float("inf")
-    worst = float(np.abs(batched - per_frame).max(initial=0.0))
-    return worst if np.isfinite(worst) else float("inf")
+    return largest_difference(offline_frames(manifest, offline, step, audio, emotion), per_frame)
 
 
 def model_io(path: Path, platform: str) -> tuple[list[tuple[str, tuple[int, ...]]], list[tuple[str, tuple[int, ...]]]]:

@@ -100,11 +100,29 @@ class OfflineEngine:
         """Raw frames of one call from the step model: `mel` (1, H-1+B, 80) are the mel frames from H-1 before
         the call, `context` the encoded frames before it."""
         self.fallback_calls += 1
-        rows = self._initial_mel.shape[1]
+        rows, step = self._initial_mel.shape[1], self.step()
         raws = []
         for b in range(self.frames):
             feeds = (mel[:, b : b + rows], context, self.emotion, np.zeros((1, self.n_shapes), np.float32))
-            result = self.step()(**dict(zip(self._step_inputs, feeds, strict=True)))
+            result = step(**dict(zip(self._step_inputs, feeds, strict=True)))
             raws.append(result[self._step_raw].reshape(1, -1))
             context = np.concatenate([context[:, 1:], result[self._step_context].reshape(1, 1, -1)], 1)
         return np.concatenate(raws)[None]
+
+
+def offline_frames(
+    manifest: dict[str, Any], offline: Runner, step: Runner, audio: np.ndarray, emotion: np.ndarray | None = None
+) -> np.ndarray:
+    """(ceil(duration * fps), 52) frames of a whole 16 kHz signal through the offline model."""
+    n_frames = -(-len(audio) * int(manifest["fps"]) // int(manifest["sample_rate"]))
+    engine = OfflineEngine(manifest, offline, lambda: step, emotion)
+    chunks = list(engine.run(iter([np.asarray(audio, np.float32)]), n_frames))
+    return np.concatenate(chunks) if chunks else np.zeros((0, len(manifest["blendshapes"])), np.float32)
+
+
+def largest_difference(got: np.ndarray, expected: np.ndarray) -> float:
+    """max |got - expected|, and infinity for another shape or any non-finite value (NaN never passes)."""
+    if got.shape != expected.shape:
+        return float("inf")
+    diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
+    return float(diff.max(initial=0.0)) if np.isfinite(diff).all() else float("inf")

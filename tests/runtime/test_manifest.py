@@ -320,6 +320,10 @@ def test_validate_on_a_read_only_bundle_is_one_error_line(shipped: Path, monkeyp
         (lambda m: m.update(variants=["fp16", "fp16"]), "'variants'"),
         (lambda m: m.update(variants=["fp16", 7]), "'variants'"),
         (lambda m: m["emotion"]["normalization"].update(clip="x"), "'emotion.normalization.clip'"),
+        (lambda m: m["models"].pop("offline"), "'models' does not describe it"),
+        (lambda m: m["models"]["offline"]["inputs"].pop(), "'models.offline.inputs'"),
+        (lambda m: _offline_entry(m).update(variant="fp32"), "one offline model per variant"),
+        (lambda m: m["files"].append(dict(_offline_entry(m))), "one offline model per variant"),
     ],
 )
 def test_what_the_apps_read_is_checked(edit, key: str, shipped: Path, monkeypatch, capsys) -> None:
@@ -329,6 +333,26 @@ def test_what_the_apps_read_is_checked(edit, key: str, shipped: Path, monkeypatc
         load_manifest(shipped)
     code, _, err = _validate(monkeypatch, capsys, shipped)
     one_error(code, err, key, "manifest.json")
+
+
+def _offline_entry(m: dict) -> dict:
+    return next(f for f in m["files"] if f["role"] == "offline")
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "tampered"])
+def test_a_damaged_offline_model_is_one_error_line(kind: str, shipped: Path, tmp_path: Path, monkeypatch, capsys):
+    """`a2bs infer` runs the offline model by default: it is checked like the step before it runs."""
+    rel = _offline_entry(json.loads((shipped / "manifest.json").read_text()))["path"]
+    model = shipped / rel
+    data = model.read_bytes()
+    if kind == "corrupt":
+        model.write_bytes(bytes(b ^ 0x5A for b in data))
+        _stamp(shipped, rel, sha256=hashlib.sha256(model.read_bytes()).hexdigest())
+    else:
+        model.write_bytes(data[:1000] + bytes([data[1000] ^ 1]) + data[1001:])
+    code, _, err = _infer(monkeypatch, capsys, tmp_path, shipped)
+    one_error(code, err, rel, "cannot load" if kind == "corrupt" else "sha256")
+    assert not (tmp_path / "o.csv").exists()
 
 
 def _repeat_fps(bundle: Path) -> None:
