@@ -1,13 +1,20 @@
-"""Benchmark `a2bs infer` as a whole process: real-time factor and peak memory.
+"""Benchmark `a2bs infer` as a whole process on one thread: the three paths side by side, and the roofline.
 
-Makes a long speech file by chaining the bundled speech clips (real speech, with gain changes and
-short pauses so it is not one clip looped), then times `a2bs infer` end to end (process start,
-model load, emotion features, mel, model, CSV) and reads the child's peak RSS.
+For 6 s, 6.5 min and 1 h of speech (the bundled clips chained, with gain changes and pauses), at 30 and 60 fps:
 
-    python benchmarks/bench_infer.py                 # 6-minute file at 30 and 60 fps
-    python benchmarks/bench_infer.py --hour          # adds the 1-hour peak-memory run (30 fps)
+- batched: the default, the shipped offline LiteRT model, many frames per call (runtime/offline.py);
+- per-frame: `--per-frame`, the shipped step model one frame per call, as the apps run it;
+- torch: `--backend torch`, the PyTorch reference (`forward_sequence`).
 
-Figures are printed and written to benchmarks/results/infer.json.
+Each run is a fresh process (start, imports, model load, emotion features, mel, model, CSV) with
+OMP_NUM_THREADS=1, so LiteRT and torch use one thread; wall time, RTF and the child's peak RSS are measured.
+The roofline of a path is its MACs per output frame (`core/deploy.model_figures`) x frames / the GEMM rate
+this machine reaches on one core (numpy's float32 matmul, measured here): the time its arithmetic would take
+at that rate. Also `a2bs info` (median of 5 runs). Printed, written to benchmarks/results/infer.json and
+plotted to benchmarks/results/infer.png.
+
+    python benchmarks/bench_infer.py               # everything (about 20 minutes)
+    python benchmarks/bench_infer.py --no-hour     # without the 1-hour files
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,9 +34,18 @@ import numpy as np
 import soundfile as sf
 
 from a2bs.core.audio import bundled_audio_dir, load_audio
-from a2bs.core.constants import RTF_TARGET, SAMPLE_RATE
+from a2bs.core.constants import SAMPLE_RATE
 
 RESULTS = Path(__file__).resolve().parent / "results" / "infer.json"
+PLOT = RESULTS.with_suffix(".png")
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+PATHS = {"batched": [], "per-frame": ["--per-frame"], "torch": ["--backend", "torch"]}
+LENGTHS = {"6 s": 6.0, "6.5 min": 390.0, "1 h": 3600.0}
+# issue 29's targets for the default (batched) path on 6.5 min, whole process, one thread
+TARGET_RTF = {30: 0.01, 60: 0.02}
+TARGET_RSS_MB = 100.0
+TARGET_VS_ROOFLINE = 2.0
+TARGET_INFO_S = 2.0
 
 
 def make_speech_file(path: Path, seconds: float, seed: int = 0) -> Path:
@@ -47,60 +64,160 @@ def make_speech_file(path: Path, seconds: float, seed: int = 0) -> Path:
     return path
 
 
-def run_infer(audio: Path, fps: int, out_dir: Path) -> dict:
-    a2bs = Path(sys.executable).with_name("a2bs")
-    output = out_dir / f"{audio.stem}_{fps}.csv"
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, the child's peak RSS in MB, its stdout) of one process with one thread."""
     started = time.perf_counter()
-    cmd = [str(a2bs), "infer", str(audio), "-o", str(output), "--fps", str(fps), "--force", "--no-progress"]
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    summary = child.stdout.read()  # "wrote ...: ... (RTF ..., N torch threads of M free cores)"
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, **ONE_THREAD})
+    out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS (ru_maxrss, KiB on Linux)
-    child.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - started
-    if child.returncode != 0:
-        raise SystemExit(f"a2bs infer failed with exit code {child.returncode}")
-    duration = sf.info(str(audio)).duration
-    rows = sum(1 for _ in output.open()) - 1
-    return {
-        "audio_s": round(duration, 2),
-        "fps": fps,
-        "frames": rows,
-        "wall_s": round(elapsed, 2),
-        "rtf": round(elapsed / duration, 4),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        "threads": summary.rsplit(", ", 1)[-1].strip().rstrip(")"),  # the thread choice `a2bs infer` made
-    }
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return elapsed, usage.ru_maxrss / 1024, out
+
+
+def gemm_rate() -> float:
+    """GMAC/s of numpy's float32 matmul (2048 x 2048) on one core: the best of 5, in a fresh process."""
+    code = (
+        "import numpy as np, time\n"
+        "a = np.random.rand(2048, 2048).astype(np.float32); b = a.copy(); a @ b\n"
+        "best = min((lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5))\n"
+        "print(2048 ** 3 / best / 1e9)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ONE_THREAD)
+    return float(out.stdout)
+
+
+def macs_per_frame() -> dict[int, dict[str, float]]:
+    """MACs per output frame of each path, per fps (the front end included where the path runs it)."""
+    from a2bs.core.checkpoint import load_default
+    from a2bs.core.deploy import model_figures
+
+    out = {}
+    for fps in (30, 60):
+        f = model_figures(load_default(fps).model)
+        out[fps] = {
+            "batched": f["offline_model_mmac"] * 1e6,
+            "per-frame": (f["shipped_step_mmac"] + f["front_end_mmac"]) * 1e6,
+            "torch": (f["offline_mmac"] + f["front_end_mmac"]) * 1e6,
+        }
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=6.0)
-    parser.add_argument("--hour", action="store_true", help="also run a 1-hour file for peak memory")
+    parser.add_argument("--no-hour", action="store_true", help="skip the 1-hour files")
     args = parser.parse_args()
+    a2bs = str(Path(sys.executable).with_name("a2bs"))
+    rate = gemm_rate()
+    macs = macs_per_frame()
     results = {
-        "machine": f"{platform.machine()} {platform.processor() or ''} {len(os.sched_getaffinity(0))} cores",
+        "machine": f"{platform.machine()} {_cpu()} {len(os.sched_getaffinity(0))} cores",
         "python": platform.python_version(),
+        "threads": 1,
+        "gemm_gmac_per_s": round(rate, 1),
+        "macs_per_frame": {str(fps): {k: round(v) for k, v in m.items()} for fps, m in macs.items()},
         "runs": [],
     }
+    print(f"{results['machine']}; one thread; float32 GEMM {rate:.1f} GMAC/s", flush=True)
+    print(f"{'audio':>8} {'fps':>3} {'path':<9} {'wall s':>8} {'RTF':>7} {'peak MB':>8} {'roofline s':>10} {'x':>5}")
+    lengths = {k: v for k, v in LENGTHS.items() if not (args.no_hour and v >= 3600)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
-        speech = make_speech_file(tmp_dir / "speech_6min.wav", args.minutes * 60)
-        for fps in (30, 60):
-            run = run_infer(speech, fps, tmp_dir)
-            results["runs"].append(run)
-            print(
-                f"{run['audio_s']:.0f} s @ {fps} fps: {run['wall_s']:.1f} s wall, RTF {run['rtf']:.4f} "
-                f"(target <= {RTF_TARGET}), peak RSS {run['peak_rss_mb']} MB, {run['threads']}",
-                flush=True,
-            )
-        if args.hour:
-            long = make_speech_file(tmp_dir / "speech_1h.wav", 3600)
-            run = run_infer(long, 30, tmp_dir)
-            results["runs"].append(run)
-            print(f"1 h @ 30 fps: {run['wall_s']:.1f} s wall, RTF {run['rtf']:.4f}, peak RSS {run['peak_rss_mb']} MB")
+        for label, seconds in lengths.items():
+            speech = make_speech_file(tmp_dir / f"speech_{int(seconds)}s.wav", seconds)
+            for fps in (30, 60):
+                for path, flags in PATHS.items():
+                    out = tmp_dir / f"out_{fps}_{path}.csv"
+                    cmd = [a2bs, "infer", str(speech), "-o", str(out), "--fps", str(fps), "--force", "--no-progress"]
+                    wall, rss, _ = timed(cmd + flags)
+                    frames = sum(1 for _ in out.open()) - 1
+                    roofline = macs[fps][path] * frames / (rate * 1e9)
+                    run = {
+                        "audio": label,
+                        "audio_s": seconds,
+                        "fps": fps,
+                        "path": path,
+                        "frames": frames,
+                        "wall_s": round(wall, 2),
+                        "rtf": round(wall / seconds, 4),
+                        "peak_rss_mb": round(rss, 1),
+                        "roofline_s": round(roofline, 2),
+                        "vs_roofline": round(wall / roofline, 2),
+                    }
+                    results["runs"].append(run)
+                    print(
+                        f"{label:>8} {fps:>3} {path:<9} {wall:>8.2f} {run['rtf']:>7.4f} {rss:>8.1f} "
+                        f"{roofline:>10.2f} {run['vs_roofline']:>5.2f}",
+                        flush=True,
+                    )
+    info = sorted(timed([a2bs, "info"])[0] for _ in range(5))
+    results["info_s"] = round(statistics.median(info), 2)
+    print(f"a2bs info: {results['info_s']:.2f} s (median of 5; target < {TARGET_INFO_S} s)")
+    results["targets"] = targets(results)
+    for line in results["targets"]:
+        print(line)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {RESULTS}")
+    plot(results, PLOT)
+    print(f"wrote {RESULTS} and {PLOT}")
+
+
+def targets(results: dict) -> list[str]:
+    """The issue's targets for the default path on 6.5 min, each with what was measured."""
+    lines = []
+    for run in results["runs"]:
+        if run["path"] != "batched" or run["audio"] != "6.5 min":
+            continue
+        fps = run["fps"]
+        for what, value, limit, ok in (
+            ("RTF", run["rtf"], TARGET_RTF[fps], run["rtf"] <= TARGET_RTF[fps]),
+            ("peak RSS MB", run["peak_rss_mb"], TARGET_RSS_MB, run["peak_rss_mb"] <= TARGET_RSS_MB),
+            ("x roofline", run["vs_roofline"], TARGET_VS_ROOFLINE, run["vs_roofline"] <= TARGET_VS_ROOFLINE),
+        ):
+            lines.append(f"{fps} fps 6.5 min {what}: {value} (target <= {limit}): {'met' if ok else 'NOT met'}")
+    ok = results["info_s"] < TARGET_INFO_S
+    lines.append(f"a2bs info: {results['info_s']} s (target < {TARGET_INFO_S} s): {'met' if ok else 'NOT met'}")
+    return lines
+
+
+def plot(results: dict, path: Path) -> None:
+    """RTF per path and file length, one panel per fps, with each path's roofline and the target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    lengths = list(dict.fromkeys(r["audio"] for r in results["runs"]))
+    width = 0.8 / len(PATHS)
+    for ax, fps in zip(axes, (30, 60), strict=True):
+        for i, name in enumerate(PATHS):
+            runs = {r["audio"]: r for r in results["runs"] if r["fps"] == fps and r["path"] == name}
+            xs = [j + (i - 1) * width for j in range(len(lengths))]
+            ax.bar(xs, [runs[n]["rtf"] for n in lengths], width, label=name)
+            roof = [runs[n]["roofline_s"] / runs[n]["audio_s"] for n in lengths]
+            ax.scatter(xs, roof, marker="_", s=300, color="black", label="roofline" if i == 0 else None)
+        ax.axhline(TARGET_RTF[fps], color="red", linestyle="--", label=f"target RTF {TARGET_RTF[fps]}")
+        ax.set_xticks(range(len(lengths)), lengths)
+        ax.set_yscale("log")
+        ax.set_title(f"{fps} fps, whole process, one thread")
+        ax.set_ylabel("real-time factor (lower is faster)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"a2bs infer on {results['machine']} (GEMM {results['gemm_gmac_per_s']} GMAC/s)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or ""
 
 
 if __name__ == "__main__":
