@@ -70,10 +70,12 @@ def build_bundle(
     variants: list[str] | None = None,
     validate: bool = True,
     force: bool = False,
+    offline: bool = False,
 ) -> BundleResult:
     """Convert `checkpoint` (default: the bundled 30 fps one) for "ios" or "android" into the bundle
     folder `out`, validated before it replaces anything (see `a2bs-convert`). `variants` defaults to the
-    platform's default variant; the first is the bundle's default. `result.passed` says whether it passed."""
+    platform's default variant; the first is the bundle's default. `offline` (android) adds the model that
+    `a2bs infer` runs on files, many frames per call. `result.passed` says whether it passed."""
     from a2bs.convert.bundle import build_bundle as build
     from a2bs.convert.bundle import resolve_variants
     from a2bs.core.checkpoint import load_default
@@ -86,7 +88,14 @@ def build_bundle(
         return validate_folder(folder, reference=ckpt, shown_as=Path(out)).passed
 
     return build(
-        platform, ckpt, names, Path(out), force=force, progress=lambda _: None, check=check if validate else None
+        platform,
+        ckpt,
+        names,
+        Path(out),
+        force=force,
+        progress=lambda _: None,
+        check=check if validate else None,
+        offline=offline,
     )
 
 

@@ -59,19 +59,26 @@ def convert(
 
     The bundle is built and validated in a staging folder beside --out and replaces --out only if it
     passed; one that fails is kept in OUT.rejected for inspection."""
-    from a2bs.convert.bundle import PLATFORMS, build_bundle, check_out_dir, rejected_dir, resolve_variants
+    from a2bs.convert.bundle import (
+        PLATFORMS,
+        build_bundle,
+        check_out_dir,
+        offline_variants,
+        rejected_dir,
+        resolve_variants,
+    )
 
     platform = platform.lower()
     if platform not in PLATFORMS:
         raise A2BSError(f"unknown platform {platform!r}: use ios or android")
-    if offline and platform != "android":
-        raise A2BSError("--offline adds LiteRT offline models: it goes with android bundles")
     out = out or Path("artifacts") / platform
     check_out_dir(out, force, validated=validate)  # before any slow work
     if install_into is not None and not validate:
         raise A2BSError("--install-into installs only a bundle that passed validation: drop --no-validate")
     target, clip = install_target(install_into, platform, force) if install_into else (None, "")
     variants = resolve_variants(platform, quantize, only)
+    if offline:
+        offline_variants(platform, variants)  # before any slow work
     ckpt = load_model(checkpoint, fps)
     started = time.perf_counter()
 

@@ -45,7 +45,7 @@ from a2bs.core.files import (
 )
 from a2bs.core.model import ModelConfig
 from a2bs.core.progress import Progress
-from a2bs.core.variants import PLATFORMS, default_variant, platform_variants
+from a2bs.core.variants import OFFLINE_VARIANTS, PLATFORMS, default_variant, platform_variants
 from a2bs.runtime.bundle_inference import offline_difference
 from a2bs.runtime.manifest import load_manifest
 from a2bs.runtime.offline import OFFLINE_ATOL
@@ -287,8 +287,7 @@ def build_bundle(
     `rejected_dir(out)` and `out` is left untouched. A lock keeps concurrent builds of `out` apart; an
     interruption (SIGINT/SIGTERM) or error removes the staging folder. `offline` adds the offline model of
     each float variant (android: `a2bs infer` runs it on files), checked to give the per-frame path's frames."""
-    if offline and platform != "android":
-        raise A2BSError("--offline adds LiteRT offline models: it goes with android bundles")
+    offline_for = offline_variants(platform, variants) if offline else []
     started = time.perf_counter()
     check_out_dir(out, force, validated=check is not None)
     default = variants[0]
@@ -304,8 +303,8 @@ def build_bundle(
                 for artifact in convert(ckpt, variant, tmp, calibration=calibration, progress=progress):
                     if all(artifact.path != f.path for f in files):
                         files.append(artifact)
-            if offline:
-                files += _offline_models(ckpt, variants, tmp, calibration, progress)
+            for variant in offline_for:
+                files.append(_convert_offline(ckpt, variant, tmp, calibration, progress))
             progress("manifest")
             manifest = build_manifest(platform, ckpt, files, tmp, default)
             rows = [_row(tmp, f) for f in files]
@@ -327,15 +326,25 @@ def build_bundle(
     return BundleResult(final, manifest, rows, time.perf_counter() - started, passed)
 
 
-def _offline_models(
-    ckpt: Checkpoint, variants: list[str], folder: Path, calibration: Any, progress: Progress
-) -> list[ArtifactFile]:
-    from a2bs.convert.tflite import OFFLINE_VARIANTS, convert_tflite_offline
+def _convert_offline(
+    ckpt: Checkpoint, variant: str, folder: Path, calibration: Any, progress: Progress
+) -> ArtifactFile:
+    from a2bs.convert.tflite import convert_tflite_offline
 
+    return convert_tflite_offline(ckpt, variant, folder, calibration=calibration, progress=progress)
+
+
+def offline_variants(platform: str, variants: list[str]) -> list[str]:
+    """The variants that get an offline model with --offline: the float ones (A2BSError before any work when
+    there is none, or for an iOS bundle)."""
+    if platform != "android":
+        raise A2BSError("--offline adds LiteRT offline models: it goes with android bundles")
     floats = [v for v in variants if v in OFFLINE_VARIANTS]
     if not floats:
-        raise A2BSError(f"--offline needs a float variant ({', '.join(OFFLINE_VARIANTS)}); this bundle has {variants}")
-    return [convert_tflite_offline(ckpt, v, folder, calibration=calibration, progress=progress) for v in floats]
+        raise A2BSError(
+            f"--offline needs a float variant ({' or '.join(OFFLINE_VARIANTS)}): add --quantize fp16 (or fp32)"
+        )
+    return floats
 
 
 def _require_per_frame_frames(bundle: Path, variant: str, progress: Progress) -> None:

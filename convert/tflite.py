@@ -54,7 +54,7 @@ from a2bs.core.deploy import (
 )
 from a2bs.core.parity import FLOAT_ATOL, FRONT_END_ATOL, abs_errors, compressed_problem, float_excess
 from a2bs.core.progress import Progress
-from a2bs.core.variants import default_variant, find_variant, platform_variants
+from a2bs.core.variants import OFFLINE_VARIANTS, default_variant, find_variant, platform_variants
 from a2bs.runtime.tflite_runner import TFLiteRunner
 
 TFLITE_VARIANTS = platform_variants("android")  # name -> row of core/variants.py
@@ -66,11 +66,6 @@ RUNTIME = "LiteRT interpreter"
 
 def step_file_name(variant: str) -> str:
     return f"a2bs_step_{variant}.tflite"
-
-
-# The offline model is built for the float variants only: with int8 activations, a call's quantization ranges
-# depend on the frames it holds, so its frames could not equal the step's.
-OFFLINE_VARIANTS = ("fp32", "fp16")
 
 
 def offline_file_name(variant: str) -> str:

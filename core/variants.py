@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PLATFORMS = ("ios", "android")
+# The android variants that get an offline model (`a2bs-convert android --offline`): the float ones. With int8
+# activations a call's quantization ranges depend on the frames it holds, so its frames could not equal the step's.
+OFFLINE_VARIANTS = ("fp32", "fp16")
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,8 @@ def _convert(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
         (["ios", "--quantize", "int3"], "unknown ios variant"),
         (["android", "--fps", "25"], "unsupported --fps"),
         (["android", "--checkpoint", "/nonexistent/ckpt"], "checkpoint not found"),
+        (["ios", "--offline"], "goes with android bundles"),
+        (["android", "--offline", "--quantize", "dynamic_int8", "--only"], "needs a float variant"),
     ],
 )
 def test_convert_cli_errors(monkeypatch, capsys, tmp_path: Path, args: list[str], message: str) -> None:
@@ -237,3 +239,32 @@ def test_emotion_from_through_the_bundles(
         np.testing.assert_array_equal(got["self"], got["plain"])
     assert np.abs(got["style"] - got["plain"]).max() > 0
     assert "Expression (the emotion input)" in (bundle / "README.md").read_text()
+
+
+def test_offline_model_gives_the_step_frames_and_the_build_refuses_one_that_does_not(
+    trained30: Checkpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--offline` on the trained default: the bundle gains the offline model, described in the manifest, and
+    validation checks it against the per-frame path. Negative control: an offline model whose frames are off by
+    3e-5 (in PyTorch and LiteRT alike, so only the comparison with the step can tell) is refused, nothing kept."""
+    from a2bs.convert import tflite
+    from a2bs.core.deploy import DeployOffline
+    from a2bs.mobile_validation.validate import validate_bundle
+
+    out = build_bundle("android", trained30, ["fp16"], tmp_path / "b", progress=lambda _: None, offline=True).out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [f["path"] for f in manifest["files"] if f["role"] == "offline"] == ["a2bs_offline_fp16.tflite"]
+    assert manifest["models"]["offline"]["inputs"][0]["shape"][1] > 1  # many frames per call
+    report = validate_bundle(out, latency=False)
+    offline = [c for c in report.checks if c.name == "offline = per-frame"]
+    assert report.passed and len(offline) == 1 and offline[0].value <= 1e-5
+
+    class Off(DeployOffline):
+        def forward(self, *inputs):
+            raw, *rest = super().forward(*inputs)
+            return (raw + 3e-5, *rest)
+
+    monkeypatch.setattr(tflite, "DeployOffline", Off)
+    with pytest.raises(tflite.ConversionError, match="verify:offline fp16"):
+        build_bundle("android", trained30, ["fp16"], tmp_path / "bad", progress=lambda _: None, offline=True)
+    assert not (tmp_path / "bad").exists()
