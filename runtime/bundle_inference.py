@@ -10,6 +10,7 @@ Core ML on macOS and in the NumPy MIL executor (`a2bs.runtime.mil_executor`) els
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import itertools
 import platform as host
@@ -182,6 +183,7 @@ def iter_bundle_blendshapes(
     else:
         stats = EmotionStats.from_json(manifest["emotion"]["normalization"])
         emotion = stats.normalize(file_emotion(emotion_from or audio_path)[None])
+        release_free_heap()  # what openSMILE freed (~7 MB) goes back to the system before the model runs
 
     def frames() -> Iterator[np.ndarray]:
         engine = BundleEngine(manifest, front_end, step, emotion, record_timings=False)
@@ -212,6 +214,13 @@ def iter_bundle_blendshapes(
             yield chunk
 
     return fps, n_frames, frames() if offline is None else offline_frames()
+
+
+def release_free_heap() -> None:
+    """Give the C heap's freed memory back to the system (glibc's malloc_trim; elsewhere nothing): native
+    libraries free their buffers, but glibc keeps them for reuse and the process's peak memory counts them."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 @contextlib.contextmanager
