@@ -91,6 +91,11 @@ class AudioInfo:
         """Length of the source in seconds."""
         return self.frames / self.sample_rate
 
+    @property
+    def samples(self) -> int:
+        """Length at 16 kHz: the number of samples `load_audio` returns."""
+        return _n_resampled(self.frames, self.sample_rate)
+
 
 # --- public API ---------------------------------------------------------------------------------
 
@@ -269,7 +274,7 @@ def read_tail(path: str | Path, seconds: float) -> np.ndarray:
     if not (math.isfinite(seconds) and seconds >= 0):
         raise ValueError(f"seconds must be a non-negative number, got {seconds}")
     info = probe(path)
-    n_out = _n_resampled(info.frames, info.sample_rate)
+    n_out = info.samples
     k0 = max(0, n_out - _ceil_samples(seconds))
     return _read_output_range(info, k0, n_out)
 
@@ -285,7 +290,7 @@ def read_segment(path: str | Path, start_s: float, end_s: float) -> np.ndarray:
     if end_s < start_s:
         raise ValueError(f"segment end {end_s} s is before its start {start_s} s")
     info = probe(path)
-    n_out = _n_resampled(info.frames, info.sample_rate)
+    n_out = info.samples
     k0 = min(max(0, _ceil_samples(start_s)), n_out)
     k1 = min(max(k0, _ceil_samples(end_s)), n_out)
     return _read_output_range(info, k0, k1)

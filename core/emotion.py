@@ -5,16 +5,25 @@ t, at t - 0.3 s and at t - 0.6 s, and concatenated in that order to 264 values. 
 the model a slow, utterance-level view of prosody (pitch, loudness, voice quality) and, through
 their offsets, of how it is trending.
 
-Extraction is slow (~0.25 s per 20 s window), so it is never done per output frame. Offline,
+Extraction is slow (~0.018 s per second of audio), so it is never done per output frame. Offline,
 either extract once per file with windows ending at the file's end (`emotion_features_for_file`,
 the spec's "efficient" approach), or, for long files, on a coarse grid (`refresh_times`,
 `frame_to_refresh_index`). Both are non-causal by at most one refresh interval (or the file).
 
+One openSMILE pass per set of overlapping windows: the low-level descriptors (10 ms frames) are
+computed once over the span the windows cover and the functionals once per window (openSMILE's
+`frameMode = list`), streamed through ring buffers, so no sample goes through openSMILE twice and
+memory does not grow with the span. A window's values therefore see the audio around it (pitch
+smoothing, 3-frame averages) where a separate run on the window alone would see its edges; they match
+such a run (`egemaps_functionals`) closely but not bit for bit (docs/DECISIONS.md, "eGeMAPS in one
+openSMILE pass").
+
 Edge rules, so every input gives 264 finite numbers:
 - windows are clipped at the start of the audio and at its end (`t` past the end sees only the
   audio that exists);
-- a window shorter than `EMOTION_MIN_WINDOW_S` (including an empty one, when t - 0.6 s < 0) is
-  zero-padded at its START to that length: openSMILE returns all-NaN for segments shorter than
+- a window shorter than `EMOTION_MIN_WINDOW_S` is extended at its start to that length, with zeros
+  before the start of the audio (so a window clipped at the start, or an empty one when
+  t - 0.6 s < 0, is zero-padded at its start): openSMILE returns all-NaN for segments shorter than
   ~1000 samples (62.5 ms) and finite values for padded or silent ones;
 - any non-finite value openSMILE still produces is replaced by 0 in the raw vector (none was
   observed for silence, noise, tones, DC or clipped speech once padded).
@@ -26,17 +35,22 @@ vector is zeros: a caller without emotion features passes `neutral_emotion()`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import itertools
 import math
+import tempfile
 import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from a2bs.core.audio import read_tail
+from a2bs.core.audio import probe, read_segment, read_tail
 from a2bs.core.constants import (
     EGEMAPS_DIM,
     EMOTION_DIM,
@@ -97,12 +111,13 @@ class _SmileAPI:
             options |= {"sampleRate": sample_rate, "nBits": 16}
         return options
 
-    def instance(self, sample_rate: int | None) -> Any:
-        """A fresh native openSMILE instance with the eGeMAPSv02 config (one per signal, as `Smile` does)."""
+    def instance(self, sample_rate: int | None, includes: dict[str, str] | None = None) -> Any:
+        """A fresh native openSMILE instance with the eGeMAPSv02 config (one per signal, as `Smile` does);
+        `includes` replaces some of the included config files (option name -> path)."""
         smile = self.lib.OpenSMILE()
         smile.initialize(
             config_file=str(self.config_root / _CONFIG_FILE),
-            options=self.options(sample_rate),
+            options=self.options(sample_rate) | (includes or {}),
             loglevel=_LOGLEVEL,
             log_file=None,
             debug=False,
@@ -147,6 +162,162 @@ def _smile_functionals(x: np.ndarray) -> np.ndarray:
     if not rows:
         return np.full((1, EGEMAPS_DIM), np.nan, dtype=np.float32)
     return np.vstack(rows)
+
+
+# --- one pass over many windows ------------------------------------------------------------------
+# The low-level descriptors come every 10 ms: frame k of a pass starts at its sample 160 k. The levels
+# built on 60 ms frames (pitch, formants, voice quality) hold L // 160 - 4 frames of L samples, the
+# fewest of all levels, so the window of L samples that starts at frame s is frames s .. s + L // 160 - 5
+# for every functional: as many as a run on the window alone gives those levels.
+_HOP_SAMPLES = 160
+_SHORT_LEVEL_FRAMES = 4
+# Our own includes (the package's files stay untouched), written for each pass and read by `initialize`:
+# the functionals of listed frame ranges (`{frames}`), also of ranges that end with the input; the audio
+# and the descriptor levels before the functionals as ring buffers, so memory does not grow with the
+# span (openSMILE enlarges a ring that one of its readers needs bigger, e.g. to the longest window).
+_FRAME_LIST_CONF = """\
+frameMode = list
+frameList = {frames}
+frameSize = 0
+frameStep = 0
+frameCenterSpecial = left
+noPostEOIprocessing = 0
+writer.levelconf.growDyn = 0
+writer.levelconf.isRb = 1
+writer.levelconf.nT = 5
+"""
+_SOURCE_CONF = f"""\
+[componentInstances:cComponentManager]
+instance[{_SOURCE}].type = cExternalAudioSource
+
+[{_SOURCE}:cExternalAudioSource]
+writer.dmLevel = wave
+writer.levelconf.growDyn = 0
+writer.levelconf.isRb = 1
+writer.levelconf.nT = {4 * SAMPLE_RATE}
+sampleRate = {SAMPLE_RATE}
+nBits = 16
+channels = 1
+"""
+_RING_CONF = f"""\
+writer.levelconf.growDyn = 0
+writer.levelconf.isRb = 1
+writer.levelconf.nT = {2 * _SPAN_SAMPLES // _HOP_SAMPLES}
+writer.levelconf.noHang = 2
+"""
+_WRITE_SAMPLES = SAMPLE_RATE // 4  # audio handed to openSMILE per call (its ring holds 4 s)
+_READ_SAMPLES = 10 * SAMPLE_RATE  # audio asked of the caller per call
+_RETRY_S = 0.001  # wait before handing audio again to a full ring
+_STALL_S = 60.0  # openSMILE taking no audio (or not finishing) this long is a failure, not a wait
+
+Window = tuple[int, int]  # samples [lo, hi) of a signal; lo < 0: zeros before its first sample
+
+
+def _frame_list(windows: Sequence[Window], base: int, stop: int) -> str:
+    """openSMILE's `frameList` (inclusive frame ranges) for `windows` in a pass over samples [base, stop)."""
+    last = (stop - base) // _HOP_SAMPLES - _SHORT_LEVEL_FRAMES - 1
+    ranges = []
+    for lo, hi in windows:
+        first = round((lo - base) / _HOP_SAMPLES)
+        ranges.append(f"{first}-{min(first + (hi - lo) // _HOP_SAMPLES - _SHORT_LEVEL_FRAMES - 1, last)}")
+    return ",".join(ranges)
+
+
+def _run_into(smile: Any, failure: list[BaseException]) -> None:
+    try:
+        smile.run()
+    except BaseException as e:  # reported by the feeding thread
+        failure.append(e)
+
+
+def _feed(smile: Any, runner: threading.Thread, pieces: Iterable[np.ndarray]) -> int:
+    """Hands `pieces` to the running instance as 16-bit PCM, waiting while its ring is full; samples written."""
+    written = 0
+    for piece in pieces:
+        for i in range(0, len(piece), _WRITE_SAMPLES):
+            pcm = (piece[i : i + _WRITE_SAMPLES] * np.float32(32768)).astype(np.int16)  # as `_smile_functionals`
+            waited = 0.0
+            while not smile.external_audio_source_write_data(_SOURCE, pcm.tobytes()):
+                if not runner.is_alive() or waited > _STALL_S:
+                    raise RuntimeError(f"openSMILE stopped taking audio after {written} samples")
+                time.sleep(_RETRY_S)
+                waited += _RETRY_S
+            written += len(pcm)
+    return written
+
+
+def _list_pass(pieces: Iterable[np.ndarray], n_samples: int, frame_list: str, n_rows: int) -> np.ndarray:
+    """(n_rows, 88) functionals of the frame ranges of `frame_list`, from one openSMILE run over `pieces`
+    (16 kHz float32 audio, `n_samples` in all) that are fed while openSMILE runs in a second thread."""
+    api = _smileapi()
+    rows: list[np.ndarray] = []
+    failure: list[BaseException] = []
+    error: BaseException | None = None
+    written = 0
+    with _smile_lock:  # one extraction at a time
+        with tempfile.TemporaryDirectory(prefix="a2bs-opensmile-") as folder:
+            texts = {
+                "frameModeFunctionalsConf": _FRAME_LIST_CONF.format(frames=frame_list),
+                "source": _SOURCE_CONF,
+                "bufferModeConf": _RING_CONF,
+            }
+            includes = {option: str(Path(folder) / f"{option}.conf.inc") for option in texts}
+            for option, text in texts.items():
+                Path(includes[option]).write_text(text, encoding="ascii")
+            smile = api.instance(SAMPLE_RATE, includes)
+        smile.external_sink_set_callback_ex(_SINK, lambda data, meta: rows.append(data.copy()))
+        runner = threading.Thread(target=_run_into, args=(smile, failure), name="a2bs-opensmile", daemon=True)
+        runner.start()
+        try:
+            written = _feed(smile, runner, pieces)
+            smile.external_audio_source_set_eoi(_SOURCE)
+        except BaseException as e:  # KeyboardInterrupt too: stop the run before leaving
+            error = e
+            with contextlib.suppress(Exception):
+                smile.abort()
+                smile.external_audio_source_set_eoi(_SOURCE)  # wakes a run waiting for audio
+        runner.join(_STALL_S)
+        if not runner.is_alive():  # never free an instance that still runs
+            smile.free()
+    if failure:
+        raise RuntimeError(f"openSMILE failed: {failure[0]}") from failure[0]
+    if error is not None:
+        raise error
+    if runner.is_alive():
+        raise RuntimeError(f"openSMILE did not finish within {_STALL_S:.0f} s of the end of its input")
+    if written != n_samples or len(rows) != n_rows:
+        raise RuntimeError(
+            f"openSMILE gave {len(rows)} functional rows for {n_rows} windows over {written} of {n_samples} samples"
+        )
+    return np.vstack(rows)
+
+
+def _windows_functionals(read: Callable[[int, int], np.ndarray], windows: Sequence[Window]) -> np.ndarray:
+    """(len(windows), 88) float32 functionals, always finite, of `windows` of one signal, whose samples
+    a..b-1 `read(a, b)` returns (0 <= a < b). One openSMILE pass per group of overlapping windows, over
+    the span the group covers: each sample is read and goes through openSMILE at most once."""
+    out = np.empty((len(windows), EGEMAPS_DIM), dtype=np.float32)
+    groups: list[list[int]] = []
+    stop = 0
+    for i in sorted(range(len(windows)), key=windows.__getitem__):  # by start
+        lo, hi = windows[i]
+        if groups and lo < stop:
+            groups[-1].append(i)
+            stop = max(stop, hi)
+        else:
+            groups.append([i])
+            stop = hi
+    for group in groups:
+        group.sort(key=lambda i: windows[i][::-1])  # openSMILE takes the ranges in the order their data ends
+        base = min(windows[i][0] for i in group)
+        stop = max(windows[i][1] for i in group)
+        pieces = itertools.chain(
+            [np.zeros(-base, dtype=np.float32)] if base < 0 else [],
+            (read(a, min(a + _READ_SAMPLES, stop)) for a in range(max(base, 0), stop, _READ_SAMPLES)),
+        )
+        frame_list = _frame_list([windows[i] for i in group], base, stop)
+        out[group] = _list_pass(pieces, stop - base, frame_list, len(group))
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 @functools.cache
@@ -212,20 +383,27 @@ def egemaps_functionals(window: np.ndarray) -> np.ndarray:
     return np.nan_to_num(values[0].astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _features_ending_at(audio: np.ndarray, origin: int, end: int) -> np.ndarray:
-    """264 raw features for windows ending at absolute sample `end` (minus each offset).
-
-    `audio[0]` is absolute sample `origin`; window starts are clipped at absolute sample 0.
-    """
-    n = audio.shape[0]
-    parts = []
+def _windows_ending_at(origin: int, n: int, end: int) -> list[Window]:
+    """The three windows ending at absolute sample `end` (minus each offset), in samples of an `n`-sample
+    signal whose first sample is absolute sample `origin`: clipped to the signal and to absolute sample 0,
+    then extended at the start to `EMOTION_MIN_WINDOW_S` (zeros before the signal's first sample)."""
+    windows = []
     for offset in _OFFSET_SAMPLES:
         stop = end - offset
         start = max(stop - _WINDOW_SAMPLES, 0)
         lo = min(max(start - origin, 0), n)
         hi = min(max(stop - origin, 0), n)
-        parts.append(egemaps_functionals(audio[lo:hi]))
-    return np.concatenate(parts)
+        windows.append((min(lo, hi - _MIN_WINDOW_SAMPLES), hi))
+    return windows
+
+
+def _features_ending_at(audio: np.ndarray, origin: int, end: int) -> np.ndarray:
+    """264 raw features for windows ending at absolute sample `end` (minus each offset), in one pass.
+
+    `audio[0]` is absolute sample `origin`; window starts are clipped at absolute sample 0.
+    """
+    windows = _windows_ending_at(origin, audio.shape[0], end)
+    return _windows_functionals(lambda a, b: audio[a:b], windows).reshape(EMOTION_DIM)
 
 
 def emotion_features_at(audio: np.ndarray, t_s: float) -> np.ndarray:
@@ -239,16 +417,20 @@ def emotion_features_at(audio: np.ndarray, t_s: float) -> np.ndarray:
     return _features_ending_at(x, origin=0, end=round(t_s * SAMPLE_RATE))
 
 
-def emotion_features_at_times(audio: np.ndarray, times_s: np.ndarray) -> np.ndarray:
-    """Raw (len(times_s), 264) features, one row per time (e.g. a `refresh_times` grid)."""
-    x = _as_mono_float32(audio, "audio")
+def _grid_times(times_s: np.ndarray) -> np.ndarray:
     times = np.asarray(times_s, dtype=np.float64).reshape(-1)
     if not np.all(np.isfinite(times)):
         raise ValueError("times_s must be finite")
-    out = np.empty((times.shape[0], EMOTION_DIM), dtype=np.float32)
-    for i, t in enumerate(times):
-        out[i] = _features_ending_at(x, origin=0, end=round(float(t) * SAMPLE_RATE))
-    return out
+    return times
+
+
+def emotion_features_at_times(audio: np.ndarray, times_s: np.ndarray) -> np.ndarray:
+    """Raw (len(times_s), 264) features, one row per time (e.g. a `refresh_times` grid), in one openSMILE
+    pass per group of overlapping windows."""
+    x = _as_mono_float32(audio, "audio")
+    times = _grid_times(times_s)
+    windows = [w for t in times for w in _windows_ending_at(0, x.shape[0], round(float(t) * SAMPLE_RATE))]
+    return _windows_functionals(lambda a, b: x[a:b], windows).reshape(times.shape[0], EMOTION_DIM)
 
 
 def emotion_features_for_file(audio_tail: np.ndarray, duration_s: float) -> np.ndarray:
@@ -416,3 +598,16 @@ def file_emotion(path: str | Path) -> np.ndarray:
     what inference uses once per file, and what `--emotion-from` takes from another clip."""
     tail = read_tail(path, EMOTION_SPAN_S)
     return emotion_features_at(tail, len(tail) / SAMPLE_RATE)
+
+
+def file_emotion_at_times(path: str | Path, times_s: np.ndarray) -> np.ndarray:
+    """`emotion_features_at_times` of a whole file, read piece by piece: memory does not grow with the
+    file, and each sample is read and goes through openSMILE at most once (`--emotion-refresh`)."""
+    times = _grid_times(times_s)
+    n = probe(path).samples
+    windows = [w for t in times for w in _windows_ending_at(0, n, round(float(t) * SAMPLE_RATE))]
+
+    def read(a: int, b: int) -> np.ndarray:
+        return read_segment(path, a / SAMPLE_RATE, b / SAMPLE_RATE)
+
+    return _windows_functionals(read, windows).reshape(times.shape[0], EMOTION_DIM)

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from a2bs.core.audio import SampleWindow, frame_centers, gather_windows, read_segment, stream_audio
+from a2bs.core.audio import SampleWindow, frame_centers, gather_windows, stream_audio
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
 from a2bs.core.emotion import (
     EMOTION_SPAN_S,
     emotion_features_at,
     file_emotion,
+    file_emotion_at_times,
     frame_to_refresh_index,
     refresh_times,
 )
@@ -42,11 +43,7 @@ def _emotion_contexts(
         index = None
     else:
         times = refresh_times(duration, the_plan.emotion_refresh_s)
-        raws = []
-        for t in times:
-            segment = read_segment(path, max(0.0, t - EMOTION_SPAN_S), t)
-            raws.append(emotion_features_at(segment, len(segment) / SAMPLE_RATE))
-        raws = np.stack(raws)
+        raws = file_emotion_at_times(path, times)
         computed_frames = np.minimum(np.arange(n_computed) * the_plan.stride, the_plan.n_frames - 1)
         index = frame_to_refresh_index(the_plan.n_frames, the_plan.fps, times)[computed_frames]
     normalized = torch.from_numpy(ckpt.emotion_stats.normalize(raws))

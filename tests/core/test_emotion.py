@@ -1,4 +1,5 @@
-"""Emotion features (eGeMAPSv02 x 3 windows) on real speech, edge cases, refresh grid and statistics."""
+"""Emotion features (eGeMAPSv02 x 3 windows) on real speech, edge cases, one openSMILE pass, refresh grid
+and statistics."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from a2bs.core.emotion import (
     emotion_features_at_times,
     emotion_features_for_file,
     file_emotion,
+    file_emotion_at_times,
     frame_to_refresh_index,
     neutral_emotion,
     refresh_times,
@@ -55,6 +57,48 @@ def female() -> np.ndarray:
 def _windows(vec: np.ndarray) -> np.ndarray:
     """(264,) -> (3, 88): rows are the windows ending at t, t-0.3 s, t-0.6 s."""
     return vec.reshape(3, EGEMAPS_DIM)
+
+
+# --- one pass against the per-window reference ------------------------------------------------------
+# One openSMILE pass computes each window's descriptors with the audio around it, where a run on the window
+# alone (`egemaps_functionals`, the reference) sees its edges, so they differ a little, in z-units of the
+# shipped checkpoint's statistics (docs/DECISIONS.md, "eGeMAPS in one openSMILE pass"). The edges are a fixed
+# stretch of frames, so their share of a window of L seconds goes as 1 / L: the tolerance on the median over
+# a window's 88 features is max(0.01, 0.2 s / L) z and on their 90th percentile max(0.05, 1 s / L) z. On the
+# bundled speech one pass stays under half of it (20 s windows: <= 0.004 and <= 0.022 z), while the window
+# 0.6 s away is over it at every length.
+
+
+def _tolerance(length_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.maximum(0.01, 0.2 / length_s), np.maximum(0.05, 1.0 / length_s)
+
+
+@pytest.fixture(scope="module")
+def z_scale() -> np.ndarray:
+    """The shipped 30 fps checkpoint's emotion scale per window, (3, 88): what one z-unit is per feature."""
+    config = json.loads((AUDIO_DIR.parent / "checkpoints/default-30fps/config.json").read_text())
+    return EmotionStats.from_json(config["emotion_stats"]).scale.reshape(3, EGEMAPS_DIM)
+
+
+def _reference(audio: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """((3, 88), (3,)): each window ending at t, t-0.3 s, t-0.6 s (clipped at the start) run through openSMILE
+    on its own, and its length in seconds (at least the 0.5 s it is padded to)."""
+    stops = [max(0, round(t * SR) - o) for o in (0, 4800, 9600)]
+    windows = [audio[max(0, stop - W) : stop] for stop in stops]
+    lengths = np.array([max(w.size, SR // 2) / SR for w in windows])
+    return np.stack([egemaps_functionals(w) for w in windows]), lengths
+
+
+def _far(got: np.ndarray, reference: np.ndarray, lengths: np.ndarray, z_scale: np.ndarray) -> list[str]:
+    """The windows (rows of (n, 88); window lengths in seconds) not within tolerance of the reference."""
+    z = np.abs(got - reference) / z_scale[: len(got)]
+    median_tol, p90_tol = _tolerance(np.asarray(lengths, dtype=np.float64))
+    return [
+        f"window {i}: median {np.median(row):.3f} z (<= {median_tol[i]:.3f}), "
+        f"90th percentile {np.percentile(row, 90):.3f} z (<= {p90_tol[i]:.3f})"
+        for i, row in enumerate(z)
+        if not (np.median(row) <= median_tol[i] and np.percentile(row, 90) <= p90_tol[i])
+    ]
 
 
 # --- names ------------------------------------------------------------------------
@@ -94,40 +138,41 @@ def test_silence_and_short_audio_are_finite(male: np.ndarray) -> None:
         assert vec.shape == (EGEMAPS_DIM,) and vec.dtype == np.float32 and np.all(np.isfinite(vec))
 
 
-def test_short_windows_are_padded_at_start(male: np.ndarray) -> None:
+def test_short_windows_are_padded_at_start(male: np.ndarray, z_scale: np.ndarray) -> None:
     short = male[SR : SR + SR // 5]
     pad = np.zeros(SR // 2 - short.size, dtype=np.float32)
     padded = egemaps_functionals(np.concatenate([pad, short]))
     np.testing.assert_array_equal(egemaps_functionals(short), padded)
-    np.testing.assert_array_equal(_windows(emotion_features_at(short, 0.2))[0], padded)
+    silence = egemaps_functionals(np.zeros(SR // 2, dtype=np.float32))
+    # t = 0.2 s: every window is zero-padded at its start to 0.5 s; the earlier two hold no audio at all.
+    vec = _windows(emotion_features_at(short, 0.2))
+    assert not _far(vec, np.stack([padded, silence, silence]), [0.5] * 3, z_scale)
     # t = 0.3 s: the t-0.6 s window is empty, i.e. 0.5 s of digital silence.
     vec = _windows(emotion_features_at(male, 0.3))
-    np.testing.assert_array_equal(vec[2], egemaps_functionals(np.zeros(SR // 2, dtype=np.float32)))
+    assert not _far(vec, _reference(male, 0.3)[0], [0.5] * 3, z_scale)
     assert not np.array_equal(vec[0], vec[2])
 
 
 def test_windows_differ_in_position(male: np.ndarray) -> None:
+    """The three windows see different audio (which window is which: `test_one_pass_matches_the_reference`)."""
     audio = np.concatenate([male[: 10 * SR], np.zeros(SR, dtype=np.float32)])  # speech, then 1 s silence
     vec = _windows(emotion_features_at(audio, 11.0))
     assert not np.allclose(vec[0], vec[2])
     assert not np.allclose(vec[0], vec[1])
-    # Each sub-vector is exactly the window it claims: ends at t, t-0.3, t-0.6 (clipped at the start).
-    for row, end in zip(vec, (11 * SR, 11 * SR - 4800, 11 * SR - 9600), strict=True):
-        np.testing.assert_array_equal(row, egemaps_functionals(audio[max(end - W, 0) : end]))
     # More trailing silence lowers the mean loudness.
     loud = egemaps_feature_names().index("loudness_sma3_amean")
     assert vec[0][loud] < vec[2][loud]
 
 
-def test_file_tail_matches_full_audio(male: np.ndarray, female: np.ndarray) -> None:
+def test_file_tail_matches_full_audio(male: np.ndarray, female: np.ndarray, z_scale: np.ndarray) -> None:
     full = np.concatenate([male, female])  # ~25.8 s: longer than one 20.6 s span
     duration = full.size / SR
     assert duration > EMOTION_SPAN_S
     tail = full[-round(EMOTION_SPAN_S * SR) :]
     from_tail = emotion_features_for_file(tail, duration)
-    np.testing.assert_array_equal(from_tail, emotion_features_at(full, duration))
-    # The window ending at t is the last 20 s exactly (not clipped to the tail's 20.6 s).
-    np.testing.assert_array_equal(_windows(from_tail)[0], egemaps_functionals(full[-W:]))
+    np.testing.assert_array_equal(from_tail, emotion_features_at(full, duration))  # the same pass: bit for bit
+    # The windows are the last 20 s, 20 s to 0.3 s before the end, ... (not clipped to the tail's 20.6 s).
+    assert not _far(_windows(from_tail), *_reference(full, duration), z_scale)
     with pytest.raises(ValueError, match="need the last"):
         emotion_features_for_file(tail[SR:], duration)
     with pytest.raises(ValueError, match="more than"):
@@ -158,11 +203,28 @@ def test_f0_higher_for_female_voice(male: np.ndarray, female: np.ndarray) -> Non
         assert egemaps_functionals(_synthetic_voice(f0))[i] == pytest.approx(expected, abs=0.5)
 
 
-def test_grid_extraction_rows_match_single_times(female: np.ndarray) -> None:
-    times = np.array([0.4, 5.0])
-    rows = emotion_features_at_times(female[: 5 * SR], times)
-    assert rows.shape == (2, EMOTION_DIM)
-    np.testing.assert_array_equal(rows[1], emotion_features_at(female[: 5 * SR], 5.0))
+def test_grid_extraction_rows_match_single_times(female: np.ndarray, z_scale: np.ndarray) -> None:
+    """Grid rows come from one pass over all their windows: each matches its own per-window reference, as
+    does the single-time call (a row is not bit for bit the single-time row: the pass starts elsewhere)."""
+    audio = female[: 5 * SR]
+    times = np.array([0.4, 2.5, 5.0])
+    rows = emotion_features_at_times(audio, times)
+    assert rows.shape == (3, EMOTION_DIM) and rows.dtype == np.float32 and np.all(np.isfinite(rows))
+    for t, row in zip(times, rows, strict=True):
+        assert not _far(_windows(row), *_reference(audio, t), z_scale), t
+    assert not _far(_windows(rows[2]), _windows(emotion_features_at(audio, 5.0)), [5.0, 4.7, 4.4], z_scale)
+    assert emotion_features_at_times(audio, np.zeros(0)).shape == (0, EMOTION_DIM)
+
+
+def test_file_grid_equals_the_array_grid(male: np.ndarray) -> None:
+    """`file_emotion_at_times` reads the file piece by piece (10 s pieces: the 14.4 s clip takes two) and
+    computes what `emotion_features_at_times` computes from the whole array, bit for bit."""
+    times = np.array([2.0, 7.5, male.size / SR])
+    np.testing.assert_array_equal(
+        file_emotion_at_times(AUDIO_DIR / "speech_en_us.wav", times), emotion_features_at_times(male, times)
+    )
+    with pytest.raises(ValueError, match="finite"):
+        file_emotion_at_times(AUDIO_DIR / "speech_en_us.wav", np.array([np.nan]))
 
 
 def test_rejects_bad_audio() -> None:
@@ -200,9 +262,10 @@ def test_names_are_the_packages(package_smile) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in AUDIO_DIR.glob("*.wav")))
-def test_features_equal_the_packages(name: str, package_smile) -> None:
-    """Bit for bit what `opensmile.Smile(eGeMAPSv02, Functionals).process_signal` gives, on every bundled
-    clip: whole, its last 20 s window, short and padded, silent, clipped and quiet."""
+def test_features_equal_the_packages(name: str, package_smile, z_scale: np.ndarray) -> None:
+    """A window's functionals are bit for bit what `opensmile.Smile(eGeMAPSv02, Functionals).process_signal`
+    gives, on every bundled clip: whole, its last 20 s window, short and padded, silent, clipped and quiet;
+    a file's 264 values (one pass) are within tolerance of the package's value for each window."""
     audio = _load(name)
     windows = {
         "whole": audio,
@@ -224,18 +287,133 @@ def test_features_equal_the_packages(name: str, package_smile) -> None:
             for end in (audio.size - round(o * SR) for o in EMOTION_OFFSETS_S)
         ]
     )
-    np.testing.assert_array_equal(file_emotion(AUDIO_DIR / name), expected)
-    np.testing.assert_array_equal(emotion_features_at(audio, duration), expected)
+    np.testing.assert_array_equal(file_emotion(AUDIO_DIR / name), emotion_features_at(audio, duration))
+    lengths = [min(audio.size / SR - o, 20.0) for o in EMOTION_OFFSETS_S]
+    assert not _far(_windows(file_emotion(AUDIO_DIR / name)), _windows(expected), lengths, z_scale)
 
 
 def test_extraction_is_thread_safe(male: np.ndarray, female: np.ndarray) -> None:
-    """Threads may extract at once (the native runs are serialized) and get what one thread gets."""
+    """Threads may extract at once (the native runs are serialized) and get what one thread gets, for single
+    windows and for one-pass vectors (which feed openSMILE from a second thread of their own)."""
     windows = [male[i * SR : (i + 3) * SR] for i in range(4)] + [female[i * SR : (i + 3) * SR] for i in range(4)]
     expected = [egemaps_functionals(w) for w in windows]
+    expected_vectors = [emotion_features_at(w, 3.0) for w in windows[::2]]
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(egemaps_functionals, windows * 2))
-    for a, b in zip(got, expected * 2, strict=True):
+        got_vectors = list(pool.map(lambda w: emotion_features_at(w, 3.0), windows[::2] * 2))
+    for a, b in zip(got + got_vectors, expected * 2 + expected_vectors * 2, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# --- one openSMILE pass ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_speech(male: np.ndarray, female: np.ndarray) -> np.ndarray:
+    """~25.8 s of real speech: windows that are not clipped at the start."""
+    return np.concatenate([male, female])
+
+
+def test_one_pass_matches_the_reference(long_speech: np.ndarray, z_scale: np.ndarray) -> None:
+    """Each window of the one-pass vector is within tolerance of openSMILE run on that window alone, for
+    whole 20 s windows (mid-file and at the end) and windows clipped at the start (12 s down to 0.5 s);
+    negative controls: the windows in the wrong order, or a window list 0.3 s off, are caught."""
+    duration = long_speech.size / SR
+    for t in (duration, 22.0, 12.0, 2.5, 1.1):
+        got, (reference, lengths) = _windows(emotion_features_at(long_speech, t)), _reference(long_speech, t)
+        assert not _far(got, reference, lengths, z_scale), t
+        assert len(_far(got[::-1], reference, lengths, z_scale)) == 2, t  # t and t-0.6 s swapped
+        assert _far(_windows(emotion_features_at(long_speech, t - 0.3)), reference, lengths, z_scale), t
+
+
+def test_windows_past_the_end_take_the_audio_before(male: np.ndarray, z_scale: np.ndarray) -> None:
+    """t 19.8 s past the end: the t window holds 0.2 s of audio and is extended at its start to 0.5 s with
+    the audio before it (zeros only stand for audio before the start); not zero-padded."""
+    n = male.size
+    vec = _windows(emotion_features_at(male, n / SR + 19.8))
+    reference = np.stack([egemaps_functionals(male[n - k :]) for k in (SR // 2, SR // 2, 12800)])
+    assert not _far(vec, reference, [0.5, 0.5, 0.8], z_scale)
+    assert _far(vec[:1], egemaps_functionals(male[n - 3200 :])[None], [0.5], z_scale)  # the zero-padded 0.2 s
+
+
+class _Recording:
+    """Counts native runs and keeps the PCM each instance accepted (patched over the binding's class)."""
+
+    def __init__(self, base: type) -> None:
+        self.runs = 0
+        self.written: list[bytes] = []
+        recording = self
+
+        class OpenSMILE(base):
+            def run(self):
+                recording.runs += 1
+                return super().run()
+
+            def external_audio_source_write_data(self, component_name, data):
+                accepted = super().external_audio_source_write_data(component_name, data)
+                if accepted:
+                    recording.written.append(bytes(data))
+                return accepted
+
+        self.cls = OpenSMILE
+
+    def samples(self) -> np.ndarray:
+        return np.frombuffer(b"".join(self.written), dtype=np.int16)
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> _Recording:
+    lib = emotion._smileapi().lib
+    rec = _Recording(lib.OpenSMILE)
+    monkeypatch.setattr(lib, "OpenSMILE", rec.cls)
+    return rec
+
+
+def _pcm(x: np.ndarray) -> np.ndarray:
+    return (x * np.float32(32768)).astype(np.int16)
+
+
+def test_each_sample_goes_through_opensmile_once(long_speech: np.ndarray, recording: _Recording) -> None:
+    """One native run per group of overlapping windows, and the audio it is given is the span of the
+    windows, each sample once and in order; negative control: the per-window reference runs three times."""
+    n, duration = long_speech.size, long_speech.size / SR
+    span = round(EMOTION_SPAN_S * SR)
+    emotion_features_at(long_speech, duration)
+    assert recording.runs == 1
+    np.testing.assert_array_equal(recording.samples(), _pcm(long_speech[n - span :]))
+
+    recording.runs, recording.written = 0, []
+    emotion_features_at_times(long_speech, np.array([5.0, 10.0, 15.0, 20.0, duration]))  # windows overlap
+    assert recording.runs == 1
+    np.testing.assert_array_equal(recording.samples(), _pcm(long_speech))
+
+    recording.runs, recording.written = 0, []
+    emotion_features_at_times(long_speech, np.array([1.0, duration]))  # two groups: [-0.1 s, 1 s), the last span
+    assert recording.runs == 2
+    expected = np.concatenate([np.zeros(SR // 10, np.int16), _pcm(long_speech[:SR]), _pcm(long_speech[n - span :])])
+    np.testing.assert_array_equal(recording.samples(), expected)
+
+    recording.runs, recording.written = 0, []
+    _reference(long_speech, duration)  # the old way: each window on its own
+    assert recording.runs == 3 and recording.samples().size == 3 * W > span
+
+
+def test_opensmile_failures_are_errors(long_speech: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A native run that fails, or that returns fewer rows than windows, raises instead of hanging or
+    returning a short or misaligned vector."""
+    lib = emotion._smileapi().lib
+
+    class Failing(lib.OpenSMILE):
+        def run(self):
+            raise lib.OpenSmileException(lib.SMILE_FAIL, "simulated")
+
+    monkeypatch.setattr(lib, "OpenSMILE", Failing)
+    with pytest.raises(RuntimeError, match=r"openSMILE failed: .*simulated"):
+        emotion_features_at(long_speech, long_speech.size / SR)
+    monkeypatch.undo()
+    monkeypatch.setattr(emotion, "_frame_list", lambda *args: "0-99")  # one range for three windows
+    with pytest.raises(RuntimeError, match="1 functional rows for 3 windows"):
+        emotion_features_at(long_speech, long_speech.size / SR)
 
 
 # --- refresh grid -------------------------------------------------------------------
