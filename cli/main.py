@@ -295,11 +295,11 @@ def info(
     fps: Annotated[int | None, typer.Option(help="30 or 60.")] = None,
 ) -> None:
     """Print the model's size, parameters and MACs per output frame."""
-    from a2bs.core.deploy import describe
+    from a2bs.core.architecture import describe
 
     ckpt = load_model(checkpoint, fps)
     typer.echo(f"checkpoint: {ckpt.source} ({'trained' if ckpt.trained else 'untrained'})")
-    typer.echo(describe(ckpt.model))
+    typer.echo(describe(ckpt.model.config))
 
 
 @app.command()

@@ -20,12 +20,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from a2bs.core.architecture import ModelConfig
 from a2bs.core.audio import bundled_audio_dir, load_audio
 from a2bs.core.constants import N_MELS, SUPPORTED_FPS
 from a2bs.core.emotion import EmotionStats, emotion_features_at_times
 from a2bs.core.errors import CheckpointError, Fields, read_json
 from a2bs.core.files import temp_prefix
-from a2bs.core.model import A2BSModel, ModelConfig
+from a2bs.core.model import A2BSModel
 
 FORMAT = "a2bs-checkpoint"
 VERSION = 1
