@@ -26,10 +26,10 @@ ARTIFACTS = ROOT / "benchmarks" / "results" / "artifacts.json"
 
 def model_figures_table() -> str:
     from a2bs.core.architecture import model_figures
-    from a2bs.core.checkpoint import load_default
+    from a2bs.core.checkpoint import default_header
     from a2bs.core.constants import OFFLINE_FRAMES
 
-    figures = [model_figures(load_default(fps).model.config) for fps in (30, 60)]
+    figures = [model_figures(default_header(fps).config) for fps in (30, 60)]
     rows = [
         ("parameters", lambda f: f"{f['parameters']:,} ({f['fp32_mb']:.2f} MB fp32)"),
         (
