@@ -1,7 +1,7 @@
 """Write the docs' generated tables from their one source each, or check that they are current.
 
 - docs/ARCHITECTURE.md, "model-figures": sizes and MACs of the bundled default checkpoints, measured by
-  `a2bs.core.deploy.model_figures` (what `a2bs info` prints);
+  `a2bs.core.architecture.model_figures` (what `a2bs info` prints);
 - docs/VALIDATION.md, "variants": every row of `a2bs.core.variants` (deployment target,
   precision class and its limits, weight limit) with the step sizes of the last
   `benchmarks/bench_artifacts.py` run (benchmarks/results/artifacts.json).
@@ -25,13 +25,21 @@ ARTIFACTS = ROOT / "benchmarks" / "results" / "artifacts.json"
 
 
 def model_figures_table() -> str:
-    from a2bs.core.checkpoint import load_default
-    from a2bs.core.deploy import model_figures
+    from a2bs.core.architecture import model_figures
+    from a2bs.core.checkpoint import default_header
+    from a2bs.core.constants import OFFLINE_FRAMES
 
-    figures = [model_figures(load_default(fps).model) for fps in (30, 60)]
+    figures = [model_figures(default_header(fps).config) for fps in (30, 60)]
     rows = [
         ("parameters", lambda f: f"{f['parameters']:,} ({f['fp32_mb']:.2f} MB fp32)"),
-        ("offline (`a2bs infer`), per output frame", lambda f: f"{f['offline_mmac']:.1f} MMAC"),
+        (
+            f"offline LiteRT `DeployOffline` (`a2bs infer`, {OFFLINE_FRAMES} frames per call), per output frame",
+            lambda f: f"{f['offline_model_mmac']:.1f} MMAC",
+        ),
+        (
+            "offline PyTorch `forward_sequence` (`a2bs infer --checkpoint`), per output frame",
+            lambda f: f"{f['offline_mmac']:.1f} MMAC",
+        ),
         (
             "`A2BSModel.step`, per frame (reference, constants recomputed)",
             lambda f: f"{f['reference_step_mmac']:.1f} MMAC",

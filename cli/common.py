@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
@@ -15,7 +16,9 @@ from a2bs.core.constants import SUPPORTED_FPS
 from a2bs.core.errors import A2BSError, signals_raise
 
 if TYPE_CHECKING:  # torch loads only when a command needs the model
-    from a2bs.core.checkpoint import Checkpoint
+    from a2bs.core.checkpoint import Checkpoint, CheckpointHeader
+
+Loaded = TypeVar("Loaded", "Checkpoint", "CheckpointHeader")
 
 
 def check_fps(fps: int | None) -> None:
@@ -29,21 +32,35 @@ def load_model(checkpoint: Path | None, fps: int | None) -> Checkpoint:
     is untrained; a mismatch of the two is a one-line error."""
     from a2bs.core.checkpoint import load_checkpoint, load_default
 
+    return _chosen(checkpoint, fps, load_default, load_checkpoint)
+
+
+def read_model_header(checkpoint: Path | None, fps: int | None) -> CheckpointHeader:
+    """`load_model` without the weights and without torch: the header of the checkpoint that `--checkpoint` /
+    `--fps` name, every part checked, with the same warning and errors."""
+    from a2bs.core.checkpoint import default_header, read_header
+
+    return _chosen(checkpoint, fps, default_header, read_header)
+
+
+def _chosen(
+    checkpoint: Path | None, fps: int | None, default: Callable[[int], Loaded], read: Callable[[Path], Loaded]
+) -> Loaded:
     check_fps(fps)
     if checkpoint is None:
-        ckpt = load_default(fps or 30)
+        chosen = default(fps or 30)
     else:
-        ckpt = load_checkpoint(checkpoint)
-        if fps is not None and fps != ckpt.fps:
-            raise A2BSError(f"{checkpoint} is a {ckpt.fps} fps checkpoint: drop --fps or pass --fps {ckpt.fps}")
-    if not ckpt.trained:
+        chosen = read(checkpoint)
+        if fps is not None and fps != chosen.fps:
+            raise A2BSError(f"{checkpoint} is a {chosen.fps} fps checkpoint: drop --fps or pass --fps {chosen.fps}")
+    if not chosen.trained:
         typer.secho(
-            f"warning: no trained checkpoint for {ckpt.fps} fps is bundled yet; using a deterministic UNTRAINED "
+            f"warning: no trained checkpoint for {chosen.fps} fps is bundled yet; using a deterministic UNTRAINED "
             "model. The output has the right format and timing but does not follow the speech.",
             fg=typer.colors.YELLOW,
             err=True,
         )
-    return ckpt
+    return chosen
 
 
 def run_app(typer_app: typer.Typer, fatal: tuple[type[Exception], ...] = ()) -> None:

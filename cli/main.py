@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from a2bs.cli.common import check_fps, load_model, run_app
+from a2bs.cli.common import check_fps, load_model, read_model_header, run_app
 from a2bs.core.errors import A2BSError
 
 app = typer.Typer(
@@ -294,12 +294,13 @@ def info(
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint folder. Default: bundled.")] = None,
     fps: Annotated[int | None, typer.Option(help="30 or 60.")] = None,
 ) -> None:
-    """Print the model's size, parameters and MACs per output frame."""
-    from a2bs.core.deploy import describe
+    """Print the model's size, parameters and MACs per output frame (checks the checkpoint's config and
+    weights header; reads no weight)."""
+    from a2bs.core.architecture import describe
 
-    ckpt = load_model(checkpoint, fps)
-    typer.echo(f"checkpoint: {ckpt.source} ({'trained' if ckpt.trained else 'untrained'})")
-    typer.echo(describe(ckpt.model))
+    header = read_model_header(checkpoint, fps)
+    typer.echo(f"checkpoint: {header.source} ({'trained' if header.trained else 'untrained'})")
+    typer.echo(describe(header.config))
 
 
 @app.command()

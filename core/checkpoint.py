@@ -1,5 +1,8 @@
 """Checkpoints: a folder with `model.safetensors` (weights) and `config.json` (architecture, fps,
 normalization statistics, provenance). Loading never unpickles anything.
+
+Reading what a checkpoint says about itself (`read_header`: config.json and the weights' header, all
+checked) needs no torch, so `a2bs info` starts fast; torch is imported by what builds or writes a model.
 """
 
 from __future__ import annotations
@@ -13,19 +16,20 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
+from a2bs.core.architecture import ModelConfig, weight_shapes
 from a2bs.core.audio import bundled_audio_dir, load_audio
 from a2bs.core.constants import N_MELS, SUPPORTED_FPS
 from a2bs.core.emotion import EmotionStats, emotion_features_at_times
 from a2bs.core.errors import CheckpointError, Fields, read_json
 from a2bs.core.files import temp_prefix
-from a2bs.core.model import A2BSModel, ModelConfig
+
+if TYPE_CHECKING:  # torch loads only where a model is built or written
+    from a2bs.core.model import A2BSModel
 
 FORMAT = "a2bs-checkpoint"
 VERSION = 1
@@ -56,6 +60,25 @@ class Checkpoint:
         return Path(self.source).absolute().name  # absolute: `--checkpoint .` is named after the folder
 
 
+@dataclass(frozen=True)
+class CheckpointHeader:
+    """A checkpoint as its files describe it, every part checked (config.json's fields; the weights' names,
+    shapes and dtypes in the safetensors header against the config) with no weight read and no torch: what
+    `a2bs info` reports, and the first half of `load_checkpoint`. The statistics are None only for the
+    untrained fallback of `default_header`, which has no files (they are fitted when it is built)."""
+
+    config: ModelConfig
+    trained: bool
+    source: str
+    mel_stats: tuple[np.ndarray, np.ndarray] | None = None  # (mean, std) per mel bin
+    emotion_stats: EmotionStats | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> int:
+        return self.config.fps
+
+
 def default_checkpoint_dir(fps: int) -> Path:
     """Where the bundled default checkpoint for `fps` lives inside the installed package."""
     return Path(str(resources.files("a2bs.core") / "assets" / "checkpoints" / f"default-{fps}fps"))
@@ -63,6 +86,8 @@ def default_checkpoint_dir(fps: int) -> Path:
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path, *, force: bool = False) -> Path:
     """Write atomically: build in a temp folder beside `path`, then rename."""
+    from safetensors.torch import save_file
+
     target = Path(path)
     if target.exists() and not force:
         raise CheckpointError(f"{target} exists: pass --force to overwrite")
@@ -108,12 +133,10 @@ def _resolve(path: Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load a checkpoint folder (or its config.json / model.safetensors); CheckpointError if unusable.
-
-    Nothing is trusted before it is checked: config.json's types and ranges first, then the weights'
-    names, shapes and dtypes from the safetensors header against a model built on the meta device (no
-    memory), and only then are the weights read and the model built."""
+def read_header(path: str | Path) -> CheckpointHeader:
+    """What a checkpoint folder (or its config.json / model.safetensors) says about itself, every part checked
+    before it is used: config.json's types and ranges first, then the weights file's size and the names,
+    shapes and dtypes of its header against the config. Reads no weight; CheckpointError if unusable."""
     folder = _resolve(Path(path))
     where = str(folder / CONFIG_FILE)
     config = Fields(read_json(folder / CONFIG_FILE, "a2bs checkpoint config", CheckpointError), where, CheckpointError)
@@ -133,9 +156,25 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not isinstance(info, dict):
         raise CheckpointError(f"{where}: 'info' must be a JSON object")
     weights_path = folder / WEIGHTS_FILE
-    expected = _expected_shapes(model_config)
+    expected = weight_shapes(model_config)
     _check_size(weights_path, expected)
     _check_header(weights_path, expected)
+    return CheckpointHeader(model_config, trained, str(folder), (mel_mean, mel_std), emotion_stats, info)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint folder (or its config.json / model.safetensors); CheckpointError if unusable.
+
+    Nothing is trusted before it is checked: `read_header` first (config.json, then the weights' header
+    against the config, no memory allocated for them), and only then are the weights read and the model built."""
+    import torch
+    from safetensors.torch import load_file
+
+    from a2bs.core.model import A2BSModel
+
+    header = read_header(path)
+    assert header.mel_stats is not None and header.emotion_stats is not None  # read from the files
+    weights_path = Path(header.source) / WEIGHTS_FILE
     try:
         weights = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -144,18 +183,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"not enough memory to read {weights_path}: free some memory and try again") from None
     if not all(torch.isfinite(v).all() for v in weights.values()):
         raise CheckpointError(f"{weights_path} contains NaN or infinite weights")
-    model = A2BSModel(model_config)
+    model = A2BSModel(header.config)
     model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
-    model.front_end.set_stats(mel_mean, mel_std)
+    model.front_end.set_stats(*header.mel_stats)
     model.eval()
-    return Checkpoint(model, emotion_stats, trained, str(folder), info)
-
-
-def _expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every stored weight, from a model built on the meta device (allocates nothing)."""
-    with torch.device("meta"):
-        model = A2BSModel(config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.startswith(_DERIVED_PREFIX)}
+    return Checkpoint(model, header.emotion_stats, header.trained, header.source, header.info)
 
 
 # safetensors' own limit on the JSON header in front of the weights
@@ -180,7 +212,7 @@ def _check_size(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
 def _check_header(path: Path, expected: dict[str, tuple[int, ...]]) -> None:
     """The safetensors header (names, shapes, dtypes) must match the config before any weight is read."""
     try:
-        with safe_open(str(path), "pt") as f:
+        with safe_open(str(path), "numpy") as f:  # the header only: no tensor is read, no torch
             header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is corrupt or not a safetensors file: {_short(exc)}") from None
@@ -212,7 +244,10 @@ def _short(value: object) -> str:
 def fresh_checkpoint(fps: int, seed: int = 0, config: ModelConfig | None = None) -> Checkpoint:
     """A deterministic, untrained model with statistics fitted on the bundled speech clips (`config`:
     another architecture for `fps`, e.g. the small one of the fast test tier)."""
+    import torch
+
     from a2bs.core.features import log_mel_frames
+    from a2bs.core.model import A2BSModel
 
     torch.manual_seed(seed)
     model = A2BSModel(config or ModelConfig.for_fps(fps)).eval()
@@ -220,17 +255,34 @@ def fresh_checkpoint(fps: int, seed: int = 0, config: ModelConfig | None = None)
     mel = np.concatenate([log_mel_frames(clip, fps) for clip in clips])
     model.front_end.set_stats(mel.mean(0), mel.std(0) + 1e-3)
     raws = np.concatenate([emotion_features_at_times(c, np.linspace(2.0, len(c) / 16000, 6)) for c in clips])
-    return Checkpoint(model, EmotionStats.fit(raws), trained=False, source=f"untrained (seed {seed})")
+    return Checkpoint(model, EmotionStats.fit(raws), trained=False, source=_untrained_source(seed))
+
+
+def _untrained_source(seed: int) -> str:
+    return f"untrained (seed {seed})"
+
+
+def _bundled_default(fps: int) -> Path | None:
+    """The folder of the bundled default checkpoint for `fps`, or None when none is bundled yet."""
+    if fps not in SUPPORTED_FPS:
+        raise CheckpointError(f"unsupported fps {fps}: use one of {', '.join(map(str, SUPPORTED_FPS))}")
+    folder = default_checkpoint_dir(fps)
+    return folder if (folder / CONFIG_FILE).is_file() else None
 
 
 def load_default(fps: int) -> Checkpoint:
     """The bundled default checkpoint for `fps`; an untrained deterministic model if none is bundled yet."""
-    if fps not in SUPPORTED_FPS:
-        raise CheckpointError(f"unsupported fps {fps}: use one of {', '.join(map(str, SUPPORTED_FPS))}")
-    folder = default_checkpoint_dir(fps)
-    if (folder / CONFIG_FILE).is_file():
-        return load_checkpoint(folder)
-    return fresh_checkpoint(fps)
+    folder = _bundled_default(fps)
+    return fresh_checkpoint(fps) if folder is None else load_checkpoint(folder)
+
+
+def default_header(fps: int) -> CheckpointHeader:
+    """`read_header` of the bundled default checkpoint for `fps`, or the header of the untrained model that
+    `load_default` falls back to when none is bundled (no torch either way)."""
+    folder = _bundled_default(fps)
+    if folder is None:
+        return CheckpointHeader(ModelConfig.for_fps(fps), trained=False, source=_untrained_source(0))
+    return read_header(folder)
 
 
 def fingerprint(ckpt: Checkpoint) -> str:

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from a2bs.core.architecture import ModelConfig
 from a2bs.core.constants import N_FFT, N_MELS, OFFLINE_FRAMES, OFFLINE_GROUP
-from a2bs.core.model import A2BSModel, ModelConfig, count_parameters, macs_per_frame
+from a2bs.core.model import A2BSModel
 
 STEP_INPUTS = ("mel_frames", "context", "emotion", "previous")
 OFFLINE_INPUTS = ("pcm", "mel_history", "context", "emotion")
@@ -270,42 +271,21 @@ def initial_state(model: A2BSModel) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def deployed_macs(model: A2BSModel) -> dict[str, int]:
-    """Multiply-accumulates per frame of what ships: {"step": DeployStep, "front_end": DeployFrontEnd}
-    (torch's FLOP counter, 1 MAC = 2 FLOPs). The shipped step has its constant subgraphs folded, so it
-    costs less than `A2BSModel.step`."""
+def deployed_macs(model: A2BSModel) -> dict[str, float]:
+    """Multiply-accumulates per frame of what ships, counted by torch's FLOP counter (1 MAC = 2 FLOPs): the
+    measurement that `core/architecture.macs` is checked against. "step": `DeployStep` (its constant
+    subgraphs folded, so it costs less than `A2BSModel.step`); "front_end": `DeployFrontEnd`; "offline":
+    one call of `DeployOffline` divided by its frames."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    out = {}
-    for name, module in (("step", DeployStep(model).eval()), ("front_end", DeployFrontEnd(model).eval())):
+    offline = DeployOffline(model)
+    out: dict[str, float] = {}
+    for name, module, frames in (
+        ("step", DeployStep(model), 1),
+        ("front_end", DeployFrontEnd(model), 1),
+        ("offline", offline, offline.frames),
+    ):
         with FlopCounterMode(display=False) as counter:
-            module(*module.example_inputs())
-        out[name] = int(counter.get_total_flops() // 2)
+            module.eval()(*module.example_inputs())
+        out[name] = int(counter.get_total_flops() // 2) / frames
     return out
-
-
-def model_figures(model: A2BSModel) -> dict[str, float]:
-    """Every size and cost figure of a model that the docs quote, measured in one place: `a2bs info`
-    prints them and `benchmarks/docs_tables.py` writes them into docs/ARCHITECTURE.md."""
-    params = count_parameters(model)
-    reference, shipped, fps = macs_per_frame(model), deployed_macs(model), model.config.fps
-    return {
-        "fps": fps,
-        "parameters": params,
-        "fp32_mb": params * 4 / 1e6,
-        "offline_mmac": reference["offline"] / 1e6,  # per output frame, `a2bs infer` (torch)
-        "reference_step_mmac": reference["device_step"] / 1e6,  # `A2BSModel.step`, constants recomputed
-        "shipped_step_mmac": shipped["step"] / 1e6,  # `DeployStep`, what the bundles hold
-        "front_end_mmac": shipped["front_end"] / 1e6,
-        "device_gmac_per_s": (shipped["step"] + shipped["front_end"]) * fps / 1e9,
-    }
-
-
-def describe(model: A2BSModel) -> str:
-    f = model_figures(model)
-    return (
-        f"{f['parameters']:,} parameters ({f['fp32_mb']:.2f} MB fp32); per output frame at {f['fps']} fps: "
-        f"{f['offline_mmac']:.1f} MMAC offline, {f['shipped_step_mmac']:.1f} MMAC shipped step + "
-        f"{f['front_end_mmac']:.2f} MMAC front end on device ({f['device_gmac_per_s']:.2f} GMAC/s; "
-        f"the reference A2BSModel.step: {f['reference_step_mmac']:.1f} MMAC)"
-    )

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from a2bs.core.architecture import ModelConfig
 from a2bs.core.audio import SampleWindow, frame_centers, gather_windows, stream_audio
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
@@ -27,7 +28,7 @@ from a2bs.core.emotion import (
     refresh_times,
 )
 from a2bs.core.errors import A2BSError
-from a2bs.core.model import ModelConfig, smooth
+from a2bs.core.model import smooth
 from a2bs.core.plan import InferencePlan
 
 ProgressFn = Callable[[int], None]

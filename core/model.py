@@ -20,109 +20,15 @@ smoothing). The encoders are designed so that shared work is computed once (docs
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from a2bs.core import constants as C
-from a2bs.core.errors import CheckpointError, Fields
+from a2bs.core.architecture import ModelConfig
 from a2bs.core.features import MelFrontEnd
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture hyper-parameters; stored in every checkpoint's config.json."""
-
-    fps: int = 30
-    context_frames: int = C.CONTEXT_FRAMES[30]
-    lookahead_frames: int = C.LOOKAHEAD_FRAMES[30]
-    n_mels: int = C.N_MELS
-    detail_frames: int = C.DETAIL_FRAMES
-    detail_spacing: int = 1  # mel frames between detail tokens (C.DETAIL_SPACING); 1 in older checkpoints
-    d_model: int = C.D_MODEL
-    n_heads: int = C.N_HEADS
-    encoder_hidden: int = 384
-    emotion_dim: int = C.EMOTION_DIM
-    emotion_tokens: int = C.EMOTION_TOKENS
-    decoder_hidden: int = C.DECODER_HIDDEN
-    n_blendshapes: int = C.N_BLENDSHAPES
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def for_fps(cls, fps: int) -> ModelConfig:
-        if fps not in C.SUPPORTED_FPS:
-            raise ValueError(f"fps must be one of {C.SUPPORTED_FPS}, got {fps}")
-        return cls(
-            fps=fps,
-            context_frames=C.CONTEXT_FRAMES[fps],
-            lookahead_frames=C.LOOKAHEAD_FRAMES[fps],
-            detail_spacing=C.DETAIL_SPACING[fps],
-        )
-
-    @property
-    def step_mel_frames(self) -> int:
-        """Mel frames one device step reads: the newest frame's 3 for the frame encoder, and the detail tokens."""
-        return max(self.detail_frames, (self.detail_frames - 1) * self.detail_spacing + 1)
-
-    @property
-    def window_mel_frames(self) -> int:
-        """Mel frames one output frame depends on: N encoded frames, each needing 2 frames of history."""
-        return self.context_frames + self.detail_frames - 1
-
-    def mel_frames_for(self, n_out: int) -> tuple[int, int]:
-        """(first mel frame, count): every mel frame that output frames 0 .. n_out-1 depend on."""
-        return self.lookahead_frames - self.window_mel_frames + 1, n_out + self.window_mel_frames - 1
-
-    @property
-    def n_tokens(self) -> int:
-        return self.context_frames + self.detail_frames
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if data["detail_spacing"] == 1:  # as written before the field existed: same config, same fingerprint
-            del data["detail_spacing"]
-        return data
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "checkpoint config") -> ModelConfig:
-        """The config stored in a checkpoint, every field type- and range-checked before anything is
-        allocated (an untrusted `d_model` of 16384 would otherwise allocate gigabytes)."""
-
-        f = Fields(data, where, CheckpointError, "model.")
-        unknown = set(f.data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise CheckpointError(f"{where}: unknown model fields {sorted(unknown)} (written by a newer a2bs?)")
-        fps = f.int("fps", min(C.SUPPORTED_FPS), max(C.SUPPORTED_FPS))
-        if fps not in C.SUPPORTED_FPS:
-            raise CheckpointError(f"{where}: 'model.fps' must be one of {C.SUPPORTED_FPS}, got {fps}")
-        context = f.int("context_frames", 8, 2048)
-        d_model, n_heads = f.int("d_model", 8, 1024), f.int("n_heads", 1, 64)
-        if d_model % n_heads:
-            raise CheckpointError(
-                f"{where}: 'model.d_model' ({d_model}) must be a multiple of 'model.n_heads' ({n_heads})"
-            )
-        extra = f.data.get("extra", {})
-        if not isinstance(extra, dict):
-            raise CheckpointError(f"{where}: 'model.extra' must be a JSON object")
-        return cls(
-            fps=fps,
-            context_frames=context,
-            lookahead_frames=f.int("lookahead_frames", 0, min(fps, context - 1)),
-            n_mels=f.int("n_mels", C.N_MELS, C.N_MELS),
-            detail_frames=f.int("detail_frames", 3, 3),
-            detail_spacing=f.int("detail_spacing", 1, 4, optional=True) or 1,
-            d_model=d_model,
-            n_heads=n_heads,
-            encoder_hidden=f.int("encoder_hidden", 1, 4096),
-            emotion_dim=f.int("emotion_dim", C.EMOTION_DIM, C.EMOTION_DIM),
-            emotion_tokens=f.int("emotion_tokens", 1, 16),
-            decoder_hidden=f.int("decoder_hidden", 1, 1024),
-            n_blendshapes=f.int("n_blendshapes", C.N_BLENDSHAPES, C.N_BLENDSHAPES),
-            extra=extra,
-        )
 
 
 class A2BSModel(nn.Module):
@@ -383,38 +289,32 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def macs_per_frame(model: A2BSModel) -> dict[str, int]:
-    """Multiply-accumulates per output frame, counted by torch's FLOP counter (1 MAC = 2 FLOPs).
+    """Multiply-accumulates per output frame, counted by torch's FLOP counter (1 MAC = 2 FLOPs): the
+    measurement that `core/architecture.macs` is checked against.
 
-    `device_step`: the stateless on-device step (encodes one new frame, attends over the carried
-    context, recomputes the constant query projections and emotion stream each call).
-    `offline`: the amortized per-frame cost of `forward_sequence` with the emotion stream computed once.
+    `device_step`: the stateless `A2BSModel.step` (encodes one new frame, attends over the carried context,
+    recomputes the constant query projections and the emotion stream each call). `front_end`: one PCM window.
+    `offline`: what each added output frame costs `forward_sequence` in a long call (the difference of two
+    calls' counts; the emotion stream is computed once per file, outside).
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    def counted(run: Callable[[], object]) -> int:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            run()
+        return int(counter.get_total_flops() // 2)
+
     cfg = model.config
+    mel = torch.zeros(1, cfg.step_mel_frames, cfg.n_mels)
+    context = torch.zeros(1, cfg.context_frames - 1, 2 * cfg.d_model)
+    emotion, previous = torch.zeros(1, cfg.emotion_dim), torch.zeros(1, cfg.n_blendshapes)
     with torch.no_grad():
-        mel = torch.zeros(1, cfg.step_mel_frames, cfg.n_mels)
-        context = torch.zeros(1, cfg.context_frames - 1, 2 * cfg.d_model)
-        with FlopCounterMode(display=False) as counter:
-            model.step(mel, context, torch.zeros(1, cfg.emotion_dim), torch.zeros(1, cfg.n_blendshapes))
-        step_macs = counter.get_total_flops() // 2
-        with FlopCounterMode(display=False) as counter:
-            model.front_end(torch.zeros(1, C.N_FFT))
-        front_macs = counter.get_total_flops() // 2
-        frames = 64
-        emo = model.emotion_context(torch.zeros(1, cfg.emotion_dim))
-        mel_seq = torch.zeros(1, cfg.window_mel_frames + frames - 1, cfg.n_mels)
-        with FlopCounterMode(display=False) as counter:
-            model.forward_sequence(mel_seq, emo)
-        # forward_sequence encodes N+1 extra frames once per call; amortized over a long file they vanish.
-        offline_macs = (counter.get_total_flops() // 2 - (cfg.context_frames + 1) * _encoder_macs(model)) // frames
-    return {"device_step": int(step_macs), "front_end": int(front_macs), "offline": int(offline_macs)}
-
-
-def _encoder_macs(model: A2BSModel) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    cfg = model.config
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.encode_frames(torch.zeros(1, cfg.detail_frames, cfg.n_mels))
-    return counter.get_total_flops() // 2
+        emo = model.emotion_context(emotion)
+    frames = 64  # a multiple of forward_sequence's chunk at N = 256 and 512: every chunk is full
+    calls = [torch.zeros(1, cfg.window_mel_frames + k * frames - 1, cfg.n_mels) for k in (1, 2)]
+    short, long = (counted(lambda mel_seq=m: model.forward_sequence(mel_seq, emo)) for m in calls)
+    return {
+        "device_step": counted(lambda: model.step(mel, context, emotion, previous)),
+        "front_end": counted(lambda: model.front_end(torch.zeros(1, C.N_FFT))),
+        "offline": (long - short) // frames,
+    }

@@ -25,6 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from a2bs.core import constants as C
+from a2bs.core.architecture import macs
 from a2bs.core.audio import load_audio
 from a2bs.core.progress import Progress
 from a2bs.core.threads import choose_threads, usable_cores
@@ -137,9 +138,7 @@ def run_latency(
 def _macs_per_frame(ckpt: Any) -> float | None:
     if ckpt is None:
         return None
-    from a2bs.core.deploy import deployed_macs
-
-    counted = deployed_macs(ckpt.model)
+    counted = macs(ckpt.model.config)
     return float(counted["step"] + counted["front_end"])
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 from a2bs.core import constants as C
 from a2bs.core.audio import bundled_audio_dir, probe
+from a2bs.core.checkpoint import CONFIG_FILE, default_checkpoint_dir, fingerprint, load_checkpoint
 from a2bs.core.errors import A2BSError, one_line
 from a2bs.core.files import OutputLock, replace_dir, staging_dir, write_text_atomic
 from a2bs.core.progress import Progress
@@ -223,8 +224,6 @@ def _reference(manifest: dict[str, Any], checkpoint: Path | None, checks: list[C
     explicit --checkpoint also when the manifest records none), so a parity figure is never computed
     against the wrong model. Never a folder named by the manifest: it is untrusted, and could name any
     folder on the machine. A reference that cannot be found or loaded is a failing check saying why."""
-    from a2bs.core.checkpoint import CONFIG_FILE, default_checkpoint_dir, fingerprint, load_checkpoint
-
     wanted = manifest["checkpoint"].get("fingerprint")
     tried = []
 

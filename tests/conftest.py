@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from a2bs.core.architecture import ModelConfig
 from a2bs.core.checkpoint import (
     CONFIG_FILE,
     Checkpoint,
@@ -30,7 +31,6 @@ from a2bs.core.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from a2bs.core.model import ModelConfig
 
 FAST = os.environ.get("A2BS_TEST_TIER") == "fast"
 TINY = {"d_model": 32, "n_heads": 4, "encoder_hidden": 48, "decoder_hidden": 16, "emotion_tokens": 2}

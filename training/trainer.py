@@ -22,13 +22,14 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from a2bs.core import constants as C
+from a2bs.core.architecture import ModelConfig
 from a2bs.core.blendshapes import EXPRESSION_INDICES, INDEX, MOUTH_INDICES
 from a2bs.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from a2bs.core.emotion import EmotionStats, emotion_features_at
 from a2bs.core.errors import A2BSError
 from a2bs.core.features import MelFrontEnd, mel_edges_hz
 from a2bs.core.inference import mel_windows
-from a2bs.core.model import A2BSModel, ModelConfig, smooth
+from a2bs.core.model import A2BSModel, smooth
 from a2bs.core.threads import set_torch_threads
 from a2bs.corpus.dataset import Take, load_takes, split_takes
 from a2bs.corpus.visemes import PAUSES, REST

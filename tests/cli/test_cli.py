@@ -218,6 +218,35 @@ def _output_folder_missing(inp: Path, out: Path, ck: dict[int, Path]) -> list:
     return _infer_args(_tone(inp), out / "missing" / "anim.csv", ck[30])
 
 
+def _for_info(setup: Setup) -> Setup:
+    """The checkpoint that `setup` damages, given to `a2bs info`: it reads no weight, but checks the same."""
+
+    def info_args(inp: Path, out: Path, ck: dict[int, Path]) -> list:
+        argv = setup(inp, out, ck)
+        return ["info", "--checkpoint", argv[argv.index("--checkpoint") + 1]]
+
+    return info_args
+
+
+def _int32_weights(inp: Path, out: Path, ck: dict[int, Path]) -> list:
+    """A weight stored as int32: the header's dtype is refused (`a2bs info` reads the header only)."""
+    from safetensors.torch import load_file, save_file
+
+    copy = _ckpt_copy(inp, ck[30])
+    weights = load_file(str(copy / "model.safetensors"))
+    weights["queries"] = weights["queries"].int()
+    save_file(weights, str(copy / "model.safetensors"))
+    return ["info", "--checkpoint", copy]
+
+
+def _huge_d_model(inp: Path, out: Path, ck: dict[int, Path]) -> list:
+    copy = _ckpt_copy(inp, ck[30])
+    config = json.loads((copy / "config.json").read_text())
+    config["model"]["d_model"] = 16384
+    (copy / "config.json").write_text(json.dumps(config))
+    return ["info", "--checkpoint", copy]
+
+
 BAD_INPUT = [
     pytest.param(
         lambda inp, out, ck: _infer_args(inp / "nope.wav", out / "anim.csv", ck[30]),
@@ -306,6 +335,19 @@ BAD_INPUT = [
         ("checkpoint not found", "no-such-ckpt"),
         id="info-checkpoint-missing",
     ),
+    pytest.param(_for_info(_garbage_weights), ("model.safetensors", "corrupt"), id="info-checkpoint-garbage-weights"),
+    pytest.param(_for_info(_invalid_json), ("config.json", "not valid JSON"), id="info-checkpoint-invalid-json"),
+    pytest.param(
+        _for_info(_fps_mismatch), ("model.safetensors", "does not match its config"), id="info-checkpoint-fps-mismatch"
+    ),
+    pytest.param(_int32_weights, ("model.safetensors", "floating point", "I32"), id="info-checkpoint-int32-weights"),
+    pytest.param(_huge_d_model, ("config.json", "'model.d_model'", "16384"), id="info-checkpoint-huge-d-model"),
+    pytest.param(
+        lambda inp, out, ck: ["info", "--checkpoint", ck[30], "--fps", "60"],
+        ("30 fps checkpoint", "--fps 30"),
+        id="info-fps-60-with-30fps-checkpoint",
+    ),
+    pytest.param(lambda inp, out, ck: ["info", "--fps", "25"], ("unsupported", "--fps 25"), id="info-fps-25"),
 ]
 
 
@@ -533,6 +575,22 @@ def test_info(run: Run, checkpoint_dirs: dict[int, Path]) -> None:
     assert int(match.group(1).replace(",", "")) == count_parameters(load_checkpoint(ckpt).model)
     assert re.search(r"\d+(\.\d+)? MMAC", result.out), result.out
     assert "at 30 fps" in result.out
+
+
+@pytest.mark.parametrize("args", [(), ("--fps", "60"), ("--checkpoint", "FIXTURE")], ids=["default", "fps60", "folder"])
+def test_info_runs_without_torch(checkpoint_dirs: dict[int, Path], args: tuple[str, ...]) -> None:
+    """`a2bs info` checks the checkpoint's config and weights header and computes its figures from the config:
+    torch is never imported (so it starts fast). Control: the same probe sees torch once the model is imported."""
+    argv = ["a2bs", "info", *(str(checkpoint_dirs[30]) if a == "FIXTURE" else a for a in args)]
+    probe = f"import sys\nfrom a2bs.cli.main import main\nsys.argv = {argv!r}\n"
+    probe += (
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc\nprint('torch' in sys.modules)\n"
+    )
+    for first, torch_loaded in (("", "False"), ("import a2bs.core.model\n", "True")):
+        proc = subprocess.run([sys.executable, "-c", first + probe], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "MMAC offline LiteRT model" in proc.stdout
+        assert proc.stdout.splitlines()[-1] == torch_loaded, proc.stdout
 
 
 # --- the real console script (subprocess) ---------------------------------------------------

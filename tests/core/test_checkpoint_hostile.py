@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import safetensors.torch
 from audio_fixtures import write_tone
 from entry_points import one_error, run
 from safetensors.torch import load_file, save_file
 
 from a2bs.cli import main as core_cli
-from a2bs.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint
+from a2bs.core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_checkpoint, read_header
 from a2bs.core.errors import CheckpointError
 
 # --- checkpoints: config checked before any allocation -----------------------------------------
@@ -52,10 +53,12 @@ def test_checkpoint_config_checked_before_allocation(
     config = json.loads((folder / CONFIG_FILE).read_text())
     edit(config["model"])
     (folder / CONFIG_FILE).write_text(json.dumps(config))
-    # The named key (not an allocator's error) proves the range or header check ran before any allocation.
-    with pytest.raises(CheckpointError, match=re.escape(key)) as info:
-        load_checkpoint(folder)
-    assert "\n" not in str(info.value)
+    # The named key (not an allocator's error) proves the range or header check ran before any allocation;
+    # `read_header` (what `a2bs info` reads, no weight and no torch) refuses the same.
+    for read in (load_checkpoint, read_header):
+        with pytest.raises(CheckpointError, match=re.escape(key)) as info:
+            read(folder)
+        assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -74,8 +77,9 @@ def test_checkpoint_config_wrong_types(edit, message: str, checkpoint_dirs: dict
     config = json.loads((folder / CONFIG_FILE).read_text())
     edit(config)
     (folder / CONFIG_FILE).write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=message):
-        load_checkpoint(folder)
+    for read in (load_checkpoint, read_header):
+        with pytest.raises(CheckpointError, match=message):
+            read(folder)
 
 
 def test_int32_weights_are_refused(checkpoint_dirs: dict[int, Path], tmp_path: Path) -> None:
@@ -164,8 +168,9 @@ def test_running_out_of_memory_reading_weights_is_one_error_line(
         raise MemoryError("Cannot allocate memory (os error 12)")
 
     folder = _checkpoint(checkpoint_dirs, tmp_path)
-    for name in ("safe_open", "load_file"):
+    # the header (read without torch), then the weights (read by safetensors' torch reader)
+    for module, name in ((checkpoint_module, "safe_open"), (safetensors.torch, "load_file")):
         with monkeypatch.context() as patch:
-            patch.setattr(checkpoint_module, name, no_memory)
+            patch.setattr(module, name, no_memory)
             with pytest.raises(CheckpointError, match=r"not enough memory to read .*model\.safetensors"):
                 load_checkpoint(folder)

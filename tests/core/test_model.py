@@ -7,10 +7,11 @@ import dataclasses
 import pytest
 import torch
 
+from a2bs.core.architecture import ModelConfig, describe
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.constants import CONTEXT_FRAMES, EMOTION_DIM, MODEL_SIZE_TARGET_MB, TAU_MAX, TAU_MIN
-from a2bs.core.deploy import deployed_macs, describe
-from a2bs.core.model import A2BSModel, ModelConfig, count_parameters, macs_per_frame, smooth
+from a2bs.core.deploy import deployed_macs
+from a2bs.core.model import A2BSModel, count_parameters, macs_per_frame, smooth
 
 
 def _model(config: ModelConfig) -> A2BSModel:
@@ -51,8 +52,11 @@ def test_size_and_cost_budgets(model: A2BSModel) -> None:
     macs = macs_per_frame(model)
     assert macs["device_step"] + macs["front_end"] < 50e6  # per-frame on-device budget
     assert 0 < macs["offline"] < macs["device_step"]  # offline shares encoder and emotion work
-    text = describe(model)
-    assert f"{deployed_macs(model)['step'] / 1e6:.1f} MMAC shipped step" in text  # what the bundles hold
+    shipped = deployed_macs(model)
+    assert 0 < shipped["offline"] < shipped["step"]  # the offline model shares it too, front end included
+    text = describe(model.config)
+    assert f"{shipped['step'] / 1e6:.1f} MMAC shipped step" in text  # what the bundles hold
+    assert f"{shipped['offline'] / 1e6:.1f} MMAC offline LiteRT model" in text  # what `a2bs infer` runs
     assert "parameters" in text and "MMAC" in text
 
 

@@ -273,11 +273,11 @@ def test_validate_never_loads_a_checkpoint_the_manifest_names(
 ) -> None:
     """The reference comes from --checkpoint or the shipped defaults matched by fingerprint, never from the
     untrusted `checkpoint.source`; a bundle without a reference is a failing check, not an abort."""
-    import a2bs.core.checkpoint as checkpoint_module
+    import a2bs.mobile_validation.validate as validate_module
 
     loaded: list[str] = []
-    real = checkpoint_module.load_checkpoint
-    monkeypatch.setattr(checkpoint_module, "load_checkpoint", lambda p: loaded.append(str(p)) or real(p))
+    real = validate_module.load_checkpoint
+    monkeypatch.setattr(validate_module, "load_checkpoint", lambda p: loaded.append(str(p)) or real(p))
     for source in ("/etc", str(checkpoint_dirs[30])):  # the second one would even have matched the fingerprint
         edit_manifest(shipped, lambda m, s=source: m["checkpoint"].update(source=s, fingerprint=fingerprint(ckpt30)))
         code, out, err = _validate(monkeypatch, capsys, shipped)
