@@ -8,7 +8,7 @@ For 6 s, 6.5 min and 1 h of speech (the bundled clips chained, with gain changes
 
 Each run is a fresh process (start, imports, model load, emotion features, mel, model, CSV) with
 OMP_NUM_THREADS=1, so LiteRT and torch use one thread; wall time, RTF and the child's peak RSS are measured.
-The roofline of a path is its MACs per output frame (`core/deploy.model_figures`) x frames / the GEMM rate
+The roofline of a path is its MACs per output frame (`core/architecture.model_figures`) x frames / the GEMM rate
 this machine reaches on one core (numpy's float32 matmul, measured here): the time its arithmetic would take
 at that rate. Also `a2bs info` (median of 5 runs). Printed, written to benchmarks/results/infer.json and
 plotted to benchmarks/results/infer.png.
@@ -90,12 +90,11 @@ def gemm_rate() -> float:
 
 def macs_per_frame() -> dict[int, dict[str, float]]:
     """MACs per output frame of each path, per fps (the front end included where the path runs it)."""
-    from a2bs.core.checkpoint import load_default
-    from a2bs.core.deploy import model_figures
+    from a2bs.core.architecture import ModelConfig, model_figures
 
     out = {}
     for fps in (30, 60):
-        f = model_figures(load_default(fps).model)
+        f = model_figures(ModelConfig.for_fps(fps))
         out[fps] = {
             "batched": f["offline_model_mmac"] * 1e6,
             "per-frame": (f["shipped_step_mmac"] + f["front_end_mmac"]) * 1e6,
