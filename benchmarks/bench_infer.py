@@ -111,7 +111,7 @@ def main() -> None:
     rate = gemm_rate()
     macs = macs_per_frame()
     results = {
-        "machine": f"{platform.machine()} {_cpu()} {len(os.sched_getaffinity(0))} cores",
+        "machine": f"{platform.machine()} {_cpu()}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable)",
         "python": platform.python_version(),
         "threads": 1,
         "gemm_gmac_per_s": round(rate, 1),

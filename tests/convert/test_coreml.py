@@ -45,7 +45,8 @@ LINEAR_WEIGHTS = {
     "frame_encoder.4.weight",
     "detail_encoder.0.weight",
     "detail_encoder.2.weight",
-    "mel_kv.weight",
+    "frame_kv.weight",  # mel_kv with the frame encoder's LayerNorm folded in (core/deploy._fold_norm)
+    "detail_kv.weight",  # mel_kv with the detail encoder's
     "mel_out.weight",
     "emotion_compress.weight",
     "emotion_tokens.weight",
