@@ -254,7 +254,7 @@ def params_from_manifest(section: Any, where: str) -> LifeParams:
     f = Fields(section, where, A2BSError, "life.")
     f.int("version", LIFE_VERSION, LIFE_VERSION)
     f.str("rng", choices=(RNG_NAME,))
-    return LifeParams.from_json(f.data.get("params"), where)
+    return LifeParams.from_json(f.obj("params").data, where)
 
 
 # --- prosody: one PCM window -> level and pitch ---------------------------------------------------------
