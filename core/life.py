@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,56 +101,118 @@ def bump(t: Any, t0: float, t_peak: float, t_hold: float, t_end: float) -> Any:
 Range = tuple[float, float]
 
 
+def _about(lo: float, hi: float, doc: str) -> dict[str, Any]:
+    """A parameter's limits (what a manifest may hold) and what it does (docs/LIFE.md's table)."""
+    return {"limits": (lo, hi), "doc": doc}
+
+
 @dataclass(frozen=True)
 class LifeParams:
     """What the layer does, per preset (docs/LIFE.md cites the figures). Pairs are uniform ranges (lo, hi).
+    Limits are wide enough for any character, narrow enough that nothing breaks.
 
     `amount` scales every motion amplitude (gaze, head, brows; the eyelids follow the gaze): 0 is the
     layer off (the input unchanged, no rotations), 1 the full preset. Blinks keep their human rate and
     shape at any amount above 0: a half-closed blink looks like a twitch, not a calmer face."""
 
-    amount: float = 1.0
+    amount: float = field(default=1.0, metadata=_about(0.0, 1.0, "scales every motion amplitude; 0: the layer off"))
     # blinks
-    blink_rate_speaking: float = 20.0  # per minute; with the phrase-end blinks ~26 (conversation, Bentivoglio 1997)
-    blink_rate_pause: float = 17.0  # per minute (rest, Bentivoglio et al. 1997)
-    blink_phrase_end: float = 0.4  # probability of a blink when a phrase ends (Nakano & Kitazawa 2010)
-    blink_close_s: Range = (0.06, 0.09)  # closing (Stern, Walrath & Goldstein 1984: ~100 ms)
-    blink_hold_s: Range = (0.0, 0.03)
-    blink_open_ratio: Range = (1.4, 2.0)  # opening time / closing time (Sforza et al. 2008)
-    blink_amplitude: Range = (0.85, 1.0)
-    blink_asymmetry: float = 0.08  # one eye closes by up to this fraction less
-    blink_refractory_s: float = 0.4  # from one blink's end to the next one's start, at least
+    blink_rate_speaking: float = field(
+        default=20.0,
+        metadata=_about(
+            0.0, 60.0, "blinks a minute while speaking; the phrase-end blinks bring it to ~26 (Bentivoglio 1997)"
+        ),
+    )
+    blink_rate_pause: float = field(
+        default=17.0, metadata=_about(0.0, 60.0, "blinks a minute in pauses (at rest: 17, Bentivoglio 1997)")
+    )
+    blink_phrase_end: float = field(
+        default=0.4, metadata=_about(0.0, 1.0, "chance of a blink when a phrase ends (Nakano & Kitazawa 2010)")
+    )
+    blink_close_s: Range = field(
+        default=(0.06, 0.09), metadata=_about(0.02, 0.5, "closing time, s (~100 ms: Stern et al. 1984)")
+    )
+    blink_hold_s: Range = field(default=(0.0, 0.03), metadata=_about(0.0, 1.0, "time closed, s"))
+    blink_open_ratio: Range = field(
+        default=(1.4, 2.0),
+        metadata=_about(0.5, 5.0, "opening time / closing time: opening is slower (Sforza et al. 2008)"),
+    )
+    blink_amplitude: Range = field(default=(0.85, 1.0), metadata=_about(0.0, 1.0, "eyeBlink at the closed moment"))
+    blink_asymmetry: float = field(
+        default=0.08, metadata=_about(0.0, 0.5, "one eye (drawn at random) closes by up to this fraction less")
+    )
+    blink_refractory_s: float = field(
+        default=0.4, metadata=_about(0.0, 10.0, "at least this from one blink's end to the next one's start")
+    )
     # gaze (conjugate, degrees; positive yaw: eyeLookOutRight / eyeLookInLeft; positive pitch: down)
-    fixation_speaking_s: Range = (0.5, 2.0)
-    fixation_pause_s: Range = (0.8, 3.0)
-    face_yaw_deg: float = 2.0  # small shifts over the listener's face: +- this
-    face_pitch_deg: Range = (-1.0, 2.0)  # (up, down): the mouth is below the eyes
-    avert_probability: float = 0.7  # a look away when a phrase starts (Kendon 1967: over 70 %)
-    avert_deg: Range = (5.0, 12.0)  # most natural saccades are under 15 deg (Bahill, Adler & Stark 1975)
-    avert_hold_s: Range = (0.8, 2.0)
-    lid_follow_down: float = 0.35  # eyeBlink added per unit of the layer's eyeLookDown (Becker & Fuchs 1988)
-    lid_follow_up: float = 0.25  # eyeWide added per unit of the layer's eyeLookUp
+    fixation_speaking_s: Range = field(
+        default=(0.5, 2.0), metadata=_about(0.1, 30.0, "time between small gaze shifts while speaking, s")
+    )
+    fixation_pause_s: Range = field(
+        default=(0.8, 3.0), metadata=_about(0.1, 30.0, "time between small gaze shifts in pauses, s")
+    )
+    face_yaw_deg: float = field(
+        default=2.0, metadata=_about(0.0, 15.0, "small shifts over the listener's face: yaw within +- this, deg")
+    )
+    face_pitch_deg: Range = field(
+        default=(-1.0, 2.0), metadata=_about(-15.0, 15.0, "their pitch, deg (up, down: the mouth is below the eyes)")
+    )
+    avert_probability: float = field(
+        default=0.7, metadata=_about(0.0, 1.0, "chance of looking away when a phrase starts (over 70 %: Kendon 1967)")
+    )
+    avert_deg: Range = field(
+        default=(5.0, 12.0),
+        metadata=_about(0.0, 30.0, "how far, deg (natural saccades: mostly under 15, Bahill et al. 1975)"),
+    )
+    avert_hold_s: Range = field(
+        default=(0.8, 2.0), metadata=_about(0.1, 30.0, "how long before looking back (or at the phrase's end), s")
+    )
+    lid_follow_down: float = field(
+        default=0.35,
+        metadata=_about(
+            0.0, 1.0, "eyeBlink per unit of the layer's eyeLookDown (lid-eye coordination: Becker & Fuchs 1988)"
+        ),
+    )
+    lid_follow_up: float = field(default=0.25, metadata=_about(0.0, 1.0, "eyeWide per unit of the layer's eyeLookUp"))
     # head (degrees)
-    drift_yaw_deg: float = 1.5  # slow sway: knots within +- this, every drift_period_s
-    drift_pitch_deg: float = 1.0
-    drift_roll_deg: float = 0.8
-    drift_period_s: Range = (1.2, 2.8)
-    drift_pause_scale: float = 0.5  # the sway's knots in pauses are this much smaller
-    head_gaze_share: float = 0.25  # the head turns this share of a gaze aversion
-    nod_probability: float = 0.45  # a nod on a pitch accent (Hadar et al. 1983)
-    nod_deg: float = 2.5  # peak pitch of a nod at accent strength 1
-    nod_down_s: float = 0.15
-    nod_up_s: float = 0.3
-    settle_deg: float = 1.5  # the settling nod when a phrase ends
-    settle_down_s: float = 0.35
-    settle_up_s: float = 0.6
-    head_limit_deg: float = 10.0  # every head angle is clamped to +- this
+    drift_yaw_deg: float = field(
+        default=1.5, metadata=_about(0.0, 15.0, "slow sway: a new yaw knot within +- this every drift period, deg")
+    )
+    drift_pitch_deg: float = field(default=1.0, metadata=_about(0.0, 15.0, "its pitch knots, deg"))
+    drift_roll_deg: float = field(default=0.8, metadata=_about(0.0, 15.0, "its roll knots, deg"))
+    drift_period_s: Range = field(
+        default=(1.2, 2.8), metadata=_about(0.2, 30.0, "time between knots, s (raised-cosine in between)")
+    )
+    drift_pause_scale: float = field(
+        default=0.5, metadata=_about(0.0, 1.0, "knots drawn in pauses are this much smaller")
+    )
+    head_gaze_share: float = field(
+        default=0.25, metadata=_about(0.0, 1.0, "the head turns this share of the gaze target")
+    )
+    nod_probability: float = field(
+        default=0.45, metadata=_about(0.0, 1.0, "chance of a nod on a pitch accent (Hadar et al. 1983)")
+    )
+    nod_deg: float = field(default=2.5, metadata=_about(0.0, 15.0, "a nod's pitch at accent strength 1, deg"))
+    nod_down_s: float = field(default=0.15, metadata=_about(0.02, 2.0, "its way down, s"))
+    nod_up_s: float = field(default=0.3, metadata=_about(0.02, 2.0, "its way back, s"))
+    settle_deg: float = field(
+        default=1.5, metadata=_about(0.0, 15.0, "the settling nod when a phrase ends, deg (the sway eases to 30 %)")
+    )
+    settle_down_s: float = field(default=0.35, metadata=_about(0.02, 3.0, "its way down, s"))
+    settle_up_s: float = field(default=0.6, metadata=_about(0.02, 3.0, "its way back, s"))
+    head_limit_deg: float = field(
+        default=10.0, metadata=_about(0.0, 45.0, "every head angle is clamped to +- this, deg")
+    )
     # brows
-    brow_probability: float = 0.35  # a raise on a pitch accent (Krahmer & Swerts 2007)
-    brow_amplitude: float = 0.3  # browInnerUp at accent strength 1
-    brow_attack_s: float = 0.12
-    brow_hold_s: float = 0.1
-    brow_release_s: float = 0.35
+    brow_probability: float = field(
+        default=0.35, metadata=_about(0.0, 1.0, "chance of a brow raise on a pitch accent (Krahmer & Swerts 2007)")
+    )
+    brow_amplitude: float = field(
+        default=0.45, metadata=_about(0.0, 1.0, "browInnerUp at accent strength 1 (browOuterUp: 0.8 of it)")
+    )
+    brow_attack_s: float = field(default=0.12, metadata=_about(0.02, 2.0, "its rise, s"))
+    brow_hold_s: float = field(default=0.1, metadata=_about(0.0, 2.0, "its hold, s"))
+    brow_release_s: float = field(default=0.35, metadata=_about(0.02, 3.0, "its fall, s"))
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's `life.params`: numbers, and [lo, hi] lists for ranges."""
@@ -166,7 +228,7 @@ class LifeParams:
             raise A2BSError(f"{where}: '{prefix}{unknown[0]}' is not a life-layer parameter")
         values: dict[str, Any] = {}
         for name, (lo, hi) in LIMITS.items():
-            if _is_range(name):
+            if name in RANGES:
                 pair = f.numbers(name, 2, lo, hi)
                 if pair[0] > pair[1]:
                     raise A2BSError(f"{where}: '{prefix}{name}' must be [lo, hi] with lo <= hi, got {pair}")
@@ -180,53 +242,9 @@ class LifeParams:
         return LifeParams.from_json(self.to_json(), "life parameters", "")
 
 
-def _is_range(name: str) -> bool:
-    return isinstance(getattr(LifeParams(), name), tuple)
-
-
-# What a manifest may hold: wide enough for any character, narrow enough that nothing breaks (rates stay
-# below one blink per blink, durations above a frame's worth of arithmetic).
-LIMITS: dict[str, tuple[float, float]] = {
-    "amount": (0.0, 1.0),
-    "blink_rate_speaking": (0.0, 60.0),
-    "blink_rate_pause": (0.0, 60.0),
-    "blink_phrase_end": (0.0, 1.0),
-    "blink_close_s": (0.02, 0.5),
-    "blink_hold_s": (0.0, 1.0),
-    "blink_open_ratio": (0.5, 5.0),
-    "blink_amplitude": (0.0, 1.0),
-    "blink_asymmetry": (0.0, 0.5),
-    "blink_refractory_s": (0.0, 10.0),
-    "fixation_speaking_s": (0.1, 30.0),
-    "fixation_pause_s": (0.1, 30.0),
-    "face_yaw_deg": (0.0, 15.0),
-    "face_pitch_deg": (-15.0, 15.0),
-    "avert_probability": (0.0, 1.0),
-    "avert_deg": (0.0, 30.0),
-    "avert_hold_s": (0.1, 30.0),
-    "lid_follow_down": (0.0, 1.0),
-    "lid_follow_up": (0.0, 1.0),
-    "drift_yaw_deg": (0.0, 15.0),
-    "drift_pitch_deg": (0.0, 15.0),
-    "drift_roll_deg": (0.0, 15.0),
-    "drift_period_s": (0.2, 30.0),
-    "drift_pause_scale": (0.0, 1.0),
-    "head_gaze_share": (0.0, 1.0),
-    "nod_probability": (0.0, 1.0),
-    "nod_deg": (0.0, 15.0),
-    "nod_down_s": (0.02, 2.0),
-    "nod_up_s": (0.02, 2.0),
-    "settle_deg": (0.0, 15.0),
-    "settle_down_s": (0.02, 3.0),
-    "settle_up_s": (0.02, 3.0),
-    "head_limit_deg": (0.0, 45.0),
-    "brow_probability": (0.0, 1.0),
-    "brow_amplitude": (0.0, 1.0),
-    "brow_attack_s": (0.02, 2.0),
-    "brow_hold_s": (0.0, 2.0),
-    "brow_release_s": (0.02, 3.0),
-}
-assert list(LIMITS) == [f.name for f in fields(LifeParams)]
+LIMITS: dict[str, tuple[float, float]] = {f.name: f.metadata["limits"] for f in fields(LifeParams)}
+DOCS: dict[str, str] = {f.name: f.metadata["doc"] for f in fields(LifeParams)}
+RANGES = frozenset(f.name for f in fields(LifeParams) if isinstance(f.default, tuple))
 
 PRESETS: dict[str, LifeParams] = {
     "natural": LifeParams(),
@@ -417,7 +435,7 @@ _EYE_SIDES = tuple(tuple(_I[name + side] for name in _SIDE_SHAPES) for side in (
 class Event:
     """A logged event for tests and benchmarks: blink (duration, close / open time), saccade (duration,
     amplitude in degrees), aversion (amplitude), nod and brow (duration, amplitude), phrase_start,
-    phrase_end, accent (strength)."""
+    phrase_end, accent (strength), settle (duration, amplitude)."""
 
     kind: str
     frame: int
@@ -428,7 +446,8 @@ class Event:
 class LifeLayer:
     """One stream's life layer. `process(curves, windows)` takes output frames in order, any number at a
     time, with the PCM window centred on each frame, and returns (curves with life, rotations): the same
-    frames whatever the split. `log` collects `Event`s when asked (memory grows with the stream)."""
+    frames whatever the split. With `log`, `log` collects `Event`s and `speaking` the tracker's speech /
+    pause state of every frame (for tests and benchmarks: memory grows with the stream)."""
 
     def __init__(self, params: LifeParams, fps: int, seed: int = 0, log: bool = False) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
@@ -441,6 +460,7 @@ class LifeLayer:
         """Back to the start of a stream: the state the first frame sees."""
         p = self.params
         self.log: list[Event] = []
+        self.speaking: list[bool] = []
         self.k = 0
         self.rng = [SplitMix64(self.seed * 4 + i) for i in range(4)]
         self.prosody = _Prosody(self.fps)
@@ -520,6 +540,7 @@ class LifeLayer:
         started, ended, accent = self.prosody.update(level, tau)
         speaking = self.prosody.speaking
         if self.logging:
+            self.speaking.append(speaking)
             for kind, happened in (("phrase_start", started), ("phrase_end", ended), ("accent", accent > 0)):
                 if happened:
                     self.log.append(Event(kind, k, value=accent))
@@ -579,6 +600,8 @@ class LifeLayer:
             self.drift_t0, self.drift_s = t, p.settle_down_s + p.settle_up_s
             amp = p.settle_deg * r.uniform(0.7, 1.3) * p.amount
             self.nods.append((t, t + p.settle_down_s, t + p.settle_down_s + p.settle_up_s, amp))
+            if self.logging:
+                self.log.append(Event("settle", k, p.settle_down_s + p.settle_up_s, amp))
         elif t >= self.drift_t0 + self.drift_s:
             self.drift_from = self.drift_to
             self.drift_to = self._drift_knots(speaking, 1.0)
@@ -650,6 +673,9 @@ class LifeLayer:
         level, tau = prosody_features(windows)
         if len(level) != len(curves):
             raise A2BSError(f"the life layer got {len(curves)} frames and {len(level)} PCM windows")
+        if self.params.amount == 0.0:  # off: the model's frames as they are, no rotations
+            self.k += len(curves)
+            return curves.copy(), np.zeros((len(curves), N_ROTATIONS))
         state = np.array([self._step(a, b) for a, b in zip(level.tolist(), tau.tolist(), strict=True)])
         return compose(curves, state.reshape(-1, 9), self.params)
 
