@@ -283,6 +283,7 @@ TAU_MAX = int(SAMPLE_RATE / F0_MIN)  # 266 samples
 YIN_W = N_FFT - TAU_MAX  # 758 samples compared at every lag
 YIN_THRESHOLD = 0.25  # de Cheveigne & Kawahara 2002 use 0.1-0.2 for pitch; higher finds more voiced frames
 _LN10 = math.log(10.0)
+_BLOCK = 64  # windows per pass of `prosody_features`
 
 
 def prosody_features(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -291,7 +292,11 @@ def prosody_features(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     j < YIN_W of (x[j] - x[j + tau])^2 for tau = 1..TAU_MAX, d'(tau) = d(tau) tau / sum_{i<=tau} d(i),
     the first tau in [TAU_MIN, TAU_MAX] with d' < YIN_THRESHOLD, then on while d' keeps falling.
     Computed here with FFTs (the same sums to ~1e-12); an app may loop."""
-    x = np.asarray(windows, dtype=np.float64).reshape(-1, N_FFT)
+    windows = np.asarray(windows).reshape(-1, N_FFT)
+    if len(windows) > _BLOCK:  # bounded temporaries (~2 MB) whatever the chunk
+        parts = [prosody_features(windows[i : i + _BLOCK]) for i in range(0, len(windows), _BLOCK)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    x = windows.astype(np.float64)
     energy = np.einsum("ij,ij->i", x, x) / N_FFT
     level_db = 10.0 * np.log(energy + 1e-10) / _LN10
     if not len(x):
@@ -737,14 +742,22 @@ def life_chunks(
     chunks: Iterable[np.ndarray], audio: str | Path, layer: LifeLayer
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The layer over a file: each model chunk (n, 52) in order, with the file's PCM windows read as a
-    stream beside it (bounded memory); yields (curves, rotations) per chunk."""
+    stream beside it, gathered _BLOCK frames at a time (bounded memory); yields (curves, rotations) per chunk."""
     pcm = SampleWindow(stream_audio(audio))
     for chunk in chunks:
-        centers = frame_centers(layer.k, len(chunk), layer.fps)
-        windows = pcm.windows(centers) if len(chunk) else np.zeros((0, N_FFT), np.float32)
-        if len(chunk):
+        shapes, rotations = [], []
+        for i in range(0, len(chunk), _BLOCK):
+            part = chunk[i : i + _BLOCK]
+            centers = frame_centers(layer.k, len(part), layer.fps)
+            windows = pcm.windows(centers)
             pcm.discard_before(int(centers[-1]) + 1 - N_FFT // 2)
-        yield layer.process(chunk, windows)
+            s, r = layer.process(part, windows)
+            shapes.append(s)
+            rotations.append(r)
+        if not shapes:
+            yield layer.process(chunk, np.zeros((0, N_FFT), np.float32))
+            continue
+        yield np.concatenate(shapes), np.concatenate(rotations)
 
 
 def with_amount(params: LifeParams, amount: float) -> LifeParams:
