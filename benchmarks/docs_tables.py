@@ -4,7 +4,10 @@
   `a2bs.core.architecture.model_figures` (what `a2bs info` prints);
 - docs/VALIDATION.md, "variants": every row of `a2bs.core.variants` (deployment target,
   precision class and its limits, weight limit) with the step sizes of the last
-  `benchmarks/bench_artifacts.py` run (benchmarks/results/artifacts.json).
+  `benchmarks/bench_artifacts.py` run (benchmarks/results/artifacts.json);
+- docs/LIFE.md, "life-params": every parameter of `a2bs.core.life.LifeParams` (both presets, the limits
+  a manifest may hold, what it does); "life-figures": the last `benchmarks/bench_life.py` run
+  (benchmarks/results/life.json).
 
     python benchmarks/docs_tables.py           # rewrite the blocks in place
     python benchmarks/docs_tables.py --check   # exit 1 naming the stale blocks (the test suite runs this)
@@ -22,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "benchmarks" / "results" / "artifacts.json"
+LIFE = ROOT / "benchmarks" / "results" / "life.json"
 
 
 def model_figures_table() -> str:
@@ -86,9 +90,71 @@ def variants_table() -> str:
     return "\n".join(lines)
 
 
+def life_params_table() -> str:
+    from dataclasses import fields
+
+    from a2bs.core.life import DOCS, LIMITS, PRESETS, LifeParams
+
+    def show(value: object) -> str:
+        return f"[{value[0]:g}, {value[1]:g}]" if isinstance(value, tuple) else f"{value:g}"
+
+    lines = ["| parameter | natural | subtle | limits | what it is |", "|---|---|---|---|---|"]
+    for f in fields(LifeParams):
+        natural, subtle = getattr(PRESETS["natural"], f.name), getattr(PRESETS["subtle"], f.name)
+        lo, hi = LIMITS[f.name]
+        changed = "**" if natural != subtle else ""
+        lines.append(
+            f"| `{f.name}` | {show(natural)} | {changed}{show(subtle)}{changed} | {lo:g} .. {hi:g} | {DOCS[f.name]} |"
+        )
+    return "\n".join(lines)
+
+
+def life_figures_table() -> str:
+    if not LIFE.is_file():
+        return "No `benchmarks/results/life.json` yet: run `benchmarks/bench_life.py`."
+    data = json.loads(LIFE.read_text())
+    files = data["files"]
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    rows = [
+        ("minutes of audio (speaking share)", lambda f: f"{f['minutes']:g} ({100 * f['speaking_share']:.1f} %)"),
+        ("blinks / min, all", lambda f: rate(f["blinks_per_min"])),
+        ("blinks / min while speaking", lambda f: rate(f["blinks_per_min_speaking"])),
+        ("blinks / min in pauses (all / not at a phrase end)", lambda f: f"{rate(f['blinks_per_min_in_pauses'])} / "
+         f"{rate(f['blinks_per_min_in_pauses_not_at_phrase_ends'])}"),
+        ("blink duration, mean (closing / opening time)", lambda f: f"{f['blink_duration_ms_mean']:g} ms "
+         f"({f['blink_close_over_open_mean']:g})"),
+        ("saccades / min (of them looks away); median size", lambda f: f"{f['events_per_min'].get('saccade', 0):g} "
+         f"({f['events_per_min'].get('aversion', 0):g}); {f['saccade_amplitude_deg_median']:g} deg"),
+        ("accents / min: nods, brow raises", lambda f: f"{f['events_per_min'].get('accent', 0):g}: "
+         f"{f['events_per_min'].get('nod', 0):g}, {f['events_per_min'].get('brow', 0):g}"),
+        ("phrase ends / min (settling nods)", lambda f: f"{f['events_per_min'].get('phrase_end', 0):g}"),
+        ("head yaw / pitch / roll range, deg", lambda f: " / ".join(
+            f"{lo:+.1f}..{hi:+.1f}" for lo, hi in zip(f["head_deg_min"], f["head_deg_max"], strict=True))),
+        ("head yaw / pitch / roll std, deg", lambda f: " / ".join(f"{v:.2f}" for v in f["head_deg_std"])),
+        ("`a2bs infer` whole process, off / natural (median)", lambda f: f"{f['infer_s_median']['off']:g} s / "
+         f"{f['infer_s_median']['natural']:g} s (+{f['life_adds_s']:g} s)"),
+    ]  # fmt: skip
+    machine = data["machine"]
+    lines = [
+        f"Generated from `benchmarks/results/life.json` ({machine['cpu']}, {machine['cores']} cores, load "
+        f"{data['load_average_1min']:g}; `a2bs infer` at {files[0]['fps']} fps, default backend, seed 0, runs "
+        f"interleaved, `taskset -c 1`).",
+        "",
+        "| | " + " | ".join(f"`{f['audio']}`" for f in files) + " |",
+        "|---|" + "---|" * len(files),
+    ]
+    lines += [f"| {name} | " + " | ".join(cell(f) for f in files) + " |" for name, cell in rows]
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, tuple[Path, Callable[[], str]]] = {
     "model-figures": (ROOT / "docs" / "ARCHITECTURE.md", model_figures_table),
     "variants": (ROOT / "docs" / "VALIDATION.md", variants_table),
+    "life-params": (ROOT / "docs" / "LIFE.md", life_params_table),
+    "life-figures": (ROOT / "docs" / "LIFE.md", life_figures_table),
 }
 
 

@@ -1,9 +1,10 @@
 """One audio file to one animation file, with a model loaded once: what `a2bs infer` does for a single
 file, and what each batch worker does for every file it is given (`cli/batch.py`).
 
-`AnimatorSpec` is the picklable description a worker receives (which backend, checkpoint or bundle, and
-the inference options); `Animator` is the loaded model; `Animator.write` streams one file into an atomic
-writer and names a NaN or infinite output's real cause.
+`AnimatorSpec` is the picklable description a worker receives (which backend, checkpoint or bundle, the
+inference options and the life layer's preset and seed); `Animator` is the loaded model; `Animator.write`
+streams one file into an atomic writer, through the life layer (blinks, gaze, head, brows: core/life.py)
+unless it is off, and names a NaN or infinite output's real cause.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from a2bs.core.animation_io import open_writer
 from a2bs.core.errors import A2BSError, raise_if_interrupted
+from a2bs.core.life import LifeLayer, life_chunks, preset
 from a2bs.runtime.manifest import SHIPPED_DIR
 
 
@@ -32,6 +34,8 @@ class AnimatorSpec:
     emotion_refresh: float | None = None
     emotion_from: Path | None = None
     per_frame: bool = False  # tflite: one frame per call as the apps do, not the bundle's offline model
+    life: str = "natural"  # the life layer's preset: off | subtle | natural
+    seed: int = 0  # the life layer's seed
 
 
 @dataclass
@@ -52,7 +56,8 @@ class Written:
     duration_s: float
     seconds: float
     label: str
-    kept: list[np.ndarray] = field(default_factory=list)  # the first `keep_frames` frames, for a plot/preview
+    # the first `keep_frames` frames, for a plot / preview: (n, 52), or (n, 61) with the 9 rotations of the life layer
+    kept: list[np.ndarray] = field(default_factory=list)
 
 
 class Animator:
@@ -150,18 +155,40 @@ class Animator:
         progress: Callable[[int], None] | None = None,
         keep_frames: int = 0,
     ) -> Written:
-        """Animate `audio` into `output` (atomic: a complete file or none). `progress(n)` gets frame counts."""
+        """Animate `audio` into `output` (atomic: a complete file or none), with the life layer of the spec
+        (head and eye rotations in the output) unless it is off. `progress(n)` gets frame counts."""
         started = time.perf_counter()
+        params = preset(self.spec.life)
         animation = self.animate(audio)
+        animation.metadata.update(life=self.spec.life, seed=self.spec.seed if params is not None else None)
         written = Written(output, animation.fps, animation.n_frames, animation.duration_s, 0.0, animation.label)
         kept = 0
-        with open_writer(output, animation.fps, animation.n_frames, force=force, metadata=animation.metadata) as w:
+
+        def checked() -> Iterator[np.ndarray]:
+            done = 0
             for chunk in animation.chunks(progress or (lambda _n: None)):
                 raise_if_interrupted()
-                check_finite(chunk, w.frames_written, audio, animation.label)
-                w.write(chunk)
+                check_finite(chunk, done, audio, animation.label)
+                done += len(chunk)
+                yield chunk
+
+        if params is None:
+            frames: Iterator[tuple[np.ndarray, np.ndarray | None]] = ((chunk, None) for chunk in checked())
+        else:
+            frames = life_chunks(checked(), audio, LifeLayer(params, animation.fps, self.spec.seed))
+        with open_writer(
+            output,
+            animation.fps,
+            animation.n_frames,
+            force=force,
+            metadata=animation.metadata,
+            rotations=params is not None,
+        ) as w:
+            for chunk, rotations in frames:
+                w.write(chunk, rotations)
                 if kept < keep_frames:
-                    written.kept.append(chunk[: keep_frames - kept])
+                    both = chunk if rotations is None else np.concatenate([chunk, rotations.astype(np.float32)], axis=1)
+                    written.kept.append(both[: keep_frames - kept])
                     kept += len(written.kept[-1])
         written.seconds = time.perf_counter() - started
         return written

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from a2bs.cli.common import check_fps, load_model, read_model_header, run_app
+from a2bs.core.constants import LIFE_MAX_SEED
 from a2bs.core.errors import A2BSError
 
 app = typer.Typer(
@@ -33,6 +34,12 @@ class Backend(StrEnum):
     torch = "torch"
     tflite = "tflite"
     coreml = "coreml"
+
+
+class Life(StrEnum):
+    off = "off"
+    subtle = "subtle"
+    natural = "natural"
 
 
 @app.command()
@@ -90,6 +97,16 @@ def infer(
             "bundle's offline model computes the same frames many per call).",
         ),
     ] = False,
+    life: Annotated[
+        Life,
+        typer.Option(
+            help="The life layer: blinks, gaze, head motion and brow raises read from the speech's prosody, "
+            "with the CSV's head and eye rotations (docs/LIFE.md); off gives the model's curves alone."
+        ),
+    ] = Life.natural,
+    seed: Annotated[
+        int, typer.Option(min=0, max=LIFE_MAX_SEED, help="The life layer's seed: the same seed, the same motion.")
+    ] = 0,
     plot: Annotated[Path | None, typer.Option(help="Also save a PNG of the mouth-critical curves.")] = None,
     preview: Annotated[
         Path | None,
@@ -143,7 +160,17 @@ def infer(
     if per_frame and backend != Backend.tflite:
         raise A2BSError("--per-frame goes with LiteRT models (--backend tflite, or the default without --checkpoint)")
     spec = AnimatorSpec(
-        backend.value, checkpoint, fps, bundle, variant, stride, emotion_refresh, emotion_from, per_frame
+        backend.value,
+        checkpoint,
+        fps,
+        bundle,
+        variant,
+        stride,
+        emotion_refresh,
+        emotion_from,
+        per_frame,
+        life.value,
+        seed,
     )
     show = sys.stderr.isatty() if progress is None else progress
     if is_batch(inputs):
@@ -241,7 +268,7 @@ def _infer_one(
 
         try:
             plot_curves(
-                np.concatenate(written.kept)[: 60 * written.fps],
+                np.concatenate(written.kept)[: 60 * written.fps, :52],
                 written.fps,
                 plot,
                 title=f"{audio.name} ({written.label})",

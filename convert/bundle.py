@@ -43,6 +43,8 @@ from a2bs.core.files import (
     size_bytes,
     staging_dir,
 )
+from a2bs.core.life import PRESETS
+from a2bs.core.life import manifest_section as life_section
 from a2bs.core.model import ModelConfig
 from a2bs.core.progress import Progress
 from a2bs.core.variants import OFFLINE_VARIANTS, PLATFORMS, default_variant, platform_variants
@@ -199,6 +201,8 @@ def build_manifest(
             "note": EMOTION_NOTE,
         },
         "smoothing_alpha": float(model.alpha.detach()),
+        # the life layer the apps run over the model's frames (docs/LIFE.md): the natural preset
+        "life": life_section(PRESETS["natural"]),
         "initial_state": {
             "mel_frames": state["mel_frames"][0].tolist(),
             "context_frame": state["context"][0, 0].tolist(),
@@ -410,6 +414,16 @@ def bundle_readme(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"a = `smoothing_alpha` = {manifest['smoothing_alpha']:.3f} (learned; in the manifest for reference only).",
         "That is why `previous` is an input. Publish `blendshapes` as they are and do not smooth them again in",
         "the app: a second filter would only add lag and soften the motion.",
+        "",
+        "## The life layer (blinks, gaze, head motion, brow raises)",
+        "",
+        "The model leaves what audio cannot predict (when a blink or a saccade happens) still. `life` in the",
+        f"manifest holds the parameters of the layer that adds it (algorithm version {manifest['life']['version']},",
+        f"random numbers from {manifest['life']['rng']}): run it on each output frame k with the PCM window",
+        "centred on k's time (the front end's window of mel frame k, made lookahead_frames calls earlier) and",
+        "a seed. It changes only the eye* and brow* shapes and gives the head and eye rotations; docs/LIFE.md",
+        "in a2bs is its specification.",
+        "A manifest without `life` (bundles made before it) means the layer off.",
     ]
     if not manifest["checkpoint"]["trained"]:
         lines += ["", "**Warning: built from an UNTRAINED checkpoint** — the face will not follow the speech."]

@@ -22,10 +22,18 @@ Formats, chosen by suffix (case-insensitive):
           frames sit on frame boundaries; HH is not wrapped at 24 and grows past 99 for
           files over 100 hours), ``BlendShapeCount`` = 61 (52 shapes + 9 rotations, as
           Live Link Face writes it), the 52 values with fixed 6 decimals (``0.123457``),
-          then 9 zeros for the head and eye rotations.
+          then the 9 head and eye rotations in radians (``-0.012345``), or 9 zeros when
+          the writer was opened without rotations.
 ``.json`` ``{"fps", "blendshapes" (52 camelCase names), "frame_count", "metadata",
-          "frames": [[52 floats], ...]}``, one frame per line, values with 6 decimals.
-``.npy``  float32 array of shape (n_frames, 52), written through a memory map.
+          "frames": [[52 floats], ...]}``, one frame per line, values with 6 decimals; with
+          rotations also ``"rotation_names"`` (the 9 Live Link Face names), ``"rotation_unit"``
+          (``"radians"``) and ``"rotations": [[9 floats], ...]`` after the frames (spooled to an
+          anonymous temp file while the frames stream, copied at the end).
+``.npy``  float32 array of shape (n_frames, 52), written as a stream; with rotations
+          (n_frames, 61): the 52 shapes, then the 9 rotations in radians (the CSV's column order).
+
+Rotations are optional (`open_writer(..., rotations=True)`, then `write(frames, rotations)`);
+they must be finite and within +-pi.
 
 ``metadata`` is stored in JSON only: the Live Link Face CSV and the .npy layout have no
 place for it (it must be JSON-serializable; that is checked before any work is done).
@@ -42,6 +50,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -72,7 +81,9 @@ __all__ = [
 ]
 
 N_SHAPES = len(ARKIT_BLENDSHAPES)
-BLEND_SHAPE_COUNT = N_SHAPES + len(LIVE_LINK_FACE_ROTATIONS)  # 61, the value Live Link Face writes
+N_ROTATIONS = len(LIVE_LINK_FACE_ROTATIONS)
+BLEND_SHAPE_COUNT = N_SHAPES + N_ROTATIONS  # 61, the value Live Link Face writes
+ROTATION_LIMIT = float(np.pi)  # radians: a head or an eye turned further is not a face
 DECIMALS = 6
 # Rows formatted per numpy pass: bounds the temporaries (~30 MB) whatever chunk size the caller uses.
 _BLOCK = 8192
@@ -118,29 +129,47 @@ def _encode_values(frames: np.ndarray) -> np.ndarray:
     return out.reshape(len(q), -1)
 
 
-_CSV_ROTATION_TAIL = np.frombuffer(b",".join([b"0"] * len(LIVE_LINK_FACE_ROTATIONS)) + b"\n", dtype=np.uint8)
+def _encode_signed(values: np.ndarray, last: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(n, m) values with |v| < 10 -> ``-d.dddddd,`` per value (`last` instead of the final comma) as
+    (n, m * 10) uint8, and the mask of the bytes to keep: a value that is not negative drops its sign."""
+    n, m = values.shape
+    q = np.rint(np.abs(values.astype(np.float64)) * _SCALE).astype(np.int64)
+    out = np.empty((n, m, DECIMALS + 4), dtype=np.uint8)
+    out[..., 0] = ord("-")
+    out[..., 1] = 48 + q // _SCALE
+    out[..., 2] = ord(".")
+    out[..., 3 : 3 + DECIMALS] = 48 + (q % _SCALE)[..., None] // _POW10 % 10
+    out[..., -1] = ord(",")
+    out[:, -1, -1] = ord(last)
+    keep = np.ones(out.shape, dtype=bool)
+    keep[..., 0] = (values < 0) & (q > 0)
+    return out.reshape(n, -1), keep.reshape(n, -1)
+
+
+_CSV_ROTATION_TAIL = np.frombuffer(b",".join([b"0"] * N_ROTATIONS) + b"\n", dtype=np.uint8)
 _CSV_COUNT = np.frombuffer(f",{BLEND_SHAPE_COUNT},".encode(), dtype=np.uint8)
 
 
-def _csv_rows(frames: np.ndarray, start: int, fps: int) -> bytes:
-    """CSV rows for `frames` (values already in [0, 1]), the first being frame number `start`."""
+def _csv_rows(frames: np.ndarray, start: int, fps: int, rotations: np.ndarray | None = None) -> bytes:
+    """CSV rows for `frames` (values already in [0, 1]) and their rotations (zeros when None), the first
+    being frame number `start`."""
     n = len(frames)
     k = np.arange(start, start + n, dtype=np.int64)
     seconds, ff = np.divmod(k, fps)
-    body = np.concatenate(
-        [
-            np.broadcast_to(_CSV_COUNT, (n, len(_CSV_COUNT))),
-            _encode_values(frames),
-            np.broadcast_to(_CSV_ROTATION_TAIL, (n, len(_CSV_ROTATION_TAIL))),
-        ],
-        axis=1,
-    )
+    if rotations is None:
+        tail = np.broadcast_to(_CSV_ROTATION_TAIL, (n, len(_CSV_ROTATION_TAIL)))
+        tail_keep = None
+    else:
+        tail, tail_keep = _encode_signed(rotations, "\n")
+    body = np.concatenate([np.broadcast_to(_CSV_COUNT, (n, len(_CSV_COUNT))), _encode_values(frames), tail], axis=1)
+    keep = None
+    if tail_keep is not None:
+        keep = np.concatenate([np.ones((n, body.shape[1] - tail.shape[1]), dtype=bool), tail_keep], axis=1)
     if n and seconds[-1] // 3600 >= 100:
         # Hours no longer fit two digits: rare enough to format these timecodes one by one.
-        width = body.shape[1]
-        flat = body.tobytes()
         return b"".join(
-            format_timecode(int(f), fps).encode() + flat[i * width : (i + 1) * width] for i, f in enumerate(k)
+            format_timecode(int(f), fps).encode() + (body[i] if keep is None else body[i][keep[i]]).tobytes()
+            for i, f in enumerate(k)
         )
     colon = np.full((n, 1), ord(":"), dtype=np.uint8)
     timecode = [
@@ -153,15 +182,23 @@ def _csv_rows(frames: np.ndarray, start: int, fps: int) -> bytes:
         _digits(ff, _ff_width(fps)),
         np.broadcast_to(np.frombuffer(b".000", dtype=np.uint8), (n, 4)),
     ]
-    return np.concatenate([*timecode, body], axis=1).tobytes()
+    rows = np.concatenate([*timecode, body], axis=1)
+    if keep is None:
+        return rows.tobytes()
+    return rows[np.concatenate([np.ones((n, rows.shape[1] - keep.shape[1]), dtype=bool), keep], axis=1)].tobytes()
 
 
-def _json_rows(frames: np.ndarray) -> bytes:
-    """``,\\n[v, ...]`` per frame (the caller drops the leading comma of the file's first row)."""
+def _json_rows(frames: np.ndarray, signed: bool = False) -> bytes:
+    """``,\\n[v, ...]`` per frame (the caller drops the leading comma of the file's first row); `signed`:
+    values of either sign (the rotations)."""
     n = len(frames)
+    lead = np.broadcast_to(np.frombuffer(b",\n[", dtype=np.uint8), (n, 3))
+    if signed:
+        values, keep = _encode_signed(frames, "]")
+        rows = np.concatenate([lead, values], axis=1)
+        return rows[np.concatenate([np.ones((n, 3), dtype=bool), keep], axis=1)].tobytes()
     values = _encode_values(frames)
     values[:, -1] = ord("]")
-    lead = np.broadcast_to(np.frombuffer(b",\n[", dtype=np.uint8), (n, 3))
     return np.concatenate([lead, values], axis=1).tobytes()
 
 
@@ -175,8 +212,9 @@ class BlendshapeWriter(ABC):
     exception (including KeyboardInterrupt) calls `abort()`.
     """
 
-    def __init__(self, path: Path, tmp_path: Path, fps: int, n_frames: int, force: bool) -> None:
+    def __init__(self, path: Path, tmp_path: Path, fps: int, n_frames: int, force: bool, rotations: bool) -> None:
         self.path = path
+        self.rotations = rotations  # whether every write carries the 9 head and eye rotations
         self.fps = fps
         self.n_frames = n_frames
         self.frames_written = 0
@@ -187,8 +225,9 @@ class BlendshapeWriter(ABC):
 
     # subclasses --------------------------------------------------------------------------
     @abstractmethod
-    def _write_block(self, frames: np.ndarray) -> None:
-        """Append frames (float32, finite, clipped to [0, 1], at most _BLOCK rows)."""
+    def _write_block(self, frames: np.ndarray, rotations: np.ndarray | None) -> None:
+        """Append frames (float32, finite, clipped to [0, 1], at most _BLOCK rows) and, when the writer
+        has them, their rotations (float64, finite, within +-ROTATION_LIMIT)."""
 
     @abstractmethod
     def _finish(self) -> None:
@@ -199,10 +238,12 @@ class BlendshapeWriter(ABC):
         """Release the temp file without finishing it (must not raise)."""
 
     # public API --------------------------------------------------------------------------
-    def write(self, frames: np.ndarray) -> None:
-        """Append a (n, 52) chunk in ARKIT_BLENDSHAPES order. On any error the writer aborts."""
+    def write(self, frames: np.ndarray, rotations: np.ndarray | None = None) -> None:
+        """Append a (n, 52) chunk in ARKIT_BLENDSHAPES order, with its (n, 9) rotations in radians when the
+        writer was opened with rotations (and only then). On any error the writer aborts."""
         self._check_open()
         try:
+            rot = self._check_rotations(rotations, len(frames))
             arr = np.asarray(frames, dtype=np.float32)
             if arr.ndim != 2 or arr.shape[1] != N_SHAPES:
                 raise A2BSError(f"cannot write {self.path}: expected frames of shape (n, 52), got {arr.shape}")
@@ -220,7 +261,7 @@ class BlendshapeWriter(ABC):
                 )
             for i in range(0, len(arr), _BLOCK):
                 block = np.clip(arr[i : i + _BLOCK], 0.0, 1.0)
-                self._write_block(block)
+                self._write_block(block, None if rot is None else rot[i : i + _BLOCK])
                 self.frames_written += len(block)
         except OSError as e:
             self.abort()
@@ -228,6 +269,24 @@ class BlendshapeWriter(ABC):
         except BaseException:
             self.abort()
             raise
+
+    def _check_rotations(self, rotations: np.ndarray | None, n: int) -> np.ndarray | None:
+        if (rotations is None) != (not self.rotations):
+            have = "was opened with" if self.rotations else "was opened without"
+            raise A2BSError(f"cannot write {self.path}: the writer {have} head and eye rotations")
+        if rotations is None:
+            return None
+        rot = np.asarray(rotations, dtype=np.float64)
+        if rot.shape != (n, N_ROTATIONS):
+            raise A2BSError(f"cannot write {self.path}: expected rotations of shape ({n}, 9), got {rot.shape}")
+        bad = ~(np.abs(rot) <= ROTATION_LIMIT)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise A2BSError(
+                f"cannot write {self.path}: frame {self.frames_written + int(row)} {LIVE_LINK_FACE_ROTATIONS[col]} "
+                f"is {rot[row, col]} (radians within +-pi expected)"
+            )
+        return rot
 
     def close(self) -> None:
         """Finish the file and atomically move it into place; aborts and raises if it is short."""
@@ -309,8 +368,8 @@ class CsvWriter(_StreamWriter):
         super().__init__(fd, *args)
         self._file.write((",".join(LIVE_LINK_FACE_COLUMNS) + "\n").encode())
 
-    def _write_block(self, frames: np.ndarray) -> None:
-        self._file.write(_csv_rows(frames, self.frames_written, self.fps))
+    def _write_block(self, frames: np.ndarray, rotations: np.ndarray | None) -> None:
+        self._file.write(_csv_rows(frames, self.frames_written, self.fps, rotations))
 
 
 class JsonWriter(_StreamWriter):
@@ -320,14 +379,33 @@ class JsonWriter(_StreamWriter):
         super().__init__(fd, *args)
         head = json.dumps({"fps": self.fps, "blendshapes": list(ARKIT_BLENDSHAPES), "frame_count": self.n_frames})
         self._file.write(f'{head[:-1]}, "metadata": {metadata_json}, "frames": ['.encode())
+        # the rotations follow the frames: spooled to an anonymous file (gone with it) until then
+        self._spool = tempfile.TemporaryFile(dir=self.path.parent) if self.rotations else None  # noqa: SIM115 (closed in _finish / _release)
 
-    def _write_block(self, frames: np.ndarray) -> None:
+    def _write_block(self, frames: np.ndarray, rotations: np.ndarray | None) -> None:
         rows = _json_rows(frames)
         self._file.write(rows[1:] if self.frames_written == 0 else rows)
+        if self._spool is not None and rotations is not None:
+            rows = _json_rows(rotations, signed=True)
+            self._spool.write(rows[1:] if self.frames_written == 0 else rows)
 
     def _finish(self) -> None:
-        self._file.write(b"\n]}\n")
+        self._file.write(b"\n]")
+        if self._spool is not None:
+            names = json.dumps(list(LIVE_LINK_FACE_ROTATIONS))
+            self._file.write(f', "rotation_names": {names}, "rotation_unit": "radians", "rotations": ['.encode())
+            self._spool.seek(0)
+            shutil.copyfileobj(self._spool, self._file, 1 << 20)
+            self._spool.close()
+            self._file.write(b"\n]")
+        self._file.write(b"}\n")
         super()._finish()
+
+    def _release(self) -> None:
+        if self._spool is not None:
+            with contextlib.suppress(OSError):
+                self._spool.close()
+        super()._release()
 
 
 class NpyWriter(_StreamWriter):
@@ -336,10 +414,13 @@ class NpyWriter(_StreamWriter):
 
     def __init__(self, fd: int, *args: Any) -> None:
         super().__init__(fd, *args)
-        header = {"descr": "<f4", "fortran_order": False, "shape": (self.n_frames, N_SHAPES)}
+        columns = BLEND_SHAPE_COUNT if self.rotations else N_SHAPES
+        header = {"descr": "<f4", "fortran_order": False, "shape": (self.n_frames, columns)}
         np.lib.format.write_array_header_1_0(self._file, header)
 
-    def _write_block(self, frames: np.ndarray) -> None:
+    def _write_block(self, frames: np.ndarray, rotations: np.ndarray | None) -> None:
+        if rotations is not None:
+            frames = np.concatenate([frames, rotations.astype(np.float32)], axis=1)
         self._file.write(np.ascontiguousarray(frames, dtype="<f4").tobytes())
 
 
@@ -363,12 +444,14 @@ def open_writer(
     *,
     force: bool = False,
     metadata: dict | None = None,
+    rotations: bool = False,
 ) -> BlendshapeWriter:
     """Check the output path and open a streaming writer for it (format from the suffix).
 
     All checks happen here, before the caller starts any expensive work: a supported suffix,
     not a directory, the parent directory exists and is writable, and the file does not exist
-    unless `force`. Raises `A2BSError`.
+    unless `force`. `rotations`: every `write` carries the 9 head and eye rotations (radians). Raises
+    `A2BSError`.
     """
     path = check_output_path(path, force=force)
     suffix, parent = path.suffix.lower(), path.parent
@@ -393,7 +476,7 @@ def open_writer(
     tmp_path = Path(tmp)
     try:
         os.fchmod(fd, 0o666 & ~umask())  # mkstemp creates 0600; give the result normal permissions
-        args = (fd, path, tmp_path, fps, n_frames, force)
+        args = (fd, path, tmp_path, fps, n_frames, force, rotations)
         writer = JsonWriter(*args, metadata_json=metadata_json) if suffix == ".json" else FORMATS[suffix](*args)
         writer.lock = lock
         return writer

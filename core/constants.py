@@ -64,6 +64,9 @@ W_EXPRESSION = 0.5
 # the lag under ~1.5 frames (docs/DECISIONS.md).
 ALPHA_TARGET = {30: 0.7, 60: 0.5}
 
+# --- the life layer (core/life.py) ------------------------------------------------
+LIFE_MAX_SEED = (1 << 32) - 1  # seeds are uint32: stream i of SplitMix64 starts at seed * 4 + i
+
 # --- targets --------------------------------------------------------------------
 RTF_TARGET = 0.1
 MEMORY_TARGET_MB = 500

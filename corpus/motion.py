@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX
+from a2bs.core.life import bump
 from a2bs.corpus.visemes import PAUSE_MIN_S, PAUSES, VOWEL_VISEMES, phone_spec
 
 N = len(ARKIT_BLENDSHAPES)
@@ -30,24 +31,13 @@ def _smooth_noise(n: int, fps: int, rng: np.random.Generator, period_s: float) -
     return knots[i] * (1.0 - f) + knots[i + 1] * f
 
 
-def _bump(t: np.ndarray, t0: float, t_peak: float, t_hold: float, t_end: float) -> np.ndarray:
-    """0 before t0, raised-cosine rise to 1 at t_peak, hold to t_hold, raised-cosine fall to 0 at t_end."""
-    y = np.zeros_like(t)
-    up = (t >= t0) & (t < t_peak)
-    y[up] = (1 - np.cos(np.pi * (t[up] - t0) / max(t_peak - t0, 1e-6))) / 2
-    y[(t >= t_peak) & (t <= t_hold)] = 1.0
-    dn = (t > t_hold) & (t < t_end)
-    y[dn] = (1 + np.cos(np.pi * (t[dn] - t_hold) / max(t_end - t_hold, 1e-6))) / 2
-    return y
-
-
 def _speech_activity(phones: Sequence[tuple[str, float, float]], t: np.ndarray) -> np.ndarray:
     """~1 while speaking, ~0 in pauses longer than PAUSE_MIN_S (smooth edges)."""
     y = np.zeros_like(t)
     for name, t0, t1 in phones:
         if name in PAUSES and t1 - t0 >= PAUSE_MIN_S:
             continue
-        y = np.maximum(y, _bump(t, t0 - 0.1, t0, t1, t1 + 0.1))
+        y = np.maximum(y, bump(t, t0 - 0.1, t0, t1, t1 + 0.1))
     return y
 
 
@@ -159,7 +149,7 @@ def non_speech_motion(
     tb = rng.uniform(0.3, 3.0)
     while tb < t_last + 1.0:
         dur = rng.uniform(0.12, 0.20)
-        blink = np.maximum(blink, rng.uniform(0.85, 1.0) * _bump(t, tb, tb + 0.4 * dur, tb + 0.45 * dur, tb + dur))
+        blink = np.maximum(blink, rng.uniform(0.85, 1.0) * bump(t, tb, tb + 0.4 * dur, tb + 0.45 * dur, tb + dur))
         tb += dur + rng.uniform(2.0, 6.0)
     ratio = rng.uniform(0.94, 1.0)
     put("eyeBlinkLeft", blink)
@@ -187,7 +177,7 @@ def non_speech_motion(
     brow = np.zeros(n)
     for t0, t1, s in _accents(phones, audio, sr, accent, rng):
         amp = s * rng.uniform(0.3, 0.6)
-        brow = np.maximum(brow, amp * _bump(t, t0 - 0.15, t0 + 0.5 * (t1 - t0), t1, t1 + rng.uniform(0.25, 0.45)))
+        brow = np.maximum(brow, amp * bump(t, t0 - 0.15, t0 + 0.5 * (t1 - t0), t1, t1 + rng.uniform(0.25, 0.45)))
     inner, outer = rng.uniform(0.8, 1.0), rng.uniform(0.6, 0.9)
     brow_up = np.clip(level_of["brow_up"] + brow, 0.0, 1.0)
     put("browInnerUp", inner * brow_up)

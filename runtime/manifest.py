@@ -25,6 +25,7 @@ from a2bs.core.constants import (
 from a2bs.core.emotion import EmotionStats
 from a2bs.core.errors import A2BSError, Fields, one_line, read_json
 from a2bs.core.files import sha256, size_bytes
+from a2bs.core.life import LifeParams, params_from_manifest
 
 MANIFEST = "manifest.json"
 # The LiteRT fp16 models of the bundled default checkpoints, shipped inside a2bs: `a2bs infer` runs them by
@@ -141,7 +142,16 @@ def _load_manifest(bundle: Path) -> dict[str, Any]:
         checkpoint.str("fingerprint", max_len=64)
     if m.data.get("validation") is not None:
         m.obj("validation")
+    if "life" in m.data:  # bundles made before the life layer have none: the apps run it off
+        params_from_manifest(m.data["life"], str(path))
     return m.data
+
+
+def life_params(manifest: dict[str, Any]) -> LifeParams | None:
+    """The life layer's parameters of a manifest `load_manifest` checked; None (the layer off) when it has
+    no `life` section, as in bundles made before the layer existed."""
+    section = manifest.get("life")
+    return None if section is None else params_from_manifest(section, MANIFEST)
 
 
 def _blendshapes(m: Fields) -> None:

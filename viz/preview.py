@@ -23,7 +23,10 @@ mouthLowerDown* lower the lower lip, mouthShrugUpper / mouthShrugLower push the 
 thin and close the lips, tongueOut; eyes: eyeBlink* closes the lids, eyeWide* opens them wider,
 eyeSquint* narrows them, eyeLook* moves the iris; brows: browInnerUp, browDown*, browOuterUp*;
 cheeks: cheekPuff widens the lower face, cheekSquint* raises the cheeks and lower lids; noseSneer* lifts
-the nostril wings and wrinkles the nose.
+the nostril wings and wrinkles the nose. Frames of 61 values carry the Live Link Face rotations after the
+52 shapes (the life layer's, core/life.py): the whole face turns with HeadYaw (positive: towards the
+person's right, the side eyeLookOutRight looks to), nods with HeadPitch (positive: down) and tilts with
+HeadRoll (positive: the top of the head towards the person's right); the eyes are drawn from eyeLook*.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import soundfile as sf
 from PIL import Image, ImageDraw, ImageFont
 
 from a2bs.core.audio import stream_audio
-from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
+from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, LIVE_LINK_FACE_ROTATIONS
 from a2bs.core.constants import SAMPLE_RATE
 from a2bs.core.errors import A2BSError, raise_if_interrupted
 from a2bs.core.files import OutputLock, check_new_file, fsync_dir, temp_prefix, umask
@@ -53,6 +56,9 @@ from a2bs.viz.plots import displayable
 __all__ = ["FaceRenderer", "lip_opening", "render_preview"]
 
 N_SHAPES = len(ARKIT_BLENDSHAPES)
+N_WITH_ROTATIONS = N_SHAPES + len(LIVE_LINK_FACE_ROTATIONS)  # 61: the shapes, then the Live Link Face rotations
+HEAD_RADIUS = 0.37  # the head's half-width, in fractions of the face: how far a turn moves the features
+NECK = (0.5, 0.92)  # where the head tilts about
 SUPERSAMPLE = 2  # drawn at twice the size, then box-filtered down: antialiased edges for ~1 ms a frame
 _CHUNK = 1024  # frames read (and checked) at a time
 _MAX_FACES = 8
@@ -149,8 +155,10 @@ class FaceRenderer:
         self._half_head(ImageDraw.Draw(self._base), -0.45 * self.s, 0.0, 0.0)
 
     def draw(self, frame: np.ndarray) -> Image.Image:
-        """The face for one frame (values clipped to [0, 1]); a new `size` x `size` RGB image."""
-        v = dict(zip(ARKIT_BLENDSHAPES, np.clip(np.asarray(frame, dtype=np.float64), 0.0, 1.0).tolist(), strict=True))
+        """The face for one frame: 52 values (clipped to [0, 1]), or 61 with the Live Link Face rotations
+        (radians) after them; a new `size` x `size` RGB image."""
+        values = np.asarray(frame, dtype=np.float64)
+        v = dict(zip(ARKIT_BLENDSHAPES, np.clip(values[:N_SHAPES], 0.0, 1.0).tolist(), strict=True))
         self._canvas.paste(self._base)
         self._head(v)
         for side in (-1, 1):  # screen side -1 shows the person's right, +1 their left
@@ -158,7 +166,23 @@ class FaceRenderer:
             self._brow(v, side)
         self._nose(v)
         self._mouth(v)
+        if len(values) == N_WITH_ROTATIONS and values[N_SHAPES : N_SHAPES + 3].any():
+            return self._turned(*values[N_SHAPES : N_SHAPES + 3].tolist()).reduce(SUPERSAMPLE)
         return self._canvas.reduce(SUPERSAMPLE)
+
+    def _turned(self, yaw: float, pitch: float, roll: float) -> Image.Image:
+        """The drawn face moved as the head turns: shifted sideways by the yaw and down by the pitch (as far
+        as the face's surface moves: the head's radius times the sine), tilted by the roll about the neck."""
+        s = self.s
+        dx, dy = -HEAD_RADIUS * s * np.sin(yaw), HEAD_RADIUS * s * np.sin(pitch)
+        c, n = np.cos(roll), np.sin(roll)
+        px, py = NECK[0] * s, NECK[1] * s
+        # output (x, y) <- input R^-1 (x - pivot - d) + pivot, R turning counter-clockwise on screen by `roll`
+        ox, oy = -px - dx, -py - dy
+        data = (c, -n, c * ox - n * oy + px, n, c, n * ox + c * oy + py)
+        return self._canvas.transform(
+            self._canvas.size, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR, fillcolor=BACKGROUND
+        )
 
     # --- parts ------------------------------------------------------------------------------------
 
@@ -388,10 +412,10 @@ def _check_frames(frames: Any, out: Path) -> list[Any]:
         raise A2BSError(f"cannot write {out}: give 1 to {_MAX_FACES} animations, got {len(streams)}")
     for j, stream in enumerate(streams):
         shape = np.shape(stream)
-        if len(shape) != 2 or shape[1] != N_SHAPES:
+        if len(shape) != 2 or shape[1] not in (N_SHAPES, N_WITH_ROTATIONS):
             raise A2BSError(
-                f"cannot write {out}: expected frames of shape (n, {N_SHAPES}), got {shape}"
-                + (f" (animation {j + 1})" if len(streams) > 1 else "")
+                f"cannot write {out}: expected frames of shape (n, {N_SHAPES}) or (n, {N_WITH_ROTATIONS}) with "
+                f"the rotations, got {shape}" + (f" (animation {j + 1})" if len(streams) > 1 else "")
             )
         if shape[0] != np.shape(streams[0])[0]:
             raise A2BSError(
@@ -407,9 +431,8 @@ def _check_frames(frames: Any, out: Path) -> list[Any]:
             if bad.any():
                 row, col = np.argwhere(bad)[0]
                 which = f"animation {j + 1} " if len(streams) > 1 else ""
-                raise A2BSError(
-                    f"cannot write {out}: {which}frame {i + int(row)} {ARKIT_BLENDSHAPES[col]} is {chunk[row, col]}"
-                )
+                name = (*ARKIT_BLENDSHAPES, *LIVE_LINK_FACE_ROTATIONS)[col]
+                raise A2BSError(f"cannot write {out}: {which}frame {i + int(row)} {name} is {chunk[row, col]}")
     if np.shape(streams[0])[0] == 0:
         raise A2BSError(f"cannot write {out}: no frames to render")
     return streams
@@ -480,7 +503,8 @@ def render_preview(
     progress: Callable[[int], None] | None = None,
     size: int = 480,
 ) -> Path:
-    """Render `frames` ((n, 52) in ARKIT_BLENDSHAPES order, or a list of such arrays of the same length,
+    """Render `frames` ((n, 52) in ARKIT_BLENDSHAPES order, or (n, 61) with the Live Link Face rotations after
+    the shapes, or a list of such arrays of the same length,
     drawn side by side with `labels` under them) as an H.264 .mp4 of exactly n / fps seconds at `fps`,
     each face `size` x `size` pixels, with `audio` (an audio file, or 16 kHz mono float samples) padded
     or cut to that length. `progress(frames_done)` is called about once a second of video and at the end.

@@ -43,10 +43,13 @@ from audio_fixtures import (
 )
 
 from a2bs.cli import main as cli
-from a2bs.core.animation_io import format_timecode
-from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, LIVE_LINK_FACE_BLENDSHAPES, LIVE_LINK_FACE_COLUMNS
+from a2bs.core.animation_io import format_timecode, open_writer
+from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, LIVE_LINK_FACE_BLENDSHAPES, LIVE_LINK_FACE_COLUMNS
 from a2bs.core.checkpoint import load_checkpoint
+from a2bs.core.life import LIFE_SHAPES
 from a2bs.core.model import count_parameters
+from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
+from a2bs.runtime.manifest import shipped_bundle
 
 A2BS = Path(sys.executable).with_name("a2bs")  # the venv's console script
 UNTRAINED_WARNING = "warning: no trained checkpoint"
@@ -140,7 +143,13 @@ def expected_rows(audio: Path, fps: int) -> int:
 
 
 def read_csv_values(path: Path, fps: int) -> np.ndarray:
-    """Check the Live Link Face layout (header, timecodes, 61 count, zero rotations); (n, 52) values."""
+    """Check the Live Link Face layout (header, timecodes, 61 count, rotations: zeros without the life
+    layer, small radians with it); (n, 52) values."""
+    return read_csv(path, fps)[0]
+
+
+def read_csv(path: Path, fps: int) -> tuple[np.ndarray, np.ndarray]:
+    """`read_csv_values`, and the (n, 9) rotations (zeros when the file has the plain "0" columns)."""
     with open(path, newline="") as f:
         header, *rows = list(csv.reader(f))
     assert header == list(LIVE_LINK_FACE_COLUMNS)
@@ -149,8 +158,10 @@ def read_csv_values(path: Path, fps: int) -> np.ndarray:
     assert {row[1] for row in rows} <= {"61"}
     shape_cols = [header.index(name) for name in LIVE_LINK_FACE_BLENDSHAPES]
     rotation_cols = [j for j in range(2, len(header)) if j not in shape_cols]
-    assert {row[j] for row in rows for j in rotation_cols} <= {"0"}
-    return np.array([[row[j] for j in shape_cols] for row in rows], dtype=np.float64).reshape(-1, 52)
+    texts = {row[j] for row in rows for j in rotation_cols}
+    rotations = np.array([[row[j] for j in rotation_cols] for row in rows], dtype=np.float64).reshape(-1, 9)
+    assert texts <= {"0"} or (np.abs(rotations) < 0.5).all(), "rotations are radians of a few degrees"
+    return np.array([[row[j] for j in shape_cols] for row in rows], dtype=np.float64).reshape(-1, 52), rotations
 
 
 def assert_unit_range(values: np.ndarray) -> None:
@@ -486,9 +497,9 @@ def test_npy_output(run: Run, tmp_path: Path, checkpoint_dirs: dict[int, Path]) 
     n = expected_rows(audio, 30)
     assert_success(infer(run, audio, output, checkpoint_dirs[30]), n, 30)
     frames = np.load(output)
-    assert frames.shape == (n, 52)
+    assert frames.shape == (n, 61)  # the 52 shapes, then the life layer's 9 rotations
     assert frames.dtype == np.float32
-    assert_unit_range(frames)
+    assert_unit_range(frames[:, :52])
     assert listing(tmp_path) == ["anim.npy", "tone.wav"]
 
 
@@ -500,6 +511,61 @@ def test_plot_png(run: Run, tmp_path: Path, checkpoint_dirs: dict[int, Path]) ->
     assert f"wrote {plot}" in result.out
     assert plot.read_bytes()[:8] == PNG_MAGIC
     assert listing(tmp_path) == ["anim.csv", "curves.png", "tone.wav"]
+
+
+# --- the life layer -------------------------------------------------------------------------
+
+
+def test_life_off_writes_the_models_curves_bit_for_bit(run: Run, tmp_path: Path) -> None:
+    """`--life off` is the output before the life layer: the model's frames as they come (here the default
+    path's, the shipped LiteRT model) and zero rotations; the natural layer (the default) leaves every
+    mouth, jaw, cheek, nose and tongue column exactly as --life off writes it, moves the eyes and brows and
+    fills the rotations; the same seed repeats itself, another one differs."""
+    audio = bundled_speech()
+    outputs = {}
+    for name, extra in [
+        ("off", ["--life", "off"]),
+        ("natural", []),
+        ("again", ["--seed", "0"]),
+        ("seed7", ["--seed", "7"]),
+    ]:
+        outputs[name] = tmp_path / f"{name}.csv"
+        assert run("infer", audio, "-o", outputs[name], "--no-progress", *extra).code == 0
+    _, n, chunks = iter_bundle_blendshapes(audio, shipped_bundle(30), "tflite")
+    with open_writer(tmp_path / "model.csv", 30, n) as w:
+        for chunk in chunks:
+            w.write(chunk)
+    assert outputs["off"].read_bytes() == (tmp_path / "model.csv").read_bytes()
+    assert outputs["natural"].read_bytes() == outputs["again"].read_bytes()
+    off, _ = read_csv(outputs["off"], 30)
+    natural, rotations = read_csv(outputs["natural"], 30)
+    other, other_rotations = read_csv(outputs["seed7"], 30)
+    life = [i for i, name in enumerate(ARKIT_BLENDSHAPES) if name in LIFE_SHAPES]
+    rest = [i for i in range(52) if i not in life]
+    np.testing.assert_array_equal(natural[:, rest], off[:, rest])
+    assert natural[:, INDEX["eyeBlinkLeft"]].max() > 0.8 > off[:, INDEX["eyeBlinkLeft"]].max()
+    assert np.abs(rotations[:, :3]).max() > np.radians(1) and np.abs(rotations).max() < np.radians(12)
+    assert not np.array_equal(rotations, other_rotations) and not np.array_equal(natural[:, life], other[:, life])
+
+
+def test_life_in_json_and_a_preview(run: Run, tmp_path: Path) -> None:
+    """The JSON names the preset and seed and carries the rotations; the preview draws the layer."""
+    audio = write_tone(tmp_path, "tone.wav", seconds=1.0)
+    result = run("infer", audio, "-o", tmp_path / "a.json", "--no-progress", "--life", "subtle", "--seed", "3")
+    assert result.code == 0, result
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["metadata"]["life"] == "subtle" and doc["metadata"]["seed"] == 3
+    assert np.array(doc["rotations"]).shape == (30, 9) and doc["rotation_unit"] == "radians"
+    result = run("infer", audio, "-o", tmp_path / "b.csv", "--no-progress", "--preview", tmp_path / "b.mp4")
+    assert result.code == 0 and (tmp_path / "b.mp4").stat().st_size > 0, result
+
+
+@pytest.mark.parametrize(("option", "value"), [("--life", "lively"), ("--seed", "-1"), ("--seed", str(1 << 32))])
+def test_bad_life_options_are_usage_errors(run: Run, tmp_path: Path, option: str, value: str) -> None:
+    audio = write_tone(tmp_path, "tone.wav", seconds=0.3)
+    result = run("infer", audio, "-o", tmp_path / "o.csv", "--no-progress", option, value)
+    assert result.code == 2 and "Traceback" not in result.err and option in result.err
+    assert listing(tmp_path) == ["tone.wav"]
 
 
 # --- real speech (bundled clip) -------------------------------------------------------------

@@ -22,6 +22,7 @@ from a2bs.core.blendshapes import ARKIT_BLENDSHAPES
 from a2bs.core.checkpoint import Checkpoint
 from a2bs.core.deploy import STEP_INPUTS, STEP_OUTPUTS
 from a2bs.core.errors import A2BSError
+from a2bs.core.life import PRESETS, manifest_section, params_from_manifest
 
 
 @pytest.mark.parametrize("name", ["android_bundle", "ios_bundle"])
@@ -72,6 +73,11 @@ def test_manifest_and_readme_say_what_an_app_needs(ckpt30: Checkpoint, tmp_path:
     assert f"{manifest['smoothing_alpha']:.3f}" in smoothing and "do not smooth" in smoothing
     blendshapes = next(o for o in manifest["models"]["step"]["outputs"] if o["name"] == STEP_OUTPUTS[0])
     assert "already smoothed" in blendshapes["description"]
+    # the life layer the apps run: its parameters, algorithm version and RNG, read back exactly
+    assert manifest["life"] == manifest_section(PRESETS["natural"])
+    assert params_from_manifest(json.loads(json.dumps(manifest["life"])), "manifest.json") == PRESETS["natural"]
+    life = readme.split("## The life layer")[1]
+    assert "splitmix64" in life and "without `life`" in life and "docs/LIFE.md" in life
 
 
 def test_variant_resolution() -> None:

@@ -157,6 +157,80 @@ def test_npy_round_trip(tmp_path: Path) -> None:
     assert _listing(tmp_path) == ["out.npy"]
 
 
+# --- head and eye rotations (the life layer's) ------------------------------------------------------------
+
+
+def _rotations(n: int, seed: int = 1) -> np.ndarray:
+    """Radians of both signs, with the cases the text formats must get right: 0, -0.0, a value that
+    rounds to zero from below, pi."""
+    rot = np.random.default_rng(seed).uniform(-0.3, 0.3, (n, 9))
+    rot[0, :5] = [0.0, -0.0, -4e-7, np.pi, -np.pi]
+    return rot
+
+
+def _write_both(path: Path, frames: np.ndarray, rotations: np.ndarray, chunks=(7, 0, 50), **kw) -> None:
+    with open_writer(path, fps=30, n_frames=len(frames), rotations=True, **kw) as w:
+        start = 0
+        for size in (*chunks, len(frames)):
+            w.write(frames[start : start + size], rotations[start : start + size])
+            start += size
+
+
+def test_csv_rotation_columns(tmp_path: Path) -> None:
+    """The 9 columns after the shapes hold the rotations in radians with 6 decimals, a sign only when
+    negative (as Live Link Face writes them); the reader still reads the shapes."""
+    frames, rotations = _frames(60), _rotations(60)
+    out = tmp_path / "rot.csv"
+    _write_both(out, frames, rotations)
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    assert len(rows) == 60 and all(len(r) == 63 for r in rows)
+    assert rows[0][-9:][:5] == ["0.000000", "0.000000", "0.000000", "3.141593", "-3.141593"]
+    got = np.array([[float(v) for v in r[-9:]] for r in rows])
+    np.testing.assert_allclose(got, rotations, atol=5e-7 + 1e-12)
+    assert all(v == f"{float(v):.6f}" or v == "0.000000" for r in rows for v in r[-9:])
+    read, _, _ = read_live_link_face_csv(out)
+    np.testing.assert_allclose(read, frames, atol=6e-7)
+    # the >= 100 hours path formats them the same way
+    late = _csv_rows(frames[:3], 30 * 3600 * 120, 30, rotations[:3]).decode().splitlines()
+    assert [r.split(",")[-9:] for r in late] == [r[-9:] for r in rows[:3]]
+
+
+def test_json_and_npy_rotations(tmp_path: Path) -> None:
+    frames, rotations = _frames(45), _rotations(45)
+    _write_both(tmp_path / "r.json", frames, rotations, metadata={"life": "natural"})
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert list(doc) == [
+        "fps", "blendshapes", "frame_count", "metadata", "frames", "rotation_names", "rotation_unit", "rotations",
+    ]  # fmt: skip
+    assert doc["rotation_names"] == list(LIVE_LINK_FACE_ROTATIONS) and doc["rotation_unit"] == "radians"
+    np.testing.assert_allclose(np.array(doc["rotations"]), rotations, atol=5e-7 + 1e-12)
+    np.testing.assert_allclose(np.array(doc["frames"]), frames, atol=6e-7)
+    _write_both(tmp_path / "r.npy", frames, rotations)
+    got = np.load(tmp_path / "r.npy")
+    assert got.shape == (45, 61) and got.dtype == np.float32
+    np.testing.assert_array_equal(got[:, :52], frames)
+    np.testing.assert_array_equal(got[:, 52:], rotations.astype(np.float32))
+    assert _listing(tmp_path) == ["r.json", "r.npy"]  # the JSON spool is gone
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".npy"])
+@pytest.mark.parametrize(
+    ("opened_with", "rotations", "match"),
+    [
+        (False, np.zeros((3, 9)), "opened without head and eye rotations"),
+        (True, None, "opened with head and eye rotations"),
+        (True, np.zeros((3, 8)), r"rotations of shape \(3, 9\)"),
+        (True, np.full((3, 9), 3.2), "frame 0 HeadYaw is 3.2"),
+        (True, np.where(np.eye(3, 9) > 0, np.nan, 0.0), "frame 0 HeadYaw is nan"),
+    ],
+)
+def test_bad_rotations_abort(tmp_path: Path, suffix: str, opened_with: bool, rotations, match: str) -> None:
+    out = tmp_path / f"bad{suffix}"
+    with pytest.raises(A2BSError, match=match), open_writer(out, 30, 3, rotations=opened_with) as w:
+        w.write(_frames(3), rotations)
+    assert _listing(tmp_path) == []
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".npy"])
 def test_output_has_normal_permissions(tmp_path: Path, suffix: str) -> None:
     """mkstemp creates 0600 files; the result must follow the umask like any other file."""

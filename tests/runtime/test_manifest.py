@@ -18,7 +18,8 @@ from a2bs.cli import main as core_cli
 from a2bs.core.checkpoint import Checkpoint, fingerprint
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import sha256
-from a2bs.runtime.manifest import load_manifest, shipped_bundle, verify_file
+from a2bs.core.life import PRESETS, manifest_section
+from a2bs.runtime.manifest import life_params, load_manifest, shipped_bundle, verify_file
 
 # --- bundles: every path stays inside, every value in range --------------------------------------
 
@@ -329,6 +330,56 @@ def test_validate_on_a_read_only_bundle_is_one_error_line(shipped: Path, monkeyp
 def test_what_the_apps_read_is_checked(edit, key: str, shipped: Path, monkeypatch, capsys) -> None:
     """The names, groups, latency and variants the sample engines read are checked like every other key."""
     edit_manifest(shipped, edit)
+    with pytest.raises(A2BSError, match=re.escape(key)):
+        load_manifest(shipped)
+    code, _, err = _validate(monkeypatch, capsys, shipped)
+    one_error(code, err, key, "manifest.json")
+
+
+def _with_life(m: dict) -> None:
+    m["life"] = manifest_section(PRESETS["natural"])
+
+
+def test_a_manifest_without_life_loads_with_the_layer_off(shipped: Path) -> None:
+    """Bundles made before the life layer (the shipped ones are: they are rebuilt by the lead) load, with the
+    layer off; with the section the apps get its parameters back exactly."""
+    manifest = load_manifest(shipped)
+    assert "life" not in manifest and life_params(manifest) is None
+    edit_manifest(shipped, _with_life)
+    assert life_params(load_manifest(shipped)) == PRESETS["natural"]
+    edit_manifest(shipped, lambda m: m["life"].update(params=PRESETS["subtle"].to_json()))
+    assert life_params(load_manifest(shipped)) == PRESETS["subtle"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda m: m["life"]["params"].update(amount=1.5), "'life.params.amount' must be a number in [0, 1]"),
+        (lambda m: m["life"]["params"].update(blink_rate_speaking="20"), "'life.params.blink_rate_speaking'"),
+        (lambda m: m["life"]["params"].update(blink_rate_pause=-1), "'life.params.blink_rate_pause'"),
+        (lambda m: m["life"]["params"].update(nod_probability=True), "'life.params.nod_probability'"),
+        (
+            lambda m: m["life"]["params"].update(blink_close_s=[0.09, 0.06]),
+            "'life.params.blink_close_s' must be [lo, hi]",
+        ),
+        (lambda m: m["life"]["params"].update(blink_close_s=[0.06]), "'life.params.blink_close_s' must be a list of 2"),
+        (lambda m: m["life"]["params"].update(avert_deg=[5, 90]), "'life.params.avert_deg'"),
+        (lambda m: m["life"]["params"].pop("nod_deg"), "'life.params.nod_deg' is missing"),
+        (lambda m: m["life"]["params"].update(wiggle=1), "'life.params.wiggle' is not a life-layer parameter"),
+        (lambda m: m["life"].update(version=2), "'life.version' must be an integer in [1, 1]"),
+        (lambda m: m["life"].update(rng="mt19937"), "'life.rng' must be one of splitmix64"),
+        (lambda m: m["life"].pop("params"), "'life.params' is missing"),
+        (lambda m: m.update(life=[]), "'life' must be a JSON object"),
+    ],
+)
+def test_life_values_out_of_range_or_of_the_wrong_type(edit, key: str, shipped: Path, monkeypatch, capsys) -> None:
+    """The life layer's parameters are checked like every key the apps read: one line naming the key."""
+
+    def both(m: dict) -> None:
+        _with_life(m)
+        edit(m)
+
+    edit_manifest(shipped, both)
     with pytest.raises(A2BSError, match=re.escape(key)):
         load_manifest(shipped)
     code, _, err = _validate(monkeypatch, capsys, shipped)

@@ -257,6 +257,42 @@ def test_renderer_is_exact_and_every_mapped_shape_shows() -> None:
     assert np.array_equal(np.asarray(face.draw(neutral - 1), dtype=np.int16), base)
 
 
+def _skin_centre(image: np.ndarray) -> np.ndarray:
+    """(x, y) centre of the face's skin pixels."""
+    skin = np.abs(image.astype(np.int16) - np.array(preview.SKIN)).sum(axis=2) < 12
+    ys, xs = np.nonzero(skin)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_the_head_turns_nods_and_tilts_with_the_rotations(tmp_path: Path) -> None:
+    """61 values (the life layer's rotations after the shapes): HeadYaw moves the face towards the person's
+    right (the viewer's left), HeadPitch down, HeadRoll tilts it counter-clockwise on screen; zero rotations
+    draw exactly the 52-value face; a video of 61-value frames renders, and a NaN rotation is named."""
+    face = FaceRenderer(256)
+    neutral = np.zeros(61, np.float32)
+    base = np.asarray(face.draw(neutral))
+    assert np.array_equal(base, np.asarray(face.draw(neutral[:52])))
+    centre = _skin_centre(base)
+    moved = {}
+    for j, name in enumerate(("yaw", "pitch", "roll")):
+        frame = neutral.copy()
+        frame[52 + j] = 0.1
+        moved[name] = np.asarray(face.draw(frame))
+    dx, dy = _skin_centre(moved["yaw"]) - centre
+    assert dx < -5 and abs(dy) < 1
+    dx, dy = _skin_centre(moved["pitch"]) - centre
+    assert dy > 5 and abs(dx) < 1
+    top = lambda image: np.flatnonzero(np.abs(image[60].astype(np.int16) - preview.SKIN).sum(axis=1) < 12).mean()  # noqa: E731
+    assert top(moved["roll"]) < top(base) - 5  # the top of the head leans to the viewer's left
+    frames = np.concatenate([_frames(10), np.zeros((10, 9), np.float32)], axis=1)
+    frames[5:, 52] = 0.1
+    _, video = _decode(render_preview(frames, 30, tmp_path / "turn.mp4", size=SIZE))
+    assert len(video) == 10 and np.abs(video[7].astype(np.int16) - video[2]).mean() > 1
+    frames[3, 53] = np.nan
+    with pytest.raises(A2BSError, match="frame 3 HeadPitch is nan"):
+        render_preview(frames, 30, tmp_path / "nan.mp4", size=SIZE)
+
+
 # --- safety ---------------------------------------------------------------------------------------
 
 
@@ -274,7 +310,7 @@ def test_existing_output_is_kept_without_force(tmp_path: Path) -> None:
     ("name", "frames", "says"),
     [
         ("face.mov", _frames(3), r"unsupported preview format '\.mov'.*\.mp4"),
-        ("face.mp4", np.zeros((3, 51), np.float32), r"shape \(n, 52\), got \(3, 51\)"),
+        ("face.mp4", np.zeros((3, 51), np.float32), r"shape \(n, 52\) or \(n, 61\).*got \(3, 51\)"),
         ("face.mp4", np.zeros((0, 52), np.float32), "no frames"),
         ("face.mp4", [], "1 to 8 animations"),
     ],
