@@ -321,8 +321,9 @@ def info(
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint folder. Default: bundled.")] = None,
     fps: Annotated[int | None, typer.Option(help="30 or 60.")] = None,
 ) -> None:
-    """Print the model's size, parameters and MACs per output frame (checks the checkpoint's config and
-    weights header; reads no weight)."""
+    """Print the model's size, parameters and MACs per output frame.
+
+    Checks the checkpoint's config and weights header; reads no weight (no torch: a fraction of a second)."""
     from a2bs.core.architecture import describe
 
     header = read_model_header(checkpoint, fps)
