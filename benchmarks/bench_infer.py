@@ -4,7 +4,9 @@ For 6 s, 6.5 min and 1 h of speech (the bundled clips chained, with gain changes
 
 - batched: the default, the shipped offline LiteRT model, many frames per call (runtime/offline.py);
 - per-frame: `--per-frame`, the shipped step model one frame per call, as the apps run it;
-- torch: `--backend torch`, the PyTorch reference (`forward_sequence`).
+- torch: `--backend torch`, the PyTorch reference (`forward_sequence`);
+
+each with `--life off`: the model paths alone, without the life layer drawn over their frames.
 
 Each run is a fresh process (start, imports, model load, emotion features, mel, model, CSV) with
 OMP_NUM_THREADS=1, so LiteRT and torch use one thread; wall time, RTF and the child's peak RSS are measured.
@@ -39,7 +41,12 @@ from a2bs.core.constants import SAMPLE_RATE
 RESULTS = Path(__file__).resolve().parent / "results" / "infer.json"
 PLOT = RESULTS.with_suffix(".png")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-PATHS = {"batched": [], "per-frame": ["--per-frame"], "torch": ["--backend", "torch"]}
+# the model paths alone: the life layer (core/life.py, on by default) is measured by benchmarks/bench_life.py
+PATHS = {
+    "batched": ["--life", "off"],
+    "per-frame": ["--per-frame", "--life", "off"],
+    "torch": ["--backend", "torch", "--life", "off"],
+}
 LENGTHS = {"6 s": 6.0, "6.5 min": 390.0, "1 h": 3600.0}
 # issue 29's targets for the default (batched) path on 6.5 min, whole process, one thread
 TARGET_RTF = {30: 0.01, 60: 0.02}

@@ -283,7 +283,7 @@ TAU_MAX = int(SAMPLE_RATE / F0_MIN)  # 266 samples
 YIN_W = N_FFT - TAU_MAX  # 758 samples compared at every lag
 YIN_THRESHOLD = 0.25  # de Cheveigne & Kawahara 2002 use 0.1-0.2 for pitch; higher finds more voiced frames
 _LN10 = math.log(10.0)
-_BLOCK = 64  # windows per pass of `prosody_features`
+_BLOCK = 16  # windows per pass of `prosody_features` (its float64 FFT temporaries: ~1 MB)
 
 
 def prosody_features(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
