@@ -11,6 +11,11 @@ The Android app module itself cannot be built here (no Android SDK). What is che
   call; the Kotlin engine, fed the same 16-bit WAV in several chunkings, calls replay models that check
   each input it builds against the recording and return the recorded outputs; the frames it publishes
   must equal the Python reference (``iter_bundle_blendshapes`` with neutral emotion, as on the phone);
+* the life layer (``LifeLayer.kt``, docs/LIFE.md): Python's ``LifeLayer`` writes traces over the bundled clip
+  (the model's curves and the PCM window of every frame in, its curves and 9 rotations out; natural and subtle,
+  two seeds, each with blinks, saccades, looks away, accents, nods, brow raises and phrase ends); the Kotlin
+  layer must give the same values to 1e-6, and the engine's frame loop with the manifest's layer the same
+  frames as Python's layer over the reference; negative controls: another seed, a changed parameter;
 * the face drawing's lip geometry (``FaceGeometry.kt`` in the engine module, which the app's Compose ``Face``
   calls): lips sealed when mouthClose = jawOpen, open without mouthClose, and the same formula and constants
   as the preview video's ``lip_opening`` (the Compose drawing itself needs Android Studio).
@@ -37,8 +42,9 @@ from audio_fixtures import bundled_speech, tone_signal
 
 from a2bs.core.audio import frame_centers, gather_windows
 from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS
+from a2bs.core.life import LIMITS, PRESETS, RANGES, LifeLayer, manifest_section
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes, open_runners
-from a2bs.runtime.manifest import bundle_file, load_manifest
+from a2bs.runtime.manifest import bundle_file, life_params, load_manifest
 from a2bs.viz import preview
 
 SAMPLE = Path(__file__).resolve().parents[2] / "android_sample"
@@ -246,6 +252,17 @@ def _write_refusals(manifest: dict[str, Any], ios_bundle: Path, out: Path) -> No
     ):
         (out / name).write_text(json.dumps({**manifest, **change}))
         cases.append({"file": name, "says": says})
+    life = manifest["life"]
+    for name, change, says in (
+        ("life_param.json", {"params": {**life["params"], "nod_deg": 99.0}}, ["'life.params.nod_deg'"]),
+        ("life_range.json", {"params": {**life["params"], "avert_deg": [12.0, 5.0]}}, ["'life.params.avert_deg'"]),
+        ("life_unknown.json", {"params": {**life["params"], "wink": 1.0}}, ["'life.params.wink'"]),
+        ("life_version.json", {"version": 2}, ["'life.version'"]),
+    ):
+        (out / name).write_text(json.dumps({**manifest, "life": {**life, **change}}))
+        cases.append({"file": name, "says": says})
+    # bundles made before the life layer have no section: they load, with the layer off
+    (out / "no_life.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "life"}))
     (out / "refusals.json").write_text(json.dumps(cases))
 
 
@@ -301,6 +318,7 @@ def test_engine_unit_tests(engine_jar: Path, android_bundle: Path, ios_bundle: P
         assert step == bundle_file(manifest, "step", variant)["path"]
     init = manifest["initial_state"]
     assert summary["initial_mel_sum"] == pytest.approx(float(np.sum(np.float32(init["mel_frames"]))), rel=1e-5)
+    assert summary["life"] is True, "the engine did not read the manifest's life section"
     assert summary["initial_context_sum"] == pytest.approx(float(np.sum(np.float32(init["context_frame"]))), rel=1e-5)
 
 
@@ -425,6 +443,113 @@ def test_replay_catches_a_wrong_input(engine_jar: Path, replay_dir: tuple[Path, 
         timeout=120,
     )
     assert proc.returncode != 0 and f"step call 5 {STEP_INPUTS[2]}" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_kotlin_engine_replays_with_the_life_layer(engine_jar: Path, replay_dir: tuple[Path, np.ndarray]) -> None:
+    """The engine's frame loop with the manifest's life layer (seed 0): the frames and rotations of Python's
+    `LifeLayer` over the reference frames with the PCM window of each frame, in any chunking."""
+    folder, reference = replay_dir
+    manifest = json.loads((folder / "manifest.json").read_text())
+    params = life_params(manifest)
+    assert params is not None, "a fresh bundle has a life section"
+    audio, _ = sf.read(folder / "clip.wav", dtype="float32")
+    windows = gather_windows(audio, 0, frame_centers(0, len(reference), manifest["fps"]))
+    shapes, rotations = LifeLayer(params, manifest["fps"], 0).process(reference, windows)
+    assert np.abs(shapes - reference).max() > 0.01 and np.abs(rotations).max() > 1e-3, "the layer did nothing"
+    specs = ("life-irregular", "life-1024")
+    lines = _run_engine(engine_jar, "replay", str(folder), ",".join(specs))
+    assert {json.loads(line)["spec"] for line in lines} == set(specs)
+    for spec in specs:
+        frames = np.fromfile(folder / f"out_{spec}.f32", dtype="<f4").reshape(-1, 52)
+        np.testing.assert_allclose(frames, shapes, rtol=0, atol=1e-6, err_msg=f"life frames, chunks of {spec}")
+        rot = np.fromfile(folder / f"rot_{spec}.f64", dtype="<f8").reshape(-1, 9)
+        np.testing.assert_allclose(rot, rotations, rtol=0, atol=1e-6, err_msg=f"life rotations, chunks of {spec}")
+
+
+# --- the life layer against the Python reference ----------------------------------------------------------
+
+LIFE_SEEDS = (0, 3)  # both show every kind of event on the bundled clip at 30 fps (asserted)
+LIFE_EVENTS = ("blink", "saccade", "aversion", "accent", "nod", "brow", "phrase_end", "settle")
+
+
+@pytest.fixture(scope="module")
+def life_dir(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """life_cases.json and its files: the model's curves over the whole bundled clip (30 fps, ~430 frames) and
+    each frame's PCM window, with Python's `LifeLayer` output for the natural and subtle presets and two seeds."""
+    out = tmp_path_factory.mktemp("android_life")
+    manifest = load_manifest(android_bundle)
+    fps = manifest["fps"]
+    _, n_frames, chunks = iter_bundle_blendshapes(bundled_speech(), android_bundle, "tflite", neutral_emotion=True)
+    curves = np.concatenate(list(chunks)).astype(np.float32)
+    audio, sr = sf.read(bundled_speech(), dtype="float32")
+    assert sr == 16000 and curves.shape == (n_frames, 52) and n_frames > 300
+    windows = gather_windows(audio, 0, frame_centers(0, n_frames, fps))
+    curves.astype("<f4").tofile(out / "curves.f32")
+    windows.astype("<f4").tofile(out / "windows.f32")
+    cases = []
+    for preset in ("natural", "subtle"):
+        for seed in LIFE_SEEDS:
+            layer = LifeLayer(PRESETS[preset], fps, seed, log=True)
+            shapes, rotations = layer.process(curves, windows)
+            kinds = {e.kind for e in layer.log}
+            missing = [kind for kind in LIFE_EVENTS if kind not in kinds]
+            assert not missing, f"{preset} seed {seed}: no {missing} in the trace"
+            name = f"{preset}_{seed}"
+            shapes.astype("<f4").tofile(out / f"{name}.f32")
+            rotations.astype("<f8").tofile(out / f"{name}.rot.f64")
+            cases.append(
+                {
+                    "name": name,
+                    "life": manifest_section(PRESETS[preset]),
+                    "fps": fps,
+                    "seed": seed,
+                    "names": manifest["blendshapes"],
+                    "frames": n_frames,
+                    "tolerance": 1e-6,
+                    "curves": "curves.f32",
+                    "windows": "windows.f32",
+                    "expected_curves": f"{name}.f32",
+                    "expected_rotations": f"{name}.rot.f64",
+                }
+            )
+    (out / "life_cases.json").write_text(json.dumps(cases))
+    return out
+
+
+def _run_life_expecting_failure(jar: Path, folder: Path, case: dict[str, Any]) -> str:
+    (folder / "life_cases.json").write_text(json.dumps([case]))
+    proc = subprocess.run(
+        [_tool("java"), "-cp", str(jar), "com.a2bs.engine.EngineTestsKt", "life", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0, f"the Kotlin life test passed a wrong case: {proc.stdout[-2000:]}"
+    return proc.stderr
+
+
+def test_kotlin_life_layer_matches_python(engine_jar: Path, life_dir: Path, tmp_path: Path) -> None:
+    """Same seed, parameters and audio: the Kotlin layer's curves and rotations are Python's to 1e-6 on every
+    frame; its parameter limits are Python's. Negative controls: the seed changed, or one parameter
+    (brow_amplitude 0.45 -> 0.46), and the Kotlin run fails naming the case."""
+    lines = [json.loads(line) for line in _run_engine(engine_jar, "life", str(life_dir))]
+    reports = {r["case"]: r for r in lines if "case" in r}
+    cases = json.loads((life_dir / "life_cases.json").read_text())
+    assert set(reports) == {c["name"] for c in cases}
+    for case in cases:
+        assert reports[case["name"]]["frames"] == case["frames"]
+        assert reports[case["name"]]["max_curves"] <= 1e-6 and reports[case["name"]]["max_rotations"] <= 1e-6
+    (limits,) = [r["limits"] for r in lines if "limits" in r]
+    assert limits == {k: [lo, hi, k in RANGES] for k, (lo, hi) in LIMITS.items()}, "LifeLayer.kt's limits"
+
+    expected = [c[key] for c in cases for key in ("expected_curves", "expected_rotations")]
+    for name in ("curves.f32", "windows.f32", *expected):
+        shutil.copy(life_dir / name, tmp_path / name)
+    reseeded = {**cases[0], "seed": cases[0]["seed"] + 1}
+    assert f"life {cases[0]['name']}: frame" in _run_life_expecting_failure(engine_jar, tmp_path, reseeded)
+    life = cases[0]["life"]
+    changed = {**cases[0], "life": {**life, "params": {**life["params"], "brow_amplitude": 0.46}}}
+    assert f"life {cases[0]['name']}: frame" in _run_life_expecting_failure(engine_jar, tmp_path, changed)
 
 
 # --- the face drawing's lip geometry ---------------------------------------------------------------------

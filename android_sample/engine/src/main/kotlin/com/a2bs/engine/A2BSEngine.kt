@@ -18,14 +18,24 @@ package com.a2bs.engine
  *
  * Not thread-safe: call it from one thread (e.g. the audio worker). The models run on that thread.
  *
+ * Life layer: when the manifest has a `life` section (or [lifeParams] is given), each published frame
+ * also goes through a [LifeLayer] (blinks, gaze, head motion, brow raises; docs/LIFE.md) with the PCM window
+ * of mel frame k (computed `lookahead` calls earlier: its level and pitch are kept until frame k is out),
+ * so it adds no latency; [BlendshapeFrame.rotations] holds the 9 head and eye rotations. The model's own
+ * frame is what feeds back as `previous`. [lifeAmount] is the runtime slider (0 off).
+ *
  * @param emotion the emotion input (default: the manifest's neutral vector; there is no openSMILE
  *   on the device, so apps pass neutral).
+ * @param lifeParams the life layer's parameters (default: the manifest's; null: no layer)
+ * @param lifeSeed its seed, in [0, 2^32 - 1]: the same seed and audio give the same frames as Python
  */
 class A2BSEngine @JvmOverloads constructor(
     val manifest: A2BSManifest,
     private val frontEnd: FrontEndModel,
     private val step: StepModel,
-    emotion: FloatArray = manifest.emotionNeutral
+    emotion: FloatArray = manifest.emotionNeutral,
+    lifeParams: LifeParams? = manifest.life,
+    lifeSeed: Long = 0L
 ) {
     val scheduler = FrameScheduler(manifest.sampleRate, manifest.fps, manifest.window, manifest.lookaheadFrames)
 
@@ -48,6 +58,27 @@ class A2BSEngine @JvmOverloads constructor(
         manifest.emotionInput to emotionInput,
         manifest.previousInput to previous
     )
+
+    /** The life layer, or null when the manifest has none. */
+    val life: LifeLayer? = lifeParams?.let {
+        require(manifest.window == Prosody.N_FFT && manifest.sampleRate == 16000) {
+            "the life layer reads ${Prosody.N_FFT}-sample windows of 16 kHz PCM; this bundle has ${manifest.window} at ${manifest.sampleRate} Hz"
+        }
+        LifeLayer(it, manifest.fps, lifeSeed, manifest.blendshapes)
+    }
+
+    /** The life layer's amount (0: off, 1: the manifest's preset); 0 when there is no layer. */
+    var lifeAmount: Double
+        get() = life?.amount ?: 0.0
+        set(value) {
+            val layer = life ?: throw IllegalStateException("this bundle's manifest has no life layer")
+            layer.amount = value
+        }
+
+    // Level and YIN period of the last lookahead + 1 mel windows: output frame k uses mel frame k's.
+    private val lifeLevels = DoubleArray(manifest.lookaheadFrames + 1)
+    private val lifeTaus = IntArray(manifest.lookaheadFrames + 1)
+    private val lifeWindow = DoubleArray(manifest.window)
 
     /** Next mel frame index j to compute. */
     private var nextMel = 0L
@@ -77,6 +108,7 @@ class A2BSEngine @JvmOverloads constructor(
         ring.fill(manifest.initialContextFrame)
         System.arraycopy(manifest.initialMelFrames, 0, melHistory, 0, melHistory.size)
         previous.fill(0f)
+        life?.reset()
         nextMel = 0L
         framesEmitted = 0L
         flushed = false
@@ -111,6 +143,12 @@ class A2BSEngine @JvmOverloads constructor(
     private fun runMelFrame(out: MutableList<BlendshapeFrame>) {
         val j = nextMel
         samples.copy(scheduler.windowStart(j), pcm)
+        if (life != null) {
+            for (i in pcm.indices) lifeWindow[i] = pcm[i].toDouble()
+            val slot = (j % lifeLevels.size).toInt()
+            lifeLevels[slot] = Prosody.level(lifeWindow)
+            lifeTaus[slot] = Prosody.tau(lifeWindow)
+        }
 
         val t0 = System.nanoTime()
         val mel = output(frontEnd.run(frontEndInputs), manifest.melOutput, manifest.nMels)
@@ -132,8 +170,10 @@ class A2BSEngine @JvmOverloads constructor(
             val name = if (k == 0L) manifest.blendshapesRawOutput else manifest.blendshapesOutput
             val values = output(result, name, previous.size).copyOf()
             System.arraycopy(values, 0, previous, 0, values.size)
+            val slot = (k % lifeLevels.size).toInt()
+            val rotations = life?.process(values, lifeLevels[slot], lifeTaus[slot]) ?: DoubleArray(LifeLayer.N_ROTATIONS)
             val frame = BlendshapeFrame(
-                k, scheduler.timeSeconds(k), values, manifest.blendshapes, (t1 - t0) / 1e6, (t3 - t2) / 1e6
+                k, scheduler.timeSeconds(k), values, manifest.blendshapes, (t1 - t0) / 1e6, (t3 - t2) / 1e6, rotations
             )
             framesEmitted++
             listener?.onFrame(frame)

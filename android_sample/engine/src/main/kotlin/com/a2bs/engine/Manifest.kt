@@ -43,6 +43,8 @@ class A2BSManifest private constructor(root: Map<String, Any?>) {
     val variants: List<String> = strings(root, ManifestKeys.VARIANTS)
     val files: List<BundleFile>
     val trained: Boolean = (path(root, ManifestKeys.CHECKPOINT_TRAINED) as? Boolean) ?: true
+    /** The life layer's parameters (`life`, checked); null when the manifest has none: the layer off. */
+    val life: LifeParams? = path(root, ManifestKeys.LIFE)?.let { LifeParams.fromManifest(it) }
 
     val frontEndInputs: List<TensorSpec> = tensors(root, ManifestKeys.FRONT_END_INPUTS)
     val frontEndOutputs: List<TensorSpec> = tensors(root, ManifestKeys.FRONT_END_OUTPUTS)

@@ -30,6 +30,11 @@ object ManifestKeys {
     const val VARIANTS = "variants"
     const val FILES = "files"
     const val CHECKPOINT_TRAINED = "checkpoint.trained"
+    /** The life layer (docs/LIFE.md); optional: bundles made before it have none (the layer off). */
+    const val LIFE = "life"
+    const val LIFE_VERSION = "life.version"
+    const val LIFE_RNG = "life.rng"
+    const val LIFE_PARAMS = "life.params"
 
     /** Keys of each entry of `models.*.inputs` / `models.*.outputs`. */
     const val TENSOR_NAME = "name"

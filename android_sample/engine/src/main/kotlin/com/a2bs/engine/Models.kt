@@ -37,7 +37,12 @@ class BlendshapeFrame(
     /** Wall time of the front-end call of the mel frame that produced this frame. */
     val frontEndMs: Double,
     /** Wall time of the step call that produced this frame. */
-    val stepMs: Double
+    val stepMs: Double,
+    /**
+     * The life layer's rotations in radians, Live Link Face order (HeadYaw, HeadPitch, HeadRoll, LeftEyeYaw,
+     * LeftEyePitch, LeftEyeRoll, RightEyeYaw, RightEyePitch, RightEyeRoll); zeros without the layer.
+     */
+    val rotations: DoubleArray = DoubleArray(LifeLayer.N_ROTATIONS)
 ) {
     val computeMs: Double get() = frontEndMs + stepMs
 

@@ -15,6 +15,12 @@ import java.util.Random
  *                                  prints one JSON line describing the parsed manifest
  *   replay DIR SPEC[,SPEC...]      replays DIR/trace.json + trace.f32 through the engine, fed DIR/clip.wav
  *                                  in chunks of SPEC (a number, "irregular" or "all"); writes DIR/out_SPEC.f32
+ *                                  (SPEC "life-X": chunks of X with the manifest's life layer, seed 0; also
+ *                                  writes DIR/rot_life-X.f64, the rotations)
+ *   life DIR                       the life layer against Python's: DIR/life_cases.json lists cases (parameters,
+ *                                  fps, seed, the model curves and PCM windows per frame, Python's curves and
+ *                                  rotations); every value must be within the case's tolerance; prints a JSON
+ *                                  line per case and one with the parameter limits (checked against Python's)
  *   face DIR                       the face drawing's lip geometry: known answers (lips sealed when mouthClose =
  *                                  jawOpen, open without mouthClose), then DIR/face_cases.json (inputs and the
  *                                  Python preview's answers, written by the test) must match
@@ -28,6 +34,7 @@ fun main(args: Array<String>) {
         "unit" -> UnitTests(dir).runAll()
         "replay" -> for (spec in args[2].split(',')) Replay(dir).run(spec)
         "face" -> faceGeometry(dir)
+        "life" -> lifeCases(dir)
         else -> throw IllegalArgumentException("unknown mode ${args[0]}")
     }
 }
@@ -61,6 +68,19 @@ private fun writeF32(file: File, values: FloatArray) {
     file.writeBytes(b.array())
 }
 
+private fun readF64(file: File): DoubleArray {
+    val b = ByteBuffer.wrap(file.readBytes()).order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer()
+    val out = DoubleArray(b.remaining())
+    b.get(out)
+    return out
+}
+
+private fun writeF64(file: File, values: DoubleArray) {
+    val b = ByteBuffer.allocate(values.size * 8).order(ByteOrder.LITTLE_ENDIAN)
+    b.asDoubleBuffer().put(values)
+    file.writeBytes(b.array())
+}
+
 private fun jsonString(s: String): String = "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\""
 
 private fun faceGeometry(dir: File) {
@@ -83,6 +103,71 @@ private fun faceGeometry(dir: File) {
         expect(Math.abs(got - want) <= 1e-6f) { "face: lip opening of $x: Kotlin $got, Python $want" }
     }
     println("{\"face_cases\": ${cases.size}}")
+}
+
+/** The life layer's own checks, then each case of DIR/life_cases.json against the Python frames. */
+private fun lifeCases(dir: File) {
+    // SplitMix64's reference outputs from state 0 (docs/LIFE.md)
+    val rng = SplitMix64(0L)
+    val want = listOf(-0x1ddf57c684e23251L, 0x6E789E6AA1B965F4L, 0x06C45D188009454FL) // 0xE220A8397B1DCDAF, ...
+    for ((i, w) in want.withIndex()) {
+        val got = rng.next()
+        expect(got == w) { "life: SplitMix64 output $i is ${java.lang.Long.toHexString(got)}" }
+    }
+    val cases = Json.parse(File(dir, "life_cases.json").readText()) as List<*>
+    expect(cases.isNotEmpty()) { "life: no cases" }
+    for (c in cases) {
+        val m = c as Map<*, *>
+        val name = m["name"] as String
+        val params = LifeParams.fromManifest(m["life"])
+        val fps = (m["fps"] as Double).toInt()
+        val seed = (m["seed"] as Double).toLong()
+        val names = (m["names"] as List<*>).map { it as String }
+        val n = (m["frames"] as Double).toInt()
+        val tol = m["tolerance"] as Double
+        val curves = readF32(File(dir, m["curves"] as String))
+        val windows = readF32(File(dir, m["windows"] as String))
+        val wantCurves = readF32(File(dir, m["expected_curves"] as String))
+        val wantRot = readF64(File(dir, m["expected_rotations"] as String))
+        val nb = names.size
+        expect(curves.size == n * nb && wantCurves.size == n * nb && windows.size == n * Prosody.N_FFT && wantRot.size == n * 9) {
+            "life $name: file sizes do not match $n frames"
+        }
+        val layer = LifeLayer(params, fps, seed, names)
+        var maxCurves = 0.0
+        var maxRot = 0.0
+        for (k in 0 until n) {
+            val frame = curves.copyOfRange(k * nb, (k + 1) * nb)
+            val rot = layer.process(frame, windows, k * Prosody.N_FFT)
+            for (i in 0 until nb) {
+                val d = Math.abs(frame[i].toDouble() - wantCurves[k * nb + i])
+                maxCurves = Math.max(maxCurves, d)
+                expect(d <= tol) { "life $name: frame $k ${names[i]} is ${frame[i]}, Python ${wantCurves[k * nb + i]}" }
+            }
+            for (i in 0 until 9) {
+                val d = Math.abs(rot[i] - wantRot[k * 9 + i])
+                maxRot = Math.max(maxRot, d)
+                expect(d <= tol) { "life $name: frame $k rotation $i is ${rot[i]}, Python ${wantRot[k * 9 + i]}" }
+            }
+        }
+        // reset() starts the stream over: the first frame again
+        layer.reset()
+        val again = curves.copyOfRange(0, nb)
+        layer.process(again, windows, 0)
+        for (i in 0 until nb) expect(Math.abs(again[i] - wantCurves[i]) <= tol) { "life $name: reset changed frame 0" }
+        println("{\"case\":${jsonString(name)},\"frames\":$n,\"max_curves\":$maxCurves,\"max_rotations\":$maxRot}")
+    }
+    // amount 0: the frames pass through, no rotations
+    val first = cases[0] as Map<*, *>
+    val off = LifeLayer(LifeParams.fromManifest(first["life"]), 30, 0L, (first["names"] as List<*>).map { it as String })
+    off.amount = 0.0
+    val frame = FloatArray((first["names"] as List<*>).size) { -0.25f + it * 0.03f }
+    val copy = frame.copyOf()
+    val rot = off.process(frame, FloatArray(Prosody.N_FFT) { Math.sin(it * 0.3).toFloat() })
+    expect(frame.contentEquals(copy) && rot.all { it == 0.0 }) { "life: amount 0 changed the frame" }
+    expectThrows<IllegalArgumentException>("life: amount above 1") { off.amount = 1.5 }
+    val limits = LifeParams.LIMITS.joinToString(",") { (key, lim, isRange) -> "${jsonString(key)}:[${lim[0]},${lim[1]},$isRange]" }
+    println("{\"limits\":{$limits}}")
 }
 
 private class UnitTests(private val dir: File) {
@@ -243,7 +328,7 @@ private class UnitTests(private val dir: File) {
         val rnd = Random(3)
         val audio = FloatArray(manifest.sampleRate * 2 + 77) { (rnd.nextFloat() - 0.5f) * 0.2f }
         fun runChunks(sizes: (Int) -> Int): List<BlendshapeFrame> {
-            val engine = A2BSEngine(manifest, front, step)
+            val engine = A2BSEngine(manifest, front, step, manifest.emotionNeutral, null) // the model path alone (life: replay)
             val out = ArrayList<BlendshapeFrame>()
             var pos = 0
             var n = 0
@@ -267,7 +352,7 @@ private class UnitTests(private val dir: File) {
             for (i in whole.indices) expect(other[i].values.contentEquals(whole[i].values)) { "engine: chunking changed frame $i" }
         }
         // reset() starts over: the same audio gives the same frames; the listener sees each frame once.
-        val engine = A2BSEngine(manifest, front, step)
+        val engine = A2BSEngine(manifest, front, step, manifest.emotionNeutral, null) // the model path alone (life: replay)
         engine.push(audio, 0, 5000)
         engine.reset()
         val heard = ArrayList<Long>()
@@ -299,6 +384,14 @@ private class UnitTests(private val dir: File) {
                 for (part in m["says"] as List<*>) expect(message.contains(part as String)) { "refusals: $name: '$message' lacks '$part'" }
             }
         }
+        val noLife = A2BSManifest.parse(File(dir, "no_life.json").readText())
+        expect(noLife.life == null) { "refusals: a manifest without 'life' must load with the layer off" }
+        val engine = A2BSEngine(noLife, object : FrontEndModel {
+            override fun run(inputs: Map<String, FloatArray>): Map<String, FloatArray> = emptyMap()
+        }, object : StepModel {
+            override fun run(inputs: Map<String, FloatArray>): Map<String, FloatArray> = emptyMap()
+        })
+        expect(engine.life == null && engine.lifeAmount == 0.0) { "refusals: an engine without 'life' runs a layer" }
         passed++
     }
 
@@ -320,7 +413,7 @@ private class UnitTests(private val dir: File) {
                 "\"n_mels\":${m.nMels},\"context_dim\":${m.contextDim},\"blendshapes\":${m.blendshapes.size}," +
                 "\"groups\":[${m.blendshapeGroups.keys.joinToString(",") { jsonString(it) }}]," +
                 "\"default_variant\":${jsonString(m.defaultVariant)},\"files\":{$files},\"names\":[$names]," +
-                "\"initial_mel_sum\":${m.initialMelFrames.sum()},\"initial_context_sum\":${m.initialContextFrame.sum()}}"
+                "\"life\":${m.life != null},\"initial_mel_sum\":${m.initialMelFrames.sum()},\"initial_context_sum\":${m.initialContextFrame.sum()}}"
         )
         passed++
     }
@@ -389,16 +482,18 @@ private class Replay(private val dir: File) {
         }
         val audio = WavReader.read(File(dir, "clip.wav"))
         expect(audio.sampleRate == manifest.sampleRate) { "replay: clip is ${audio.sampleRate} Hz" }
-        val engine = A2BSEngine(manifest, front, step)
+        val withLife = spec.startsWith("life-")
+        val engine = A2BSEngine(manifest, front, step, manifest.emotionNeutral, if (withLife) manifest.life else null, 0L)
+        expect(!withLife || engine.life != null) { "replay $spec: the manifest has no life section" }
         val s = engine.scheduler
         val rnd = Random(11)
         val frames = ArrayList<BlendshapeFrame>()
         var pos = 0
         while (pos < audio.samples.size) {
-            val want = when (spec) {
+            val want = when (spec.removePrefix("life-")) {
                 "all" -> audio.samples.size
                 "irregular" -> 1 + rnd.nextInt(if (rnd.nextBoolean()) 40 else 3000)
-                else -> spec.toInt()
+                else -> spec.removePrefix("life-").toInt()
             }
             val len = minOf(want, audio.samples.size - pos)
             frames.addAll(engine.push(audio.samples, pos, len))
@@ -418,6 +513,7 @@ private class Replay(private val dir: File) {
             System.arraycopy(f.values, 0, out, i * manifest.blendshapes.size, manifest.blendshapes.size)
         }
         writeF32(File(dir, "out_$spec.f32"), out)
+        if (withLife) writeF64(File(dir, "rot_$spec.f64"), frames.flatMap { it.rotations.toList() }.toDoubleArray())
         println("{\"spec\":${jsonString(spec)},\"frames\":${frames.size},\"calls\":$stepCalls}")
     }
 }
