@@ -25,6 +25,7 @@ import androidx.compose.material3.DropdownMenu
 import androidx.compose.material3.DropdownMenuItem
 import androidx.compose.material3.FilterChip
 import androidx.compose.material3.MaterialTheme
+import androidx.compose.material3.Slider
 import androidx.compose.material3.OutlinedButton
 import androidx.compose.material3.Surface
 import androidx.compose.material3.Text
@@ -98,6 +99,13 @@ private fun SampleScreen(model: SampleViewModel) {
             }
         }
         VariantPicker(manifest.availableVariants, state.variant) { model.configure(variant = it) }
+        if (manifest.life != null) { // bundles made before the life layer have none
+            Text("Life (blinks, gaze, head, brows): %.2f".format(state.lifeAmount), Modifier.padding(top = 8.dp))
+            Slider(
+                value = state.lifeAmount.toFloat(), onValueChange = { model.setLifeAmount(it.toDouble()) },
+                valueRange = 0f..1f,
+            )
+        }
         Text("Running on: ${state.delegateStatus}", style = MaterialTheme.typography.bodySmall)
 
         // Live microphone or the bundled clip.

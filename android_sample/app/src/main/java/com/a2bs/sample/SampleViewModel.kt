@@ -27,6 +27,8 @@ data class UiState(
     val frame: BlendshapeFrame? = null,
     /** Mean front end + step wall time over the last frames, ms. */
     val meanComputeMs: Double = 0.0,
+    /** The life layer's amount (blinks, gaze, head, brows; 0 off, 1 the bundle's preset). */
+    val lifeAmount: Double = 1.0,
 )
 
 /**
@@ -46,7 +48,7 @@ class SampleViewModel(app: Application) : AndroidViewModel(app) {
 
     // Worker-thread only.
     private var models: LoadedModels? = null
-    private var engine: A2BSEngine? = null
+    @Volatile private var engine: A2BSEngine? = null // set on the worker; read by setLifeAmount
     private val recentCompute = ArrayDeque<Double>()
 
     init {
@@ -70,6 +72,12 @@ class SampleViewModel(app: Application) : AndroidViewModel(app) {
         worker.execute { runCatching { loadModels() }.onFailure { e -> _state.update { it.copy(error = e.message) } } }
     }
 
+    /** The life slider: applies from the next frame, also while audio runs (the amount may be set from any thread). */
+    fun setLifeAmount(amount: Double) {
+        _state.update { it.copy(lifeAmount = amount) }
+        engine?.takeIf { it.life != null }?.lifeAmount = amount
+    }
+
     private fun loadModels() {
         val s = _state.value
         val manifest = s.manifest ?: return
@@ -88,7 +96,9 @@ class SampleViewModel(app: Application) : AndroidViewModel(app) {
         }
         val loaded = LoadedModels(front, step)
         models = loaded
-        engine = A2BSEngine(manifest, front, step) // neutral emotion: no openSMILE on the device
+        engine = A2BSEngine(manifest, front, step).also { e -> // neutral emotion: no openSMILE on the device
+            if (e.life != null) e.lifeAmount = s.lifeAmount
+        }
         _state.update { it.copy(delegateStatus = loaded.describe(s.accelerator), error = null, frame = null) }
     }
 

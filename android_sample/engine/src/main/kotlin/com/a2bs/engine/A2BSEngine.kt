@@ -22,7 +22,8 @@ package com.a2bs.engine
  * also goes through a [LifeLayer] (blinks, gaze, head motion, brow raises; docs/LIFE.md) with the PCM window
  * of mel frame k (computed `lookahead` calls earlier: its level and pitch are kept until frame k is out),
  * so it adds no latency; [BlendshapeFrame.rotations] holds the 9 head and eye rotations. The model's own
- * frame is what feeds back as `previous`. [lifeAmount] is the runtime slider (0 off).
+ * frame is what feeds back as `previous`. [lifeAmount] is the runtime slider (0 off; unlike the rest, it may
+ * be set from any thread: it takes effect from the next frame).
  *
  * @param emotion the emotion input (default: the manifest's neutral vector; there is no openSMILE
  *   on the device, so apps pass neutral).

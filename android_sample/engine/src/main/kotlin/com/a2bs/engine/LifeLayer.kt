@@ -348,10 +348,10 @@ class LifeLayer(params: LifeParams, val fps: Int, val seed: Long, private val na
         require(seed in 0L..MAX_SEED) { "the life layer's seed must be in [0, $MAX_SEED], got $seed" }
     }
 
-    var params: LifeParams = params
+    @Volatile var params: LifeParams = params
         private set
 
-    /** The motion's strength (0 off, 1 the manifest's preset), settable at any time. */
+    /** The motion's strength (0 off, 1 the manifest's preset), settable at any time, from any thread. */
     var amount: Double
         get() = params.amount
         set(value) {
