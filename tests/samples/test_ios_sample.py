@@ -37,6 +37,9 @@ import soundfile as sf
 from audio_fixtures import bundled_speech
 from test_android_sample import FACE_CONSTANTS, record_trace, write_face_cases
 
+from a2bs.core.audio import frame_centers, gather_windows
+from a2bs.core.constants import N_FFT
+from a2bs.core.life import PRESETS, LifeLayer, manifest_section
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
 from a2bs.runtime.manifest import bundle_file, load_manifest
 from a2bs.viz import preview
@@ -54,6 +57,11 @@ FACE_TESTS = (
     "testMatchesThePythonPreview",
 )  # FaceGeometryTests.swift
 SWIFT_TIMEOUT_S = 1800
+LIFE_TESTS = (
+    "testSplitMix64MatchesTheReferenceValues",
+    "testReplaysThePythonLifeLayer",
+    "testReadsTheLifeSectionOfTheManifest",
+)  # LifeReplayTests.swift
 
 
 # --- Reading Swift source as text ----------------------------------------------------------------------------
@@ -276,6 +284,52 @@ def _build_engine(swift: str) -> None:
     assert build.returncode == 0, f"swift build failed:\n{build.stdout[-6000:]}\n{build.stderr[-3000:]}"
 
 
+LIFE_CASES = (("natural", 0), ("natural", 3), ("subtle", 0), ("subtle", 3))  # (preset, seed) LifeReplayTests replays
+LIFE_EVENTS = ("blink", "saccade", "aversion", "accent", "nod", "brow", "phrase_end", "settle")
+
+
+def clip_windows(audio: np.ndarray, n_frames: int, fps: int) -> np.ndarray:
+    """The PCM window (N_FFT samples, zeros outside the clip) centred on each output frame: the life layer's input."""
+    return gather_windows(audio, 0, frame_centers(0, n_frames, fps))
+
+
+def _life_traces(ios_bundle: Path, out: Path) -> None:
+    """The life layer's replay traces (LifeReplayTests.swift): the bundle's model frames over the whole bundled clip
+    (a few hundred frames of real speech) and their PCM windows as input, and per (preset, seed) the manifest-style
+    `life` section and Python's curves (float32) and rotations (float64) as expected. Every kind of event occurs in
+    each case, so the replay exercises every branch of the layer."""
+    speech, sr = sf.read(bundled_speech(), dtype="float32")
+    sf.write(out / "life_clip.wav", speech, sr, subtype="PCM_16")
+    audio, _ = sf.read(out / "life_clip.wav", dtype="float32")
+    manifest = load_manifest(ios_bundle)
+    fps, n_frames, chunks = iter_bundle_blendshapes(out / "life_clip.wav", ios_bundle, "coreml", neutral_emotion=True)
+    curves = np.concatenate(list(chunks)).astype(np.float32)
+    windows = clip_windows(audio, n_frames, fps)
+    assert curves.shape == (n_frames, 52) and n_frames >= 300, curves.shape
+    curves.astype("<f4").tofile(out / "life_curves.f32")
+    windows.astype("<f4").tofile(out / "life_windows.f32")
+    cases = []
+    for preset, seed in LIFE_CASES:
+        layer = LifeLayer(PRESETS[preset], fps, seed, log=True)
+        shapes, rotations = layer.process(curves, windows)
+        kinds = {event.kind for event in layer.log}
+        assert set(LIFE_EVENTS) <= kinds, f"{preset}, seed {seed}: no {sorted(set(LIFE_EVENTS) - kinds)} in the trace"
+        name = f"{preset}_{seed}"
+        shapes.astype("<f4").tofile(out / f"life_{name}_curves.f32")
+        rotations.astype("<f8").tofile(out / f"life_{name}_rotations.f64")
+        cases.append({"name": name, "seed": seed, "life": manifest_section(PRESETS[preset])})
+    index = {
+        "fps": fps,
+        "sample_rate": manifest["sample_rate"],
+        "window": N_FFT,
+        "frames": n_frames,
+        "blendshapes": manifest["blendshapes"],
+        "tolerance": 1e-6,
+        "cases": cases,
+    }
+    (out / "life_cases.json").write_text(json.dumps(index))
+
+
 def _replay_dir(ios_bundle: Path, android_bundle: Path, out: Path) -> Path:
     """The folder ReplayTests.swift reads (A2BS_REPLAY_DIR): the bundle's manifest, a 16-bit clip, the trace of the
     bundle's Core ML models over it, the reference frames and an Android manifest the engine must refuse."""
@@ -295,7 +349,9 @@ def _replay_dir(ios_bundle: Path, android_bundle: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def replay_dir(ios_bundle: Path, android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _replay_dir(ios_bundle, android_bundle, tmp_path_factory.mktemp("ios_replay"))
+    out = _replay_dir(ios_bundle, android_bundle, tmp_path_factory.mktemp("ios_replay"))
+    _life_traces(ios_bundle, out)
+    return out
 
 
 def _replayed_frames(replay_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
@@ -323,6 +379,7 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
         "ManifestTests.testRefusesOtherBundlesUpFront",
         "BackgroundEngineTests.testFramesArriveOnTheMainActorInOrder",
         *(f"FaceGeometryTests.{name}" for name in FACE_TESTS),
+        *(f"LifeReplayTests.{name}" for name in LIFE_TESTS),
     ):
         assert f"Test Case '{test}' passed" in output, f"{test} did not run and pass:\n{output[-4000:]}"
     assert "skipped" not in output.lower(), output[-4000:]
@@ -336,6 +393,12 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
     assert summary["fps"] == manifest["fps"]
     assert summary["front_end"] == bundle_file(manifest, "front_end", None)["path"]
     assert summary["variants"] == [bundle_file(manifest, "step", v)["path"] for v in manifest["variants"]]
+    # The life layer: every (preset, seed) case replayed to 1e-6, and its negative controls far off.
+    life = json.loads((replay_dir / "life_summary.json").read_text())
+    assert sorted(life) == sorted(f"{preset}_{seed}" for preset, seed in LIFE_CASES)
+    for case in life.values():
+        assert max(case["curves"], case["rotations"]) <= 1e-6, life
+        assert min(case["other_seed"], case["perturbed"]) > 1e-4, life
 
 
 def test_swift_engine_replays_a_60fps_trace(

@@ -173,20 +173,23 @@ struct ChunkSizes {
     }
 }
 
-final class ReplayTests: XCTestCase {
-    /// The replay folder; in CI (environment variable CI set) a missing one is a failure, elsewhere a skip.
-    func replayDirectory() throws -> URL {
-        let environment = ProcessInfo.processInfo.environment
-        guard let path = environment["A2BS_REPLAY_DIR"], !path.isEmpty else {
-            let why = "A2BS_REPLAY_DIR is not set: run `pytest tests/test_ios_sample.py`, which records a trace from a real "
-                + "bundle and runs `swift test` with it"
-            if environment["CI"].map({ !$0.isEmpty && $0 != "0" && $0.lowercased() != "false" }) ?? false {
-                throw ReplayMismatch(description: why)  // a failure, not a skip
-            }
-            throw XCTSkip(why)
+/// The replay folder; in CI (environment variable CI set) a missing one is a failure, elsewhere a skip.
+func replayFolder() throws -> URL {
+    let environment = ProcessInfo.processInfo.environment
+    guard let path = environment["A2BS_REPLAY_DIR"], !path.isEmpty else {
+        let why = "A2BS_REPLAY_DIR is not set: run `pytest tests/test_ios_sample.py`, which records a trace from a real "
+            + "bundle and runs `swift test` with it"
+        if environment["CI"].map({ !$0.isEmpty && $0 != "0" && $0.lowercased() != "false" }) ?? false {
+            throw ReplayMismatch(description: why)  // a failure, not a skip
         }
-        return URL(fileURLWithPath: path, isDirectory: true)
+        throw XCTSkip(why)
     }
+    return URL(fileURLWithPath: path, isDirectory: true)
+}
+
+
+final class ReplayTests: XCTestCase {
+    func replayDirectory() throws -> URL { try replayFolder() }
 
     func testReplaysTheRecordedCoreMLTrace() throws {
         let directory = try replayDirectory()
