@@ -6,9 +6,12 @@
    frame over 3 s of speech and records every call; the Swift engine reads the bundle's manifest.json and the 16-bit
    clip, builds every model input itself, is answered by replay runners that check each input against the recording
    (1e-6) and return the recorded outputs, in five chunkings. Its frames must equal `iter_bundle_blendshapes` (the
-   Python reference, neutral emotion as on the phone).
-2. Negative controls: the same replay, compiled from copies of the sources with a wrong frame schedule and a wrong
-   context-ring update, must fail and name the mismatch.
+   Python reference, neutral emotion as on the phone) through the manifest's life layer (`core/life.py`, seed 0,
+   each frame's PCM window), curves and rotations; at life amount 0, the model's frames themselves.
+   The life layer alone (LifeLayer.swift) replays Python's on the whole bundled clip (natural and subtle, two seeds,
+   every kind of event present) to 1e-6; another seed and a perturbed parameter must not match (LifeReplayTests).
+2. Negative controls: the same replay, compiled from copies of the sources with a wrong frame schedule, a wrong
+   context-ring update and the wrong PCM window for the life layer, must fail and name the mismatch.
 3. The face drawing's lip geometry (`FaceGeometry.swift` in the engine package, which the app's `FaceView` calls):
    `swift test` proves lips sealed when mouthClose = jawOpen, open without mouthClose, and the preview video's
    `lip_opening` answers on every case Python writes (A2BS_FACE_CASES); its constants are read as text too.
@@ -41,7 +44,7 @@ from a2bs.core.audio import frame_centers, gather_windows
 from a2bs.core.constants import N_FFT
 from a2bs.core.life import PRESETS, LifeLayer, manifest_section
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
-from a2bs.runtime.manifest import bundle_file, load_manifest
+from a2bs.runtime.manifest import bundle_file, life_params, load_manifest
 from a2bs.viz import preview
 
 SAMPLE = Path(__file__).resolve().parents[2] / "ios_sample"
@@ -344,6 +347,16 @@ def _replay_dir(ios_bundle: Path, android_bundle: Path, out: Path) -> Path:
     np.testing.assert_allclose(traced, reference, rtol=0, atol=1e-6, err_msg="trace loop != iter_bundle_blendshapes")
     assert np.ptp(reference, axis=0).max() > 0, "reference frames do not move: a useless replay"
     reference.astype("<f4").tofile(out / "reference.f32")
+    # What the engine emits: the manifest's life layer (seed 0) over those frames, each with its PCM window.
+    manifest = load_manifest(ios_bundle)
+    params = life_params(manifest)
+    assert params is not None, "the bundle has no life section"
+    audio, _ = sf.read(out / "clip.wav", dtype="float32")
+    windows = clip_windows(audio, n_frames, manifest["fps"])
+    shapes, rotations = LifeLayer(params, manifest["fps"], 0).process(reference, windows)
+    assert np.abs(shapes - reference).max() > 0.01 and np.abs(rotations).max() > 0, "the life layer did nothing"
+    shapes.astype("<f4").tofile(out / "reference_life.f32")
+    rotations.astype("<f8").tofile(out / "reference_rotations.f64")
     return out
 
 
@@ -355,13 +368,18 @@ def replay_dir(ios_bundle: Path, android_bundle: Path, tmp_path_factory: pytest.
 
 
 def _replayed_frames(replay_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """The reference frames, after checking every chunking spec's Swift frames against them; the Swift summary."""
-    reference = np.fromfile(replay_dir / "reference.f32", dtype="<f4").reshape(-1, 52)
+    """The reference frames (life layer on), after checking every chunking spec's Swift frames against them, and
+    the life layer at amount 0 against the model's frames; the Swift summary."""
+    model = np.fromfile(replay_dir / "reference.f32", dtype="<f4").reshape(-1, 52)
+    reference = np.fromfile(replay_dir / "reference_life.f32", dtype="<f4").reshape(-1, 52)
     summary = json.loads((replay_dir / "swift_summary.json").read_text())
     assert summary["specs"] == {spec: {"frames": len(reference)} for spec in REPLAY_SPECS}
     for spec in REPLAY_SPECS:
         frames = np.fromfile(replay_dir / f"out_{spec}.f32", dtype="<f4").reshape(-1, 52)
         np.testing.assert_allclose(frames, reference, rtol=0, atol=1e-6, err_msg=f"Swift frames, chunks of {spec}")
+    assert summary["life_off"] == {"frames": len(model)}
+    off = np.fromfile(replay_dir / "out_off.f32", dtype="<f4").reshape(-1, 52)
+    np.testing.assert_allclose(off, model, rtol=0, atol=1e-6, err_msg="Swift frames, life amount 0")
     return reference, summary
 
 
@@ -456,6 +474,12 @@ MUTATIONS = {
         "(slot + rows) * width).update(from: row.baseAddress!, count: width)",
         "(slot + rows) * width).update(repeating: 0, count: width)",
         " context: value",
+    ),
+    "life window": (
+        "A2BSEngine.swift",  # output frame k analysed with the newest PCM window (mel frame k + lookahead), not its own
+        "pendingProsody.removeFirst()",
+        "pendingProsody.removeLast()",
+        "life layer",
     ),
 }
 

@@ -367,7 +367,11 @@ public struct A2BSLifeFrame: Sendable {
 /// the PCM window centred on its time (the front end's window of its mel frame); `reset()` at a stream start.
 /// Not thread-safe: use it from the engine's queue.
 public final class A2BSLifeLayer {
-    public static let rotationCount = 9
+    /// Live Link Face's rotation columns, in the order of `A2BSLifeFrame.rotations` (radians).
+    public static let rotationNames = [
+        "HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll", "RightEyeYaw", "RightEyePitch",
+        "RightEyeRoll",
+    ]
     static let yawPerUnit = 0.6
     static let downPerUnit = 0.61
     static let upPerUnit = 0.437
@@ -661,7 +665,7 @@ public final class A2BSLifeLayer {
     public func process(curves: [Float], features: A2BSProsodyFeatures) -> A2BSLifeFrame {
         if params.amount == 0.0 {
             k += 1
-            return A2BSLifeFrame(values: curves, rotations: [Double](repeating: 0.0, count: A2BSLifeLayer.rotationCount))
+            return A2BSLifeFrame(values: curves, rotations: [Double](repeating: 0.0, count: A2BSLifeLayer.rotationNames.count))
         }
         return compose(curves, step(features))
     }
