@@ -42,6 +42,7 @@ from test_android_sample import FACE_CONSTANTS, record_trace, write_face_cases
 
 from a2bs.core.audio import frame_centers, gather_windows
 from a2bs.core.constants import N_FFT
+from a2bs.core.life import LIMITS as LIFE_LIMITS
 from a2bs.core.life import PRESETS, LifeLayer, manifest_section
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
 from a2bs.runtime.manifest import bundle_file, life_params, load_manifest
@@ -505,6 +506,22 @@ def test_swift_replay_catches_a_wrong_schedule_and_ring(swift: str, replay_dir: 
         output = run.stdout + run.stderr
         assert run.returncode != 0, f"the replay passed with a wrong {name}"
         assert "replay with chunks of" in output and named in output, f"wrong {name}:\n{output[-4000:]}"
+
+
+def _life_limits(source: str) -> dict[str, tuple[float, float]]:
+    """{key: (lo, hi)} of the `"key": lo...hi` entries of Swift source (A2BSLifeParams.limits)."""
+    pairs = re.findall(r'"(\w+)":\s*(-?[\d.]+)\.\.\.(-?[\d.]+)', swift_code(source))
+    return {key: (float(lo), float(hi)) for key, lo, hi in pairs}
+
+
+def test_swift_life_limits_are_the_python_ones() -> None:
+    """The limits the Swift engine checks a manifest's life parameters against are core/life.py's, key for key (read
+    as text); negative control: a changed limit is seen."""
+    source = (ENGINE_SOURCES / "LifeLayer.swift").read_text()
+    want = {key: (float(lo), float(hi)) for key, (lo, hi) in LIFE_LIMITS.items()}
+    assert _life_limits(source) == want
+    assert '"nod_deg": 0.0...15.0' in source
+    assert _life_limits(source.replace('"nod_deg": 0.0...15.0', '"nod_deg": 0.0...16.0')) != want
 
 
 # --- The face drawing's lip geometry ----------------------------------------------------------------------------

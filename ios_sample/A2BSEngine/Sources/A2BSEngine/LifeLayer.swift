@@ -128,11 +128,96 @@ public struct A2BSLifeParams: Decodable, Equatable, Sendable {
         case browHoldS = "brow_hold_s"
         case browReleaseS = "brow_release_s"
     }
+
+    /// What a manifest may hold, per key (core/life.py's LIMITS; tests/samples/test_ios_sample.py compares them).
+    static let limits: [String: ClosedRange<Double>] = [
+        "amount": 0.0...1.0,
+        "blink_rate_speaking": 0.0...60.0,
+        "blink_rate_pause": 0.0...60.0,
+        "blink_phrase_end": 0.0...1.0,
+        "blink_close_s": 0.02...0.5,
+        "blink_hold_s": 0.0...1.0,
+        "blink_open_ratio": 0.5...5.0,
+        "blink_amplitude": 0.0...1.0,
+        "blink_asymmetry": 0.0...0.5,
+        "blink_refractory_s": 0.0...10.0,
+        "fixation_speaking_s": 0.1...30.0,
+        "fixation_pause_s": 0.1...30.0,
+        "face_yaw_deg": 0.0...15.0,
+        "face_pitch_deg": -15.0...15.0,
+        "avert_probability": 0.0...1.0,
+        "avert_deg": 0.0...30.0,
+        "avert_hold_s": 0.1...30.0,
+        "lid_follow_down": 0.0...1.0,
+        "lid_follow_up": 0.0...1.0,
+        "drift_yaw_deg": 0.0...15.0,
+        "drift_pitch_deg": 0.0...15.0,
+        "drift_roll_deg": 0.0...15.0,
+        "drift_period_s": 0.2...30.0,
+        "drift_pause_scale": 0.0...1.0,
+        "head_gaze_share": 0.0...1.0,
+        "nod_probability": 0.0...1.0,
+        "nod_deg": 0.0...15.0,
+        "nod_down_s": 0.02...2.0,
+        "nod_up_s": 0.02...2.0,
+        "settle_deg": 0.0...15.0,
+        "settle_down_s": 0.02...3.0,
+        "settle_up_s": 0.02...3.0,
+        "head_limit_deg": 0.0...45.0,
+        "brow_probability": 0.0...1.0,
+        "brow_amplitude": 0.0...1.0,
+        "brow_attack_s": 0.02...2.0,
+        "brow_hold_s": 0.0...2.0,
+        "brow_release_s": 0.02...3.0,
+    ]
+    /// Every parameter by its manifest key, with its value (ranges: [lo, hi]).
+    var named: [(String, [Double])] {
+        [
+            ("amount", [amount]),
+            ("blink_rate_speaking", [blinkRateSpeaking]),
+            ("blink_rate_pause", [blinkRatePause]),
+            ("blink_phrase_end", [blinkPhraseEnd]),
+            ("blink_close_s", [blinkCloseS.lo, blinkCloseS.hi]),
+            ("blink_hold_s", [blinkHoldS.lo, blinkHoldS.hi]),
+            ("blink_open_ratio", [blinkOpenRatio.lo, blinkOpenRatio.hi]),
+            ("blink_amplitude", [blinkAmplitude.lo, blinkAmplitude.hi]),
+            ("blink_asymmetry", [blinkAsymmetry]),
+            ("blink_refractory_s", [blinkRefractoryS]),
+            ("fixation_speaking_s", [fixationSpeakingS.lo, fixationSpeakingS.hi]),
+            ("fixation_pause_s", [fixationPauseS.lo, fixationPauseS.hi]),
+            ("face_yaw_deg", [faceYawDeg]),
+            ("face_pitch_deg", [facePitchDeg.lo, facePitchDeg.hi]),
+            ("avert_probability", [avertProbability]),
+            ("avert_deg", [avertDeg.lo, avertDeg.hi]),
+            ("avert_hold_s", [avertHoldS.lo, avertHoldS.hi]),
+            ("lid_follow_down", [lidFollowDown]),
+            ("lid_follow_up", [lidFollowUp]),
+            ("drift_yaw_deg", [driftYawDeg]),
+            ("drift_pitch_deg", [driftPitchDeg]),
+            ("drift_roll_deg", [driftRollDeg]),
+            ("drift_period_s", [driftPeriodS.lo, driftPeriodS.hi]),
+            ("drift_pause_scale", [driftPauseScale]),
+            ("head_gaze_share", [headGazeShare]),
+            ("nod_probability", [nodProbability]),
+            ("nod_deg", [nodDeg]),
+            ("nod_down_s", [nodDownS]),
+            ("nod_up_s", [nodUpS]),
+            ("settle_deg", [settleDeg]),
+            ("settle_down_s", [settleDownS]),
+            ("settle_up_s", [settleUpS]),
+            ("head_limit_deg", [headLimitDeg]),
+            ("brow_probability", [browProbability]),
+            ("brow_amplitude", [browAmplitude]),
+            ("brow_attack_s", [browAttackS]),
+            ("brow_hold_s", [browHoldS]),
+            ("brow_release_s", [browReleaseS]),
+        ]
+    }
 }
 
 public extension A2BSLifeSection {
-    /// The checks the engine needs to run the layer safely: the version and RNG it implements, finite values,
-    /// amount in [0, 1], ranges with lo <= hi. (The Python loader checks every parameter's limits too.)
+    /// As the Python loader: the version and RNG this engine implements, every parameter inside its limits, ranges
+    /// with lo <= hi; one message naming the key otherwise.
     func validate() throws {
         func fail(_ message: String) -> A2BSError { .incompatibleBundle("life: \(message)") }
         guard version == A2BSLifeSection.supportedVersion else {
@@ -141,23 +226,14 @@ public extension A2BSLifeSection {
         guard rng == A2BSLifeSection.supportedRNG else {
             throw fail("'life.rng' is '\(rng)', this engine implements '\(A2BSLifeSection.supportedRNG)'")
         }
-        let p = params
-        guard p.amount >= 0, p.amount <= 1 else { throw fail("'life.params.amount' must be in [0, 1], got \(p.amount)") }
-        let ranges: [(String, A2BSLifeRange)] = [
-            ("blink_close_s", p.blinkCloseS), ("blink_hold_s", p.blinkHoldS), ("blink_open_ratio", p.blinkOpenRatio),
-            ("blink_amplitude", p.blinkAmplitude), ("fixation_speaking_s", p.fixationSpeakingS),
-            ("fixation_pause_s", p.fixationPauseS), ("face_pitch_deg", p.facePitchDeg), ("avert_deg", p.avertDeg),
-            ("avert_hold_s", p.avertHoldS), ("drift_period_s", p.driftPeriodS),
-        ]
-        for (name, range) in ranges where !(range.lo.isFinite && range.hi.isFinite && range.lo <= range.hi) {
-            throw fail("'life.params.\(name)' must be [lo, hi] with lo <= hi, got [\(range.lo), \(range.hi)]")
-        }
-        let positive: [(String, Double)] = [
-            ("fixation_speaking_s", p.fixationSpeakingS.lo), ("fixation_pause_s", p.fixationPauseS.lo),
-            ("drift_period_s", p.driftPeriodS.lo),
-        ]
-        for (name, value) in positive where !(value > 0) {
-            throw fail("'life.params.\(name)' must be above 0, got \(value)")
+        for (name, values) in params.named {
+            guard let limits = A2BSLifeParams.limits[name] else { throw fail("no limits for 'life.params.\(name)'") }
+            for value in values where !limits.contains(value) {
+                throw fail("'life.params.\(name)' must be in [\(limits.lowerBound), \(limits.upperBound)], got \(value)")
+            }
+            if values.count == 2 && values[0] > values[1] {
+                throw fail("'life.params.\(name)' must be [lo, hi] with lo <= hi, got \(values)")
+            }
         }
     }
 }

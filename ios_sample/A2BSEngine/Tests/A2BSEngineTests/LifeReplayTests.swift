@@ -112,7 +112,7 @@ final class LifeReplayTests: XCTestCase {
     }
 
     /// The bundle's manifest carries the layer (the natural preset); without `life` (older bundles) the layer is off;
-    /// a `life` section of another version is refused naming the key.
+    /// a parameter out of its limits, a range upside down or another version is refused naming the key.
     func testReadsTheLifeSectionOfTheManifest() throws {
         let directory = try replayFolder()
         let data = try Data(contentsOf: directory.appendingPathComponent("manifest.json"))
@@ -120,15 +120,27 @@ final class LifeReplayTests: XCTestCase {
         XCTAssertEqual(manifest.life?.params.amount, 1.0)
         XCTAssertNotNil(try A2BSLifeLayer(manifest: manifest))
         var json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        var life = try XCTUnwrap(json["life"] as? [String: Any])
+        let life = try XCTUnwrap(json["life"] as? [String: Any])
         json["life"] = nil
         let older = try A2BSManifest.decode(JSONSerialization.data(withJSONObject: json))
         XCTAssertNil(older.life)
         XCTAssertNil(try A2BSLifeLayer(manifest: older))
-        life["version"] = 2
-        json["life"] = life
-        XCTAssertThrowsError(try A2BSManifest.decode(JSONSerialization.data(withJSONObject: json))) { error in
-            XCTAssertTrue(error.localizedDescription.contains("'life.version'"), error.localizedDescription)
+        let params = try XCTUnwrap(manifest.life?.params)
+        XCTAssertEqual(params.named.count, A2BSLifeParams.limits.count)
+        XCTAssertEqual(Set(params.named.map(\.0)), Set(A2BSLifeParams.limits.keys))
+        // Out of range, a range upside down, another algorithm version: one message naming the key.
+        let values = try XCTUnwrap(life["params"] as? [String: Any])
+        for (key, value, named) in [("nod_deg", 99.0 as Any, "'life.params.nod_deg'"),
+                                    ("blink_close_s", [0.09, 0.06] as Any, "'life.params.blink_close_s'"),
+                                    ("amount", -0.5 as Any, "'life.params.amount'"),
+                                    ("version", 2 as Any, "'life.version'")] {
+            var broken = life, brokenParams = values
+            if key == "version" { broken[key] = value } else { brokenParams[key] = value }
+            broken["params"] = brokenParams
+            json["life"] = broken
+            XCTAssertThrowsError(try A2BSManifest.decode(JSONSerialization.data(withJSONObject: json))) { error in
+                XCTAssertTrue(error.localizedDescription.contains(named), error.localizedDescription)
+            }
         }
     }
 }
