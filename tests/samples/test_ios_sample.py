@@ -6,9 +6,12 @@
    frame over 3 s of speech and records every call; the Swift engine reads the bundle's manifest.json and the 16-bit
    clip, builds every model input itself, is answered by replay runners that check each input against the recording
    (1e-6) and return the recorded outputs, in five chunkings. Its frames must equal `iter_bundle_blendshapes` (the
-   Python reference, neutral emotion as on the phone).
-2. Negative controls: the same replay, compiled from copies of the sources with a wrong frame schedule and a wrong
-   context-ring update, must fail and name the mismatch.
+   Python reference, neutral emotion as on the phone) through the manifest's life layer (`core/life.py`, seed 0,
+   each frame's PCM window), curves and rotations; at life amount 0, the model's frames themselves.
+   The life layer alone (LifeLayer.swift) replays Python's on the whole bundled clip (natural and subtle, two seeds,
+   every kind of event present) to 1e-6; another seed and a perturbed parameter must not match (LifeReplayTests).
+2. Negative controls: the same replay, compiled from copies of the sources with a wrong frame schedule, a wrong
+   context-ring update and the wrong PCM window for the life layer, must fail and name the mismatch.
 3. The face drawing's lip geometry (`FaceGeometry.swift` in the engine package, which the app's `FaceView` calls):
    `swift test` proves lips sealed when mouthClose = jawOpen, open without mouthClose, and the preview video's
    `lip_opening` answers on every case Python writes (A2BS_FACE_CASES); its constants are read as text too.
@@ -37,8 +40,12 @@ import soundfile as sf
 from audio_fixtures import bundled_speech
 from test_android_sample import FACE_CONSTANTS, record_trace, write_face_cases
 
+from a2bs.core.audio import frame_centers, gather_windows
+from a2bs.core.constants import N_FFT
+from a2bs.core.life import LIMITS as LIFE_LIMITS
+from a2bs.core.life import PRESETS, LifeLayer, manifest_section
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
-from a2bs.runtime.manifest import bundle_file, load_manifest
+from a2bs.runtime.manifest import bundle_file, life_params, load_manifest
 from a2bs.viz import preview
 
 SAMPLE = Path(__file__).resolve().parents[2] / "ios_sample"
@@ -54,6 +61,11 @@ FACE_TESTS = (
     "testMatchesThePythonPreview",
 )  # FaceGeometryTests.swift
 SWIFT_TIMEOUT_S = 1800
+LIFE_TESTS = (
+    "testSplitMix64MatchesTheReferenceValues",
+    "testReplaysThePythonLifeLayer",
+    "testReadsTheLifeSectionOfTheManifest",
+)  # LifeReplayTests.swift
 
 
 # --- Reading Swift source as text ----------------------------------------------------------------------------
@@ -276,6 +288,52 @@ def _build_engine(swift: str) -> None:
     assert build.returncode == 0, f"swift build failed:\n{build.stdout[-6000:]}\n{build.stderr[-3000:]}"
 
 
+LIFE_CASES = (("natural", 0), ("natural", 3), ("subtle", 0), ("subtle", 3))  # (preset, seed) LifeReplayTests replays
+LIFE_EVENTS = ("blink", "saccade", "aversion", "accent", "nod", "brow", "phrase_end", "settle")
+
+
+def clip_windows(audio: np.ndarray, n_frames: int, fps: int) -> np.ndarray:
+    """The PCM window (N_FFT samples, zeros outside the clip) centred on each output frame: the life layer's input."""
+    return gather_windows(audio, 0, frame_centers(0, n_frames, fps))
+
+
+def _life_traces(ios_bundle: Path, out: Path) -> None:
+    """The life layer's replay traces (LifeReplayTests.swift): the bundle's model frames over the whole bundled clip
+    (a few hundred frames of real speech) and their PCM windows as input, and per (preset, seed) the manifest-style
+    `life` section and Python's curves (float32) and rotations (float64) as expected. Every kind of event occurs in
+    each case, so the replay exercises every branch of the layer."""
+    speech, sr = sf.read(bundled_speech(), dtype="float32")
+    sf.write(out / "life_clip.wav", speech, sr, subtype="PCM_16")
+    audio, _ = sf.read(out / "life_clip.wav", dtype="float32")
+    manifest = load_manifest(ios_bundle)
+    fps, n_frames, chunks = iter_bundle_blendshapes(out / "life_clip.wav", ios_bundle, "coreml", neutral_emotion=True)
+    curves = np.concatenate(list(chunks)).astype(np.float32)
+    windows = clip_windows(audio, n_frames, fps)
+    assert curves.shape == (n_frames, 52) and n_frames >= 300, curves.shape
+    curves.astype("<f4").tofile(out / "life_curves.f32")
+    windows.astype("<f4").tofile(out / "life_windows.f32")
+    cases = []
+    for preset, seed in LIFE_CASES:
+        layer = LifeLayer(PRESETS[preset], fps, seed, log=True)
+        shapes, rotations = layer.process(curves, windows)
+        kinds = {event.kind for event in layer.log}
+        assert set(LIFE_EVENTS) <= kinds, f"{preset}, seed {seed}: no {sorted(set(LIFE_EVENTS) - kinds)} in the trace"
+        name = f"{preset}_{seed}"
+        shapes.astype("<f4").tofile(out / f"life_{name}_curves.f32")
+        rotations.astype("<f8").tofile(out / f"life_{name}_rotations.f64")
+        cases.append({"name": name, "seed": seed, "life": manifest_section(PRESETS[preset])})
+    index = {
+        "fps": fps,
+        "sample_rate": manifest["sample_rate"],
+        "window": N_FFT,
+        "frames": n_frames,
+        "blendshapes": manifest["blendshapes"],
+        "tolerance": 1e-6,
+        "cases": cases,
+    }
+    (out / "life_cases.json").write_text(json.dumps(index))
+
+
 def _replay_dir(ios_bundle: Path, android_bundle: Path, out: Path) -> Path:
     """The folder ReplayTests.swift reads (A2BS_REPLAY_DIR): the bundle's manifest, a 16-bit clip, the trace of the
     bundle's Core ML models over it, the reference frames and an Android manifest the engine must refuse."""
@@ -290,22 +348,39 @@ def _replay_dir(ios_bundle: Path, android_bundle: Path, out: Path) -> Path:
     np.testing.assert_allclose(traced, reference, rtol=0, atol=1e-6, err_msg="trace loop != iter_bundle_blendshapes")
     assert np.ptp(reference, axis=0).max() > 0, "reference frames do not move: a useless replay"
     reference.astype("<f4").tofile(out / "reference.f32")
+    # What the engine emits: the manifest's life layer (seed 0) over those frames, each with its PCM window.
+    manifest = load_manifest(ios_bundle)
+    params = life_params(manifest)
+    assert params is not None, "the bundle has no life section"
+    audio, _ = sf.read(out / "clip.wav", dtype="float32")
+    windows = clip_windows(audio, n_frames, manifest["fps"])
+    shapes, rotations = LifeLayer(params, manifest["fps"], 0).process(reference, windows)
+    assert np.abs(shapes - reference).max() > 0.01 and np.abs(rotations).max() > 0, "the life layer did nothing"
+    shapes.astype("<f4").tofile(out / "reference_life.f32")
+    rotations.astype("<f8").tofile(out / "reference_rotations.f64")
     return out
 
 
 @pytest.fixture(scope="module")
 def replay_dir(ios_bundle: Path, android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _replay_dir(ios_bundle, android_bundle, tmp_path_factory.mktemp("ios_replay"))
+    out = _replay_dir(ios_bundle, android_bundle, tmp_path_factory.mktemp("ios_replay"))
+    _life_traces(ios_bundle, out)
+    return out
 
 
 def _replayed_frames(replay_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """The reference frames, after checking every chunking spec's Swift frames against them; the Swift summary."""
-    reference = np.fromfile(replay_dir / "reference.f32", dtype="<f4").reshape(-1, 52)
+    """The reference frames (life layer on), after checking every chunking spec's Swift frames against them, and
+    the life layer at amount 0 against the model's frames; the Swift summary."""
+    model = np.fromfile(replay_dir / "reference.f32", dtype="<f4").reshape(-1, 52)
+    reference = np.fromfile(replay_dir / "reference_life.f32", dtype="<f4").reshape(-1, 52)
     summary = json.loads((replay_dir / "swift_summary.json").read_text())
     assert summary["specs"] == {spec: {"frames": len(reference)} for spec in REPLAY_SPECS}
     for spec in REPLAY_SPECS:
         frames = np.fromfile(replay_dir / f"out_{spec}.f32", dtype="<f4").reshape(-1, 52)
         np.testing.assert_allclose(frames, reference, rtol=0, atol=1e-6, err_msg=f"Swift frames, chunks of {spec}")
+    assert summary["life_off"] == {"frames": len(model)}
+    off = np.fromfile(replay_dir / "out_off.f32", dtype="<f4").reshape(-1, 52)
+    np.testing.assert_allclose(off, model, rtol=0, atol=1e-6, err_msg="Swift frames, life amount 0")
     return reference, summary
 
 
@@ -323,6 +398,7 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
         "ManifestTests.testRefusesOtherBundlesUpFront",
         "BackgroundEngineTests.testFramesArriveOnTheMainActorInOrder",
         *(f"FaceGeometryTests.{name}" for name in FACE_TESTS),
+        *(f"LifeReplayTests.{name}" for name in LIFE_TESTS),
     ):
         assert f"Test Case '{test}' passed" in output, f"{test} did not run and pass:\n{output[-4000:]}"
     assert "skipped" not in output.lower(), output[-4000:]
@@ -336,6 +412,12 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
     assert summary["fps"] == manifest["fps"]
     assert summary["front_end"] == bundle_file(manifest, "front_end", None)["path"]
     assert summary["variants"] == [bundle_file(manifest, "step", v)["path"] for v in manifest["variants"]]
+    # The life layer: every (preset, seed) case replayed to 1e-6, and its negative controls far off.
+    life = json.loads((replay_dir / "life_summary.json").read_text())
+    assert sorted(life) == sorted(f"{preset}_{seed}" for preset, seed in LIFE_CASES)
+    for case in life.values():
+        assert max(case["curves"], case["rotations"]) <= 1e-6, life
+        assert min(case["other_seed"], case["perturbed"]) > 1e-4, life
 
 
 def test_swift_engine_replays_a_60fps_trace(
@@ -394,6 +476,12 @@ MUTATIONS = {
         "(slot + rows) * width).update(repeating: 0, count: width)",
         " context: value",
     ),
+    "life window": (
+        "A2BSEngine.swift",  # output frame k analysed with the newest PCM window (mel frame k + lookahead), not its own
+        "pendingProsody.removeFirst()",
+        "pendingProsody.removeLast()",
+        "life layer",
+    ),
 }
 
 
@@ -418,6 +506,22 @@ def test_swift_replay_catches_a_wrong_schedule_and_ring(swift: str, replay_dir: 
         output = run.stdout + run.stderr
         assert run.returncode != 0, f"the replay passed with a wrong {name}"
         assert "replay with chunks of" in output and named in output, f"wrong {name}:\n{output[-4000:]}"
+
+
+def _life_limits(source: str) -> dict[str, tuple[float, float]]:
+    """{key: (lo, hi)} of the `"key": lo...hi` entries of Swift source (A2BSLifeParams.limits)."""
+    pairs = re.findall(r'"(\w+)":\s*(-?[\d.]+)\.\.\.(-?[\d.]+)', swift_code(source))
+    return {key: (float(lo), float(hi)) for key, lo, hi in pairs}
+
+
+def test_swift_life_limits_are_the_python_ones() -> None:
+    """The limits the Swift engine checks a manifest's life parameters against are core/life.py's, key for key (read
+    as text); negative control: a changed limit is seen."""
+    source = (ENGINE_SOURCES / "LifeLayer.swift").read_text()
+    want = {key: (float(lo), float(hi)) for key, (lo, hi) in LIFE_LIMITS.items()}
+    assert _life_limits(source) == want
+    assert '"nod_deg": 0.0...15.0' in source
+    assert _life_limits(source.replace('"nod_deg": 0.0...15.0', '"nod_deg": 0.0...16.0')) != want
 
 
 # --- The face drawing's lip geometry ----------------------------------------------------------------------------

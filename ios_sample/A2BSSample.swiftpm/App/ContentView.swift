@@ -61,6 +61,15 @@ struct ContentView: View {
             }
             .pickerStyle(.menu)
             .disabled(controller.isLoading)
+
+            HStack {
+                Text("Life")
+                    .font(.caption)
+                Slider(value: $controller.lifeAmount, in: 0...1)
+                Text(controller.hasLife ? String(format: "%.2f", controller.lifeAmount) : "none in bundle")
+                    .font(.caption.monospacedDigit())
+            }
+            .disabled(!controller.hasLife)
         }
     }
 }

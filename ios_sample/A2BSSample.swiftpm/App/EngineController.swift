@@ -25,6 +25,12 @@ final class EngineController: ObservableObject {
     @Published private(set) var computeUnits = A2BSComputeUnits.cpuOnly
     @Published private(set) var variant = ""
     @Published var mode = Mode.clip
+    /// The life layer's amount (blinks, gaze, head motion, brow raises): 0 off, 1 the bundle's preset.
+    @Published var lifeAmount = 1.0 {
+        didSet { background?.setLifeAmount(lifeAmount) }
+    }
+    /// False for bundles made before the life layer (no `life` section in the manifest): the slider is disabled.
+    var hasLife: Bool { manifest?.life != nil }
 
     private var background: A2BSBackgroundEngine?
     private var source: AudioSource?
@@ -90,6 +96,7 @@ final class EngineController: ObservableObject {
             self?.status = error.localizedDescription
         }
         self.background = background
+        background.setLifeAmount(lifeAmount)
         manifest = background.manifest
         names = background.names
         variant = chosenVariant ?? background.manifest.defaultVariant

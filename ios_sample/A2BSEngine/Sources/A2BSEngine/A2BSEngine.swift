@@ -1,18 +1,22 @@
 import Dispatch
 import Foundation
 
-/// One output frame: the 52 (manifest `blendshapes`) values and what it cost to compute.
+/// One output frame: the 52 (manifest `blendshapes`) values, the head and eye rotations, and what it cost to compute.
 public struct A2BSFrame: Sendable {
     /// Output frame index since the stream start; its time is index / fps seconds.
     public let index: Int
     public let time: TimeInterval
-    /// In the order of `names`.
+    /// In the order of `names`: the model's values, with the life layer's eyes and brows when it runs.
     public let values: [Float]
     public let names: A2BSBlendshapeNames
-    /// Wall time of the front-end and step calls that produced this frame.
+    /// Live Link Face's 9 rotation columns in radians (`A2BSLifeLayer.rotationNames`): the life layer's head and
+    /// eyes; zeros when the layer is off.
+    public let rotations: [Double]
+    /// Wall time of the front-end and step calls that produced this frame, and of the life layer's part.
     public let frontEndMs: Double
     public let stepMs: Double
-    public var latencyMs: Double { frontEndMs + stepMs }
+    public let lifeMs: Double
+    public var latencyMs: Double { frontEndMs + stepMs + lifeMs }
 
     public subscript(name: String) -> Float {
         guard let i = names.index[name] else { return 0 }
@@ -49,6 +53,10 @@ public final class A2BSBlendshapeNames: Sendable {
 /// At the end of a file call `flush()`: it runs the remaining frames with silence past the end, emits
 /// exactly ceil(samples * fps / sample_rate) frames in total and resets for a new stream.
 ///
+/// When the manifest has a `life` section, the life layer (LifeLayer.swift) adds blinks, gaze, head motion and
+/// brow raises to each output frame k, from the PCM window of mel frame k (analysed when that window was made,
+/// `lookahead` calls earlier, so no added latency); `lifeAmount` scales it at run time (0: off).
+///
 /// Not thread-safe, and deliberately not `Sendable`: call it from one serial queue, never the main thread
 /// (`A2BSBackgroundEngine` does that). After a thrown error call `reset()`. On Apple platforms
 /// `A2BSEngine.load(bundleDirectory:variant:computeUnits:)` (CoreMLRunner.swift) builds one over Core ML.
@@ -70,12 +78,17 @@ public final class A2BSEngine {
     private var samples = A2BSSampleBuffer()
     private var ring: A2BSContextRing
     private var emotion: [Float]
+    /// The life layer of the manifest's `life` section; nil when the bundle has none (made before the layer).
+    public let life: A2BSLifeLayer?
+    /// Prosody of the mel frames' PCM windows whose output frame has not come out yet (oldest first).
+    private var pendingProsody: [A2BSProsodyFeatures] = []
     /// Next mel frame j to run, and output frames emitted so far.
     public private(set) var nextMelFrame = 0
     public private(set) var emittedFrames = 0
 
     /// An engine over any two runners (Core ML, or fakes and trace replays in tests). The manifest is validated here.
-    public init(manifest: A2BSManifest, frontEnd: A2BSModelRunner, step: A2BSModelRunner) throws {
+    /// `lifeSeed` draws the life layer's blinks and motions (the same seed and audio give the same frames).
+    public init(manifest: A2BSManifest, frontEnd: A2BSModelRunner, step: A2BSModelRunner, lifeSeed: UInt32 = 0) throws {
         try manifest.validate()
         self.manifest = manifest
         self.frontEnd = frontEnd
@@ -90,7 +103,15 @@ public final class A2BSEngine {
         ring = A2BSContextRing(rows: manifest.contextFrames - 1, width: sizes.contextWidth,
                                initialRow: manifest.initialState.contextFrame)
         emotion = manifest.emotion.neutral
+        life = try A2BSLifeLayer(manifest: manifest, seed: lifeSeed)
         reset()
+    }
+
+    /// The life layer's amount, 0 (off: the model's frames, zero rotations) to 1 (the manifest's preset), for a
+    /// slider; it applies from the next frame on. Always 0 without a `life` section.
+    public var lifeAmount: Double {
+        get { life?.params.amount ?? 0 }
+        set { life?.params.amount = min(1, max(0, newValue)) }
     }
 
     /// Samples received since the stream start.
@@ -142,6 +163,8 @@ public final class A2BSEngine {
         ring.reset(initialRow: manifest.initialState.contextFrame)
         stepInputs[2].fill(with: emotion)
         stepInputs[3].buffer.update(repeating: 0)  // previous: ignored by the model before output frame 0
+        pendingProsody.removeAll()
+        life?.reset()
     }
 
     // MARK: - One mel frame
@@ -166,6 +189,8 @@ public final class A2BSEngine {
         try step.predict(inputs: stepInputs, outputs: stepOutputs)
         ring.append(UnsafeBufferPointer(contextFrame.buffer))
         let stepDone = DispatchTime.now().uptimeNanoseconds
+        // The life layer's prosody of this window, kept until its output frame (lookahead calls later).
+        if let life { pendingProsody.append(life.analyzer.features(UnsafeBufferPointer(pcm.buffer))) }
 
         nextMelFrame = j + 1
         samples.discard(before: schedule.windowStart(ofMelFrame: nextMelFrame))
@@ -174,9 +199,17 @@ public final class A2BSEngine {
         let source = k == 0 ? blendshapesRaw : blendshapes
         _ = memcpy(previous.pointer, source.pointer, previous.count * floatSize)
         emittedFrames += 1
-        let frame = A2BSFrame(index: k, time: TimeInterval(k) / TimeInterval(schedule.fps), values: source.values,
-                              names: names, frontEndMs: Double(frontEndDone - start) / 1e6,
-                              stepMs: Double(stepDone - frontEndDone) / 1e6)
+        var values = source.values
+        var rotations = [Double](repeating: 0, count: A2BSLifeLayer.rotationNames.count)
+        if let life {
+            let lived = life.process(curves: values, features: pendingProsody.removeFirst())
+            values = lived.values
+            rotations = lived.rotations
+        }
+        let lifeDone = DispatchTime.now().uptimeNanoseconds
+        let frame = A2BSFrame(index: k, time: TimeInterval(k) / TimeInterval(schedule.fps), values: values,
+                              names: names, rotations: rotations, frontEndMs: Double(frontEndDone - start) / 1e6,
+                              stepMs: Double(stepDone - frontEndDone) / 1e6, lifeMs: Double(lifeDone - stepDone) / 1e6)
         frameHandler?(frame)
         return frame
     }

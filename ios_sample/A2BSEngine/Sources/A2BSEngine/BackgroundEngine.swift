@@ -38,6 +38,12 @@ public final class A2BSBackgroundEngine: @unchecked Sendable {
         }
     }
 
+    /// Queues a new life-layer amount (0: off, 1: the manifest's preset; `A2BSEngine.lifeAmount`), for a slider:
+    /// frames made after it use it. No effect when the manifest has no `life` section.
+    public func setLifeAmount(_ amount: Double) {
+        queue.async { [self] in engine.lifeAmount = amount }
+    }
+
     /// Queues a reset (drops whatever was pushed before and not yet processed into frames).
     public func reset() {
         queue.async { [self] in engine.reset() }

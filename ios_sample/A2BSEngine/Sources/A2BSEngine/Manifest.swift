@@ -28,6 +28,8 @@ public struct A2BSManifest: Decodable, Equatable, Sendable {
     public let files: [A2BSFileEntry]
     /// Which checkpoint the models come from; optional (older bundles and hand-written test manifests lack it).
     public let checkpoint: A2BSCheckpointInfo?
+    /// The life layer's algorithm and parameters (LifeLayer.swift); nil in bundles made before it: the layer off.
+    public let life: A2BSLifeSection?
 
     /// False when the bundle says its checkpoint is untrained (random weights: the face will not follow the
     /// speech); apps should say so. A bundle without the key counts as trained.
@@ -50,6 +52,7 @@ public struct A2BSManifest: Decodable, Equatable, Sendable {
         case variants
         case files
         case checkpoint
+        case life
     }
 }
 
@@ -262,6 +265,7 @@ public extension A2BSManifest {
               fps > 0, sampleRate > 0, timeline.lookaheadFrames >= 0, contextFrames > 1
         else { throw fail("sizes in the manifest do not agree with each other") }
         guard variants.contains(defaultVariant) else { throw fail("default_variant \(defaultVariant) not in variants") }
+        try life?.validate()
     }
 }
 

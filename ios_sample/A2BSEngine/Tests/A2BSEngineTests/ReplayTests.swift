@@ -11,8 +11,11 @@ import XCTest
 //   manifest.json          the bundle's manifest        clip.wav            16-bit mono PCM at the bundle's rate
 //   trace.json, trace.f32  the recorded calls           reference.f32       the reference frames (n x blendshapes)
 //   android_manifest.json  an Android bundle's manifest (must be refused)
+//   reference_life.f32, reference_rotations.f64   the reference frames through the Python life layer (the
+//                          manifest's `life` parameters, seed 0, each frame's PCM window): what the engine must emit
 //
-// Writes out_<spec>.f32 (the frames of each chunking) and swift_summary.json back into the folder for pytest.
+// Writes out_<spec>.f32 (the frames of each chunking), out_off.f32 (the life layer at amount 0: the model's frames)
+// and swift_summary.json back into the folder for pytest.
 
 /// Chunkings of the clip: one sample at a time, 10 ms, 64 ms, random sizes, all at once.
 let replaySpecs = ["1", "160", "1024", "irregular", "all"]
@@ -173,20 +176,23 @@ struct ChunkSizes {
     }
 }
 
-final class ReplayTests: XCTestCase {
-    /// The replay folder; in CI (environment variable CI set) a missing one is a failure, elsewhere a skip.
-    func replayDirectory() throws -> URL {
-        let environment = ProcessInfo.processInfo.environment
-        guard let path = environment["A2BS_REPLAY_DIR"], !path.isEmpty else {
-            let why = "A2BS_REPLAY_DIR is not set: run `pytest tests/test_ios_sample.py`, which records a trace from a real "
-                + "bundle and runs `swift test` with it"
-            if environment["CI"].map({ !$0.isEmpty && $0 != "0" && $0.lowercased() != "false" }) ?? false {
-                throw ReplayMismatch(description: why)  // a failure, not a skip
-            }
-            throw XCTSkip(why)
+/// The replay folder; in CI (environment variable CI set) a missing one is a failure, elsewhere a skip.
+func replayFolder() throws -> URL {
+    let environment = ProcessInfo.processInfo.environment
+    guard let path = environment["A2BS_REPLAY_DIR"], !path.isEmpty else {
+        let why = "A2BS_REPLAY_DIR is not set: run `pytest tests/test_ios_sample.py`, which records a trace from a real "
+            + "bundle and runs `swift test` with it"
+        if environment["CI"].map({ !$0.isEmpty && $0 != "0" && $0.lowercased() != "false" }) ?? false {
+            throw ReplayMismatch(description: why)  // a failure, not a skip
         }
-        return URL(fileURLWithPath: path, isDirectory: true)
+        throw XCTSkip(why)
     }
+    return URL(fileURLWithPath: path, isDirectory: true)
+}
+
+
+final class ReplayTests: XCTestCase {
+    func replayDirectory() throws -> URL { try replayFolder() }
 
     func testReplaysTheRecordedCoreMLTrace() throws {
         let directory = try replayDirectory()
@@ -195,8 +201,15 @@ final class ReplayTests: XCTestCase {
         let clip = try readPCM16Wav(directory.appendingPathComponent("clip.wav"))
         XCTAssertEqual(clip.sampleRate, manifest.sampleRate)
         let width = manifest.blendshapes.count
-        let reference = try readFloat32(directory.appendingPathComponent("reference.f32"))
-        let referenceFrames = reference.count / width
+        let modelReference = try readFloat32(directory.appendingPathComponent("reference.f32"))
+        let referenceFrames = modelReference.count / width
+        // The engine runs the manifest's life layer over the model's frames: the reference is Python's layer over them.
+        XCTAssertNotNil(manifest.life, "the bundle's manifest has no life section")
+        let reference = try readFloat32(directory.appendingPathComponent("reference_life.f32"))
+        let referenceRotations = try readFloat64(directory.appendingPathComponent("reference_rotations.f64"))
+        let rotationCount = A2BSLifeLayer.rotationNames.count
+        XCTAssertEqual(reference.count, modelReference.count)
+        XCTAssertEqual(referenceRotations.count, referenceFrames * rotationCount)
         XCTAssertEqual(referenceFrames, A2BSFrameSchedule(manifest).outputFrameCount(forSamples: clip.samples.count))
 
         var summary: [String: Any] = [
@@ -216,7 +229,12 @@ final class ReplayTests: XCTestCase {
                     XCTAssertEqual(frame.time, Double(k) / Double(manifest.fps), accuracy: 1e-9)
                     for (i, value) in frame.values.enumerated() where !(abs(value - reference[k * width + i]) <= trace.tolerance) {
                         throw ReplayMismatch(description: "\(spec): frame \(k) \(manifest.blendshapes[i]) is \(value), "
-                                                 + "the Python reference \(reference[k * width + i])")
+                                                 + "the Python reference (life layer on) \(reference[k * width + i])")
+                    }
+                    for (i, angle) in frame.rotations.enumerated()
+                    where !(abs(angle - referenceRotations[k * rotationCount + i]) <= Double(trace.tolerance)) {
+                        throw ReplayMismatch(description: "\(spec): frame \(k) life layer \(A2BSLifeLayer.rotationNames[i]) is "
+                                                 + "\(angle), the Python reference \(referenceRotations[k * rotationCount + i])")
                     }
                 }
                 try writeFloat32(frames.flatMap(\.values), to: directory.appendingPathComponent("out_\(spec).f32"))
@@ -226,16 +244,34 @@ final class ReplayTests: XCTestCase {
             }
         }
         summary["specs"] = specs
+        // The life layer's amount at 0 (the app's slider at off): the model's frames as they are, zero rotations.
+        do {
+            let frames = try replay("1024", manifest: manifest, trace: trace, samples: clip.samples, lifeAmount: 0)
+            XCTAssertEqual(frames.count, referenceFrames)
+            for (k, frame) in frames.enumerated() {
+                XCTAssertEqual(frame.rotations, [Double](repeating: 0, count: rotationCount))
+                for (i, value) in frame.values.enumerated() where !(abs(value - modelReference[k * width + i]) <= trace.tolerance) {
+                    throw ReplayMismatch(description: "life amount 0: frame \(k) \(manifest.blendshapes[i]) is \(value), "
+                                             + "the model's \(modelReference[k * width + i])")
+                }
+            }
+            try writeFloat32(frames.flatMap(\.values), to: directory.appendingPathComponent("out_off.f32"))
+            summary["life_off"] = ["frames": frames.count]
+        } catch let mismatch as ReplayMismatch {
+            XCTFail("replay with the life layer off: \(mismatch)")
+        }
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
         try json.write(to: directory.appendingPathComponent("swift_summary.json"))
     }
 
     /// Feeds the clip in chunks of `spec`, checking after every push that exactly the frames whose window is
     /// complete ran (frame centres from Python), then flushes.
-    func replay(_ spec: String, manifest: A2BSManifest, trace: ReplayTrace, samples: [Float]) throws -> [A2BSFrame] {
+    func replay(_ spec: String, manifest: A2BSManifest, trace: ReplayTrace, samples: [Float],
+                lifeAmount: Double? = nil) throws -> [A2BSFrame] {
         let frontEnd = ReplayRunner(role: "front end", trace: trace)
         let step = ReplayRunner(role: "step", trace: trace, follows: frontEnd)
         let engine = try A2BSEngine(manifest: manifest, frontEnd: frontEnd, step: step)
+        if let lifeAmount { engine.lifeAmount = lifeAmount }
         let half = manifest.timeline.window / 2, lookahead = manifest.timeline.lookaheadFrames
         var frames: [A2BSFrame] = []
         var chunks = ChunkSizes(), fed = 0, due = 0
