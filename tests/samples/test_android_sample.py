@@ -472,6 +472,21 @@ LIFE_SEEDS = (0, 3)  # both show every kind of event on the bundled clip at 30 f
 LIFE_EVENTS = ("blink", "saccade", "aversion", "accent", "nod", "brow", "phrase_end", "settle")
 
 
+def life_cases(curves: np.ndarray, windows: np.ndarray, fps: int) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
+    """(preset, seed, curves, rotations) of Python's `LifeLayer` for the natural and subtle presets and
+    LIFE_SEEDS over the model's `curves` and their PCM `windows`: the replay cases of both sample engines.
+    Every kind of event occurs in each case (asserted), so a replay exercises every branch of the layer."""
+    out = []
+    for preset in ("natural", "subtle"):
+        for seed in LIFE_SEEDS:
+            layer = LifeLayer(PRESETS[preset], fps, seed, log=True)
+            shapes, rotations = layer.process(curves, windows)
+            missing = [kind for kind in LIFE_EVENTS if kind not in {e.kind for e in layer.log}]
+            assert not missing, f"{preset} seed {seed}: no {missing} in the trace"
+            out.append((preset, seed, shapes, rotations))
+    return out
+
+
 @pytest.fixture(scope="module")
 def life_dir(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """life_cases.json and its files: the model's curves over the whole bundled clip (30 fps, ~430 frames) and
@@ -487,31 +502,25 @@ def life_dir(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     curves.astype("<f4").tofile(out / "curves.f32")
     windows.astype("<f4").tofile(out / "windows.f32")
     cases = []
-    for preset in ("natural", "subtle"):
-        for seed in LIFE_SEEDS:
-            layer = LifeLayer(PRESETS[preset], fps, seed, log=True)
-            shapes, rotations = layer.process(curves, windows)
-            kinds = {e.kind for e in layer.log}
-            missing = [kind for kind in LIFE_EVENTS if kind not in kinds]
-            assert not missing, f"{preset} seed {seed}: no {missing} in the trace"
-            name = f"{preset}_{seed}"
-            shapes.astype("<f4").tofile(out / f"{name}.f32")
-            rotations.astype("<f8").tofile(out / f"{name}.rot.f64")
-            cases.append(
-                {
-                    "name": name,
-                    "life": manifest_section(PRESETS[preset]),
-                    "fps": fps,
-                    "seed": seed,
-                    "names": manifest["blendshapes"],
-                    "frames": n_frames,
-                    "tolerance": 1e-6,
-                    "curves": "curves.f32",
-                    "windows": "windows.f32",
-                    "expected_curves": f"{name}.f32",
-                    "expected_rotations": f"{name}.rot.f64",
-                }
-            )
+    for preset, seed, shapes, rotations in life_cases(curves, windows, fps):
+        name = f"{preset}_{seed}"
+        shapes.astype("<f4").tofile(out / f"{name}.f32")
+        rotations.astype("<f8").tofile(out / f"{name}.rot.f64")
+        cases.append(
+            {
+                "name": name,
+                "life": manifest_section(PRESETS[preset]),
+                "fps": fps,
+                "seed": seed,
+                "names": manifest["blendshapes"],
+                "frames": n_frames,
+                "tolerance": 1e-6,
+                "curves": "curves.f32",
+                "windows": "windows.f32",
+                "expected_curves": f"{name}.f32",
+                "expected_rotations": f"{name}.rot.f64",
+            }
+        )
     (out / "life_cases.json").write_text(json.dumps(cases))
     return out
 

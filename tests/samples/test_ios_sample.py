@@ -38,7 +38,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from audio_fixtures import bundled_speech
-from test_android_sample import FACE_CONSTANTS, record_trace, write_face_cases
+from test_android_sample import FACE_CONSTANTS, LIFE_SEEDS, life_cases, record_trace, write_face_cases
 
 from a2bs.core.audio import frame_centers, gather_windows
 from a2bs.core.constants import N_FFT
@@ -288,10 +288,6 @@ def _build_engine(swift: str) -> None:
     assert build.returncode == 0, f"swift build failed:\n{build.stdout[-6000:]}\n{build.stderr[-3000:]}"
 
 
-LIFE_CASES = (("natural", 0), ("natural", 3), ("subtle", 0), ("subtle", 3))  # (preset, seed) LifeReplayTests replays
-LIFE_EVENTS = ("blink", "saccade", "aversion", "accent", "nod", "brow", "phrase_end", "settle")
-
-
 def clip_windows(audio: np.ndarray, n_frames: int, fps: int) -> np.ndarray:
     """The PCM window (N_FFT samples, zeros outside the clip) centred on each output frame: the life layer's input."""
     return gather_windows(audio, 0, frame_centers(0, n_frames, fps))
@@ -313,11 +309,7 @@ def _life_traces(ios_bundle: Path, out: Path) -> None:
     curves.astype("<f4").tofile(out / "life_curves.f32")
     windows.astype("<f4").tofile(out / "life_windows.f32")
     cases = []
-    for preset, seed in LIFE_CASES:
-        layer = LifeLayer(PRESETS[preset], fps, seed, log=True)
-        shapes, rotations = layer.process(curves, windows)
-        kinds = {event.kind for event in layer.log}
-        assert set(LIFE_EVENTS) <= kinds, f"{preset}, seed {seed}: no {sorted(set(LIFE_EVENTS) - kinds)} in the trace"
+    for preset, seed, shapes, rotations in life_cases(curves, windows, fps):
         name = f"{preset}_{seed}"
         shapes.astype("<f4").tofile(out / f"life_{name}_curves.f32")
         rotations.astype("<f8").tofile(out / f"life_{name}_rotations.f64")
@@ -414,7 +406,7 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
     assert summary["variants"] == [bundle_file(manifest, "step", v)["path"] for v in manifest["variants"]]
     # The life layer: every (preset, seed) case replayed to 1e-6, and its negative controls far off.
     life = json.loads((replay_dir / "life_summary.json").read_text())
-    assert sorted(life) == sorted(f"{preset}_{seed}" for preset, seed in LIFE_CASES)
+    assert sorted(life) == sorted(f"{preset}_{seed}" for preset in ("natural", "subtle") for seed in LIFE_SEEDS)
     for case in life.values():
         assert max(case["curves"], case["rotations"]) <= 1e-6, life
         assert min(case["other_seed"], case["perturbed"]) > 1e-4, life
