@@ -46,11 +46,11 @@ from a2bs.core.files import (
 from a2bs.core.life import PRESETS
 from a2bs.core.life import manifest_section as life_section
 from a2bs.core.model import ModelConfig
+from a2bs.core.parity import OFFLINE_ATOL
 from a2bs.core.progress import Progress
 from a2bs.core.variants import OFFLINE_VARIANTS, PLATFORMS, default_variant, platform_variants
 from a2bs.runtime.bundle_inference import offline_difference
 from a2bs.runtime.manifest import load_manifest
-from a2bs.runtime.offline import OFFLINE_ATOL
 
 MANIFEST = "manifest.json"
 FORMAT = "a2bs-bundle"

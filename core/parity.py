@@ -29,6 +29,10 @@ FRONT_END_ATOL = 1e-3  # the log of the mel front end amplifies round-off near s
 # (measured on a trained checkpoint, LiteRT full_int8 gives 0.003 / 0.08).
 COMPRESSED_MAE, COMPRESSED_MAX = 0.05, 0.25
 
+# The offline model (many frames per call) against the per-frame path the apps run: float round-off only
+# (~2e-7 measured); `largest_difference` is the figure compared with it.
+OFFLINE_ATOL = 1e-5
+
 
 def parity_metrics(reference: np.ndarray, got: np.ndarray, names: list[str] | None = None) -> dict[str, Any]:
     """How far `got` is from `reference` ((frames, shapes)), relative to how much the reference moves.
@@ -160,3 +164,11 @@ def compressed_problem(pairs: list[tuple[np.ndarray, np.ndarray]]) -> str | None
         f"blendshapes_raw differs from PyTorch on real speech by MAE {mae:.3g}, max {worst:.3g} "
         f"(limits {COMPRESSED_MAE}, {COMPRESSED_MAX}): the quantized model would show a wrong face"
     )
+
+
+def largest_difference(got: np.ndarray, expected: np.ndarray) -> float:
+    """max |got - expected|, and infinity for another shape or any non-finite value (NaN never passes)."""
+    if got.shape != expected.shape:
+        return float("inf")
+    diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
+    return float(diff.max(initial=0.0)) if np.isfinite(diff).all() else float("inf")

@@ -18,13 +18,13 @@ from a2bs.core.audio import load_audio
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, MOUTH_CRITICAL
 from a2bs.core.emotion import emotion_features_for_file
 from a2bs.core.errors import one_line
-from a2bs.core.parity import front_end_gate, gate, margins, parity_metrics
+from a2bs.core.parity import OFFLINE_ATOL, front_end_gate, gate, largest_difference, margins, parity_metrics
 from a2bs.core.progress import Progress
 from a2bs.core.variants import FRONT_END_LIMITS, find_variant, platform_variants
 from a2bs.mobile_validation.checks import Check, not_run
 from a2bs.runtime.bundle_inference import model_runner
 from a2bs.runtime.engine import BundleEngine, run_stream
-from a2bs.runtime.offline import OFFLINE_ATOL, largest_difference, offline_frames
+from a2bs.runtime.offline import offline_frames
 from a2bs.viz.plots import plot_curves, plot_error_map
 from a2bs.viz.preview import render_preview
 

@@ -23,9 +23,10 @@ import numpy as np
 from a2bs.core.audio import n_output_frames, probe, stream_audio
 from a2bs.core.emotion import EmotionStats, file_emotion
 from a2bs.core.errors import A2BSError, one_line
+from a2bs.core.parity import largest_difference
 from a2bs.runtime.engine import BundleEngine, Runner, run_stream
 from a2bs.runtime.manifest import bundle_file, load_manifest, verify_file
-from a2bs.runtime.offline import OfflineEngine, StepLoader, largest_difference, offline_frames
+from a2bs.runtime.offline import OfflineEngine, StepLoader, offline_frames
 from a2bs.runtime.tflite_runner import TFLiteRunner
 
 

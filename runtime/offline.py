@@ -4,7 +4,7 @@ The offline model (`core.deploy.DeployOffline`, `a2bs_offline_<variant>.tflite`)
 mel frames per call from their PCM windows, the mel frames and encoded frames before them, and the emotion
 vector; this loop carries those between calls, smooths as the step model does (`smoothing_alpha`, output
 frame 0 unsmoothed) and gives the same frames as the per-frame loop of `engine.BundleEngine` (what the apps
-run), to float round-off (`OFFLINE_ATOL`, checked by the converter, `a2bs validate` and the tests). A call
+run), to float round-off (`core.parity.OFFLINE_ATOL`, checked by the converter, `a2bs validate` and the tests). A call
 whose attention weights underflowed (`attention_floor` below `ATTENTION_FLOOR`, never seen on speech) is
 recomputed frame by frame with the step model.
 """
@@ -22,8 +22,6 @@ from a2bs.runtime.engine import Runner
 # Smallest softmax denominator the factorized attention trusts: above it, every weight the float32 exponent
 # flushed to zero is < 1e-10 of its window's largest weight (docs/DECISIONS.md, "The offline model").
 ATTENTION_FLOOR = 1e-25
-# Largest difference from the per-frame path that the offline model may show (float round-off is ~1e-6).
-OFFLINE_ATOL = 1e-5
 StepLoader = Callable[[], Runner]  # the step model, loaded when first needed
 
 
@@ -49,6 +47,7 @@ class OfflineEngine:
         self.alpha = np.float32(manifest["smoothing_alpha"])
         initial = manifest["initial_state"]
         self._initial_mel = np.asarray(initial["mel_frames"], np.float32)[None]  # (1, H, 80)
+        self.history_rows = self._initial_mel.shape[1]  # H: the mel frames one step call reads
         self._initial_context = np.asarray(initial["context_frame"], np.float32)
         neutral = np.asarray(manifest["emotion"]["neutral"], np.float32)
         self.emotion = (neutral if emotion is None else np.asarray(emotion, np.float32)).reshape(1, -1)
@@ -59,7 +58,6 @@ class OfflineEngine:
         """Smoothed output frames 0 .. n_frames-1 of the 16 kHz stream `blocks`, in chunks of about
         `chunk_frames`; samples past the stream's end are silence, as for the apps at the end of a file."""
         samples = SampleWindow(blocks)
-        half = self._initial_mel.shape[1]
         mel_history = self._initial_mel[:, 1:]  # (1, H-1, 80): the mel frames before j0
         context = np.repeat(self._initial_context[None, None], self.n_context - 1, axis=1)
         previous: np.ndarray | None = None
@@ -74,7 +72,7 @@ class OfflineEngine:
             raw, mel, encoded, floor = (out[name] for name in self._outputs)
             if not (float(floor.min()) >= ATTENTION_FLOOR and np.isfinite(raw).all()):
                 raw = self._frame_by_frame(np.concatenate([mel_history, mel], 1), context)
-            mel_history = np.concatenate([mel_history, mel], 1)[:, -(half - 1) :]
+            mel_history = np.concatenate([mel_history, mel], 1)[:, -(self.history_rows - 1) :]
             context = np.concatenate([context, encoded], 1)[:, -(self.n_context - 1) :]
             first = max(self.lookahead - j0, 0)  # mel frames before the look-ahead produce no output frame
             frames = raw.reshape(-1, raw.shape[-1])[first : first + n_frames - emitted]
@@ -100,7 +98,7 @@ class OfflineEngine:
         """Raw frames of one call from the step model: `mel` (1, H-1+B, 80) are the mel frames from H-1 before
         the call, `context` the encoded frames before it."""
         self.fallback_calls += 1
-        rows, step = self._initial_mel.shape[1], self.step()
+        rows, step = self.history_rows, self.step()
         raws = []
         for b in range(self.frames):
             feeds = (mel[:, b : b + rows], context, self.emotion, np.zeros((1, self.n_shapes), np.float32))
@@ -118,11 +116,3 @@ def offline_frames(
     engine = OfflineEngine(manifest, offline, lambda: step, emotion)
     chunks = list(engine.run(iter([np.asarray(audio, np.float32)]), n_frames))
     return np.concatenate(chunks) if chunks else np.zeros((0, len(manifest["blendshapes"])), np.float32)
-
-
-def largest_difference(got: np.ndarray, expected: np.ndarray) -> float:
-    """max |got - expected|, and infinity for another shape or any non-finite value (NaN never passes)."""
-    if got.shape != expected.shape:
-        return float("inf")
-    diff = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
-    return float(diff.max(initial=0.0)) if np.isfinite(diff).all() else float("inf")

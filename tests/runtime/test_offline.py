@@ -20,6 +20,7 @@ from a2bs.core.audio import load_audio
 from a2bs.core.constants import OFFLINE_FRAMES, SAMPLE_RATE
 from a2bs.core.emotion import EmotionStats, file_emotion
 from a2bs.core.errors import A2BSError
+from a2bs.core.parity import OFFLINE_ATOL, largest_difference
 from a2bs.runtime import offline as offline_module
 from a2bs.runtime.bundle_inference import (
     iter_bundle_blendshapes,
@@ -29,7 +30,7 @@ from a2bs.runtime.bundle_inference import (
 )
 from a2bs.runtime.engine import BundleEngine, run_stream
 from a2bs.runtime.manifest import load_manifest, shipped_bundle
-from a2bs.runtime.offline import OFFLINE_ATOL, OfflineEngine, largest_difference, offline_frames
+from a2bs.runtime.offline import OfflineEngine, offline_frames
 
 
 def _speech(seconds: float) -> np.ndarray:
