@@ -3,8 +3,9 @@ file, and what each batch worker does for every file it is given (`cli/batch.py`
 
 `AnimatorSpec` is the picklable description a worker receives (which backend, checkpoint or bundle, the
 inference options and the life layer's preset and seed); `Animator` is the loaded model; `Animator.write`
-streams one file into an atomic writer, through the life layer (blinks, gaze, head, brows: core/life.py)
-unless it is off, and names a NaN or infinite output's real cause.
+streams one file into an atomic writer, through the face controls (core/controls.py: the bundle's, with the
+user's over them) and the life layer (blinks, gaze, head, brows: core/life.py) unless it is off, and names a
+NaN or infinite output's real cause.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from a2bs.core.animation_io import open_writer
+from a2bs.core.controls import ControlsFilter, FaceControls
 from a2bs.core.errors import A2BSError, raise_if_interrupted
-from a2bs.core.life import LifeLayer, life_chunks, preset
-from a2bs.runtime.manifest import SHIPPED_DIR
+from a2bs.core.life import LifeLayer, life_chunks, preset, with_amount
+from a2bs.runtime.manifest import SHIPPED_DIR, face_controls
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class AnimatorSpec:
     per_frame: bool = False  # tflite: one frame per call as the apps do, not the bundle's offline model
     life: str = "natural"  # the life layer's preset: off | subtle | natural
     seed: int = 0  # the life layer's seed
+    life_amount: float | None = None  # the life layer's amount (None: the preset's)
+    controls: dict[str, float] = field(default_factory=dict)  # face controls set by the user, over the bundle's
 
 
 @dataclass
@@ -73,6 +77,7 @@ class Animator:
             n = set_torch_threads("inference")
             self.threads_note = f", {n} torch thread{'s' * (n > 1)} of {free_cores()} free cores"
             self.fps = self.ckpt.fps
+            self.controls = FaceControls(**spec.controls).check()
         else:
             from a2bs.runtime.bundle_inference import offline_entry, open_offline, open_runners
 
@@ -80,6 +85,7 @@ class Animator:
                 raise A2BSError(f"--backend {spec.backend} needs --bundle DIR (a folder made by a2bs-convert)")
             manifest, *_ = open_runners(spec.bundle, spec.backend, spec.variant)  # checked before any work is done
             self.fps = int(manifest["fps"])
+            self.controls = FaceControls(**{**face_controls(manifest).to_json(), **spec.controls}).check()
             if spec.fps is not None and spec.fps != self.fps:
                 raise A2BSError(f"{spec.bundle} is a {self.fps} fps bundle: drop --fps or pass --fps {self.fps}")
             from a2bs.core.threads import choose_threads, omp_threads, usable_cores
@@ -159,8 +165,14 @@ class Animator:
         (head and eye rotations in the output) unless it is off. `progress(n)` gets frame counts."""
         started = time.perf_counter()
         params = preset(self.spec.life)
+        if params is not None and self.spec.life_amount is not None:
+            params = with_amount(params, self.spec.life_amount)
         animation = self.animate(audio)
         animation.metadata.update(life=self.spec.life, seed=self.spec.seed if params is not None else None)
+        if params is not None and self.spec.life_amount is not None:
+            animation.metadata["life_amount"] = params.amount
+        if self.controls != FaceControls():  # the defaults change nothing: the files stay as they were
+            animation.metadata["controls"] = self.controls.to_json()
         written = Written(output, animation.fps, animation.n_frames, animation.duration_s, 0.0, animation.label)
         kept = 0
 
@@ -172,10 +184,18 @@ class Animator:
                 done += len(chunk)
                 yield chunk
 
+        def controlled() -> Iterator[np.ndarray]:
+            if self.controls == FaceControls():  # the identity: skip the work
+                yield from checked()
+                return
+            face = ControlsFilter(self.controls, animation.fps)
+            for chunk in checked():
+                yield face.process(chunk)
+
         if params is None:
-            frames: Iterator[tuple[np.ndarray, np.ndarray | None]] = ((chunk, None) for chunk in checked())
+            frames: Iterator[tuple[np.ndarray, np.ndarray | None]] = ((chunk, None) for chunk in controlled())
         else:
-            frames = life_chunks(checked(), audio, LifeLayer(params, animation.fps, self.spec.seed))
+            frames = life_chunks(controlled(), audio, LifeLayer(params, animation.fps, self.spec.seed))
         with open_writer(
             output,
             animation.fps,

@@ -15,6 +15,8 @@ import typer
 
 from a2bs.cli.common import check_fps, load_model, read_model_header, run_app
 from a2bs.core.constants import LIFE_MAX_SEED
+from a2bs.core.controls import DOCS as CONTROL_DOCS
+from a2bs.core.controls import LIMITS as CONTROL_LIMITS
 from a2bs.core.errors import A2BSError
 
 app = typer.Typer(
@@ -40,6 +42,12 @@ class Life(StrEnum):
     off = "off"
     subtle = "subtle"
     natural = "natural"
+
+
+def _control(name: str) -> Any:
+    """The option of one face control (docs/CONTROLS.md): its limits and meaning from core/controls.py."""
+    lo, hi = CONTROL_LIMITS[name]
+    return typer.Option(min=lo, max=hi, help=f"Face control: {CONTROL_DOCS[name]} (default: the bundle's).")
 
 
 @app.command()
@@ -107,6 +115,16 @@ def infer(
     seed: Annotated[
         int, typer.Option(min=0, max=LIFE_MAX_SEED, help="The life layer's seed: the same seed, the same motion.")
     ] = 0,
+    life_amount: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Scales the life layer's motion (0: off; default: the preset's amount)."),
+    ] = None,
+    lower_strength: Annotated[float | None, _control("lower_strength")] = None,
+    upper_strength: Annotated[float | None, _control("upper_strength")] = None,
+    expression_strength: Annotated[float | None, _control("expression_strength")] = None,
+    lip_offset: Annotated[float | None, _control("lip_offset")] = None,
+    lower_smoothing: Annotated[float | None, _control("lower_smoothing_s")] = None,
+    upper_smoothing: Annotated[float | None, _control("upper_smoothing_s")] = None,
     plot: Annotated[Path | None, typer.Option(help="Also save a PNG of the mouth-critical curves.")] = None,
     preview: Annotated[
         Path | None,
@@ -157,6 +175,8 @@ def infer(
             raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")
         if checkpoint is not None or stride != 1 or emotion_refresh is not None:
             raise A2BSError(f"--checkpoint, --stride and --emotion-refresh go with --backend torch, not {backend}")
+    if life == Life.off and life_amount is not None:
+        raise A2BSError("--life-amount goes with a life preset (subtle or natural), not --life off")
     if per_frame and backend != Backend.tflite:
         raise A2BSError("--per-frame goes with LiteRT models (--backend tflite, or the default without --checkpoint)")
     spec = AnimatorSpec(
@@ -171,6 +191,19 @@ def infer(
         per_frame,
         life.value,
         seed,
+        life_amount,
+        {
+            name: value
+            for name, value in (
+                ("lower_strength", lower_strength),
+                ("upper_strength", upper_strength),
+                ("expression_strength", expression_strength),
+                ("lip_offset", lip_offset),
+                ("lower_smoothing_s", lower_smoothing),
+                ("upper_smoothing_s", upper_smoothing),
+            )
+            if value is not None
+        },
     )
     show = sys.stderr.isatty() if progress is None else progress
     if is_batch(inputs):

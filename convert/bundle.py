@@ -21,6 +21,8 @@ from a2bs.core import constants as C
 from a2bs.core.audio import default_clip, load_audio
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, GROUPS
 from a2bs.core.checkpoint import Checkpoint, fingerprint
+from a2bs.core.controls import FaceControls
+from a2bs.core.controls import manifest_section as controls_section
 from a2bs.core.deploy import (
     FRONT_END_INPUTS,
     FRONT_END_OUTPUTS,
@@ -203,6 +205,8 @@ def build_manifest(
         "smoothing_alpha": float(model.alpha.detach()),
         # the life layer the apps run over the model's frames (docs/LIFE.md): the natural preset
         "life": life_section(PRESETS["natural"]),
+        # the face controls the apps start at (docs/CONTROLS.md): the defaults leave the frames as they are
+        "controls": controls_section(FaceControls()),
         "initial_state": {
             "mel_frames": state["mel_frames"][0].tolist(),
             "context_frame": state["context"][0, 0].tolist(),

@@ -96,6 +96,17 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "brows": tuple(n for n in ARKIT_BLENDSHAPES if n.startswith("brow")),
     "cheeks_nose": tuple(n for n in ARKIT_BLENDSHAPES if n.startswith(("cheek", "nose"))),
 }
+# The face controls' regions (`a2bs.core.controls`): the lower face (jaw, mouth, tongue, cheekPuff) and the
+# upper face (eyes, brows, cheekSquint, noseSneer). Together they are every shape once.
+LOWER_FACE: tuple[str, ...] = GROUPS["jaw"] + GROUPS["mouth"] + ("cheekPuff",)
+UPPER_FACE: tuple[str, ...] = tuple(n for n in ARKIT_BLENDSHAPES if n not in LOWER_FACE)
+# The shapes the speaking style drives (corpus/motion.py `SpeakingStyle.levels`; the emotion stream carries
+# them): what the face controls' expression strength scales.
+STYLE_SHAPES: tuple[str, ...] = tuple(
+    n + side
+    for n in ("eyeSquint", "eyeWide", "browDown", "mouthSmile", "mouthFrown", "mouthDimple", "cheekSquint", "noseSneer")
+    for side in ("Left", "Right")
+)
 # Speech-driven shapes (mouth + jaw) vs. expression shapes (everything else).
 MOUTH_INDICES: tuple[int, ...] = tuple(INDEX[n] for n in GROUPS["jaw"] + GROUPS["mouth"])
 EXPRESSION_INDICES: tuple[int, ...] = tuple(i for i in range(len(ARKIT_BLENDSHAPES)) if i not in MOUTH_INDICES)
@@ -103,3 +114,4 @@ EXPRESSION_INDICES: tuple[int, ...] = tuple(i for i in range(len(ARKIT_BLENDSHAP
 MOUTH_CRITICAL: tuple[str, ...] = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthPressLeft")
 
 assert len(ARKIT_BLENDSHAPES) == 52 and len(set(ARKIT_BLENDSHAPES)) == 52
+assert sorted(LOWER_FACE + UPPER_FACE) == sorted(ARKIT_BLENDSHAPES) and set(STYLE_SHAPES) <= set(ARKIT_BLENDSHAPES)

@@ -65,6 +65,9 @@ W_EXPRESSION = 0.5
 ALPHA_TARGET = {30: 0.7, 60: 0.5}
 
 # --- the life layer (core/life.py) ------------------------------------------------
+# ARKit's lips meet when mouthClose ~ jawOpen: a lip gap (jawOpen - mouthClose) at most this counts as sealed
+# (the articulation benchmark's seal rate; the face controls' lip offset leaves such frames sealed).
+SEAL_GAP = 0.03
 LIFE_MAX_SEED = (1 << 32) - 1  # seeds are uint32: stream i of SplitMix64 starts at seed * 4 + i
 
 # --- targets --------------------------------------------------------------------

@@ -22,6 +22,7 @@ from a2bs.core.constants import (
     SAMPLE_RATE,
     SUPPORTED_FPS,
 )
+from a2bs.core.controls import FaceControls, controls_from_manifest
 from a2bs.core.emotion import EmotionStats
 from a2bs.core.errors import A2BSError, Fields, one_line, read_json
 from a2bs.core.files import sha256, size_bytes
@@ -144,6 +145,8 @@ def _load_manifest(bundle: Path) -> dict[str, Any]:
         m.obj("validation")
     if "life" in m.data:  # bundles made before the life layer have none: the apps run it off
         params_from_manifest(m.data["life"], str(path))
+    if "controls" in m.data:  # bundles made before the face controls have none: the apps use the defaults
+        controls_from_manifest(m.data["controls"], str(path))
     return m.data
 
 
@@ -152,6 +155,13 @@ def life_params(manifest: dict[str, Any]) -> LifeParams | None:
     no `life` section, as in bundles made before the layer existed."""
     section = manifest.get("life")
     return None if section is None else params_from_manifest(section, MANIFEST)
+
+
+def face_controls(manifest: dict[str, Any]) -> FaceControls:
+    """The face controls of a manifest `load_manifest` checked; the defaults (the model's curves as they are)
+    when it has no `controls` section, as in bundles made before the controls existed."""
+    section = manifest.get("controls")
+    return FaceControls() if section is None else controls_from_manifest(section, MANIFEST)
 
 
 def _blendshapes(m: Fields) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from a2bs.core.blendshapes import INDEX
+from a2bs.core.constants import SEAL_GAP
 from a2bs.corpus.visemes import ARPABET, PAUSES, PHONEMES
 
 Phones = Sequence[tuple[str, float, float]]
@@ -228,8 +229,7 @@ def loudness_jaw(audio: np.ndarray, fps: int, n_frames: int, sample_rate: int = 
 # Targets (issue 26), on real speech as a mean over speakers.
 BILABIALS = frozenset(("p", "b", "m"))
 BILABIAL_MIN_S = 0.040  # shorter bilabials are left out: at 30 fps they may fall between two frames
-SEAL_GAP = 0.03  # a bilabial seals when its smallest lip gap is at most this
-OVERCLOSED_GAP = -0.08  # ... and is over-closed (lips pushed through each other) below this
+OVERCLOSED_GAP = -0.08  # sealed: smallest gap <= SEAL_GAP; over-closed (lips pushed through each other): below this
 PAUSE_MIN_S = 0.300  # pauses scored for rest
 PAUSE_TRIM_S = 0.100  # trimmed at each edge of a pause (the mouth may still be closing or opening)
 TARGET_SEAL = 0.90

@@ -16,10 +16,12 @@ from entry_points import copy_bundle, edit_manifest, one_error, run
 
 from a2bs.cli import main as core_cli
 from a2bs.core.checkpoint import Checkpoint, fingerprint
+from a2bs.core.controls import FaceControls
+from a2bs.core.controls import manifest_section as controls_section
 from a2bs.core.errors import A2BSError
 from a2bs.core.files import sha256
 from a2bs.core.life import PRESETS, manifest_section
-from a2bs.runtime.manifest import life_params, load_manifest, shipped_bundle, verify_file
+from a2bs.runtime.manifest import face_controls, life_params, load_manifest, shipped_bundle, verify_file
 
 # --- bundles: every path stays inside, every value in range --------------------------------------
 
@@ -380,6 +382,48 @@ def test_life_values_out_of_range_or_of_the_wrong_type(edit, key: str, shipped: 
     def both(m: dict) -> None:
         _with_life(m)
         edit(m)
+
+    edit_manifest(shipped, both)
+    with pytest.raises(A2BSError, match=re.escape(key)):
+        load_manifest(shipped)
+    code, _, err = _validate(monkeypatch, capsys, shipped)
+    one_error(code, err, key, "manifest.json")
+
+
+def test_a_manifest_without_controls_loads_with_the_defaults(shipped: Path) -> None:
+    """Bundles made before the face controls load with the defaults (the model's frames as they are); a
+    section's values come back exactly."""
+    assert face_controls(load_manifest(shipped)) == FaceControls()
+    edit_manifest(shipped, lambda m: m.pop("controls", None))
+    manifest = load_manifest(shipped)
+    assert "controls" not in manifest and face_controls(manifest) == FaceControls()
+    tuned = FaceControls(lower_strength=1.2, lip_offset=-0.05, upper_smoothing_s=0.1)
+    edit_manifest(shipped, lambda m: m.update(controls=controls_section(tuned)))
+    assert face_controls(load_manifest(shipped)) == tuned
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (
+            lambda c: c["params"].update(lower_strength=2.5),
+            "'controls.params.lower_strength' must be a number in [0, 2]",
+        ),
+        (lambda c: c["params"].update(lip_offset=-1), "'controls.params.lip_offset' must be a number in [-0.3, 0.3]"),
+        (lambda c: c["params"].update(upper_smoothing_s="0.1"), "'controls.params.upper_smoothing_s'"),
+        (lambda c: c["params"].update(expression_strength=None), "'controls.params.expression_strength'"),
+        (lambda c: c["params"].pop("upper_strength"), "'controls.params.upper_strength' is missing"),
+        (lambda c: c["params"].update(gain=1), "'controls.params.gain' is not a face control"),
+        (lambda c: c.update(version=2), "'controls.version' must be an integer in [1, 1]"),
+        (lambda c: c.pop("params"), "'controls.params' is missing"),
+    ],
+)
+def test_control_values_out_of_range_or_of_the_wrong_type(edit, key: str, shipped: Path, monkeypatch, capsys) -> None:
+    """The face controls are checked like every key the apps read: one line naming the key."""
+
+    def both(m: dict) -> None:
+        m["controls"] = controls_section(FaceControls())
+        edit(m["controls"])
 
     edit_manifest(shipped, both)
     with pytest.raises(A2BSError, match=re.escape(key)):

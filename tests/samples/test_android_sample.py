@@ -41,6 +41,10 @@ import soundfile as sf
 from audio_fixtures import bundled_speech, tone_signal
 
 from a2bs.core.audio import frame_centers, gather_windows
+from a2bs.core.blendshapes import INDEX
+from a2bs.core.constants import SEAL_GAP
+from a2bs.core.controls import ControlsFilter, FaceControls
+from a2bs.core.controls import manifest_section as controls_section
 from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS
 from a2bs.core.life import LIMITS, PRESETS, RANGES, LifeLayer, manifest_section
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes, open_runners
@@ -487,6 +491,63 @@ def life_cases(curves: np.ndarray, windows: np.ndarray, fps: int) -> list[tuple[
     return out
 
 
+# --- the face controls against the Python reference -------------------------------------------------------
+
+CONTROL_CASES: dict[str, tuple[FaceControls, int]] = {
+    "defaults": (FaceControls(), 30),  # the identity: the model's frames bit for bit
+    "neutral": (FaceControls(lower_strength=0.0, upper_strength=0.0, lip_offset=0.2, lower_smoothing_s=0.1), 30),
+    "lively": (
+        FaceControls(
+            lower_strength=2.0,
+            upper_strength=0.6,
+            expression_strength=1.8,
+            lip_offset=0.06,
+            lower_smoothing_s=0.04,
+            upper_smoothing_s=0.2,
+        ),
+        30,
+    ),
+    "tight": (FaceControls(upper_strength=1.4, expression_strength=0.3, lip_offset=-0.05, upper_smoothing_s=0.5), 30),
+    "lively_60": (FaceControls(lower_strength=1.6, lip_offset=0.06, lower_smoothing_s=0.04, upper_smoothing_s=1.0), 60),
+}
+
+
+def controls_cases(curves: np.ndarray) -> list[tuple[str, FaceControls, int, np.ndarray]]:
+    """(name, controls, fps, frames) of Python's `ControlsFilter` over the model's `curves` for CONTROL_CASES:
+    the replay cases of both sample engines. Each branch of the controls is taken in some case (asserted): a
+    clip at 1, open lips moved by the whole offset and inside the ramp, sealed lips left sealed."""
+    out = []
+    gap = curves[:, INDEX["jawOpen"]] - curves[:, INDEX["mouthClose"]]
+    assert (gap <= 0).sum() >= 5 and ((gap > 0) & (gap < SEAL_GAP)).sum() >= 5 and (gap >= SEAL_GAP).sum() >= 50
+    for name, (controls, fps) in CONTROL_CASES.items():
+        frames = ControlsFilter(controls, fps).process(curves)
+        out.append((name, controls, fps, frames))
+    by_name = {name: frames for name, _, _, frames in out}
+    assert np.array_equal(by_name["defaults"], curves) and not by_name["neutral"].any()
+    assert (by_name["lively"] == 1.0).any() and (curves < 1.0).all(), "no clip at 1 in the lively case"
+    return out
+
+
+def write_controls_cases(curves: np.ndarray, out: Path) -> None:
+    """controls_cases.json in `out`, with the model's curves and each case's expected frames (float32 files)."""
+    curves.astype("<f4").tofile(out / "controls_curves.f32")
+    cases = []
+    for name, controls, fps, frames in controls_cases(curves):
+        frames.astype("<f4").tofile(out / f"controls_{name}.f32")
+        cases.append(
+            {
+                "name": name,
+                "controls": controls_section(controls),
+                "fps": fps,
+                "frames": len(curves),
+                "tolerance": 1e-6,
+                "curves": "controls_curves.f32",
+                "expected": f"controls_{name}.f32",
+            }
+        )
+    (out / "controls_cases.json").write_text(json.dumps(cases))
+
+
 @pytest.fixture(scope="module")
 def life_dir(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """life_cases.json and its files: the model's curves over the whole bundled clip (30 fps, ~430 frames) and
@@ -522,6 +583,7 @@ def life_dir(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             }
         )
     (out / "life_cases.json").write_text(json.dumps(cases))
+    write_controls_cases(curves, out)
     return out
 
 
