@@ -7,7 +7,9 @@
   `benchmarks/bench_artifacts.py` run (benchmarks/results/artifacts.json);
 - docs/LIFE.md, "life-params": every parameter of `a2bs.core.life.LifeParams` (both presets, the limits
   a manifest may hold, what it does); "life-figures": the last `benchmarks/bench_life.py` run
-  (benchmarks/results/life.json).
+  (benchmarks/results/life.json);
+- docs/CONTROLS.md, "controls": every face control of `a2bs.core.controls.FaceControls` (default, limits,
+  the `a2bs infer` option, what it does).
 
     python benchmarks/docs_tables.py           # rewrite the blocks in place
     python benchmarks/docs_tables.py --check   # exit 1 naming the stale blocks (the test suite runs this)
@@ -109,6 +111,20 @@ def life_params_table() -> str:
     return "\n".join(lines)
 
 
+def controls_table() -> str:
+    from dataclasses import fields
+
+    from a2bs.core.controls import DOCS, LIMITS, FaceControls
+
+    options = {"lower_smoothing_s": "--lower-smoothing", "upper_smoothing_s": "--upper-smoothing"}
+    lines = ["| control (manifest key) | `a2bs infer` | default | limits | what it does |", "|---|---|---|---|---|"]
+    for f in fields(FaceControls):
+        lo, hi = LIMITS[f.name]
+        option = options.get(f.name, "--" + f.name.replace("_", "-"))
+        lines.append(f"| `{f.name}` | `{option}` | {f.default:g} | {lo:g} .. {hi:g} | {DOCS[f.name]} |")
+    return "\n".join(lines)
+
+
 def life_figures_table() -> str:
     if not LIFE.is_file():
         return "No `benchmarks/results/life.json` yet: run `benchmarks/bench_life.py`."
@@ -155,6 +171,7 @@ BLOCKS: dict[str, tuple[Path, Callable[[], str]]] = {
     "variants": (ROOT / "docs" / "VALIDATION.md", variants_table),
     "life-params": (ROOT / "docs" / "LIFE.md", life_params_table),
     "life-figures": (ROOT / "docs" / "LIFE.md", life_figures_table),
+    "controls": (ROOT / "docs" / "CONTROLS.md", controls_table),
 }
 
 

@@ -41,11 +41,14 @@ from audio_fixtures import (
     write_tone,
     write_truncated_wav,
 )
+from entry_points import copy_bundle, edit_manifest
 
 from a2bs.cli import main as cli
 from a2bs.core.animation_io import format_timecode, open_writer
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, LIVE_LINK_FACE_BLENDSHAPES, LIVE_LINK_FACE_COLUMNS
 from a2bs.core.checkpoint import load_checkpoint
+from a2bs.core.controls import ControlsFilter, FaceControls
+from a2bs.core.controls import manifest_section as controls_section
 from a2bs.core.life import LIFE_SHAPES
 from a2bs.core.model import count_parameters
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
@@ -565,6 +568,66 @@ def test_bad_life_options_are_usage_errors(run: Run, tmp_path: Path, option: str
     audio = write_tone(tmp_path, "tone.wav", seconds=0.3)
     result = run("infer", audio, "-o", tmp_path / "o.csv", "--no-progress", option, value)
     assert result.code == 2 and "Traceback" not in result.err and option in result.err
+    assert listing(tmp_path) == ["tone.wav"]
+
+
+# --- the face controls -----------------------------------------------------------------------
+
+
+def test_face_controls_in_infer(run: Run, tmp_path: Path) -> None:
+    """The defaults write the file written without them, byte for byte; strength 0 is the neutral face; the
+    options are Python's `ControlsFilter` over the model's frames (then the life layer), a bundle's manifest
+    sets them and an option overrides it; the JSON names them."""
+    audio = bundled_speech()
+
+    def infer_csv(name: str, *extra: object, bundle: Path | None = None) -> Path:
+        out = tmp_path / f"{name}.csv"
+        where = ("--backend", "tflite", "--bundle", bundle) if bundle else ()
+        result = run("infer", audio, "-o", out, "--no-progress", "--life", "off", *where, *extra)
+        assert result.code == 0, result
+        return out
+
+    plain = infer_csv("plain")
+    assert infer_csv("defaults", "--lower-strength", "1", "--lip-offset", "0").read_bytes() == plain.read_bytes()
+    neutral, _ = read_csv(infer_csv("neutral", "--lower-strength", "0", "--upper-strength", "0"), 30)
+    assert not neutral.any()
+    model, _ = read_csv(plain, 30)
+    tuned = FaceControls(lower_strength=1.5, lip_offset=0.05, upper_smoothing_s=0.2)
+    options = ("--lower-strength", "1.5", "--lip-offset", "0.05", "--upper-smoothing", "0.2")
+    got, _ = read_csv(infer_csv("tuned", *options), 30)
+    np.testing.assert_allclose(
+        got, ControlsFilter(tuned, 30).process(model), atol=5e-6
+    )  # CSV rounding (6 decimals), times 1.5
+    assert np.abs(got - model).max() > 0.05
+    # a bundle whose manifest sets the controls, and an option over it
+    bundle = copy_bundle(shipped_bundle(30), tmp_path, "tuned_bundle")
+    edit_manifest(bundle, lambda m: m.update(controls=controls_section(tuned)))
+    from_manifest, _ = read_csv(infer_csv("manifest", bundle=bundle), 30)
+    np.testing.assert_allclose(from_manifest, got, atol=0)
+    over, _ = read_csv(infer_csv("over", "--lower-strength", "0", "--upper-strength", "0", bundle=bundle), 30)
+    assert not over.any()
+    result = run(
+        "infer", audio, "-o", tmp_path / "a.json", "--no-progress", "--lip-offset", "0.05", "--life-amount", "0.5"
+    )
+    assert result.code == 0, result
+    metadata = json.loads((tmp_path / "a.json").read_text())["metadata"]
+    assert metadata["controls"]["lip_offset"] == 0.05 and metadata["life_amount"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (("--lower-strength", "2.5"), "--lower-strength"),
+        (("--lip-offset", "-0.5"), "--lip-offset"),
+        (("--upper-smoothing", "nan"), "--upper-smoothing"),
+        (("--life-amount", "1.5"), "--life-amount"),
+        (("--life", "off", "--life-amount", "0.5"), "--life-amount goes with a life preset"),
+    ],
+)
+def test_bad_control_options_are_one_line_errors(run: Run, tmp_path: Path, options: tuple[str, ...], expected: str):
+    audio = write_tone(tmp_path, "tone.wav", seconds=0.3)
+    result = run("infer", audio, "-o", tmp_path / "o.csv", "--no-progress", *options)
+    assert result.code != 0 and "Traceback" not in result.err and expected in result.err, result
     assert listing(tmp_path) == ["tone.wav"]
 
 

@@ -72,3 +72,19 @@ def test_a2bs_help_names_a2bs_convert(monkeypatch, capsys) -> None:
     """Was: `a2bs --help` listed infer, info, train, validate and data, and never said how to build a bundle."""
     text = squeezed(help_text(monkeypatch, capsys, main_cli.main, ["a2bs"]))
     assert "a2bs-convert" in text
+
+
+def test_every_face_control_has_the_infer_option_its_doc_names() -> None:
+    """docs/CONTROLS.md's table names an `a2bs infer` option per control: each one exists, with the limits
+    of core/controls.py (a typo in the table or a control without an option fails here)."""
+    from pathlib import Path
+
+    from a2bs.core.controls import LIMITS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "CONTROLS.md").read_text()
+    table = dict(re.findall(r"^\| `(\w+)` \| `(--[\w-]+)` \|", doc, re.M))
+    assert set(table) == set(LIMITS)
+    params = {opt: p for p in typer.main.get_command(main_cli.app).commands["infer"].params for opt in p.opts}
+    for name, option in table.items():
+        assert option in params, f"{option} (control {name}) is not an option of a2bs infer"
+        assert (params[option].min, params[option].max) == LIMITS[name]
