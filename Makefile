@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_infer.py
 	$(BIN)/python benchmarks/bench_artifacts.py
 	$(BIN)/python benchmarks/bench_articulation.py
+	$(BIN)/python benchmarks/bench_life.py
 
 # The LiteRT fp16 models of the default checkpoints that `a2bs infer` runs without torch (runtime/assets), with
 # the offline model that it runs on files (many frames per call).

@@ -1,11 +1,16 @@
-"""Benchmark the life layer (core/life.py) on real speech: what it does (blinks a minute while speaking and
-in pauses, blink duration, saccades a minute, head ranges, accents, nods and brow raises) and what it costs
-(`a2bs infer` as a whole process, --life natural against --life off, interleaved runs).
+"""Benchmark the face above the mouth on real speech (`make bench`): the life layer (core/life.py: blinks a
+minute while speaking and in pauses, blink duration, saccades a minute, head ranges, accents, nods and brow
+raises, and what it costs: `a2bs infer` as a whole process, --life natural against --life off, interleaved
+runs), and the model's expression stream (S_overall, how much each shape group varies over an utterance of
+the evaluation set, and a calm against a lively reading of the same text).
 
-    taskset -c 1 python benchmarks/bench_life.py core/assets/audio/speech_en_us.wav long.wav [--runs 3]
+    taskset -c 1 python benchmarks/bench_life.py                       # the bundled clip and the evaluation set
+    taskset -c 1 python benchmarks/bench_life.py a.wav long.wav [--runs 3]
 
-Figures are printed and written to benchmarks/results/life.json. Speaking and pauses are the layer's own
-tracker's (docs/LIFE.md, "Prosody"): a pause starts 0.3 s after the speech stops.
+With no files: the bundled clip, and the 42 utterances of ../shared/eval/real-speech chained (4.3 min; read,
+never trained on). Figures are printed and written to benchmarks/results/life.json, the expression figures
+also drawn in benchmarks/results/expression.png. Speaking and pauses are the layer's own tracker's
+(docs/LIFE.md, "Prosody"): a pause starts 0.3 s after the speech stops.
 """
 
 from __future__ import annotations
@@ -26,7 +31,16 @@ from a2bs.core.life import PRESETS, LifeLayer
 from a2bs.mobile_validation.checks import machine_summary
 
 RESULTS = Path(__file__).resolve().parent / "results" / "life.json"
+PLOT = RESULTS.with_name("expression.png")
 A2BS = Path(sys.executable).with_name("a2bs")
+EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "real-speech"
+# The calm and the lively reading: PSOLA (Praat's "Change gender", as `a2bs data align` perturbs lines) of
+# one real reading, the pitch median times `pitch`, its range times `range`, the duration times `duration`,
+# the level changed by `gain_db`: the words and the voice stay, the speaking style changes.
+READINGS = {
+    "calm": {"pitch": 0.92, "range": 0.45, "duration": 1.12, "gain_db": -6.0},
+    "lively": {"pitch": 1.18, "range": 1.8, "duration": 0.9, "gain_db": 3.0},
+}
 
 
 def statistics(audio: Path, curves: np.ndarray, fps: int, preset: str = "natural", seed: int = 0) -> dict:
@@ -67,6 +81,115 @@ def statistics(audio: Path, curves: np.ndarray, fps: int, preset: str = "natural
     }
 
 
+def _groups() -> dict[str, list[int]]:
+    from a2bs.core.blendshapes import GROUPS, INDEX, STYLE_SHAPES
+
+    out = {g: [INDEX[n] for n in names] for g, names in GROUPS.items()}
+    out["style shapes"] = [INDEX[n] for n in STYLE_SHAPES]
+    return out
+
+
+def _frames(audio: Path, fps: int, emotion_from: Path | None = None) -> np.ndarray:
+    """The shipped bundle's frames for a file (the model alone: no controls, no life layer)."""
+    from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
+    from a2bs.runtime.manifest import shipped_bundle
+
+    _, _, chunks = iter_bundle_blendshapes(audio, shipped_bundle(fps), "tflite", emotion_from=emotion_from)
+    return np.concatenate(list(chunks))
+
+
+def _reading(audio: Path, style: dict[str, float], out: Path) -> Path:
+    import parselmouth
+    import soundfile as sf
+    from parselmouth.praat import call
+
+    sound = parselmouth.Sound(load_audio(audio).astype(np.float64), sampling_frequency=16000)
+    median = call(call(sound, "To Pitch", 0.0, 75, 600), "Get quantile", 0, 0, 0.5, "Hertz")
+    changed = call(sound, "Change gender", 75, 600, 1.0, median * style["pitch"], style["range"], style["duration"])
+    y = np.asarray(changed.values[0]) * 10 ** (style["gain_db"] / 20)
+    sf.write(out, np.clip(y, -0.99, 0.99).astype(np.float32), 16000, subtype="FLOAT")
+    return out
+
+
+def expression_report(eval_dir: Path, fps: int, tmp: Path) -> dict:
+    """The expression stream on real speech: S_overall of the default checkpoint; per shape group, the mean
+    over utterances of the shapes' standard deviation over the utterance (the model alone, and with the life
+    layer); and one utterance per speaker animated with the expression of a calm and of a lively reading of
+    itself (`--emotion-from`): each group's mean in both and their mean absolute difference."""
+    from a2bs.core.checkpoint import default_checkpoint_dir, load_checkpoint
+    from a2bs.training.trainer import specialization
+
+    groups = _groups()
+    wavs = sorted(eval_dir.glob("*.wav"))
+    variation: dict[str, list[float]] = {g: [] for g in groups}
+    with_life: dict[str, list[float]] = {g: [] for g in groups}
+    for wav in wavs:
+        frames = _frames(wav, fps)
+        windows = gather_windows(load_audio(wav), 0, frame_centers(0, len(frames), fps))
+        lively, _ = LifeLayer(PRESETS["natural"], fps, 0).process(frames, windows)
+        for g, idx in groups.items():
+            variation[g].append(float(frames[:, idx].std(axis=0).mean()))
+            with_life[g].append(float(lively[:, idx].std(axis=0).mean()))
+    speakers = sorted({w.name.split("_")[0] for w in wavs})
+    firsts = [next(w for w in wavs if w.name.startswith(s + "_")) for s in speakers]
+    styles: dict[str, dict[str, list[float]]] = {name: {g: [] for g in groups} for name in READINGS}
+    differences: dict[str, list[float]] = {g: [] for g in groups}
+    for wav in firsts:
+        got = {
+            name: _frames(wav, fps, _reading(wav, style, tmp / f"{name}_{wav.name}"))
+            for name, style in READINGS.items()
+        }
+        for g, idx in groups.items():
+            for name in READINGS:
+                styles[name][g].append(float(got[name][:, idx].mean()))
+            differences[g].append(float(np.abs(got["lively"][:, idx] - got["calm"][:, idx]).mean()))
+    return {
+        "s_overall": round(specialization(load_checkpoint(default_checkpoint_dir(fps)).model), 3),
+        "utterances": len(wavs),
+        "variation_std_by_group": {g: round(float(np.mean(v)), 4) for g, v in variation.items()},
+        "variation_std_by_group_with_life": {g: round(float(np.mean(v)), 4) for g, v in with_life.items()},
+        "readings": READINGS,
+        "reading_utterances": [w.stem for w in firsts],
+        "mean_by_group": {name: {g: round(float(np.mean(v)), 4) for g, v in by.items()} for name, by in styles.items()},
+        "lively_minus_calm_mean_abs_by_group": {g: round(float(np.mean(v)), 4) for g, v in differences.items()},
+    }
+
+
+def plot_expression(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(report["variation_std_by_group"])
+    x = np.arange(len(groups))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    axes[0].bar(x - 0.2, [report["variation_std_by_group"][g] for g in groups], 0.4, label="model")
+    axes[0].bar(x + 0.2, [report["variation_std_by_group_with_life"][g] for g in groups], 0.4, label="+ life layer")
+    axes[0].set_title(f"variation over an utterance ({report['utterances']} real utterances)")
+    axes[0].set_ylabel("std over frames, mean over the group's shapes")
+    for i, name in enumerate(READINGS):
+        axes[1].bar(x + (i - 0.5) * 0.4, [report["mean_by_group"][name][g] for g in groups], 0.4, label=name)
+    axes[1].set_title("the same words, expression from a calm / a lively reading")
+    axes[1].set_ylabel("mean value")
+    for ax in axes:
+        ax.set_xticks(x, groups, rotation=20)
+        ax.legend()
+    fig.suptitle(f"expression stream, S_overall {report['s_overall']:.3f} (spec: 0.6-0.9)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def chained(wavs: list[Path], out: Path) -> Path:
+    """The files one after another with 0.5 s of digital silence between them (one long file)."""
+    import soundfile as sf
+
+    gap = np.zeros(8000, np.float32)
+    sf.write(out, np.concatenate([x for w in wavs for x in (load_audio(w), gap)]), 16000, subtype="FLOAT")
+    return out
+
+
 def infer(audio: Path, out: Path, fps: int, life: str) -> float:
     """`a2bs infer` as a whole process (start-up, model, layer, writing): its wall time in seconds."""
     command = [str(A2BS), "infer", str(audio), "-o", str(out), "--fps", str(fps), "--life", life]
@@ -77,13 +200,21 @@ def infer(audio: Path, out: Path, fps: int, life: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("audio", type=Path, nargs="+")
+    parser.add_argument("audio", type=Path, nargs="*", help="default: the bundled clip and the evaluation set")
+    parser.add_argument("--eval", type=Path, default=EVAL, help="real speech for the expression figures")
     parser.add_argument("--runs", type=int, default=3, help="interleaved runs of a2bs infer per setting")
     parser.add_argument("--fps", type=int, default=30)
     args = parser.parse_args()
     report: dict = {"machine": machine_summary(), "load_average_1min": round(os.getloadavg()[0], 2), "files": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for audio in args.audio:
+        files = args.audio
+        if not files:
+            from a2bs.core.audio import default_clip
+
+            files = [default_clip()]
+            if args.eval.is_dir():
+                files.append(chained(sorted(args.eval.glob("*.wav")), Path(tmp) / "eval_real_speech_chained.wav"))
+        for audio in files:
             out = Path(tmp) / "out.npy"
             infer(audio, out, args.fps, "off")
             entry = statistics(audio, np.load(out), args.fps)
@@ -96,6 +227,11 @@ def main() -> None:
             entry["life_adds_s"] = round(entry["infer_s_median"]["natural"] - entry["infer_s_median"]["off"], 2)
             print(json.dumps(entry, indent=1))
             report["files"].append(entry)
+        if args.eval.is_dir():
+            report["expression"] = expression_report(args.eval, args.fps, Path(tmp))
+            print(json.dumps(report["expression"], indent=1))
+            plot_expression(report["expression"], PLOT)
+            print(f"wrote {PLOT}")
     RESULTS.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {RESULTS}")
 

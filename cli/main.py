@@ -415,6 +415,14 @@ def train(
         float,
         typer.Option(min=0.0, max=0.08, help="Lip gap a bilabial closure aims at, below 0 (mouthClose above jawOpen)."),
     ] = 0.0,
+    route_life_to_emotion: Annotated[
+        bool,
+        typer.Option(
+            "--route-life-to-emotion",
+            help="With --init: the shapes the life layer animates (eye*, brow*) take the emotion stream and only "
+            "their own parameters train; every other shape's output stays the init's.",
+        ),
+    ] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue OUT/last.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Start over in a non-empty OUT.")] = False,
     progress: Annotated[bool | None, typer.Option(help="Progress bar (default: when stderr is a terminal).")] = None,
@@ -447,6 +455,7 @@ def train(
         lip_gap_weight=lip_gap_weight,
         seal_boost=seal_boost,
         seal_margin=seal_margin,
+        route_life_to_emotion=route_life_to_emotion,
     )
     show = sys.stderr.isatty() if progress is None else progress
     run_training(config, resume=resume, force=force, log=typer.echo, progress=show)

@@ -29,6 +29,7 @@ from a2bs.core.emotion import EmotionStats, emotion_features_at
 from a2bs.core.errors import A2BSError
 from a2bs.core.features import MelFrontEnd, mel_edges_hz
 from a2bs.core.inference import mel_windows
+from a2bs.core.life import LIFE_SHAPES
 from a2bs.core.model import A2BSModel, smooth
 from a2bs.core.threads import set_torch_threads
 from a2bs.corpus.dataset import Take, load_takes, split_takes
@@ -94,6 +95,12 @@ class TrainConfig:
     lip_gap_weight: float = 0.0
     seal_boost: float = 4.0
     seal_margin: float = 0.0
+    # The life layer owns the events above the mouth (blinks, gaze, brow raises: core/life.py), so the shapes
+    # it animates take the emotion stream and carry the speaking style only (docs/DECISIONS.md). From an
+    # --init checkpoint: their stream weights are set to those of the shapes already on the emotion stream,
+    # and only their own per-shape parameters (query, decoder row and bias) train; every other weight, the
+    # normalization included, stays the init's, so every other shape's output is unchanged.
+    route_life_to_emotion: bool = False
 
     def __post_init__(self) -> None:
         """Numbers the command line cannot refuse itself (a range check lets NaN through): one line each."""
@@ -102,6 +109,8 @@ class TrainConfig:
                 raise A2BSError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
         if not 0 < self.lr <= 1:
             raise A2BSError(f"--lr must be in (0, 1], got {self.lr:g} (the default is {C.LEARNING_RATE:g})")
+        if self.route_life_to_emotion and not self.init:
+            raise A2BSError("--route-life-to-emotion fine-tunes a trained model: give it one with --init")
 
     @property
     def data_dirs(self) -> list[str]:
@@ -184,6 +193,29 @@ def warp_vocal_tract(mel: torch.Tensor, front_end: MelFrontEnd, warp: float, rng
     raw = front_end.denormalize(mel)
     warped = torch.gather(raw, 2, index) * (1 - frac) + torch.gather(raw, 2, index + 1) * frac
     return front_end.normalize(warped)
+
+
+def route_to_emotion(model: A2BSModel, names: tuple[str, ...]) -> list[torch.nn.Parameter]:
+    """Put the shapes `names` on the emotion stream with the stream weights of the shapes already there, and
+    freeze everything but their own rows of the per-shape parameters (queries, decoder weight and bias):
+    returns those parameters, whose gradients are masked to the rows of `names`."""
+    w_mel, _ = model.stream_weights()
+    on_emotion = [i for i in range(len(w_mel)) if w_mel[i] < 0.5]
+    if not on_emotion:
+        raise A2BSError("--route-life-to-emotion: no shape of the --init model is on the emotion stream to copy")
+    rows = [INDEX[n] for n in names]
+    with torch.no_grad():
+        model.theta_mel[rows] = model.theta_mel[on_emotion[0]].clone()
+        model.theta_emotion[rows] = model.theta_emotion[on_emotion[0]].clone()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    mask = torch.zeros(len(w_mel))
+    mask[rows] = 1.0
+    trainable = [model.queries, model.decoder_weight, model.decoder_bias]
+    for p in trainable:
+        p.requires_grad_(True)
+        p.register_hook(lambda g: g * mask.view(-1, *([1] * (g.dim() - 1))))
+    return trainable
 
 
 def stream_uncommitment(model: A2BSModel) -> torch.Tensor:
@@ -402,21 +434,29 @@ def train(
         _transfer(base.model, model)
     val_takes = val_takes or train_takes[:1]
     train_mels, val_mels = raw_log_mels(train_takes, model), raw_log_mels(val_takes, model)
-    mel_mean, mel_std, emotion_stats = fit_statistics(train_takes, train_mels, model.config)
-    model.front_end.set_stats(mel_mean, mel_std)
+    if config.route_life_to_emotion and base is not None:  # the init's normalization: other shapes unchanged
+        model.front_end.load_state_dict(base.model.front_end.state_dict())
+        emotion_stats = base.emotion_stats
+    else:
+        mel_mean, mel_std, emotion_stats = fit_statistics(train_takes, train_mels, model.config)
+        model.front_end.set_stats(mel_mean, mel_std)
     train_data = prepare(train_takes, train_mels, model, emotion_stats)
     val_data = prepare(val_takes, val_mels, model, emotion_stats)
     with torch.no_grad():
         silence = model.front_end(torch.zeros(1, C.N_FFT))
 
+    if config.route_life_to_emotion:
+        # no weight decay: it would move the frozen rows of the per-shape parameters
+        optimizer = torch.optim.AdamW(route_to_emotion(model, LIFE_SHAPES), lr=config.lr, weight_decay=0.0)
+    else:
+        stream = [model.theta_mel, model.theta_emotion, model.tau_raw]
+        others = [p for p in model.parameters() if all(p is not q for q in stream)]
+        optimizer = torch.optim.AdamW(
+            [{"params": others}, {"params": stream, "lr": config.lr * config.stream_lr_scale, "weight_decay": 0.0}],
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+        )
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    stream = [model.theta_mel, model.theta_emotion, model.tau_raw]
-    others = [p for p in model.parameters() if all(p is not q for q in stream)]
-    optimizer = torch.optim.AdamW(
-        [{"params": others}, {"params": stream, "lr": config.lr * config.stream_lr_scale, "weight_decay": 0.0}],
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-    )
     total_steps = config.epochs * config.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     start_epoch, best = 0, math.inf

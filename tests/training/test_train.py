@@ -24,6 +24,7 @@ from a2bs.core.checkpoint import load_checkpoint
 from a2bs.core.constants import LOG_EPS
 from a2bs.core.errors import A2BSError
 from a2bs.core.features import MelFrontEnd, mel_edges_hz
+from a2bs.core.life import LIFE_SHAPES
 from a2bs.corpus.dataset import load_takes, resample_curves, split_takes
 from a2bs.training.articulation import auc
 from a2bs.training.trainer import (
@@ -31,6 +32,10 @@ from a2bs.training.trainer import (
     colour_channel,
     drop_emotion,
     lip_gap_loss,
+    predict,
+    prepare,
+    raw_log_mels,
+    specialization,
     stream_uncommitment,
     train,
     training_loss,
@@ -354,3 +359,35 @@ def test_specialization_weight_makes_the_streams_commit(corpus: Path, tmp_path: 
         uncommitted[weight] = float(stream_uncommitment(load_checkpoint(out / "last").model).detach())
     assert uncommitted[0.0] > 0.9, uncommitted  # 50/50 start, barely moved
     assert uncommitted[1.0] < uncommitted[0.0] - 0.03, uncommitted  # measured: 0.944 -> 0.891
+
+
+def test_routing_the_life_shapes_to_emotion_leaves_every_other_shape_as_it_was(corpus: Path, tmp_path: Path) -> None:
+    """--route-life-to-emotion from a trained model: the eye* and brow* shapes end on the emotion stream with
+    the weights of the shapes already there, S_overall rises, their outputs change, and every other shape's
+    output (and every other weight, the normalization included) is the init's bit for bit. Without --init it
+    is refused before any work."""
+    init = tmp_path / "init"
+    train(_config(corpus, init, epochs=2, specialization_weight=1.0), progress=False, log=lambda _: None)
+    base = load_checkpoint(init / "last")
+    routed_out = tmp_path / "routed"
+    config = _config(corpus, routed_out, init=str(init / "last"), route_life_to_emotion=True, epochs=1)
+    train(config, progress=False, log=lambda _: None)
+    routed = load_checkpoint(routed_out / "last")
+    life = [INDEX[n] for n in LIFE_SHAPES]
+    rest = [i for i in range(52) if i not in life]
+    w_base, _ = base.model.stream_weights()
+    w_routed, _ = routed.model.stream_weights()
+    on_emotion = [i for i in range(52) if w_base[i] < 0.5]
+    assert on_emotion and (w_routed[life] == w_routed[on_emotion[0]]).all()
+    assert torch.equal(w_routed[rest], w_base[rest])
+    assert specialization(routed.model) > specialization(base.model)
+    for name, value in base.model.state_dict().items():
+        if name not in ("queries", "decoder_weight", "decoder_bias", "theta_mel", "theta_emotion"):
+            assert torch.equal(routed.model.state_dict()[name], value), name
+    takes = load_takes(corpus, 30)[0][:1]
+    take = prepare(takes, raw_log_mels(takes, base.model), base.model, base.emotion_stats)[0]
+    before, after = predict(base.model, take), predict(routed.model, take)
+    assert np.array_equal(before[:, rest], after[:, rest])
+    assert np.abs(before[:, life] - after[:, life]).max() > 1e-3
+    with pytest.raises(A2BSError, match="--route-life-to-emotion fine-tunes a trained model"):
+        _config(corpus, tmp_path / "x", route_life_to_emotion=True)
