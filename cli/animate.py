@@ -39,7 +39,7 @@ class AnimatorSpec:
     life: str = "natural"  # the life layer's preset: off | subtle | natural
     seed: int = 0  # the life layer's seed
     life_amount: float | None = None  # the life layer's amount (None: the preset's)
-    controls: dict[str, float] = field(default_factory=dict)  # face controls set by the user, over the bundle's
+    controls: tuple[tuple[str, float], ...] = ()  # face controls set by the user, over the bundle's (hashable)
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Animator:
             n = set_torch_threads("inference")
             self.threads_note = f", {n} torch thread{'s' * (n > 1)} of {free_cores()} free cores"
             self.fps = self.ckpt.fps
-            self.controls = FaceControls(**spec.controls).check()
+            self.controls = FaceControls(**dict(spec.controls)).check()
         else:
             from a2bs.runtime.bundle_inference import offline_entry, open_offline, open_runners
 
@@ -85,7 +85,7 @@ class Animator:
                 raise A2BSError(f"--backend {spec.backend} needs --bundle DIR (a folder made by a2bs-convert)")
             manifest, *_ = open_runners(spec.bundle, spec.backend, spec.variant)  # checked before any work is done
             self.fps = int(manifest["fps"])
-            self.controls = FaceControls(**{**face_controls(manifest).to_json(), **spec.controls}).check()
+            self.controls = FaceControls(**{**face_controls(manifest).to_json(), **dict(spec.controls)}).check()
             if spec.fps is not None and spec.fps != self.fps:
                 raise A2BSError(f"{spec.bundle} is a {self.fps} fps bundle: drop --fps or pass --fps {self.fps}")
             from a2bs.core.threads import choose_threads, omp_threads, usable_cores

@@ -490,6 +490,7 @@ def _write_report(
     from a2bs.core.files import write_text_atomic
 
     engine = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(spec).items()}
+    engine["controls"] = dict(spec.controls)  # as JSON gives it back, so a resumed batch finds its engine
     fps = {o.fps for o in outcomes if o.status == "written"}
     if engine["fps"] is None and len(fps) == 1:
         engine["fps"] = fps.pop()

@@ -175,6 +175,18 @@ def infer(
             raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")
         if checkpoint is not None or stride != 1 or emotion_refresh is not None:
             raise A2BSError(f"--checkpoint, --stride and --emotion-refresh go with --backend torch, not {backend}")
+    given = {
+        "--life-amount": (life_amount, (0.0, 1.0)),
+        "--lower-strength": (lower_strength, CONTROL_LIMITS["lower_strength"]),
+        "--upper-strength": (upper_strength, CONTROL_LIMITS["upper_strength"]),
+        "--expression-strength": (expression_strength, CONTROL_LIMITS["expression_strength"]),
+        "--lip-offset": (lip_offset, CONTROL_LIMITS["lip_offset"]),
+        "--lower-smoothing": (lower_smoothing, CONTROL_LIMITS["lower_smoothing_s"]),
+        "--upper-smoothing": (upper_smoothing, CONTROL_LIMITS["upper_smoothing_s"]),
+    }
+    for option, (value, (lo, hi)) in given.items():  # a range check lets NaN through
+        if value is not None and not lo <= value <= hi:
+            raise A2BSError(f"{option} must be a number in [{lo:g}, {hi:g}], got {value}")
     if life == Life.off and life_amount is not None:
         raise A2BSError("--life-amount goes with a life preset (subtle or natural), not --life off")
     if per_frame and backend != Backend.tflite:
@@ -192,8 +204,8 @@ def infer(
         life.value,
         seed,
         life_amount,
-        {
-            name: value
+        tuple(
+            (name, value)
             for name, value in (
                 ("lower_strength", lower_strength),
                 ("upper_strength", upper_strength),
@@ -203,7 +215,7 @@ def infer(
                 ("upper_smoothing_s", upper_smoothing),
             )
             if value is not None
-        },
+        ),
     )
     show = sys.stderr.isatty() if progress is None else progress
     if is_batch(inputs):

@@ -87,4 +87,5 @@ def test_every_face_control_has_the_infer_option_its_doc_names() -> None:
     params = {opt: p for p in typer.main.get_command(main_cli.app).commands["infer"].params for opt in p.opts}
     for name, option in table.items():
         assert option in params, f"{option} (control {name}) is not an option of a2bs infer"
-        assert (params[option].min, params[option].max) == LIMITS[name]
+        limits = params[option] if hasattr(params[option], "min") else params[option].type  # typer >= 0.29 / click
+        assert (limits.min, limits.max) == LIMITS[name]
