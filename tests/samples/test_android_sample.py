@@ -801,7 +801,7 @@ def test_head_pose_is_how_the_preview_draws_the_head() -> None:
     the yaw's sign flipped is caught."""
     renderer = preview.FaceRenderer(200)
     still = _face_centroid(renderer, [0.0, 0.0, 0.0])
-    for rotations in ([0.25, 0.0, 0.0], [0.0, 0.15, 0.0], [0.0, 0.0, 0.2], [-0.2, -0.1, -0.15]):
+    for rotations in ([0.25, 0.0, 0.0], [0.0, 0.15, 0.0], [0.0, 0.0, 0.2], [-0.12, -0.06, -0.08]):
         drawn = _face_centroid(renderer, rotations)
         assert np.abs(_posed(still, head_pose(*rotations)) - drawn).max() < 0.5 / renderer.size, rotations
     dx, dy, angle = head_pose(0.25, 0.0, 0.0)

@@ -101,6 +101,7 @@ data class FaceControls(
  * 3. the lip offset d, where the lips are apart (g = jawOpen - mouthClose > 0):
  *    mouthClose = clip(jawOpen - max(0, g + d * min(1, g / SEAL_GAP)), 0, 1); sealed lips stay sealed.
  *
+ * At the defaults the frames pass as they are (the identity, as `a2bs infer` skips the work), the state still kept.
  * [controls] may be set from any thread: it applies from the next call, the smoothing's state carries on.
  *
  * @param names the blendshape names of the frames (the manifest's order)
@@ -124,6 +125,7 @@ class ControlsFilter(controls: FaceControls, val fps: Int, names: List<String>) 
 
     // Derived from `built` (the controls they were computed for): rebuilt when [controls] changes.
     private var built: FaceControls? = null
+    private var identity = true
     private val a = DoubleArray(nShapes)
     private val gain = DoubleArray(nShapes)
     private val previous = DoubleArray(nShapes)
@@ -141,6 +143,7 @@ class ControlsFilter(controls: FaceControls, val fps: Int, names: List<String>) 
             a[i] = if (lower[i]) aLower else aUpper
             gain[i] = (if (lower[i]) c.lowerStrength else c.upperStrength) * (if (style[i]) c.expressionStrength else 1.0)
         }
+        identity = c == FaceControls()
         built = c
     }
 
@@ -149,6 +152,13 @@ class ControlsFilter(controls: FaceControls, val fps: Int, names: List<String>) 
         require(frames.size % nShapes == 0) { "the face controls take frames of $nShapes values, got ${frames.size} values" }
         val c = controls
         if (c !== built) build(c)
+        if (identity) { // y = x (a = 0): the state is the last frame
+            if (frames.isNotEmpty()) {
+                for (i in 0 until nShapes) previous[i] = frames[frames.size - nShapes + i].toDouble()
+                started = true
+            }
+            return
+        }
         val d = c.lipOffset
         val v = DoubleArray(nShapes)
         for (start in 0 until frames.size step nShapes) {

@@ -209,6 +209,10 @@ private fun controlsCases(dir: File) {
     val same = inside.copyOf()
     ControlsFilter(FaceControls(), 60, names).process(same)
     expect(same.contentEquals(inside)) { "controls: the defaults changed a frame in [0, 1]" }
+    val outside = FloatArray(3 * nb) { rnd.nextFloat() * 3f - 1f } // the defaults skip the work, like `a2bs infer`
+    val passed = outside.copyOf()
+    ControlsFilter(FaceControls(), 30, names).process(passed)
+    expect(passed.contentEquals(outside)) { "controls: the defaults changed a frame" }
     val neutral = inside.copyOf()
     ControlsFilter(FaceControls(0.0, 0.0, 1.0, 0.3, 0.2, 0.0), 30, names).process(neutral)
     expect(neutral.all { it == 0f }) { "controls: strength 0 is not the neutral face" }
