@@ -26,8 +26,8 @@ data class FaceControls(
     val values: DoubleArray
         get() = doubleArrayOf(lowerStrength, upperStrength, expressionStrength, lipOffset, lowerSmoothingS, upperSmoothingS)
 
-    /** A control's manifest key, limits and what it does (core/controls.py's LIMITS and DOCS). */
-    class Limit(val key: String, val lo: Double, val hi: Double, val doc: String)
+    /** A control's manifest key, limits, what it does (core/controls.py's LIMITS and DOCS) and a slider's label. */
+    class Limit(val key: String, val lo: Double, val hi: Double, val doc: String, val label: String)
 
     companion object {
         const val VERSION = 1
@@ -37,12 +37,18 @@ data class FaceControls(
 
         /** The controls in the manifest's order: each one's key, limits and what it does. */
         val LIMITS: List<Limit> = listOf(
-            Limit("lower_strength", 0.0, 2.0, "scales the jaw, mouth, tongue and cheekPuff; 0: at rest"),
-            Limit("upper_strength", 0.0, 2.0, "scales the eyes, brows, cheekSquint and noseSneer; 0: still"),
-            Limit("expression_strength", 0.0, 2.0, "scales the style-driven shapes (smile, frown, dimple, squints, eyeWide, sneer)"),
-            Limit("lip_offset", -0.3, 0.3, "added to the lip opening (jawOpen - mouthClose) where the lips are apart"),
-            Limit("lower_smoothing_s", 0.0, 1.0, "extra smoothing of the lower face: time constant, s (0: none)"),
-            Limit("upper_smoothing_s", 0.0, 1.0, "extra smoothing of the upper face: time constant, s (0: none)")
+            Limit("lower_strength", 0.0, 2.0, "scales the jaw, mouth, tongue and cheekPuff; 0: at rest", "Lower face"),
+            Limit("upper_strength", 0.0, 2.0, "scales the eyes, brows, cheekSquint and noseSneer; 0: still", "Upper face"),
+            Limit(
+                "expression_strength", 0.0, 2.0, "scales the style-driven shapes (smile, frown, dimple, squints, eyeWide, sneer)",
+                "Expression"
+            ),
+            Limit(
+                "lip_offset", -0.3, 0.3, "added to the lip opening (jawOpen - mouthClose) where the lips are apart",
+                "Lip opening offset"
+            ),
+            Limit("lower_smoothing_s", 0.0, 1.0, "extra smoothing of the lower face: time constant, s (0: none)", "Lower-face smoothing, s"),
+            Limit("upper_smoothing_s", 0.0, 1.0, "extra smoothing of the upper face: time constant, s (0: none)", "Upper-face smoothing, s")
         )
 
         /** The shapes the speaking style drives: what expression strength scales (core/blendshapes.py STYLE_SHAPES). */
@@ -53,6 +59,12 @@ data class FaceControls(
         /** The lower face (jaw, mouth, tongue, cheekPuff; core/blendshapes.py LOWER_FACE); the rest is the upper face. */
         fun isLowerFace(name: String): Boolean =
             name.startsWith("jaw") || name.startsWith("mouth") || name.startsWith("tongue") || name == "cheekPuff"
+
+        /** [values] with control [index] set to [value], clamped to its limits (a Float slider's ends overshoot them). */
+        fun withValue(values: DoubleArray, index: Int, value: Double): FaceControls {
+            val limit = LIMITS[index]
+            return of(values.copyOf().also { it[index] = Math.min(limit.hi, Math.max(limit.lo, value)) })
+        }
 
         /** The controls from values in [LIMITS]' order. */
         fun of(values: DoubleArray): FaceControls {

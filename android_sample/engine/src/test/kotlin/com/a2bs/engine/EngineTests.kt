@@ -217,6 +217,9 @@ private fun controlsCases(dir: File) {
     ControlsFilter(FaceControls(0.0, 0.0, 1.0, 0.3, 0.2, 0.0), 30, names).process(neutral)
     expect(neutral.all { it == 0f }) { "controls: strength 0 is not the neutral face" }
     expectThrows<IllegalArgumentException>("controls: lip offset above its limit") { FaceControls(lipOffset = 0.31) }
+    // a slider's Float end overshoots the Double limit: clamped, not refused
+    val slid = FaceControls.withValue(FaceControls().values, 3, 0.3f.toDouble())
+    expect(0.3f.toDouble() > 0.3 && slid.lipOffset == 0.3 && slid.copy(lipOffset = 0.0) == FaceControls()) { "controls: a slider at 0.3f" }
     expectThrows<IllegalArgumentException>("controls: negative strength") { FaceControls(upperStrength = -0.01) }
     expectThrows<IllegalArgumentException>("controls: a partial frame") { ControlsFilter(FaceControls(), 30, names).process(FloatArray(nb + 1)) }
 
