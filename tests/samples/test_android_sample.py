@@ -16,9 +16,15 @@ The Android app module itself cannot be built here (no Android SDK). What is che
   two seeds, each with blinks, saccades, looks away, accents, nods, brow raises and phrase ends); the Kotlin
   layer must give the same values to 1e-6, and the engine's frame loop with the manifest's layer the same
   frames as Python's layer over the reference; negative controls: another seed, a changed parameter;
-* the face drawing's lip geometry (``FaceGeometry.kt`` in the engine module, which the app's Compose ``Face``
+* the face controls (``FaceControls.kt``, docs/CONTROLS.md): Python's ``ControlsFilter`` writes the replay cases
+  (``controls_cases``); the Kotlin filter must give the same frames to 1e-6, whole and in irregular chunks, with
+  Python's limits, seal gap and regions; the engine's frame loop with controls set at run time, then the life
+  layer, the frames of Python's ``ControlsFilter`` then ``LifeLayer``; the manifest's ``controls`` section checked
+  (a bad or unknown value names its key; none: the defaults); negative controls: a changed control, another fps;
+* the face drawing's geometry (``FaceGeometry.kt`` in the engine module, which the app's Compose ``Face``
   calls): lips sealed when mouthClose = jawOpen, open without mouthClose, and the same formula and constants
-  as the preview video's ``lip_opening`` (the Compose drawing itself needs Android Studio).
+  as the preview video's ``lip_opening``; the head pose (shift by the yaw and pitch, tilt about the neck) as the
+  preview's ``_turned`` draws it (the Compose drawing itself needs Android Studio).
 """
 
 from __future__ import annotations
@@ -41,14 +47,15 @@ import soundfile as sf
 from audio_fixtures import bundled_speech, tone_signal
 
 from a2bs.core.audio import frame_centers, gather_windows
-from a2bs.core.blendshapes import INDEX
+from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, LOWER_FACE, STYLE_SHAPES
 from a2bs.core.constants import SEAL_GAP
+from a2bs.core.controls import LIMITS as CONTROL_LIMITS
 from a2bs.core.controls import ControlsFilter, FaceControls
 from a2bs.core.controls import manifest_section as controls_section
 from a2bs.core.deploy import FRONT_END_INPUTS, FRONT_END_OUTPUTS, STEP_INPUTS, STEP_OUTPUTS
 from a2bs.core.life import LIMITS, PRESETS, RANGES, LifeLayer, manifest_section
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes, open_runners
-from a2bs.runtime.manifest import bundle_file, life_params, load_manifest
+from a2bs.runtime.manifest import bundle_file, face_controls, life_params, load_manifest
 from a2bs.viz import preview
 
 SAMPLE = Path(__file__).resolve().parents[2] / "android_sample"
@@ -69,7 +76,9 @@ FACE_CONSTANTS = (
     "LIP_OPENING_PRESS",
     "UPPER_LIP_SHARE",
     "CHIN_DROP_PER_JAW",
+    "HEAD_RADIUS",
 )
+NECK_CONSTANTS = {"NECK_X": 0, "NECK_Y": 1}  # FaceGeometry.kt's names for preview.NECK's coordinates
 
 
 def _tool(name: str) -> str:
@@ -265,8 +274,32 @@ def _write_refusals(manifest: dict[str, Any], ios_bundle: Path, out: Path) -> No
     ):
         (out / name).write_text(json.dumps({**manifest, "life": {**life, **change}}))
         cases.append({"file": name, "says": says})
-    # bundles made before the life layer have no section: they load, with the layer off
+    controls = manifest["controls"]
+    for name, change, says in (
+        (
+            "controls_param.json",
+            {"params": {**controls["params"], "lip_offset": 0.5}},
+            ["'controls.params.lip_offset'"],
+        ),
+        ("controls_unknown.json", {"params": {**controls["params"], "jaw_gain": 1.0}}, ["'controls.params.jaw_gain'"]),
+        (
+            "controls_missing.json",
+            {"params": {k: v for k, v in controls["params"].items() if k != "lower_strength"}},
+            ["'controls.params.lower_strength' is missing"],
+        ),
+        (
+            "controls_text.json",
+            {"params": {**controls["params"], "upper_smoothing_s": "0.1"}},
+            ["'controls.params.upper_smoothing_s' must be a number"],
+        ),
+        ("controls_version.json", {"version": 2}, ["'controls.version'"]),
+    ):
+        (out / name).write_text(json.dumps({**manifest, "controls": {**controls, **change}}))
+        cases.append({"file": name, "says": says})
+    # bundles made before the life layer or the controls have no section: they load, with the layer off and the
+    # controls at their defaults
     (out / "no_life.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "life"}))
+    (out / "no_controls.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "controls"}))
     (out / "refusals.json").write_text(json.dumps(cases))
 
 
@@ -323,6 +356,7 @@ def test_engine_unit_tests(engine_jar: Path, android_bundle: Path, ios_bundle: P
     init = manifest["initial_state"]
     assert summary["initial_mel_sum"] == pytest.approx(float(np.sum(np.float32(init["mel_frames"]))), rel=1e-5)
     assert summary["life"] is True, "the engine did not read the manifest's life section"
+    assert summary["controls"] == list(face_controls(manifest).to_json().values()), "the manifest's controls"
     assert summary["initial_context_sum"] == pytest.approx(float(np.sum(np.float32(init["context_frame"]))), rel=1e-5)
 
 
@@ -512,11 +546,27 @@ CONTROL_CASES: dict[str, tuple[FaceControls, int]] = {
 }
 
 
+def controls_input(curves: np.ndarray) -> np.ndarray:
+    """The frames the controls' replay cases start from: the model's `curves` (n, 52) made to move, since the
+    test bundles' untrained models give nearly constant curves: each shape half its value plus a sine of its own
+    period (3 to 33 frames: the smoothing matters) and phase, and jawOpen / mouthClose a slow jaw with a lip gap
+    swinging from sealed through the seal ramp to open. Deterministic, float32, every value in [0, 0.96]."""
+    t = np.arange(len(curves), dtype=np.float64)[:, None]
+    i = np.arange(curves.shape[1], dtype=np.float64)[None, :]
+    period, phase = 3.0 + (i * 7) % 31, i * 0.9
+    x = 0.5 * np.clip(curves, 0.0, 1.0) + 0.45 * (0.5 + 0.5 * np.sin(2 * np.pi * t / period + phase))
+    jaw = 0.05 + 0.5 * (0.5 + 0.5 * np.sin(2 * np.pi * t[:, 0] / 41))
+    gap = 0.1 * np.sin(2 * np.pi * t[:, 0] / 17) - 0.01
+    x[:, INDEX["jawOpen"]], x[:, INDEX["mouthClose"]] = jaw, np.clip(jaw - gap, 0.0, 1.0)
+    return np.clip(x, 0.0, 0.96).astype(np.float32)
+
+
 def controls_cases(curves: np.ndarray) -> list[tuple[str, FaceControls, int, np.ndarray]]:
-    """(name, controls, fps, frames) of Python's `ControlsFilter` over the model's `curves` for CONTROL_CASES:
+    """(name, controls, fps, frames) of Python's `ControlsFilter` over `controls_input(curves)` for CONTROL_CASES:
     the replay cases of both sample engines. Each branch of the controls is taken in some case (asserted): a
     clip at 1, open lips moved by the whole offset and inside the ramp, sealed lips left sealed."""
     out = []
+    curves = controls_input(curves)
     gap = curves[:, INDEX["jawOpen"]] - curves[:, INDEX["mouthClose"]]
     assert (gap <= 0).sum() >= 5 and ((gap > 0) & (gap < SEAL_GAP)).sum() >= 5 and (gap >= SEAL_GAP).sum() >= 50
     for name, (controls, fps) in CONTROL_CASES.items():
@@ -529,8 +579,9 @@ def controls_cases(curves: np.ndarray) -> list[tuple[str, FaceControls, int, np.
 
 
 def write_controls_cases(curves: np.ndarray, out: Path) -> None:
-    """controls_cases.json in `out`, with the model's curves and each case's expected frames (float32 files)."""
-    curves.astype("<f4").tofile(out / "controls_curves.f32")
+    """controls_cases.json in `out`, with the input frames (`controls_input(curves)`) and each case's expected
+    frames (float32 files)."""
+    controls_input(curves).astype("<f4").tofile(out / "controls_curves.f32")
     cases = []
     for name, controls, fps, frames in controls_cases(curves):
         frames.astype("<f4").tofile(out / f"controls_{name}.f32")
@@ -539,6 +590,7 @@ def write_controls_cases(curves: np.ndarray, out: Path) -> None:
                 "name": name,
                 "controls": controls_section(controls),
                 "fps": fps,
+                "names": list(ARKIT_BLENDSHAPES),
                 "frames": len(curves),
                 "tolerance": 1e-6,
                 "curves": "controls_curves.f32",
@@ -623,7 +675,77 @@ def test_kotlin_life_layer_matches_python(engine_jar: Path, life_dir: Path, tmp_
     assert f"life {cases[0]['name']}: frame" in _run_life_expecting_failure(engine_jar, tmp_path, changed)
 
 
-# --- the face drawing's lip geometry ---------------------------------------------------------------------
+def _run_controls_expecting_failure(jar: Path, folder: Path, case: dict[str, Any]) -> str:
+    (folder / "controls_cases.json").write_text(json.dumps([case]))
+    proc = subprocess.run(
+        [_tool("java"), "-cp", str(jar), "com.a2bs.engine.EngineTestsKt", "controls", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0, f"the Kotlin controls test passed a wrong case: {proc.stdout[-2000:]}"
+    return proc.stderr
+
+
+def test_kotlin_face_controls_match_python(engine_jar: Path, life_dir: Path, tmp_path: Path) -> None:
+    """Each case of `controls_cases`: the Kotlin filter's frames are Python's to 1e-6, over the whole clip and in
+    irregular chunks; its limits, seal gap and regions are Python's. Negative controls: one control changed
+    (lip_offset 0.06 -> 0.07), or the fps (30 -> 60: other smoothing factors), and the run fails naming the case."""
+    lines = [json.loads(line) for line in _run_engine(engine_jar, "controls", str(life_dir))]
+    reports = {r["case"]: r for r in lines if "case" in r}
+    cases = json.loads((life_dir / "controls_cases.json").read_text())
+    assert set(reports) == {c["name"] for c in cases} == set(CONTROL_CASES)
+    for case in cases:
+        report = reports[case["name"]]
+        assert report["frames"] == case["frames"]
+        assert report["max_whole"] <= 1e-6 and report["max_chunks"] <= 1e-6, report
+    (contract,) = [r for r in lines if "limits" in r]
+    assert contract["limits"] == {k: [lo, hi] for k, (lo, hi) in CONTROL_LIMITS.items()}, "FaceControls.kt's limits"
+    assert contract["seal_gap"] == SEAL_GAP
+    assert sorted(contract["lower"]) == sorted(LOWER_FACE) and contract["style"] == list(STYLE_SHAPES)
+
+    (lively,) = [c for c in cases if c["name"] == "lively"]
+    shutil.copy(life_dir / lively["curves"], tmp_path / lively["curves"])
+    shutil.copy(life_dir / lively["expected"], tmp_path / lively["expected"])
+    params = lively["controls"]["params"]
+    assert params["lip_offset"] == 0.06 and lively["fps"] == 30
+    changed = {**lively, "controls": {**lively["controls"], "params": {**params, "lip_offset": 0.07}}}
+    assert "controls lively (whole): frame" in _run_controls_expecting_failure(engine_jar, tmp_path, changed)
+    assert "controls lively (whole): frame" in _run_controls_expecting_failure(
+        engine_jar, tmp_path, {**lively, "fps": 60}
+    )
+
+
+REPLAY_CONTROLS = FaceControls(
+    lower_strength=1.7, upper_strength=0.5, expression_strength=1.5, lip_offset=0.05, lower_smoothing_s=0.05
+)
+
+
+def test_kotlin_engine_replays_with_the_controls(engine_jar: Path, replay_dir: tuple[Path, np.ndarray]) -> None:
+    """The engine's frame loop with the face controls set at run time and the manifest's life layer (seed 0): the
+    frames and rotations of Python's `ControlsFilter`, then `LifeLayer`, over the reference, in any chunking."""
+    folder, reference = replay_dir
+    manifest = json.loads((folder / "manifest.json").read_text())
+    params = life_params(manifest)
+    assert params is not None, "a fresh bundle has a life section"
+    fps = manifest["fps"]
+    controlled = ControlsFilter(REPLAY_CONTROLS, fps).process(reference)
+    assert np.abs(controlled - reference).max() > 0.01, "the controls did nothing"
+    audio, _ = sf.read(folder / "clip.wav", dtype="float32")
+    windows = gather_windows(audio, 0, frame_centers(0, len(reference), fps))
+    shapes, rotations = LifeLayer(params, fps, 0).process(controlled, windows)
+    (folder / "replay_controls.json").write_text(json.dumps(controls_section(REPLAY_CONTROLS)))
+    specs = ("controls-irregular", "controls-160")
+    lines = _run_engine(engine_jar, "replay", str(folder), ",".join(specs))
+    assert {json.loads(line)["spec"] for line in lines} == set(specs)
+    for spec in specs:
+        frames = np.fromfile(folder / f"out_{spec}.f32", dtype="<f4").reshape(-1, 52)
+        np.testing.assert_allclose(frames, shapes, rtol=0, atol=1e-6, err_msg=f"controls + life, chunks of {spec}")
+        rot = np.fromfile(folder / f"rot_{spec}.f64", dtype="<f8").reshape(-1, 9)
+        np.testing.assert_allclose(rot, rotations, rtol=0, atol=1e-6, err_msg=f"life rotations, chunks of {spec}")
+
+
+# --- the face drawing's lip geometry and head pose -------------------------------------------------------
 
 
 def write_face_cases(path: Path) -> list[dict[str, Any]]:
@@ -639,6 +761,53 @@ def write_face_cases(path: Path) -> list[dict[str, Any]]:
     return cases
 
 
+def head_pose(yaw: float, pitch: float, roll: float) -> tuple[float, float, float]:
+    """The preview's head motion (`_turned`): the shift sideways and down in fractions of the face, and the tilt
+    (radians, counter-clockwise on screen about preview.NECK); what FaceGeometry.headPose must give."""
+    return -preview.HEAD_RADIUS * np.sin(yaw), preview.HEAD_RADIUS * np.sin(pitch), roll
+
+
+def write_head_cases(path: Path) -> list[dict[str, Any]]:
+    """Head rotations (yaw, pitch, roll in radians: none, each alone with both signs, random) and `head_pose` of
+    each, as JSON for the Kotlin geometry test."""
+    rng = np.random.default_rng(27)
+    inputs = [[0.0, 0.0, 0.0], [0.2, 0, 0], [-0.2, 0, 0], [0, 0.1, 0], [0, -0.1, 0], [0, 0, 0.05], [0, 0, -0.05]]
+    inputs += np.round(rng.uniform(-0.4, 0.4, (20, 3)), 4).tolist()
+    cases = [{"in": [float(x) for x in row], "pose": [float(v) for v in head_pose(*row)]} for row in inputs]
+    path.write_text(json.dumps(cases))
+    return cases
+
+
+def _face_centroid(renderer: preview.FaceRenderer, rotations: list[float]) -> np.ndarray:
+    """Where the preview draws the face (the mean of the pixels off the background), in fractions of its size."""
+    frame = np.zeros(len(ARKIT_BLENDSHAPES) + 9)
+    frame[len(ARKIT_BLENDSHAPES) : len(ARKIT_BLENDSHAPES) + 3] = rotations
+    image = np.asarray(renderer.draw(frame), dtype=np.float64)
+    ys, xs = np.nonzero(np.abs(image - np.array(preview.BACKGROUND)).sum(axis=-1) > 30)
+    return np.array([xs.mean(), ys.mean()]) / renderer.size
+
+
+def _posed(centroid: np.ndarray, pose: tuple[float, float, float]) -> np.ndarray:
+    """A point of the still face moved by a head pose: tilted about the neck, then shifted."""
+    dx, dy, angle = pose
+    c, n = np.cos(angle), np.sin(angle)
+    v = centroid - np.array(preview.NECK)
+    return np.array(preview.NECK) + np.array([c * v[0] + n * v[1] + dx, -n * v[0] + c * v[1] + dy])
+
+
+def test_head_pose_is_how_the_preview_draws_the_head() -> None:
+    """`head_pose` (what the Kotlin and Swift faces follow) moves the face where the preview's `_turned` draws it:
+    the centroid of the drawn face, moved by the pose, within half a pixel of the drawn one's; negative control:
+    the yaw's sign flipped is caught."""
+    renderer = preview.FaceRenderer(200)
+    still = _face_centroid(renderer, [0.0, 0.0, 0.0])
+    for rotations in ([0.25, 0.0, 0.0], [0.0, 0.15, 0.0], [0.0, 0.0, 0.2], [-0.12, -0.06, -0.08]):
+        drawn = _face_centroid(renderer, rotations)
+        assert np.abs(_posed(still, head_pose(*rotations)) - drawn).max() < 0.5 / renderer.size, rotations
+    dx, dy, angle = head_pose(0.25, 0.0, 0.0)
+    assert np.abs(_posed(still, (-dx, dy, angle)) - _face_centroid(renderer, [0.25, 0.0, 0.0])).max() > 0.1
+
+
 def _face_constants(source: str) -> dict[str, float]:
     """{NAME: value} of every `const val NAME = <number>f` in Kotlin source."""
     return {name: float(value) for name, value in re.findall(r"const val (\w+)\s*=\s*([\d.]+)f", source)}
@@ -649,6 +818,7 @@ def test_face_geometry_constants_match_the_preview() -> None:
     it, below); negative control: a changed constant is seen."""
     source = FACE_GEOMETRY.read_text()
     want = {name: getattr(preview, name) for name in FACE_CONSTANTS}
+    want |= {name: preview.NECK[i] for name, i in NECK_CONSTANTS.items()}
     assert _face_constants(source) == want
     assert "LIP_OPENING_PER_JAW = 0.17f" in source
     assert _face_constants(source.replace("LIP_OPENING_PER_JAW = 0.17f", "LIP_OPENING_PER_JAW = 0.16f")) != want
@@ -659,8 +829,9 @@ def test_face_geometry_seals_the_lips_like_the_preview(engine_jar: Path, tmp_pat
     on every case; negative control: one Python answer changed to the old mapping's (the jaw scaled by
     mouthClose) fails the run, naming the case."""
     cases = write_face_cases(tmp_path / "face_cases.json")
+    heads = write_head_cases(tmp_path / "head_cases.json")
     (line,) = _run_engine(engine_jar, "face", str(tmp_path))
-    assert json.loads(line) == {"face_cases": len(cases)}
+    assert json.loads(line) == {"face_cases": len(cases), "head_cases": len(heads)}
     cases[0]["opening"] = 0.17 * 0.3 * (1 - 0.85 * 0.3)
     (tmp_path / "face_cases.json").write_text(json.dumps(cases))
     proc = subprocess.run(
@@ -670,3 +841,22 @@ def test_face_geometry_seals_the_lips_like_the_preview(engine_jar: Path, tmp_pat
         timeout=120,
     )
     assert proc.returncode != 0 and "lip opening of [0.3, 0.3, 0.0, 0.0, 0.0]" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_face_geometry_turns_the_head_like_the_preview(engine_jar: Path, tmp_path: Path) -> None:
+    """The Kotlin head pose: none for a still head, positive yaw to the viewer's left and positive pitch down as in
+    the preview, and `head_pose`'s answer on every case; negative control: one answer with the yaw's sign flipped
+    fails the run, naming the case."""
+    write_face_cases(tmp_path / "face_cases.json")
+    heads = write_head_cases(tmp_path / "head_cases.json")
+    _run_engine(engine_jar, "face", str(tmp_path))
+    assert heads[1]["in"] == [0.2, 0.0, 0.0] and heads[1]["pose"][0] < 0
+    heads[1]["pose"][0] = -heads[1]["pose"][0]
+    (tmp_path / "head_cases.json").write_text(json.dumps(heads))
+    proc = subprocess.run(
+        [_tool("java"), "-cp", str(engine_jar), "com.a2bs.engine.EngineTestsKt", "face", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "head: pose of [0.2, 0.0, 0.0]" in proc.stderr, proc.stderr[-2000:]

@@ -11,46 +11,61 @@ import androidx.compose.ui.graphics.Path
 import androidx.compose.ui.graphics.StrokeCap
 import androidx.compose.ui.graphics.drawscope.DrawScope
 import androidx.compose.ui.graphics.drawscope.Stroke
+import androidx.compose.ui.graphics.drawscope.withTransform
 import com.a2bs.engine.BlendshapeFrame
 import com.a2bs.engine.FaceGeometry
 
 /**
- * A flat 2D face driven by a few of the 52 ARKit blendshapes: jaw and mouth shape, brows, blinks.
+ * A flat 2D face driven by a few of the 52 ARKit blendshapes: jaw and mouth shape, brows, blinks, and moved by
+ * the life layer's head rotations as the preview video draws them (FaceGeometry.headPose).
  * ARKit's Left/Right are the subject's: the subject's left side is drawn on the viewer's right.
  */
 @Composable
 fun Face(frame: BlendshapeFrame?, modifier: Modifier = Modifier) {
     val v: (String) -> Float = { name -> frame?.valueOr(name)?.coerceIn(0f, 1f) ?: 0f }
+    val r = frame?.rotations // HeadYaw, HeadPitch, HeadRoll first (radians); zeros without the life layer
+    val pose = FaceGeometry.headPose(r?.get(0) ?: 0.0, r?.get(1) ?: 0.0, r?.get(2) ?: 0.0)
     Canvas(modifier.aspectRatio(0.85f)) {
         val w = size.width
         val h = size.height
-        val skin = Color(0xFFF2D3B3)
-        val ink = Color(0xFF3B2A20)
-        // The chin drops with jawOpen, whether the lips are sealed or not.
-        val headHeight = h * (0.88f + FaceGeometry.chinDrop(v("jawOpen"))) // at most the canvas: 0.05 + 0.88 + 0.07
-        drawOval(skin, topLeft = Offset(w * 0.1f, h * 0.05f), size = Size(w * 0.8f, headHeight))
-
-        // Eyes: the lid closes with eyeBlink, opens wider with eyeWide, narrows with eyeSquint.
-        for ((side, x) in listOf("Right" to 0.35f, "Left" to 0.65f)) {
-            val open = (1f - v("eyeBlink$side")) * (1f + 0.4f * v("eyeWide$side") - 0.4f * v("eyeSquint$side"))
-            val eh = h * 0.07f * open.coerceIn(0.04f, 1.4f)
-            drawOval(Color.White, Offset(w * x - w * 0.07f, h * 0.38f - eh / 2), Size(w * 0.14f, eh))
-            if (open > 0.15f) drawCircle(ink, radius = minOf(w * 0.03f, eh / 2), center = Offset(w * x, h * 0.38f))
-        }
-
-        // Brows: inner ends follow browInnerUp and browDown, outer ends browOuterUp and browDown.
-        for ((side, sign) in listOf("Right" to -1f, "Left" to 1f)) {
-            val down = v("browDown$side")
-            val inner = h * (0.29f - 0.05f * v("browInnerUp") + 0.03f * down)
-            val outer = h * (0.28f - 0.05f * v("browOuterUp$side") + 0.02f * down)
-            drawLine(
-                ink, Offset(w * (0.5f + sign * 0.06f), inner), Offset(w * (0.5f + sign * 0.24f), outer),
-                strokeWidth = w * 0.025f, cap = StrokeCap.Round,
-            )
-        }
-
-        drawMouth(v, ink)
+        // The head shifts with the yaw and pitch (fractions of the face's width) and tilts about the neck by the
+        // roll: the pose turns counter-clockwise on screen, Compose's rotate clockwise.
+        withTransform({
+            translate(pose.dx * w, pose.dy * w)
+            rotate(-Math.toDegrees(pose.angle.toDouble()).toFloat(), Offset(FaceGeometry.NECK_X * w, FaceGeometry.NECK_Y * h))
+        }) { drawFace(v) }
     }
+}
+
+private fun DrawScope.drawFace(v: (String) -> Float) {
+    val w = size.width
+    val h = size.height
+    val skin = Color(0xFFF2D3B3)
+    val ink = Color(0xFF3B2A20)
+    // The chin drops with jawOpen, whether the lips are sealed or not.
+    val headHeight = h * (0.88f + FaceGeometry.chinDrop(v("jawOpen"))) // at most the canvas: 0.05 + 0.88 + 0.07
+    drawOval(skin, topLeft = Offset(w * 0.1f, h * 0.05f), size = Size(w * 0.8f, headHeight))
+
+    // Eyes: the lid closes with eyeBlink, opens wider with eyeWide, narrows with eyeSquint.
+    for ((side, x) in listOf("Right" to 0.35f, "Left" to 0.65f)) {
+        val open = (1f - v("eyeBlink$side")) * (1f + 0.4f * v("eyeWide$side") - 0.4f * v("eyeSquint$side"))
+        val eh = h * 0.07f * open.coerceIn(0.04f, 1.4f)
+        drawOval(Color.White, Offset(w * x - w * 0.07f, h * 0.38f - eh / 2), Size(w * 0.14f, eh))
+        if (open > 0.15f) drawCircle(ink, radius = minOf(w * 0.03f, eh / 2), center = Offset(w * x, h * 0.38f))
+    }
+
+    // Brows: inner ends follow browInnerUp and browDown, outer ends browOuterUp and browDown.
+    for ((side, sign) in listOf("Right" to -1f, "Left" to 1f)) {
+        val down = v("browDown$side")
+        val inner = h * (0.29f - 0.05f * v("browInnerUp") + 0.03f * down)
+        val outer = h * (0.28f - 0.05f * v("browOuterUp$side") + 0.02f * down)
+        drawLine(
+            ink, Offset(w * (0.5f + sign * 0.06f), inner), Offset(w * (0.5f + sign * 0.24f), outer),
+            strokeWidth = w * 0.025f, cap = StrokeCap.Round,
+        )
+    }
+
+    drawMouth(v, ink)
 }
 
 private fun DrawScope.drawMouth(v: (String) -> Float, ink: Color) {

@@ -41,6 +41,7 @@ import androidx.compose.ui.graphics.Color
 import androidx.compose.ui.platform.LocalContext
 import androidx.compose.ui.unit.dp
 import androidx.core.content.ContextCompat
+import com.a2bs.engine.FaceControls
 import androidx.lifecycle.compose.collectAsStateWithLifecycle
 
 class MainActivity : ComponentActivity() {
@@ -106,6 +107,7 @@ private fun SampleScreen(model: SampleViewModel) {
                 valueRange = 0f..1f,
             )
         }
+        ControlSliders(state.controls, onChange = model::setControl, onReset = { model.setControls(manifest.controls) })
         Text("Running on: ${state.delegateStatus}", style = MaterialTheme.typography.bodySmall)
 
         // Live microphone or the bundled clip.
@@ -134,6 +136,20 @@ private fun SampleScreen(model: SampleViewModel) {
         Face(frame, Modifier.fillMaxWidth(0.6f).padding(vertical = 8.dp))
         GroupedBars(manifest.blendshapeGroups, frame, Modifier.fillMaxWidth())
     }
+}
+
+/** One slider per face control (docs/CONTROLS.md), within its limits, and a reset to the bundle's values. */
+@Composable
+private fun ControlSliders(controls: FaceControls, onChange: (Int, Double) -> Unit, onReset: () -> Unit) {
+    val values = controls.values
+    for ((i, limit) in FaceControls.LIMITS.withIndex()) {
+        Text("${limit.label}: %.2f".format(values[i]), Modifier.padding(top = 4.dp))
+        Slider(
+            value = values[i].toFloat(), onValueChange = { onChange(i, it.toDouble()) },
+            valueRange = limit.lo.toFloat()..limit.hi.toFloat(),
+        )
+    }
+    OutlinedButton(onClick = onReset) { Text("Reset the face controls") }
 }
 
 @Composable

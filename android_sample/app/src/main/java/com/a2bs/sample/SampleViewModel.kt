@@ -6,6 +6,7 @@ import androidx.lifecycle.AndroidViewModel
 import com.a2bs.engine.A2BSEngine
 import com.a2bs.engine.A2BSManifest
 import com.a2bs.engine.BlendshapeFrame
+import com.a2bs.engine.FaceControls
 import java.util.ArrayDeque
 import java.util.concurrent.Executors
 import java.util.concurrent.atomic.AtomicInteger
@@ -29,6 +30,8 @@ data class UiState(
     val meanComputeMs: Double = 0.0,
     /** The life layer's amount (blinks, gaze, head, brows; 0 off, 1 the bundle's preset). */
     val lifeAmount: Double = 1.0,
+    /** The face controls (strengths, lip offset, smoothing): the manifest's values to start with. */
+    val controls: FaceControls = FaceControls(),
 )
 
 /**
@@ -48,14 +51,14 @@ class SampleViewModel(app: Application) : AndroidViewModel(app) {
 
     // Worker-thread only.
     private var models: LoadedModels? = null
-    @Volatile private var engine: A2BSEngine? = null // set on the worker; read by setLifeAmount
+    @Volatile private var engine: A2BSEngine? = null // set on the worker; read by setLifeAmount and setControl
     private val recentCompute = ArrayDeque<Double>()
 
     init {
         worker.execute {
             try {
                 val manifest = bundle.manifest()
-                _state.update { it.copy(manifest = manifest, variant = manifest.defaultVariant) }
+                _state.update { it.copy(manifest = manifest, variant = manifest.defaultVariant, controls = manifest.controls) }
                 loadModels()
             } catch (e: Exception) {
                 _state.update { it.copy(error = e.message ?: e.toString()) }
@@ -78,6 +81,17 @@ class SampleViewModel(app: Application) : AndroidViewModel(app) {
         engine?.takeIf { it.life != null }?.lifeAmount = amount
     }
 
+    /** A face control's slider ([FaceControls.LIMITS]' index): applies from the next frame, also while audio runs. */
+    fun setControl(index: Int, value: Double) {
+        setControls(FaceControls.withValue(_state.value.controls.values, index, value))
+    }
+
+    /** All the face controls at once (e.g. back to the manifest's); they may be set from any thread. */
+    fun setControls(controls: FaceControls) {
+        _state.update { it.copy(controls = controls) }
+        engine?.controls = controls
+    }
+
     private fun loadModels() {
         val s = _state.value
         val manifest = s.manifest ?: return
@@ -97,6 +111,7 @@ class SampleViewModel(app: Application) : AndroidViewModel(app) {
         val loaded = LoadedModels(front, step)
         models = loaded
         engine = A2BSEngine(manifest, front, step).also { e -> // neutral emotion: no openSMILE on the device
+            e.controls = s.controls
             if (e.life != null) e.lifeAmount = s.lifeAmount
         }
         _state.update { it.copy(delegateStatus = loaded.describe(s.accelerator), error = null, frame = null) }

@@ -18,6 +18,11 @@ package com.a2bs.engine
  *
  * Not thread-safe: call it from one thread (e.g. the audio worker). The models run on that thread.
  *
+ * Face controls: each published frame first goes through a [ControlsFilter] (lower / upper / expression strength,
+ * lip-opening offset, smoothing per region; docs/CONTROLS.md), starting at the manifest's values (the defaults,
+ * which leave the frames as they are, when it has none); [controls] is the runtime setting (from any thread, like
+ * [lifeAmount]: it takes effect from the next frame, the smoothing carries on). Order: model -> controls -> life.
+ *
  * Life layer: when the manifest has a `life` section (or [lifeParams] is given), each published frame
  * also goes through a [LifeLayer] (blinks, gaze, head motion, brow raises; docs/LIFE.md) with the PCM window
  * of mel frame k (computed `lookahead` calls earlier: its level and pitch are kept until frame k is out),
@@ -27,6 +32,7 @@ package com.a2bs.engine
  *
  * @param emotion the emotion input (default: the manifest's neutral vector; there is no openSMILE
  *   on the device, so apps pass neutral).
+ * @param controls the face controls (default: the manifest's)
  * @param lifeParams the life layer's parameters (default: the manifest's; null: no layer)
  * @param lifeSeed its seed, in [0, 2^32 - 1]: the same seed and audio give the same frames as Python
  */
@@ -36,7 +42,8 @@ class A2BSEngine @JvmOverloads constructor(
     private val step: StepModel,
     emotion: FloatArray = manifest.emotionNeutral,
     lifeParams: LifeParams? = manifest.life,
-    lifeSeed: Long = 0L
+    lifeSeed: Long = 0L,
+    controls: FaceControls = manifest.controls
 ) {
     val scheduler = FrameScheduler(manifest.sampleRate, manifest.fps, manifest.window, manifest.lookaheadFrames)
 
@@ -59,6 +66,15 @@ class A2BSEngine @JvmOverloads constructor(
         manifest.emotionInput to emotionInput,
         manifest.previousInput to previous
     )
+
+    private val controlsFilter = ControlsFilter(controls, manifest.fps, manifest.blendshapes)
+
+    /** The face controls (the manifest's to start with), settable from any thread: they apply from the next frame. */
+    var controls: FaceControls
+        get() = controlsFilter.controls
+        set(value) {
+            controlsFilter.controls = value
+        }
 
     /** The life layer, or null when the manifest has none. */
     val life: LifeLayer? = lifeParams?.let {
@@ -109,6 +125,7 @@ class A2BSEngine @JvmOverloads constructor(
         ring.fill(manifest.initialContextFrame)
         System.arraycopy(manifest.initialMelFrames, 0, melHistory, 0, melHistory.size)
         previous.fill(0f)
+        controlsFilter.reset()
         life?.reset()
         nextMel = 0L
         framesEmitted = 0L
@@ -170,7 +187,8 @@ class A2BSEngine @JvmOverloads constructor(
         if (k >= 0) {
             val name = if (k == 0L) manifest.blendshapesRawOutput else manifest.blendshapesOutput
             val values = output(result, name, previous.size).copyOf()
-            System.arraycopy(values, 0, previous, 0, values.size)
+            System.arraycopy(values, 0, previous, 0, values.size) // the model's own frame feeds back
+            controlsFilter.process(values)
             val slot = (k % lifeLevels.size).toInt()
             val rotations = life?.process(values, lifeLevels[slot], lifeTaus[slot]) ?: DoubleArray(LifeLayer.N_ROTATIONS)
             val frame = BlendshapeFrame(

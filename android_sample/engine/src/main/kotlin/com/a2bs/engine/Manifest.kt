@@ -45,6 +45,8 @@ class A2BSManifest private constructor(root: Map<String, Any?>) {
     val trained: Boolean = (path(root, ManifestKeys.CHECKPOINT_TRAINED) as? Boolean) ?: true
     /** The life layer's parameters (`life`, checked); null when the manifest has none: the layer off. */
     val life: LifeParams? = path(root, ManifestKeys.LIFE)?.let { LifeParams.fromManifest(it) }
+    /** The face controls' values (`controls`, checked): what the app's sliders start at; the defaults when none. */
+    val controls: FaceControls = path(root, ManifestKeys.CONTROLS)?.let { FaceControls.fromManifest(it) } ?: FaceControls()
 
     val frontEndInputs: List<TensorSpec> = tensors(root, ManifestKeys.FRONT_END_INPUTS)
     val frontEndOutputs: List<TensorSpec> = tensors(root, ManifestKeys.FRONT_END_OUTPUTS)

@@ -35,6 +35,10 @@ object ManifestKeys {
     const val LIFE_VERSION = "life.version"
     const val LIFE_RNG = "life.rng"
     const val LIFE_PARAMS = "life.params"
+    /** The face controls' starting values (docs/CONTROLS.md); optional: bundles made before them have none (the defaults). */
+    const val CONTROLS = "controls"
+    const val CONTROLS_VERSION = "controls.version"
+    const val CONTROLS_PARAMS = "controls.params"
 
     /** Keys of each entry of `models.*.inputs` / `models.*.outputs`. */
     const val TENSOR_NAME = "name"

@@ -16,25 +16,33 @@ import java.util.Random
  *   replay DIR SPEC[,SPEC...]      replays DIR/trace.json + trace.f32 through the engine, fed DIR/clip.wav
  *                                  in chunks of SPEC (a number, "irregular" or "all"); writes DIR/out_SPEC.f32
  *                                  (SPEC "life-X": chunks of X with the manifest's life layer, seed 0; also
- *                                  writes DIR/rot_life-X.f64, the rotations)
+ *                                  writes DIR/rot_life-X.f64, the rotations; "controls-X": the same with the face
+ *                                  controls of DIR/replay_controls.json, set at run time, before the life layer)
  *   life DIR                       the life layer against Python's: DIR/life_cases.json lists cases (parameters,
  *                                  fps, seed, the model curves and PCM windows per frame, Python's curves and
  *                                  rotations); every value must be within the case's tolerance; prints a JSON
  *                                  line per case and one with the parameter limits (checked against Python's)
+ *   controls DIR                   the face controls against Python's: DIR/controls_cases.json lists cases (the
+ *                                  manifest section, fps, the model curves, Python's frames); each case run whole
+ *                                  and in irregular chunks must be within its tolerance; prints a JSON line per
+ *                                  case and one with the limits, SEAL_GAP and the regions (checked against Python's)
  *   face DIR                       the face drawing's lip geometry: known answers (lips sealed when mouthClose =
  *                                  jawOpen, open without mouthClose), then DIR/face_cases.json (inputs and the
- *                                  Python preview's answers, written by the test) must match
+ *                                  Python preview's answers, written by the test) must match; the head pose:
+ *                                  known answers, then DIR/head_cases.json (yaw, pitch, roll and the preview's
+ *                                  shift) must match
  *
  * Exit code 0 when every check passed; a failed check throws (non-zero exit, message on stderr).
  */
 fun main(args: Array<String>) {
-    require(args.size >= 2) { "usage: unit DIR | replay DIR SPECS | face DIR" }
+    require(args.size >= 2) { "usage: unit DIR | replay DIR SPECS | life DIR | controls DIR | face DIR" }
     val dir = File(args[1])
     when (args[0]) {
         "unit" -> UnitTests(dir).runAll()
         "replay" -> for (spec in args[2].split(',')) Replay(dir).run(spec)
         "face" -> faceGeometry(dir)
         "life" -> lifeCases(dir)
+        "controls" -> controlsCases(dir)
         else -> throw IllegalArgumentException("unknown mode ${args[0]}")
     }
 }
@@ -102,7 +110,25 @@ private fun faceGeometry(dir: File) {
         val got = FaceGeometry.lipOpening(x[0], x[1], x[2], x[3], x[4])
         expect(Math.abs(got - want) <= 1e-6f) { "face: lip opening of $x: Kotlin $got, Python $want" }
     }
-    println("{\"face_cases\": ${cases.size}}")
+    // The head pose: no turn, no shift; the preview's signs (positive yaw to the viewer's left, positive pitch down)
+    val still = FaceGeometry.headPose(0.0, 0.0, 0.0)
+    expect(still.dx == 0f && still.dy == 0f && still.angle == 0f) { "head: a still head moves" }
+    val turned = FaceGeometry.headPose(0.2, 0.0, 0.0)
+    expect(turned.dx < 0f && turned.dy == 0f) { "head: yaw 0.2 shifts by (${turned.dx}, ${turned.dy})" }
+    expect(Math.abs(turned.dx + FaceGeometry.HEAD_RADIUS * Math.sin(0.2)) < 1e-7) { "head: yaw 0.2 shifts by ${turned.dx}" }
+    val nodded = FaceGeometry.headPose(0.0, 0.1, 0.0)
+    expect(nodded.dx == 0f && nodded.dy > 0f) { "head: pitch 0.1 shifts by (${nodded.dx}, ${nodded.dy})" }
+    expect(FaceGeometry.headPose(0.0, 0.0, -0.05).angle == -0.05f) { "head: the roll is not the tilt" }
+    val heads = Json.parse(File(dir, "head_cases.json").readText()) as List<*>
+    expect(heads.size > 10) { "head: only ${heads.size} cases from Python" }
+    for (case in heads) {
+        val x = ((case as Map<*, *>)["in"] as List<*>).map { it as Double }
+        val want = (case["pose"] as List<*>).map { it as Double }
+        val got = FaceGeometry.headPose(x[0], x[1], x[2])
+        val diff = listOf(got.dx - want[0], got.dy - want[1], got.angle - want[2]).map { Math.abs(it) }.max() ?: 0.0
+        expect(diff <= 1e-6) { "head: pose of $x: Kotlin (${got.dx}, ${got.dy}, ${got.angle}), Python $want" }
+    }
+    println("{\"face_cases\": ${cases.size}, \"head_cases\": ${heads.size}}")
 }
 
 /** The life layer's own checks, then each case of DIR/life_cases.json against the Python frames. */
@@ -168,6 +194,78 @@ private fun lifeCases(dir: File) {
     expectThrows<IllegalArgumentException>("life: amount above 1") { off.amount = 1.5 }
     val limits = LifeParams.LIMITS.joinToString(",") { (key, lim, isRange) -> "${jsonString(key)}:[${lim[0]},${lim[1]},$isRange]" }
     println("{\"limits\":{$limits}}")
+}
+
+/** The face controls' own checks, then each case of DIR/controls_cases.json against the Python frames. */
+private fun controlsCases(dir: File) {
+    val names = (Json.parse(File(dir, "controls_cases.json").readText()) as List<*>).let { cases ->
+        expect(cases.isNotEmpty()) { "controls: no cases" }
+        ((cases[0] as Map<*, *>)["names"] as List<*>).map { it as String }
+    }
+    val nb = names.size
+    val rnd = Random(5)
+    // the defaults leave the frames as they are, bit for bit; every strength 0 gives the neutral face
+    val inside = FloatArray(7 * nb) { rnd.nextFloat() }
+    val same = inside.copyOf()
+    ControlsFilter(FaceControls(), 60, names).process(same)
+    expect(same.contentEquals(inside)) { "controls: the defaults changed a frame in [0, 1]" }
+    val outside = FloatArray(3 * nb) { rnd.nextFloat() * 3f - 1f } // the defaults skip the work, like `a2bs infer`
+    val passed = outside.copyOf()
+    ControlsFilter(FaceControls(), 30, names).process(passed)
+    expect(passed.contentEquals(outside)) { "controls: the defaults changed a frame" }
+    val neutral = inside.copyOf()
+    ControlsFilter(FaceControls(0.0, 0.0, 1.0, 0.3, 0.2, 0.0), 30, names).process(neutral)
+    expect(neutral.all { it == 0f }) { "controls: strength 0 is not the neutral face" }
+    expectThrows<IllegalArgumentException>("controls: lip offset above its limit") { FaceControls(lipOffset = 0.31) }
+    // a slider's Float end overshoots the Double limit: clamped, not refused
+    val slid = FaceControls.withValue(FaceControls().values, 3, 0.3f.toDouble())
+    expect(0.3f.toDouble() > 0.3 && slid.lipOffset == 0.3 && slid.copy(lipOffset = 0.0) == FaceControls()) { "controls: a slider at 0.3f" }
+    expectThrows<IllegalArgumentException>("controls: negative strength") { FaceControls(upperStrength = -0.01) }
+    expectThrows<IllegalArgumentException>("controls: a partial frame") { ControlsFilter(FaceControls(), 30, names).process(FloatArray(nb + 1)) }
+
+    val cases = Json.parse(File(dir, "controls_cases.json").readText()) as List<*>
+    for (c in cases) {
+        val m = c as Map<*, *>
+        val name = m["name"] as String
+        val controls = FaceControls.fromManifest(m["controls"])
+        val fps = (m["fps"] as Double).toInt()
+        val n = (m["frames"] as Double).toInt()
+        val tol = m["tolerance"] as Double
+        expect((m["names"] as List<*>) == names) { "controls $name: the names differ from the first case's" }
+        val curves = readF32(File(dir, m["curves"] as String))
+        val want = readF32(File(dir, m["expected"] as String))
+        expect(curves.size == n * nb && want.size == n * nb) { "controls $name: file sizes do not match $n frames" }
+        fun compare(got: FloatArray, how: String): Double {
+            var worst = 0.0
+            for (k in 0 until n) for (i in 0 until nb) {
+                val d = Math.abs(got[k * nb + i].toDouble() - want[k * nb + i])
+                worst = Math.max(worst, d)
+                expect(d <= tol) { "controls $name ($how): frame $k ${names[i]} is ${got[k * nb + i]}, Python ${want[k * nb + i]}" }
+            }
+            return worst
+        }
+        val filter = ControlsFilter(controls, fps, names)
+        val whole = curves.copyOf()
+        filter.process(whole)
+        val maxWhole = compare(whole, "whole")
+        // irregular chunks, after a reset: the smoothing's state carries across them
+        filter.reset()
+        val chunked = curves.copyOf()
+        var k = 0
+        while (k < n) {
+            val len = minOf(n - k, 1 + rnd.nextInt(if (rnd.nextBoolean()) 3 else 40))
+            val chunk = chunked.copyOfRange(k * nb, (k + len) * nb)
+            filter.process(chunk)
+            System.arraycopy(chunk, 0, chunked, k * nb, chunk.size)
+            k += len
+        }
+        val maxChunks = compare(chunked, "chunks")
+        println("{\"case\":${jsonString(name)},\"frames\":$n,\"max_whole\":$maxWhole,\"max_chunks\":$maxChunks}")
+    }
+    val limits = FaceControls.LIMITS.joinToString(",") { "${jsonString(it.key)}:[${it.lo},${it.hi}]" }
+    val lower = names.filter { FaceControls.isLowerFace(it) }.joinToString(",") { jsonString(it) }
+    val style = FaceControls.STYLE_SHAPES.joinToString(",") { jsonString(it) }
+    println("{\"limits\":{$limits},\"seal_gap\":${FaceControls.SEAL_GAP},\"lower\":[$lower],\"style\":[$style]}")
 }
 
 private class UnitTests(private val dir: File) {
@@ -392,6 +490,8 @@ private class UnitTests(private val dir: File) {
             override fun run(inputs: Map<String, FloatArray>): Map<String, FloatArray> = emptyMap()
         })
         expect(engine.life == null && engine.lifeAmount == 0.0) { "refusals: an engine without 'life' runs a layer" }
+        val noControls = A2BSManifest.parse(File(dir, "no_controls.json").readText())
+        expect(noControls.controls == FaceControls()) { "refusals: a manifest without 'controls' must load with the defaults" }
         passed++
     }
 
@@ -413,7 +513,7 @@ private class UnitTests(private val dir: File) {
                 "\"n_mels\":${m.nMels},\"context_dim\":${m.contextDim},\"blendshapes\":${m.blendshapes.size}," +
                 "\"groups\":[${m.blendshapeGroups.keys.joinToString(",") { jsonString(it) }}]," +
                 "\"default_variant\":${jsonString(m.defaultVariant)},\"files\":{$files},\"names\":[$names]," +
-                "\"life\":${m.life != null},\"initial_mel_sum\":${m.initialMelFrames.sum()},\"initial_context_sum\":${m.initialContextFrame.sum()}}"
+                "\"life\":${m.life != null},\"controls\":[${m.controls.values.joinToString(",")}],\"initial_mel_sum\":${m.initialMelFrames.sum()},\"initial_context_sum\":${m.initialContextFrame.sum()}}"
         )
         passed++
     }
@@ -482,18 +582,22 @@ private class Replay(private val dir: File) {
         }
         val audio = WavReader.read(File(dir, "clip.wav"))
         expect(audio.sampleRate == manifest.sampleRate) { "replay: clip is ${audio.sampleRate} Hz" }
-        val withLife = spec.startsWith("life-")
+        val withControls = spec.startsWith("controls-")
+        val withLife = spec.startsWith("life-") || withControls
         val engine = A2BSEngine(manifest, front, step, manifest.emotionNeutral, if (withLife) manifest.life else null, 0L)
         expect(!withLife || engine.life != null) { "replay $spec: the manifest has no life section" }
+        expect(engine.controls == manifest.controls) { "replay $spec: the engine does not start at the manifest's controls" }
+        if (withControls) engine.controls = FaceControls.fromManifest(Json.parse(File(dir, "replay_controls.json").readText()))
         val s = engine.scheduler
         val rnd = Random(11)
         val frames = ArrayList<BlendshapeFrame>()
         var pos = 0
         while (pos < audio.samples.size) {
-            val want = when (spec.removePrefix("life-")) {
+            val chunking = spec.removePrefix("life-").removePrefix("controls-")
+            val want = when (chunking) {
                 "all" -> audio.samples.size
                 "irregular" -> 1 + rnd.nextInt(if (rnd.nextBoolean()) 40 else 3000)
-                else -> spec.removePrefix("life-").toInt()
+                else -> chunking.toInt()
             }
             val len = minOf(want, audio.samples.size - pos)
             frames.addAll(engine.push(audio.samples, pos, len))
