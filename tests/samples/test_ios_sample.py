@@ -61,7 +61,7 @@ from a2bs.core.controls import manifest_section as controls_section
 from a2bs.core.life import LIMITS as LIFE_LIMITS
 from a2bs.core.life import PRESETS, LifeLayer, manifest_section
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
-from a2bs.runtime.manifest import bundle_file, life_params, load_manifest
+from a2bs.runtime.manifest import bundle_file, life_params, load_manifest, shipped_bundle
 from a2bs.viz import preview
 
 SAMPLE = Path(__file__).resolve().parents[2] / "ios_sample"
@@ -347,7 +347,15 @@ def _life_traces(ios_bundle: Path, out: Path) -> None:
         "cases": cases,
     }
     (out / "life_cases.json").write_text(json.dumps(index))
-    write_controls_cases(curves, out)  # ControlsReplayTests.swift: the face controls over the same model frames
+    write_controls_cases(_controls_curves(out / "life_clip.wav", fps), out)  # ControlsReplayTests.swift
+
+
+def _controls_curves(clip: Path, fps: int) -> np.ndarray:
+    """The frames the face controls replay runs on: the shipped (trained) model's over the same clip. The fixture
+    bundles' untrained models never part the lips (jawOpen - mouthClose <= 0 on every frame), so over their frames no
+    case would move the lip offset; the controls are arithmetic on the curves, whichever model made them."""
+    _, _, chunks = iter_bundle_blendshapes(clip, shipped_bundle(fps), "tflite", neutral_emotion=True)
+    return np.concatenate(list(chunks)).astype(np.float32)
 
 
 def _replay_dir(ios_bundle: Path, android_bundle: Path, out: Path) -> Path:

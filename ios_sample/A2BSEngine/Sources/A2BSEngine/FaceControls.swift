@@ -162,6 +162,9 @@ public struct A2BSFaceControls: Decodable, Equatable, Sendable {
 /// 3. lip offset d: where the lips are apart (g = jawOpen - mouthClose > 0), g' = max(0, g + d * min(1, g / sealGap))
 ///    and mouthClose = clip(jawOpen - g', 0, 1); sealed lips stay sealed.
 ///
+/// At the defaults the frames come back as they are, bit for bit (as `a2bs infer`, which skips the identity), even
+/// values outside [0, 1] that step 2 would clip; the smoothing's state still follows them.
+///
 /// `controls` may change at run time (sliders): the smoothing's state is kept (no jump), and the new values apply
 /// from the next frame; only `reset()` (a new stream) forgets it. Not thread-safe: use it from the engine's queue.
 public final class A2BSControlsFilter {
@@ -253,6 +256,7 @@ public final class A2BSControlsFilter {
             for i in y.indices { y[i] = x[i] + a[i] * (previous[i] - x[i]) }
         }
         previous = y
+        if values == A2BSFaceControls() { return curves }
         var v = y
         for i in v.indices { v[i] = min(1.0, max(0.0, y[i] * gain[i])) }
         let d = values.lipOffset
