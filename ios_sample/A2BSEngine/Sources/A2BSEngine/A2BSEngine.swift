@@ -229,7 +229,8 @@ public final class A2BSEngine {
         let frame = A2BSFrame(index: k, time: TimeInterval(k) / TimeInterval(schedule.fps), values: values,
                               names: names, rotations: rotations, frontEndMs: Double(frontEndDone - start) / 1e6,
                               stepMs: Double(stepDone - frontEndDone) / 1e6,
-                              controlsMs: Double(controlsDone - stepDone) / 1e6, lifeMs: Double(lifeDone - controlsDone) / 1e6)
+                              controlsMs: Double(controlsDone - stepDone) / 1e6,
+                              lifeMs: Double(lifeDone - controlsDone) / 1e6)
         frameHandler?(frame)
         return frame
     }

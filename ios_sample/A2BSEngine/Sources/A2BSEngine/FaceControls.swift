@@ -63,7 +63,8 @@ public struct A2BSFaceControls: Decodable, Equatable, Sendable {
 
     /// The manifest keys, in the order of core/controls.py (and of the app's sliders).
     public static let keys = [
-        "lower_strength", "upper_strength", "expression_strength", "lip_offset", "lower_smoothing_s", "upper_smoothing_s",
+        "lower_strength", "upper_strength", "expression_strength", "lip_offset", "lower_smoothing_s",
+        "upper_smoothing_s",
     ]
 
     /// What a manifest may hold, per key (core/controls.py's LIMITS; tests/samples/test_ios_sample.py compares them).
@@ -113,7 +114,8 @@ public struct A2BSFaceControls: Decodable, Equatable, Sendable {
             init?(intValue: Int) { nil }
         }
         let container = try decoder.container(keyedBy: Key.self)
-        if let unknown = container.allKeys.map(\.stringValue).filter({ A2BSFaceControls.limits[$0] == nil }).sorted().first {
+        let unknown = container.allKeys.map(\.stringValue).filter { A2BSFaceControls.limits[$0] == nil }.sorted()
+        if let unknown = unknown.first {
             throw A2BSFaceControls.fail("'controls.params.\(unknown)' is not a face control")
         }
         for key in A2BSFaceControls.keys {

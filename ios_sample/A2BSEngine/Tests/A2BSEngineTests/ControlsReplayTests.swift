@@ -52,8 +52,8 @@ final class ControlsReplayTests: XCTestCase {
         let directory = try replayFolder()
         let names = try A2BSManifest.load(bundleDirectory: directory).blendshapes
         let width = names.count
-        let cases = try JSONDecoder().decode([ControlsCase].self,
-                                             from: Data(contentsOf: directory.appendingPathComponent("controls_cases.json")))
+        let index = try Data(contentsOf: directory.appendingPathComponent("controls_cases.json"))
+        let cases = try JSONDecoder().decode([ControlsCase].self, from: index)
         XCTAssertGreaterThanOrEqual(cases.count, 5)
         var summary: [String: Any] = [:]
         for item in cases {
