@@ -10,11 +10,15 @@
    each frame's PCM window), curves and rotations; at life amount 0, the model's frames themselves.
    The life layer alone (LifeLayer.swift) replays Python's on the whole bundled clip (natural and subtle, two seeds,
    every kind of event present) to 1e-6; another seed and a perturbed parameter must not match (LifeReplayTests).
+   The face controls (FaceControls.swift) replay Python's `ControlsFilter` on the same model frames for every
+   CONTROL_CASES case to 1e-6, whole and in irregular chunks (ControlsReplayTests); the engine with controls set
+   emits Python's model -> controls -> life frames; a case with one control or its fps changed fails naming it.
 2. Negative controls: the same replay, compiled from copies of the sources with a wrong frame schedule, a wrong
    context-ring update and the wrong PCM window for the life layer, must fail and name the mismatch.
-3. The face drawing's lip geometry (`FaceGeometry.swift` in the engine package, which the app's `FaceView` calls):
-   `swift test` proves lips sealed when mouthClose = jawOpen, open without mouthClose, and the preview video's
-   `lip_opening` answers on every case Python writes (A2BS_FACE_CASES); its constants are read as text too.
+3. The face drawing's lip geometry and head pose (`FaceGeometry.swift` in the engine package, which the app's
+   `FaceView` calls): `swift test` proves lips sealed when mouthClose = jawOpen, open without mouthClose, the preview
+   video's `lip_opening` answers on every case Python writes (A2BS_FACE_CASES) and the head shifted as the preview's
+   `_turned`; its constants (the preview's, HEAD_RADIUS and NECK included) are read as text too.
 4. What the compiler cannot type-check here (the app target needs SwiftUI/Core ML/AVFoundation, Apple-only): those
    files at least parse (`swiftc -parse`); the blendshapes the face drawing reads exist, a2bs-sample.json points
    inside the app's declared resources, and no model size is a literal in any Swift file (read as text).
@@ -38,14 +42,26 @@ import numpy as np
 import pytest
 import soundfile as sf
 from audio_fixtures import bundled_speech
-from test_android_sample import FACE_CONSTANTS, LIFE_SEEDS, life_cases, record_trace, write_face_cases
+from test_android_sample import (
+    CONTROL_CASES,
+    FACE_CONSTANTS,
+    LIFE_SEEDS,
+    life_cases,
+    record_trace,
+    write_controls_cases,
+    write_face_cases,
+)
 
 from a2bs.core.audio import frame_centers, gather_windows
-from a2bs.core.constants import N_FFT
+from a2bs.core.blendshapes import LOWER_FACE, STYLE_SHAPES
+from a2bs.core.constants import N_FFT, SEAL_GAP
+from a2bs.core.controls import CONTROLS_VERSION, ControlsFilter
+from a2bs.core.controls import LIMITS as CONTROLS_LIMITS
+from a2bs.core.controls import manifest_section as controls_section
 from a2bs.core.life import LIMITS as LIFE_LIMITS
 from a2bs.core.life import PRESETS, LifeLayer, manifest_section
 from a2bs.runtime.bundle_inference import iter_bundle_blendshapes
-from a2bs.runtime.manifest import bundle_file, life_params, load_manifest
+from a2bs.runtime.manifest import bundle_file, life_params, load_manifest, shipped_bundle
 from a2bs.viz import preview
 
 SAMPLE = Path(__file__).resolve().parents[2] / "ios_sample"
@@ -58,6 +74,7 @@ REPLAY_SPECS = ("1", "160", "1024", "irregular", "all")  # ReplayTests.swift's r
 FACE_TESTS = (
     "testLipsAreSealedWhenMouthCloseEqualsJawOpen",
     "testLipsAreOpenWithoutMouthClose",
+    "testHeadPoseMovesTheFaceAsThePreview",
     "testMatchesThePythonPreview",
 )  # FaceGeometryTests.swift
 SWIFT_TIMEOUT_S = 1800
@@ -66,6 +83,12 @@ LIFE_TESTS = (
     "testReplaysThePythonLifeLayer",
     "testReadsTheLifeSectionOfTheManifest",
 )  # LifeReplayTests.swift
+CONTROLS_TESTS = (
+    "testReplaysThePythonControls",
+    "testChangingTheControlsKeepsTheSmoothingState",
+    "testReadsTheControlsSectionOfTheManifest",
+)  # ControlsReplayTests.swift
+ENGINE_CONTROLS = "lively"  # the CONTROL_CASES case the engine replay sets at run time (model -> controls -> life)
 
 
 # --- Reading Swift source as text ----------------------------------------------------------------------------
@@ -324,6 +347,15 @@ def _life_traces(ios_bundle: Path, out: Path) -> None:
         "cases": cases,
     }
     (out / "life_cases.json").write_text(json.dumps(index))
+    write_controls_cases(_controls_curves(out / "life_clip.wav", fps), out)  # ControlsReplayTests.swift
+
+
+def _controls_curves(clip: Path, fps: int) -> np.ndarray:
+    """The frames the face controls replay runs on: the shipped (trained) model's over the same clip. The fixture
+    bundles' untrained models never part the lips (jawOpen - mouthClose <= 0 on every frame), so over their frames no
+    case would move the lip offset; the controls are arithmetic on the curves, whichever model made them."""
+    _, _, chunks = iter_bundle_blendshapes(clip, shipped_bundle(fps), "tflite", neutral_emotion=True)
+    return np.concatenate(list(chunks)).astype(np.float32)
 
 
 def _replay_dir(ios_bundle: Path, android_bundle: Path, out: Path) -> Path:
@@ -350,6 +382,16 @@ def _replay_dir(ios_bundle: Path, android_bundle: Path, out: Path) -> Path:
     assert np.abs(shapes - reference).max() > 0.01 and np.abs(rotations).max() > 0, "the life layer did nothing"
     shapes.astype("<f4").tofile(out / "reference_life.f32")
     rotations.astype("<f8").tofile(out / "reference_rotations.f64")
+    # With face controls set at run time: Python's controls over the model's frames, then the same life layer.
+    controls = CONTROL_CASES[ENGINE_CONTROLS][0]
+    controlled = ControlsFilter(controls, manifest["fps"]).process(reference)
+    shapes, rotations = LifeLayer(params, manifest["fps"], 0).process(controlled, windows)
+    swapped, _ = LifeLayer(params, manifest["fps"], 0).process(reference, windows)
+    swapped = ControlsFilter(controls, manifest["fps"]).process(swapped)
+    assert np.abs(swapped - shapes).max() > 1e-3, "life then controls gives the same frames: the order is not tested"
+    (out / "reference_controls.json").write_text(json.dumps(controls_section(controls)))
+    shapes.astype("<f4").tofile(out / "reference_controls_life.f32")
+    rotations.astype("<f8").tofile(out / "reference_controls_rotations.f64")
     return out
 
 
@@ -373,6 +415,10 @@ def _replayed_frames(replay_dir: Path) -> tuple[np.ndarray, dict[str, Any]]:
     assert summary["life_off"] == {"frames": len(model)}
     off = np.fromfile(replay_dir / "out_off.f32", dtype="<f4").reshape(-1, 52)
     np.testing.assert_allclose(off, model, rtol=0, atol=1e-6, err_msg="Swift frames, life amount 0")
+    assert summary["controls"] == {"frames": len(model)}
+    controlled = np.fromfile(replay_dir / "out_controls.f32", dtype="<f4").reshape(-1, 52)
+    want = np.fromfile(replay_dir / "reference_controls_life.f32", dtype="<f4").reshape(-1, 52)
+    np.testing.assert_allclose(controlled, want, rtol=0, atol=1e-6, err_msg="Swift frames with face controls")
     return reference, summary
 
 
@@ -391,6 +437,7 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
         "BackgroundEngineTests.testFramesArriveOnTheMainActorInOrder",
         *(f"FaceGeometryTests.{name}" for name in FACE_TESTS),
         *(f"LifeReplayTests.{name}" for name in LIFE_TESTS),
+        *(f"ControlsReplayTests.{name}" for name in CONTROLS_TESTS),
     ):
         assert f"Test Case '{test}' passed" in output, f"{test} did not run and pass:\n{output[-4000:]}"
     assert "skipped" not in output.lower(), output[-4000:]
@@ -410,6 +457,12 @@ def test_swift_engine_builds_and_passes_its_tests(swift: str, replay_dir: Path) 
     for case in life.values():
         assert max(case["curves"], case["rotations"]) <= 1e-6, life
         assert min(case["other_seed"], case["perturbed"]) > 1e-4, life
+    # The face controls: every case replayed to 1e-6, whole and chunked, and each (but the defaults) moved the face.
+    controls = json.loads((replay_dir / "controls_summary.json").read_text())
+    assert sorted(controls) == sorted(CONTROL_CASES), controls
+    for name, case in controls.items():
+        assert max(case["whole"], case["chunks"]) <= 1e-6, controls
+        assert case["moved"] == 0.0 if name == "defaults" else case["moved"] > 0.01, controls
 
 
 def test_swift_engine_replays_a_60fps_trace(
@@ -516,6 +569,76 @@ def test_swift_life_limits_are_the_python_ones() -> None:
     assert _life_limits(source.replace('"nod_deg": 0.0...15.0', '"nod_deg": 0.0...16.0')) != want
 
 
+def _controls_constants(source: str) -> dict[str, Any]:
+    """What FaceControls.swift must share with core/controls.py, read as text: the limits, the lower-face and style
+    shape lists, the seal threshold and the algorithm version."""
+    code = swift_code(source)
+    arrays = re.findall(r"static\s+let\s+(\w+)\s*=\s*\[([^\]]*)\]", code)
+    lists = {name: re.findall(r'"(\w+)"', body) for name, body in arrays}
+    numbers = dict(re.findall(r"static\s+let\s+(sealGap|supportedVersion)\s*=\s*([\d.]+)\b", code))
+    return {
+        "limits": _life_limits(source),
+        "keys": lists.get("keys"),
+        "lower": lists.get("lowerFace"),
+        "style": lists.get("styleShapes"),
+        "seal_gap": float(numbers.get("sealGap", "nan")),
+        "version": int(numbers.get("supportedVersion", "-1")),
+    }
+
+
+def test_swift_controls_constants_are_the_python_ones() -> None:
+    """The limits the Swift engine checks a manifest's face controls against, its lower-face and style shapes, seal
+    threshold and algorithm version are core/controls.py's (read as text); negative controls: a changed limit, a shape
+    missing from a list and a changed threshold are seen."""
+    source = (ENGINE_SOURCES / "FaceControls.swift").read_text()
+    want = {
+        "limits": {key: (float(lo), float(hi)) for key, (lo, hi) in CONTROLS_LIMITS.items()},
+        "keys": list(CONTROLS_LIMITS),
+        "lower": list(LOWER_FACE),
+        "style": list(STYLE_SHAPES),
+        "seal_gap": SEAL_GAP,
+        "version": CONTROLS_VERSION,
+    }
+    assert _controls_constants(source) == want
+    for right, wrong in (
+        ('"lip_offset": -0.3...0.3', '"lip_offset": -0.3...0.4'),
+        ('"tongueOut", ', ""),
+        ('"noseSneerLeft", ', ""),
+        ("sealGap = 0.03", "sealGap = 0.02"),
+    ):
+        assert source.count(right) == 1, right
+        assert _controls_constants(source.replace(right, wrong)) != want, wrong
+
+
+def test_swift_controls_replay_names_a_wrong_case(swift: str, replay_dir: Path, tmp_path: Path) -> None:
+    """Negative controls of ControlsReplayTests: Python's expected frames with one control changed in the case
+    (lip_offset 0.06 -> 0.07), or the case's fps changed (30 -> 60: another smoothing), must fail the Swift replay,
+    naming the case."""
+    _build_engine(swift)
+    cases = json.loads((replay_dir / "controls_cases.json").read_text())
+    lively = next(case for case in cases if case["name"] == "lively")
+    assert lively["controls"]["params"]["lip_offset"] == 0.06 and lively["fps"] == 30
+    for file in ["manifest.json", lively["curves"], lively["expected"]]:
+        shutil.copy(replay_dir / file, tmp_path / file)
+    for what, edit in (("lip_offset 0.07", {"lip_offset": 0.07}), ("fps 60", {})):
+        case = json.loads(json.dumps(lively))
+        case["controls"]["params"].update(edit)
+        case["fps"] = 60 if what == "fps 60" else case["fps"]
+        (tmp_path / "controls_cases.json").write_text(json.dumps([case]))
+        done = _run_swift(
+            swift,
+            ENGINE,
+            "test",
+            "--skip-build",
+            "--filter",
+            "ControlsReplayTests.testReplaysThePythonControls",
+            env={"A2BS_REPLAY_DIR": str(tmp_path), "CI": "1"},
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode != 0, f"the Swift controls replay passed a case with {what}"
+        assert "controls case lively (whole clip)" in output, f"{what}:\n{output[-4000:]}"
+
+
 # --- The face drawing's lip geometry ----------------------------------------------------------------------------
 
 
@@ -531,13 +654,20 @@ def _face_constants(source: str) -> dict[str, float]:
 
 
 def test_face_geometry_constants_match_the_preview() -> None:
-    """Read as text: each constant of FaceGeometry.swift has the preview's value (the formula is compared by running
-    it, below); negative control: a changed constant is seen."""
+    """Read as text: each constant of FaceGeometry.swift has the preview's value, the lip geometry's and the head
+    pose's (HEAD_RADIUS, and NECK as neckX, neckY); the formulas are compared by running them (FaceGeometryTests).
+    Negative controls: a changed lip constant, head radius or neck pivot is seen."""
     source = (ENGINE_SOURCES / "FaceGeometry.swift").read_text()
     want = {_camel(name): getattr(preview, name) for name in FACE_CONSTANTS}
+    want |= {"headRadius": preview.HEAD_RADIUS, "neckX": preview.NECK[0], "neckY": preview.NECK[1]}
     assert _face_constants(source) == want
-    assert "lipOpeningPerJaw = 0.17" in source
-    assert _face_constants(source.replace("lipOpeningPerJaw = 0.17", "lipOpeningPerJaw = 0.16")) != want
+    for right, wrong in (
+        ("lipOpeningPerJaw = 0.17", "lipOpeningPerJaw = 0.16"),
+        ("headRadius = 0.37", "headRadius = 0.35"),
+        ("neckY = 0.92", "neckY = 0.9"),
+    ):
+        assert source.count(right) == 1, right
+        assert _face_constants(source.replace(right, wrong)) != want, wrong
 
 
 def test_swift_face_geometry_seals_the_lips_like_the_preview(swift: str, tmp_path: Path) -> None:

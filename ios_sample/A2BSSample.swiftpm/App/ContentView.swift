@@ -7,7 +7,7 @@ struct ContentView: View {
     var body: some View {
         NavigationStack {
             VStack(spacing: 10) {
-                FaceView(values: controller.values, names: controller.names)
+                FaceView(values: controller.values, names: controller.names, rotations: controller.rotations)
                     .frame(height: 210)
                 readout
                 controls
@@ -70,8 +70,27 @@ struct ContentView: View {
                     .font(.caption.monospacedDigit())
             }
             .disabled(!controller.hasLife)
+
+            ForEach(A2BSFaceControls.keys, id: \.self) { key in
+                HStack {
+                    Text(ContentView.controlLabels[key] ?? key)
+                        .font(.caption)
+                        .frame(width: 96, alignment: .leading)
+                    Slider(value: Binding(get: { controller.controls[key] }, set: { controller.controls[key] = $0 }),
+                           in: A2BSFaceControls.limits[key] ?? 0...1)
+                    Text(String(format: "%.2f", controller.controls[key]))
+                        .font(.caption.monospacedDigit())
+                }
+            }
+            .disabled(controller.manifest == nil)
         }
     }
+
+    /// Short slider labels of the face controls (manifest keys: docs/CONTROLS.md).
+    static let controlLabels = [
+        "lower_strength": "Lower face", "upper_strength": "Upper face", "expression_strength": "Expression",
+        "lip_offset": "Lip opening", "lower_smoothing_s": "Smooth lower", "upper_smoothing_s": "Smooth upper",
+    ]
 }
 
 /// The 52 values as bars, grouped by the manifest's blendshape_groups.

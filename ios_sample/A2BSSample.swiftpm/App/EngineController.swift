@@ -16,6 +16,8 @@ final class EngineController: ObservableObject {
     @Published private(set) var manifest: A2BSManifest?
     @Published private(set) var names: A2BSBlendshapeNames?
     @Published private(set) var values: [Float] = []
+    /// The latest frame's head and eye rotations (`A2BSLifeLayer.rotationNames`, radians): the face turns with them.
+    @Published private(set) var rotations: [Double] = []
     @Published private(set) var frameIndex = 0
     @Published private(set) var latencyMs = 0.0
     @Published private(set) var meanLatencyMs = 0.0
@@ -31,6 +33,11 @@ final class EngineController: ObservableObject {
     }
     /// False for bundles made before the life layer (no `life` section in the manifest): the slider is disabled.
     var hasLife: Bool { manifest?.life != nil }
+    /// The face controls (one slider each, `A2BSFaceControls.keys`); they start at the manifest's `controls` values
+    /// (the defaults, the model's curves as they are, for bundles made before them) and apply from the next frame.
+    @Published var controls = A2BSFaceControls() {
+        didSet { background?.setControls(controls) }
+    }
 
     private var background: A2BSBackgroundEngine?
     private var source: AudioSource?
@@ -97,6 +104,7 @@ final class EngineController: ObservableObject {
         }
         self.background = background
         background.setLifeAmount(lifeAmount)
+        controls = background.manifest.controls?.params ?? A2BSFaceControls()
         manifest = background.manifest
         names = background.names
         variant = chosenVariant ?? background.manifest.defaultVariant
@@ -166,6 +174,7 @@ final class EngineController: ObservableObject {
     private func show(_ frames: [A2BSFrame]) {
         guard let last = frames.last else { return }
         values = last.values
+        rotations = last.rotations
         frameIndex = last.index
         latencyMs = last.latencyMs
         for frame in frames {

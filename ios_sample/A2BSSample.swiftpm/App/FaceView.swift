@@ -39,15 +39,32 @@ enum FaceBlendshape: String, CaseIterable {
     case cheekPuff
 }
 
-/// A simple 2D face: jaw, lips, brows and eyelids follow the values. All sizes are fractions of the view.
+/// A simple 2D face: jaw, lips, brows and eyelids follow the values, the whole face turns with the head rotations
+/// (as the preview video). All sizes are fractions of the view.
 struct FaceView: View {
     let values: [Float]
     let names: A2BSBlendshapeNames?
+    /// The frame's Live Link Face rotations (`A2BSLifeLayer.rotationNames`, radians); empty: the head still.
+    var rotations: [Double] = []
 
     var body: some View {
         Canvas { context, size in
             let s = min(size.width, size.height)
             let cx = size.width / 2
+            // Head motion: shift by the yaw and pitch, tilt by the roll about the neck (FaceGeometry.headPose, as the
+            // preview's `_turned`). Drawn points p land at pivot + shift + turn(p - pivot); SwiftUI's rotate turns
+            // clockwise on screen for a positive angle, the tilt counter-clockwise.
+            func rotation(_ name: String) -> Double {
+                guard let i = A2BSLifeLayer.rotationNames.firstIndex(of: name), i < rotations.count else { return 0 }
+                return rotations[i]
+            }
+            let pose = FaceGeometry.headPose(yaw: rotation("HeadYaw"), pitch: rotation("HeadPitch"),
+                                             roll: rotation("HeadRoll"))
+            let pivot = CGPoint(x: cx - s / 2 + s * CGFloat(FaceGeometry.neckX),
+                                y: (size.height - s) / 2 + s * CGFloat(FaceGeometry.neckY))
+            context.translateBy(x: s * CGFloat(pose.dx) + pivot.x, y: s * CGFloat(pose.dy) + pivot.y)
+            context.rotate(by: .radians(-pose.tilt))
+            context.translateBy(x: -pivot.x, y: -pivot.y)
             func v(_ shape: FaceBlendshape) -> CGFloat {
                 guard let i = names?.index[shape.rawValue], i < values.count else { return 0 }
                 return CGFloat(min(max(values[i], 0), 1))

@@ -6,17 +6,19 @@ public struct A2BSFrame: Sendable {
     /// Output frame index since the stream start; its time is index / fps seconds.
     public let index: Int
     public let time: TimeInterval
-    /// In the order of `names`: the model's values, with the life layer's eyes and brows when it runs.
+    /// In the order of `names`: the model's values through the face controls, with the life layer's eyes and brows
+    /// when it runs.
     public let values: [Float]
     public let names: A2BSBlendshapeNames
     /// Live Link Face's 9 rotation columns in radians (`A2BSLifeLayer.rotationNames`): the life layer's head and
     /// eyes; zeros when the layer is off.
     public let rotations: [Double]
-    /// Wall time of the front-end and step calls that produced this frame, and of the life layer's part.
+    /// Wall time of the front-end and step calls that produced this frame, and of the controls' and life layer's parts.
     public let frontEndMs: Double
     public let stepMs: Double
+    public let controlsMs: Double
     public let lifeMs: Double
-    public var latencyMs: Double { frontEndMs + stepMs + lifeMs }
+    public var latencyMs: Double { frontEndMs + stepMs + controlsMs + lifeMs }
 
     public subscript(name: String) -> Float {
         guard let i = names.index[name] else { return 0 }
@@ -53,6 +55,11 @@ public final class A2BSBlendshapeNames: Sendable {
 /// At the end of a file call `flush()`: it runs the remaining frames with silence past the end, emits
 /// exactly ceil(samples * fps / sample_rate) frames in total and resets for a new stream.
 ///
+/// Each output frame goes through the face controls (FaceControls.swift: strength per region, expression strength,
+/// lip-opening offset, smoothing per region) before the life layer: model -> controls -> life, as `a2bs infer`. They
+/// start at the manifest's `controls` section (the defaults, the model's frames as they are, without one) and
+/// `controls` changes them at run time, keeping the smoothing's state across the change and across chunks.
+///
 /// When the manifest has a `life` section, the life layer (LifeLayer.swift) adds blinks, gaze, head motion and
 /// brow raises to each output frame k, from the PCM window of mel frame k (analysed when that window was made,
 /// `lookahead` calls earlier, so no added latency); `lifeAmount` scales it at run time (0: off).
@@ -80,6 +87,8 @@ public final class A2BSEngine {
     private var emotion: [Float]
     /// The life layer of the manifest's `life` section; nil when the bundle has none (made before the layer).
     public let life: A2BSLifeLayer?
+    /// The face controls over the model's frames (the manifest's `controls` values, or the defaults).
+    private let controlsFilter: A2BSControlsFilter
     /// Prosody of the mel frames' PCM windows whose output frame has not come out yet (oldest first).
     private var pendingProsody: [A2BSProsodyFeatures] = []
     /// Next mel frame j to run, and output frames emitted so far.
@@ -103,6 +112,7 @@ public final class A2BSEngine {
         ring = A2BSContextRing(rows: manifest.contextFrames - 1, width: sizes.contextWidth,
                                initialRow: manifest.initialState.contextFrame)
         emotion = manifest.emotion.neutral
+        controlsFilter = try A2BSControlsFilter(manifest: manifest)
         life = try A2BSLifeLayer(manifest: manifest, seed: lifeSeed)
         reset()
     }
@@ -112,6 +122,13 @@ public final class A2BSEngine {
     public var lifeAmount: Double {
         get { life?.params.amount ?? 0 }
         set { life?.params.amount = min(1, max(0, newValue)) }
+    }
+
+    /// The face controls (sliders): each value is clamped to its limits and applies from the next frame; the
+    /// smoothing's state is kept, so a change never makes the face jump. Starts at the manifest's values.
+    public var controls: A2BSFaceControls {
+        get { controlsFilter.controls }
+        set { controlsFilter.controls = newValue }
     }
 
     /// Samples received since the stream start.
@@ -164,6 +181,7 @@ public final class A2BSEngine {
         stepInputs[2].fill(with: emotion)
         stepInputs[3].buffer.update(repeating: 0)  // previous: ignored by the model before output frame 0
         pendingProsody.removeAll()
+        controlsFilter.reset()
         life?.reset()
     }
 
@@ -199,7 +217,8 @@ public final class A2BSEngine {
         let source = k == 0 ? blendshapesRaw : blendshapes
         _ = memcpy(previous.pointer, source.pointer, previous.count * floatSize)
         emittedFrames += 1
-        var values = source.values
+        var values = controlsFilter.process(source.values)
+        let controlsDone = DispatchTime.now().uptimeNanoseconds
         var rotations = [Double](repeating: 0, count: A2BSLifeLayer.rotationNames.count)
         if let life {
             let lived = life.process(curves: values, features: pendingProsody.removeFirst())
@@ -209,7 +228,9 @@ public final class A2BSEngine {
         let lifeDone = DispatchTime.now().uptimeNanoseconds
         let frame = A2BSFrame(index: k, time: TimeInterval(k) / TimeInterval(schedule.fps), values: values,
                               names: names, rotations: rotations, frontEndMs: Double(frontEndDone - start) / 1e6,
-                              stepMs: Double(stepDone - frontEndDone) / 1e6, lifeMs: Double(lifeDone - stepDone) / 1e6)
+                              stepMs: Double(stepDone - frontEndDone) / 1e6,
+                              controlsMs: Double(controlsDone - stepDone) / 1e6,
+                              lifeMs: Double(lifeDone - controlsDone) / 1e6)
         frameHandler?(frame)
         return frame
     }

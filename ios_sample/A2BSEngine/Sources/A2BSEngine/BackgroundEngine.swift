@@ -44,6 +44,12 @@ public final class A2BSBackgroundEngine: @unchecked Sendable {
         queue.async { [self] in engine.lifeAmount = amount }
     }
 
+    /// Queues new face controls (`A2BSEngine.controls`: clamped to their limits, the smoothing's state kept), for
+    /// sliders: frames made after it use them.
+    public func setControls(_ controls: A2BSFaceControls) {
+        queue.async { [self] in engine.controls = controls }
+    }
+
     /// Queues a reset (drops whatever was pushed before and not yet processed into frames).
     public func reset() {
         queue.async { [self] in engine.reset() }

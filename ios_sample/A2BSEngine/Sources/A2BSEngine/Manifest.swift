@@ -30,6 +30,8 @@ public struct A2BSManifest: Decodable, Equatable, Sendable {
     public let checkpoint: A2BSCheckpointInfo?
     /// The life layer's algorithm and parameters (LifeLayer.swift); nil in bundles made before it: the layer off.
     public let life: A2BSLifeSection?
+    /// The face controls' starting values (FaceControls.swift); nil in bundles made before them: the defaults.
+    public let controls: A2BSControlsSection?
 
     /// False when the bundle says its checkpoint is untrained (random weights: the face will not follow the
     /// speech); apps should say so. A bundle without the key counts as trained.
@@ -53,6 +55,7 @@ public struct A2BSManifest: Decodable, Equatable, Sendable {
         case files
         case checkpoint
         case life
+        case controls
     }
 }
 
@@ -266,6 +269,7 @@ public extension A2BSManifest {
         else { throw fail("sizes in the manifest do not agree with each other") }
         guard variants.contains(defaultVariant) else { throw fail("default_variant \(defaultVariant) not in variants") }
         try life?.validate()
+        try controls?.validate()
     }
 }
 

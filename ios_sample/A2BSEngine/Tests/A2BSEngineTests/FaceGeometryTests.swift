@@ -23,6 +23,23 @@ final class FaceGeometryTests: XCTestCase {
         XCTAssertGreaterThan(opening, 0.04)
     }
 
+    /// The head pose as preview.py's `_turned`: no turn, no shift; a positive yaw moves the face left (dx < 0), a
+    /// positive pitch down, by the head's radius times the sine; the roll is the tilt.
+    func testHeadPoseMovesTheFaceAsThePreview() {
+        let still = FaceGeometry.headPose(yaw: 0, pitch: 0, roll: 0)
+        XCTAssertEqual(still.dx, 0)
+        XCTAssertEqual(still.dy, 0)
+        XCTAssertEqual(still.tilt, 0)
+        XCTAssertEqual(FaceGeometry.headPose(yaw: 0, pitch: 0.1, roll: 0.05).dx, 0)
+        let turned = FaceGeometry.headPose(yaw: 0.2, pitch: 0.1, roll: -0.05)
+        XCTAssertLessThan(turned.dx, 0)
+        XCTAssertEqual(turned.dx, -FaceGeometry.headRadius * sin(0.2), accuracy: 1e-15)
+        XCTAssertGreaterThan(turned.dy, 0)
+        XCTAssertEqual(turned.dy, FaceGeometry.headRadius * sin(0.1), accuracy: 1e-15)
+        XCTAssertEqual(turned.tilt, -0.05)
+        XCTAssertGreaterThan(FaceGeometry.headPose(yaw: -0.2, pitch: 0, roll: 0).dx, 0)
+    }
+
     func testMatchesThePythonPreview() throws {
         let environment = ProcessInfo.processInfo.environment
         guard let path = environment["A2BS_FACE_CASES"], !path.isEmpty else {

@@ -13,9 +13,12 @@ import XCTest
 //   android_manifest.json  an Android bundle's manifest (must be refused)
 //   reference_life.f32, reference_rotations.f64   the reference frames through the Python life layer (the
 //                          manifest's `life` parameters, seed 0, each frame's PCM window): what the engine must emit
+//   reference_controls.json, reference_controls_life.f32, reference_controls_rotations.f64   face controls (a
+//                          manifest-style `controls` section) and the reference frames through Python's controls, then
+//                          its life layer: what the engine must emit with those controls set
 //
-// Writes out_<spec>.f32 (the frames of each chunking), out_off.f32 (the life layer at amount 0: the model's frames)
-// and swift_summary.json back into the folder for pytest.
+// Writes out_<spec>.f32 (the frames of each chunking), out_off.f32 (the life layer at amount 0: the model's frames),
+// out_controls.f32 (with the controls) and swift_summary.json back into the folder for pytest.
 
 /// Chunkings of the clip: one sample at a time, 10 ms, 64 ms, random sizes, all at once.
 let replaySpecs = ["1", "160", "1024", "irregular", "all"]
@@ -260,6 +263,31 @@ final class ReplayTests: XCTestCase {
         } catch let mismatch as ReplayMismatch {
             XCTFail("replay with the life layer off: \(mismatch)")
         }
+        // The face controls set at run time: model -> controls -> life, the smoothing's state carried across chunks.
+        do {
+            let section = try JSONDecoder().decode(
+                A2BSControlsSection.self, from: Data(contentsOf: directory.appendingPathComponent("reference_controls.json")))
+            let want = try readFloat32(directory.appendingPathComponent("reference_controls_life.f32"))
+            let wantRotations = try readFloat64(directory.appendingPathComponent("reference_controls_rotations.f64"))
+            let frames = try replay("irregular", manifest: manifest, trace: trace, samples: clip.samples,
+                                    controls: section.params)
+            XCTAssertEqual(frames.count, referenceFrames)
+            for (k, frame) in frames.enumerated() {
+                for (i, value) in frame.values.enumerated() where !(abs(value - want[k * width + i]) <= trace.tolerance) {
+                    throw ReplayMismatch(description: "controls: frame \(k) \(manifest.blendshapes[i]) is \(value), the "
+                                             + "Python reference (controls, then life) \(want[k * width + i])")
+                }
+                for (i, angle) in frame.rotations.enumerated()
+                where !(abs(angle - wantRotations[k * rotationCount + i]) <= Double(trace.tolerance)) {
+                    throw ReplayMismatch(description: "controls: frame \(k) \(A2BSLifeLayer.rotationNames[i]) is \(angle), "
+                                             + "the Python reference \(wantRotations[k * rotationCount + i])")
+                }
+            }
+            try writeFloat32(frames.flatMap(\.values), to: directory.appendingPathComponent("out_controls.f32"))
+            summary["controls"] = ["frames": frames.count]
+        } catch let mismatch as ReplayMismatch {
+            XCTFail("replay with the face controls: \(mismatch)")
+        }
         let json = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
         try json.write(to: directory.appendingPathComponent("swift_summary.json"))
     }
@@ -267,11 +295,12 @@ final class ReplayTests: XCTestCase {
     /// Feeds the clip in chunks of `spec`, checking after every push that exactly the frames whose window is
     /// complete ran (frame centres from Python), then flushes.
     func replay(_ spec: String, manifest: A2BSManifest, trace: ReplayTrace, samples: [Float],
-                lifeAmount: Double? = nil) throws -> [A2BSFrame] {
+                lifeAmount: Double? = nil, controls: A2BSFaceControls? = nil) throws -> [A2BSFrame] {
         let frontEnd = ReplayRunner(role: "front end", trace: trace)
         let step = ReplayRunner(role: "step", trace: trace, follows: frontEnd)
         let engine = try A2BSEngine(manifest: manifest, frontEnd: frontEnd, step: step)
         if let lifeAmount { engine.lifeAmount = lifeAmount }
+        if let controls { engine.controls = controls }
         let half = manifest.timeline.window / 2, lookahead = manifest.timeline.lookaheadFrames
         var frames: [A2BSFrame] = []
         var chunks = ChunkSizes(), fed = 0, due = 0
