@@ -353,12 +353,14 @@ def emotion_report(ckpt: Checkpoint, synthetic: Path | None) -> dict[str, Any]:
             target = take.targets.numpy()
             rows["file_emotion"].append(np.abs(predict(model, take) - target))
             rows["neutral_emotion"].append(np.abs(predict(model, take, neutral_emotion=True) - target))
-        from a2bs.core.blendshapes import EXPRESSION_INDICES, MOUTH_INDICES
+        from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, EXPRESSION_INDICES, MOUTH_INDICES, STYLE_SHAPES
 
         # "articulation": the shapes the four contrasts score (speech, not expression)
         articulation = sorted({INDEX[n] for c in A.CONTRASTS.values() for n in c.shapes})
         sets = {
             "mouth": list(MOUTH_INDICES),
+            # the mouth less the style shapes the emotion stream carries (smile, frown, dimple): speech only
+            "mouth_speech": [i for i in MOUTH_INDICES if ARKIT_BLENDSHAPES[i] not in STYLE_SHAPES],
             "expression": list(EXPRESSION_INDICES),
             "articulation": articulation,
             **{g: [INDEX[n] for n in names] for g, names in GROUPS.items()},

@@ -8,6 +8,8 @@
 - docs/LIFE.md, "life-params": every parameter of `a2bs.core.life.LifeParams` (both presets, the limits
   a manifest may hold, what it does); "life-figures": the last `benchmarks/bench_life.py` run
   (benchmarks/results/life.json);
+- docs/LIFE.md, "expression-figures": the expression stream figures of the same run (S_overall, variation per
+  shape group over an utterance, a calm against a lively reading);
 - docs/CONTROLS.md, "controls": every face control of `a2bs.core.controls.FaceControls` (default, limits,
   the `a2bs infer` option, what it does).
 
@@ -166,11 +168,37 @@ def life_figures_table() -> str:
     return "\n".join(lines)
 
 
+def expression_figures_table() -> str:
+    data = json.loads(LIFE.read_text()) if LIFE.is_file() else {}
+    e = data.get("expression")
+    if e is None:
+        return "No expression figures yet: run `benchmarks/bench_life.py` with the evaluation set present."
+    groups = list(e["variation_std_by_group"])
+    calm, lively = e["mean_by_group"]["calm"], e["mean_by_group"]["lively"]
+    lines = [
+        f"Generated from `benchmarks/results/life.json`: the shipped 30 fps model, S_overall {e['s_overall']:.3f} "
+        f"(the spec: 0.6-0.9). Variation: the standard deviation of each shape over an utterance, averaged over the "
+        f"group's shapes and the {e['utterances']} utterances of `shared/eval/real-speech`. Calm / lively: "
+        f"{len(e['reading_utterances'])} utterances (one per speaker) animated with the expression of a calm and "
+        "of a lively PSOLA reading of themselves (`a2bs infer --emotion-from`); the mouth is the original's.",
+        "",
+        "| group | variation, model | variation, + life layer | mean, calm | mean, lively | mean abs lively - calm |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in groups:
+        lines.append(
+            f"| {g} | {e['variation_std_by_group'][g]:.4f} | {e['variation_std_by_group_with_life'][g]:.4f} | "
+            f"{calm[g]:.4f} | {lively[g]:.4f} | {e['lively_minus_calm_mean_abs_by_group'][g]:.4f} |"
+        )
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, tuple[Path, Callable[[], str]]] = {
     "model-figures": (ROOT / "docs" / "ARCHITECTURE.md", model_figures_table),
     "variants": (ROOT / "docs" / "VALIDATION.md", variants_table),
     "life-params": (ROOT / "docs" / "LIFE.md", life_params_table),
     "life-figures": (ROOT / "docs" / "LIFE.md", life_figures_table),
+    "expression-figures": (ROOT / "docs" / "LIFE.md", expression_figures_table),
     "controls": (ROOT / "docs" / "CONTROLS.md", controls_table),
 }
 
