@@ -159,7 +159,7 @@ def life_figures_table() -> str:
     lines = [
         f"Generated from `benchmarks/results/life.json` ({machine['cpu']}, {machine['cores']} cores, load "
         f"{data['load_average_1min']:g}; `a2bs infer` at {files[0]['fps']} fps, default backend, seed 0, runs "
-        f"interleaved, `taskset -c 1`).",
+        f"interleaved, pinned to one core).",
         "",
         "| | " + " | ".join(f"`{f['audio']}`" for f in files) + " |",
         "|---|" + "---|" * len(files),
