@@ -28,7 +28,7 @@ import numpy as np
 
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, LOWER_FACE, STYLE_SHAPES
 from a2bs.core.constants import SEAL_GAP
-from a2bs.core.errors import A2BSError, Fields
+from a2bs.core.errors import A2BSError, Fields, about
 
 __all__ = ["CONTROLS_VERSION", "ControlsFilter", "FaceControls", "controls_from_manifest", "manifest_section"]
 
@@ -39,33 +39,29 @@ _STYLE = np.array([name in STYLE_SHAPES for name in ARKIT_BLENDSHAPES])
 _JAW, _CLOSE = INDEX["jawOpen"], INDEX["mouthClose"]
 
 
-def _about(lo: float, hi: float, doc: str) -> dict[str, Any]:
-    return {"limits": (lo, hi), "doc": doc}
-
-
 @dataclass(frozen=True)
 class FaceControls:
     """The controls' values; the defaults leave the model's curves as they are."""
 
     lower_strength: float = field(
-        default=1.0, metadata=_about(0.0, 2.0, "scales the jaw, mouth, tongue and cheekPuff; 0: at rest")
+        default=1.0, metadata=about(0.0, 2.0, "scales the jaw, mouth, tongue and cheekPuff; 0: at rest")
     )
     upper_strength: float = field(
-        default=1.0, metadata=_about(0.0, 2.0, "scales the eyes, brows, cheekSquint and noseSneer; 0: still")
+        default=1.0, metadata=about(0.0, 2.0, "scales the eyes, brows, cheekSquint and noseSneer; 0: still")
     )
     expression_strength: float = field(
         default=1.0,
-        metadata=_about(0.0, 2.0, "scales the style-driven shapes (smile, frown, dimple, squints, eyeWide, sneer)"),
+        metadata=about(0.0, 2.0, "scales the style-driven shapes (smile, frown, dimple, squints, eyeWide, sneer)"),
     )
     lip_offset: float = field(
         default=0.0,
-        metadata=_about(-0.3, 0.3, "added to the lip opening (jawOpen - mouthClose) where the lips are apart"),
+        metadata=about(-0.3, 0.3, "added to the lip opening (jawOpen - mouthClose) where the lips are apart"),
     )
     lower_smoothing_s: float = field(
-        default=0.0, metadata=_about(0.0, 1.0, "extra smoothing of the lower face: time constant, s (0: none)")
+        default=0.0, metadata=about(0.0, 1.0, "extra smoothing of the lower face: time constant, s (0: none)")
     )
     upper_smoothing_s: float = field(
-        default=0.0, metadata=_about(0.0, 1.0, "extra smoothing of the upper face: time constant, s (0: none)")
+        default=0.0, metadata=about(0.0, 1.0, "extra smoothing of the upper face: time constant, s (0: none)")
     )
 
     def to_json(self) -> dict[str, float]:
@@ -75,9 +71,7 @@ class FaceControls:
     def from_json(cls, data: Any, where: str, prefix: str = "controls.params.") -> FaceControls:
         """Each control present, a number inside its limits, no unknown key: one A2BSError line naming the key."""
         f = Fields(data, where, A2BSError, prefix)
-        unknown = sorted(set(f.data) - set(LIMITS))
-        if unknown:
-            raise A2BSError(f"{where}: '{prefix}{unknown[0]}' is not a face control")
+        f.only(LIMITS, "a face control")
         return cls(**{name: f.number(name, lo, hi) for name, (lo, hi) in LIMITS.items()})
 
     def check(self) -> FaceControls:
@@ -126,11 +120,15 @@ class ControlsFilter:
         if curves.ndim != 2 or curves.shape[1] != N_SHAPES:
             raise A2BSError(f"the face controls take frames of shape (n, {N_SHAPES}), got {curves.shape}")
         x = curves.astype(np.float64)
-        y = np.empty_like(x)
-        previous = self.previous
-        for k in range(len(x)):  # the recursion runs frame by frame; a = 0 gives x exactly
-            previous = x[k] if previous is None else x[k] + self.a * (previous - x[k])
-            y[k] = previous
+        if not self.a.any():  # no smoothing: y = x exactly, as the recursion with a = 0 gives
+            y = x
+            previous = x[-1] if len(x) else self.previous
+        else:
+            y = np.empty_like(x)
+            previous = self.previous
+            for k in range(len(x)):  # the recursion runs frame by frame
+                previous = x[k] if previous is None else x[k] + self.a * (previous - x[k])
+                y[k] = previous
         self.previous = None if previous is None else previous.copy()
         v = np.clip(y * self.gain, 0.0, 1.0)
         d = self.controls.lip_offset

@@ -11,7 +11,7 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -196,8 +196,20 @@ class Fields:
             raise self._fail(key, f"must be a list of {min_len} to {max_len} items, got {got}")
         return value
 
+    def only(self, keys: Iterable[str], noun: str) -> None:
+        """Refuse a key outside `keys`, naming the first: "'prefix.key' is not NOUN"."""
+        unknown = sorted(set(self.data) - set(keys))
+        if unknown:
+            raise self._fail(unknown[0], f"is not {noun}")
+
     def obj(self, key: str) -> Fields:
         return Fields(self._get(key, False), self.where, self.error, f"{self.prefix}{key}.")
+
+
+def about(lo: float, hi: float, doc: str) -> dict[str, Any]:
+    """A dataclass field's metadata for parameters a manifest holds: its limits (checked with `Fields`) and
+    what it does (the docs' tables)."""
+    return {"limits": (lo, hi), "doc": doc}
 
 
 def _is_number(value: Any) -> bool:

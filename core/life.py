@@ -29,7 +29,7 @@ from a2bs.core.audio import SampleWindow, frame_centers, stream_audio
 from a2bs.core.blendshapes import ARKIT_BLENDSHAPES, INDEX, LIVE_LINK_FACE_ROTATIONS
 from a2bs.core.constants import LIFE_MAX_SEED as MAX_SEED
 from a2bs.core.constants import N_FFT, SAMPLE_RATE
-from a2bs.core.errors import A2BSError, Fields
+from a2bs.core.errors import A2BSError, Fields, about
 
 __all__ = [
     "LIFE_VERSION",
@@ -101,11 +101,6 @@ def bump(t: Any, t0: float, t_peak: float, t_hold: float, t_end: float) -> Any:
 Range = tuple[float, float]
 
 
-def _about(lo: float, hi: float, doc: str) -> dict[str, Any]:
-    """A parameter's limits (what a manifest may hold) and what it does (docs/LIFE.md's table)."""
-    return {"limits": (lo, hi), "doc": doc}
-
-
 @dataclass(frozen=True)
 class LifeParams:
     """What the layer does, per preset (docs/LIFE.md cites the figures). Pairs are uniform ranges (lo, hi).
@@ -115,104 +110,104 @@ class LifeParams:
     layer off (the input unchanged, no rotations), 1 the full preset. Blinks keep their human rate and
     shape at any amount above 0: a half-closed blink looks like a twitch, not a calmer face."""
 
-    amount: float = field(default=1.0, metadata=_about(0.0, 1.0, "scales every motion amplitude; 0: the layer off"))
+    amount: float = field(default=1.0, metadata=about(0.0, 1.0, "scales every motion amplitude; 0: the layer off"))
     # blinks
     blink_rate_speaking: float = field(
         default=20.0,
-        metadata=_about(
+        metadata=about(
             0.0, 60.0, "blinks a minute while speaking; the phrase-end blinks bring it to ~26 (Bentivoglio 1997)"
         ),
     )
     blink_rate_pause: float = field(
-        default=17.0, metadata=_about(0.0, 60.0, "blinks a minute in pauses (at rest: 17, Bentivoglio 1997)")
+        default=17.0, metadata=about(0.0, 60.0, "blinks a minute in pauses (at rest: 17, Bentivoglio 1997)")
     )
     blink_phrase_end: float = field(
-        default=0.4, metadata=_about(0.0, 1.0, "chance of a blink when a phrase ends (Nakano & Kitazawa 2010)")
+        default=0.4, metadata=about(0.0, 1.0, "chance of a blink when a phrase ends (Nakano & Kitazawa 2010)")
     )
     blink_close_s: Range = field(
-        default=(0.06, 0.09), metadata=_about(0.02, 0.5, "closing time, s (~100 ms: Stern et al. 1984)")
+        default=(0.06, 0.09), metadata=about(0.02, 0.5, "closing time, s (~100 ms: Stern et al. 1984)")
     )
-    blink_hold_s: Range = field(default=(0.0, 0.03), metadata=_about(0.0, 1.0, "time closed, s"))
+    blink_hold_s: Range = field(default=(0.0, 0.03), metadata=about(0.0, 1.0, "time closed, s"))
     blink_open_ratio: Range = field(
         default=(1.4, 2.0),
-        metadata=_about(0.5, 5.0, "opening time / closing time: opening is slower (Sforza et al. 2008)"),
+        metadata=about(0.5, 5.0, "opening time / closing time: opening is slower (Sforza et al. 2008)"),
     )
-    blink_amplitude: Range = field(default=(0.85, 1.0), metadata=_about(0.0, 1.0, "eyeBlink at the closed moment"))
+    blink_amplitude: Range = field(default=(0.85, 1.0), metadata=about(0.0, 1.0, "eyeBlink at the closed moment"))
     blink_asymmetry: float = field(
-        default=0.08, metadata=_about(0.0, 0.5, "one eye (drawn at random) closes by up to this fraction less")
+        default=0.08, metadata=about(0.0, 0.5, "one eye (drawn at random) closes by up to this fraction less")
     )
     blink_refractory_s: float = field(
-        default=0.4, metadata=_about(0.0, 10.0, "at least this from one blink's end to the next one's start")
+        default=0.4, metadata=about(0.0, 10.0, "at least this from one blink's end to the next one's start")
     )
     # gaze (conjugate, degrees; positive yaw: eyeLookOutRight / eyeLookInLeft; positive pitch: down)
     fixation_speaking_s: Range = field(
-        default=(0.5, 2.0), metadata=_about(0.1, 30.0, "time between small gaze shifts while speaking, s")
+        default=(0.5, 2.0), metadata=about(0.1, 30.0, "time between small gaze shifts while speaking, s")
     )
     fixation_pause_s: Range = field(
-        default=(0.8, 3.0), metadata=_about(0.1, 30.0, "time between small gaze shifts in pauses, s")
+        default=(0.8, 3.0), metadata=about(0.1, 30.0, "time between small gaze shifts in pauses, s")
     )
     face_yaw_deg: float = field(
-        default=2.0, metadata=_about(0.0, 15.0, "small shifts over the listener's face: yaw within +- this, deg")
+        default=2.0, metadata=about(0.0, 15.0, "small shifts over the listener's face: yaw within +- this, deg")
     )
     face_pitch_deg: Range = field(
-        default=(-1.0, 2.0), metadata=_about(-15.0, 15.0, "their pitch, deg (up, down: the mouth is below the eyes)")
+        default=(-1.0, 2.0), metadata=about(-15.0, 15.0, "their pitch, deg (up, down: the mouth is below the eyes)")
     )
     avert_probability: float = field(
-        default=0.7, metadata=_about(0.0, 1.0, "chance of looking away when a phrase starts (over 70 %: Kendon 1967)")
+        default=0.7, metadata=about(0.0, 1.0, "chance of looking away when a phrase starts (over 70 %: Kendon 1967)")
     )
     avert_deg: Range = field(
         default=(5.0, 12.0),
-        metadata=_about(0.0, 30.0, "how far, deg (natural saccades: mostly under 15, Bahill et al. 1975)"),
+        metadata=about(0.0, 30.0, "how far, deg (natural saccades: mostly under 15, Bahill et al. 1975)"),
     )
     avert_hold_s: Range = field(
-        default=(0.8, 2.0), metadata=_about(0.1, 30.0, "how long before looking back (or at the phrase's end), s")
+        default=(0.8, 2.0), metadata=about(0.1, 30.0, "how long before looking back (or at the phrase's end), s")
     )
     lid_follow_down: float = field(
         default=0.35,
-        metadata=_about(
+        metadata=about(
             0.0, 1.0, "eyeBlink per unit of the layer's eyeLookDown (lid-eye coordination: Becker & Fuchs 1988)"
         ),
     )
-    lid_follow_up: float = field(default=0.25, metadata=_about(0.0, 1.0, "eyeWide per unit of the layer's eyeLookUp"))
+    lid_follow_up: float = field(default=0.25, metadata=about(0.0, 1.0, "eyeWide per unit of the layer's eyeLookUp"))
     # head (degrees)
     drift_yaw_deg: float = field(
-        default=1.5, metadata=_about(0.0, 15.0, "slow sway: a new yaw knot within +- this every drift period, deg")
+        default=1.5, metadata=about(0.0, 15.0, "slow sway: a new yaw knot within +- this every drift period, deg")
     )
-    drift_pitch_deg: float = field(default=1.0, metadata=_about(0.0, 15.0, "its pitch knots, deg"))
-    drift_roll_deg: float = field(default=0.8, metadata=_about(0.0, 15.0, "its roll knots, deg"))
+    drift_pitch_deg: float = field(default=1.0, metadata=about(0.0, 15.0, "its pitch knots, deg"))
+    drift_roll_deg: float = field(default=0.8, metadata=about(0.0, 15.0, "its roll knots, deg"))
     drift_period_s: Range = field(
-        default=(1.2, 2.8), metadata=_about(0.2, 30.0, "time between knots, s (raised-cosine in between)")
+        default=(1.2, 2.8), metadata=about(0.2, 30.0, "time between knots, s (raised-cosine in between)")
     )
     drift_pause_scale: float = field(
-        default=0.5, metadata=_about(0.0, 1.0, "knots drawn in pauses are this much smaller")
+        default=0.5, metadata=about(0.0, 1.0, "knots drawn in pauses are this much smaller")
     )
     head_gaze_share: float = field(
-        default=0.25, metadata=_about(0.0, 1.0, "the head turns this share of the gaze target")
+        default=0.25, metadata=about(0.0, 1.0, "the head turns this share of the gaze target")
     )
     nod_probability: float = field(
-        default=0.45, metadata=_about(0.0, 1.0, "chance of a nod on a pitch accent (Hadar et al. 1983)")
+        default=0.45, metadata=about(0.0, 1.0, "chance of a nod on a pitch accent (Hadar et al. 1983)")
     )
-    nod_deg: float = field(default=2.5, metadata=_about(0.0, 15.0, "a nod's pitch at accent strength 1, deg"))
-    nod_down_s: float = field(default=0.15, metadata=_about(0.02, 2.0, "its way down, s"))
-    nod_up_s: float = field(default=0.3, metadata=_about(0.02, 2.0, "its way back, s"))
+    nod_deg: float = field(default=2.5, metadata=about(0.0, 15.0, "a nod's pitch at accent strength 1, deg"))
+    nod_down_s: float = field(default=0.15, metadata=about(0.02, 2.0, "its way down, s"))
+    nod_up_s: float = field(default=0.3, metadata=about(0.02, 2.0, "its way back, s"))
     settle_deg: float = field(
-        default=1.5, metadata=_about(0.0, 15.0, "the settling nod when a phrase ends, deg (the sway eases to 30 %)")
+        default=1.5, metadata=about(0.0, 15.0, "the settling nod when a phrase ends, deg (the sway eases to 30 %)")
     )
-    settle_down_s: float = field(default=0.35, metadata=_about(0.02, 3.0, "its way down, s"))
-    settle_up_s: float = field(default=0.6, metadata=_about(0.02, 3.0, "its way back, s"))
+    settle_down_s: float = field(default=0.35, metadata=about(0.02, 3.0, "its way down, s"))
+    settle_up_s: float = field(default=0.6, metadata=about(0.02, 3.0, "its way back, s"))
     head_limit_deg: float = field(
-        default=10.0, metadata=_about(0.0, 45.0, "every head angle is clamped to +- this, deg")
+        default=10.0, metadata=about(0.0, 45.0, "every head angle is clamped to +- this, deg")
     )
     # brows
     brow_probability: float = field(
-        default=0.35, metadata=_about(0.0, 1.0, "chance of a brow raise on a pitch accent (Krahmer & Swerts 2007)")
+        default=0.35, metadata=about(0.0, 1.0, "chance of a brow raise on a pitch accent (Krahmer & Swerts 2007)")
     )
     brow_amplitude: float = field(
-        default=0.45, metadata=_about(0.0, 1.0, "browInnerUp at accent strength 1 (browOuterUp: 0.8 of it)")
+        default=0.45, metadata=about(0.0, 1.0, "browInnerUp at accent strength 1 (browOuterUp: 0.8 of it)")
     )
-    brow_attack_s: float = field(default=0.12, metadata=_about(0.02, 2.0, "its rise, s"))
-    brow_hold_s: float = field(default=0.1, metadata=_about(0.0, 2.0, "its hold, s"))
-    brow_release_s: float = field(default=0.35, metadata=_about(0.02, 3.0, "its fall, s"))
+    brow_attack_s: float = field(default=0.12, metadata=about(0.02, 2.0, "its rise, s"))
+    brow_hold_s: float = field(default=0.1, metadata=about(0.0, 2.0, "its hold, s"))
+    brow_release_s: float = field(default=0.35, metadata=about(0.02, 3.0, "its fall, s"))
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's `life.params`: numbers, and [lo, hi] lists for ranges."""
@@ -223,9 +218,7 @@ class LifeParams:
         """Checked like every manifest key: each parameter present, a number (or [lo, hi] with lo <= hi)
         inside its limits; an unknown key is refused too. One-line A2BSError naming the key otherwise."""
         f = Fields(data, where, A2BSError, prefix)
-        unknown = sorted(set(f.data) - set(LIMITS))
-        if unknown:
-            raise A2BSError(f"{where}: '{prefix}{unknown[0]}' is not a life-layer parameter")
+        f.only(LIMITS, "a life-layer parameter")
         values: dict[str, Any] = {}
         for name, (lo, hi) in LIMITS.items():
             if name in RANGES:
