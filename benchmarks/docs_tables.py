@@ -116,13 +116,13 @@ def life_params_table() -> str:
 def controls_table() -> str:
     from dataclasses import fields
 
+    from a2bs.cli.main import CONTROL_OPTIONS
     from a2bs.core.controls import DOCS, LIMITS, FaceControls
 
-    options = {"lower_smoothing_s": "--lower-smoothing", "upper_smoothing_s": "--upper-smoothing"}
     lines = ["| control (manifest key) | `a2bs infer` | default | limits | what it does |", "|---|---|---|---|---|"]
     for f in fields(FaceControls):
         lo, hi = LIMITS[f.name]
-        option = options.get(f.name, "--" + f.name.replace("_", "-"))
+        option = CONTROL_OPTIONS[f.name]
         lines.append(f"| `{f.name}` | `{option}` | {f.default:g} | {lo:g} .. {hi:g} | {DOCS[f.name]} |")
     return "\n".join(lines)
 

@@ -171,7 +171,8 @@ class Animator:
         animation.metadata.update(life=self.spec.life, seed=self.spec.seed if params is not None else None)
         if params is not None and self.spec.life_amount is not None:
             animation.metadata["life_amount"] = params.amount
-        if self.controls != FaceControls():  # the defaults change nothing: the files stay as they were
+        tuned = self.controls != FaceControls()  # the defaults change nothing: skipped, the files as they were
+        if tuned:
             animation.metadata["controls"] = self.controls.to_json()
         written = Written(output, animation.fps, animation.n_frames, animation.duration_s, 0.0, animation.label)
         kept = 0
@@ -185,7 +186,7 @@ class Animator:
                 yield chunk
 
         def controlled() -> Iterator[np.ndarray]:
-            if self.controls == FaceControls():  # the identity: skip the work
+            if not tuned:
                 yield from checked()
                 return
             face = ControlsFilter(self.controls, animation.fps)

@@ -44,10 +44,15 @@ class Life(StrEnum):
     natural = "natural"
 
 
+# `a2bs infer`'s option for each face control (docs/CONTROLS.md's table names them from here)
+CONTROL_OPTIONS: dict[str, str] = {name: "--" + name.removesuffix("_s").replace("_", "-") for name in CONTROL_LIMITS}
+
+
 def _control(name: str) -> Any:
     """The option of one face control (docs/CONTROLS.md): its limits and meaning from core/controls.py."""
     lo, hi = CONTROL_LIMITS[name]
-    return typer.Option(min=lo, max=hi, help=f"Face control: {CONTROL_DOCS[name]} (default: the bundle's).")
+    help_text = f"Face control: {CONTROL_DOCS[name]} (default: the bundle's)."
+    return typer.Option(CONTROL_OPTIONS[name], min=lo, max=hi, help=help_text)
 
 
 @app.command()
@@ -175,17 +180,17 @@ def infer(
             raise A2BSError(f"--backend {backend} needs --bundle DIR (a folder made by a2bs-convert)")
         if checkpoint is not None or stride != 1 or emotion_refresh is not None:
             raise A2BSError(f"--checkpoint, --stride and --emotion-refresh go with --backend torch, not {backend}")
-    given = {
-        "--life-amount": (life_amount, (0.0, 1.0)),
-        "--lower-strength": (lower_strength, CONTROL_LIMITS["lower_strength"]),
-        "--upper-strength": (upper_strength, CONTROL_LIMITS["upper_strength"]),
-        "--expression-strength": (expression_strength, CONTROL_LIMITS["expression_strength"]),
-        "--lip-offset": (lip_offset, CONTROL_LIMITS["lip_offset"]),
-        "--lower-smoothing": (lower_smoothing, CONTROL_LIMITS["lower_smoothing_s"]),
-        "--upper-smoothing": (upper_smoothing, CONTROL_LIMITS["upper_smoothing_s"]),
+    controls = {
+        "lower_strength": lower_strength,
+        "upper_strength": upper_strength,
+        "expression_strength": expression_strength,
+        "lip_offset": lip_offset,
+        "lower_smoothing_s": lower_smoothing,
+        "upper_smoothing_s": upper_smoothing,
     }
-    for option, (value, (lo, hi)) in given.items():  # a range check lets NaN through
-        if value is not None and not lo <= value <= hi:
+    given = {CONTROL_OPTIONS[name]: (value, CONTROL_LIMITS[name]) for name, value in controls.items()}
+    for option, (value, (lo, hi)) in {"--life-amount": (life_amount, (0.0, 1.0)), **given}.items():
+        if value is not None and not lo <= value <= hi:  # a range check lets NaN through
             raise A2BSError(f"{option} must be a number in [{lo:g}, {hi:g}], got {value}")
     if life == Life.off and life_amount is not None:
         raise A2BSError("--life-amount goes with a life preset (subtle or natural), not --life off")
@@ -204,18 +209,7 @@ def infer(
         life.value,
         seed,
         life_amount,
-        tuple(
-            (name, value)
-            for name, value in (
-                ("lower_strength", lower_strength),
-                ("upper_strength", upper_strength),
-                ("expression_strength", expression_strength),
-                ("lip_offset", lip_offset),
-                ("lower_smoothing_s", lower_smoothing),
-                ("upper_smoothing_s", upper_smoothing),
-            )
-            if value is not None
-        ),
+        tuple((name, value) for name, value in controls.items() if value is not None),
     )
     show = sys.stderr.isatty() if progress is None else progress
     if is_batch(inputs):
