@@ -34,7 +34,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "life.json"
 PLOT = RESULTS.with_name("expression.png")
 A2BS = Path(sys.executable).with_name("a2bs")
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "real-speech"
-# The calm and the lively reading: PSOLA (Praat's "Change gender", as `a2bs data align` perturbs lines) of
+# The calm and the lively reading: PSOLA (`corpus.align.perturb`, as `a2bs data align` perturbs lines) of
 # one real reading, the pitch median times `pitch`, its range times `range`, the duration times `duration`,
 # the level changed by `gain_db`: the words and the voice stay, the speaking style changes.
 READINGS = {
@@ -99,14 +99,13 @@ def _frames(audio: Path, fps: int, emotion_from: Path | None = None) -> np.ndarr
 
 
 def _reading(audio: Path, style: dict[str, float], out: Path) -> Path:
-    import parselmouth
     import soundfile as sf
-    from parselmouth.praat import call
 
-    sound = parselmouth.Sound(load_audio(audio).astype(np.float64), sampling_frequency=16000)
-    median = call(call(sound, "To Pitch", 0.0, 75, 600), "Get quantile", 0, 0, 0.5, "Hertz")
-    changed = call(sound, "Change gender", 75, 600, 1.0, median * style["pitch"], style["range"], style["duration"])
-    y = np.asarray(changed.values[0]) * 10 ** (style["gain_db"] / 20)
+    from a2bs.corpus.align import Perturbation, perturb
+
+    change = Perturbation(pitch_factor=style["pitch"], pitch_range=style["range"], duration=style["duration"])
+    y, _ = perturb(load_audio(audio), [], change)
+    y = y * 10 ** (style["gain_db"] / 20)
     sf.write(out, np.clip(y, -0.99, 0.99).astype(np.float32), 16000, subtype="FLOAT")
     return out
 
