@@ -639,15 +639,17 @@ def life_dir(android_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return out
 
 
-def _run_life_expecting_failure(jar: Path, folder: Path, case: dict[str, Any]) -> str:
-    (folder / "life_cases.json").write_text(json.dumps([case]))
+def _run_expecting_failure(jar: Path, folder: Path, mode: str, case: dict[str, Any]) -> str:
+    """The Kotlin `mode` test (life, controls) over one wrong case written to FOLDER/MODE_cases.json: it must
+    fail; its stderr."""
+    (folder / f"{mode}_cases.json").write_text(json.dumps([case]))
     proc = subprocess.run(
-        [_tool("java"), "-cp", str(jar), "com.a2bs.engine.EngineTestsKt", "life", str(folder)],
+        [_tool("java"), "-cp", str(jar), "com.a2bs.engine.EngineTestsKt", mode, str(folder)],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert proc.returncode != 0, f"the Kotlin life test passed a wrong case: {proc.stdout[-2000:]}"
+    assert proc.returncode != 0, f"the Kotlin {mode} test passed a wrong case: {proc.stdout[-2000:]}"
     return proc.stderr
 
 
@@ -669,22 +671,10 @@ def test_kotlin_life_layer_matches_python(engine_jar: Path, life_dir: Path, tmp_
     for name in ("curves.f32", "windows.f32", *expected):
         shutil.copy(life_dir / name, tmp_path / name)
     reseeded = {**cases[0], "seed": cases[0]["seed"] + 1}
-    assert f"life {cases[0]['name']}: frame" in _run_life_expecting_failure(engine_jar, tmp_path, reseeded)
+    assert f"life {cases[0]['name']}: frame" in _run_expecting_failure(engine_jar, tmp_path, "life", reseeded)
     life = cases[0]["life"]
     changed = {**cases[0], "life": {**life, "params": {**life["params"], "brow_amplitude": 0.46}}}
-    assert f"life {cases[0]['name']}: frame" in _run_life_expecting_failure(engine_jar, tmp_path, changed)
-
-
-def _run_controls_expecting_failure(jar: Path, folder: Path, case: dict[str, Any]) -> str:
-    (folder / "controls_cases.json").write_text(json.dumps([case]))
-    proc = subprocess.run(
-        [_tool("java"), "-cp", str(jar), "com.a2bs.engine.EngineTestsKt", "controls", str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode != 0, f"the Kotlin controls test passed a wrong case: {proc.stdout[-2000:]}"
-    return proc.stderr
+    assert f"life {cases[0]['name']}: frame" in _run_expecting_failure(engine_jar, tmp_path, "life", changed)
 
 
 def test_kotlin_face_controls_match_python(engine_jar: Path, life_dir: Path, tmp_path: Path) -> None:
@@ -710,10 +700,9 @@ def test_kotlin_face_controls_match_python(engine_jar: Path, life_dir: Path, tmp
     params = lively["controls"]["params"]
     assert params["lip_offset"] == 0.06 and lively["fps"] == 30
     changed = {**lively, "controls": {**lively["controls"], "params": {**params, "lip_offset": 0.07}}}
-    assert "controls lively (whole): frame" in _run_controls_expecting_failure(engine_jar, tmp_path, changed)
-    assert "controls lively (whole): frame" in _run_controls_expecting_failure(
-        engine_jar, tmp_path, {**lively, "fps": 60}
-    )
+    assert "controls lively (whole): frame" in _run_expecting_failure(engine_jar, tmp_path, "controls", changed)
+    other_fps = {**lively, "fps": 60}
+    assert "controls lively (whole): frame" in _run_expecting_failure(engine_jar, tmp_path, "controls", other_fps)
 
 
 REPLAY_CONTROLS = FaceControls(
